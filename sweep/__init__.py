@@ -1,0 +1,1 @@
+"""sweep: hyperparameter sweeps for small Keras image classifiers."""

@@ -1,0 +1,144 @@
+"""The ``sweep`` command. Thin: parse arguments, call the stages, turn errors into one line.
+
+Heavy modules (Keras, Optuna, plotly) are imported inside the commands, after the study file
+is validated, so a malformed study is answered at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sweep.errors import SweepError
+
+REPORTS_DIR = Path("reports")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ logging prints CUDA probing noise on machines without a GPU; this is a
+    # logging setting of this process only (a user's own value wins).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args) or 0
+    except SweepError as err:
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("sweep: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    storage_default = os.environ.get("SWEEP_STORAGE", "sqlite:///sweeps.db")
+    parser = argparse.ArgumentParser(prog="sweep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name, func, help_text, study=True):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if study:
+            p.add_argument("study", metavar="NAME_OR_PATH", help="study name in studies/ or a YAML path")
+        p.add_argument(
+            "--storage", default=storage_default,
+            help="database URL (default: $SWEEP_STORAGE or sqlite:///sweeps.db)",
+        )
+        p.set_defaults(command=func)
+        return p
+
+    run = command("run", _run, "train every point of a study's search space not yet done")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="dotted.path=value",
+        help="override a study field, e.g. --set training.epochs=3 (repeatable)",
+    )
+    run.add_argument(
+        "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
+        help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
+    )
+    report = command("report", _report, "write a self-contained HTML report of a study")
+    report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
+    command("status", _status, "show a study's trials: done, running, failed, best so far")
+    export = command("export", _export, "write the report's results frame as csv or parquet")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--out", type=Path, help="output path (default: NAME.csv / NAME.parquet)")
+    dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
+    dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
+    dash.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def _study_name(arg: str) -> str:
+    """A study file's name, or the argument itself when it names a study in storage only."""
+    from sweep.spec import load_study
+
+    try:
+        return load_study(arg).name
+    except SweepError:
+        if arg.endswith((".yaml", ".yml")):
+            raise
+        return arg
+
+
+def _run(args) -> int:
+    from sweep.spec import load_study
+
+    spec = load_study(args.study, args.set)
+    from sweep.report import load_results, write_report
+    from sweep.runner import run_sweep
+
+    result = run_sweep(spec, args.storage, data_dir=args.data_dir)
+    best = (
+        f"best {spec.metric} {result.best_value:.4f} (trial {result.best_trial})"
+        if result.best_value is not None
+        else "no completed trial"
+    )
+    print(
+        f"[{spec.name}] {result.total} points: {result.ran} trained now "
+        f"({result.failed} failed), {result.skipped} already done; {best}"
+    )
+    REPORTS_DIR.mkdir(exist_ok=True)
+    path = write_report(load_results(spec.name, args.storage), REPORTS_DIR / f"{spec.name}.html")
+    print(f"[{spec.name}] report: {path}")
+    return 0
+
+
+def _report(args) -> int:
+    from sweep.report import load_results, write_report
+
+    name = _study_name(args.study)
+    out = args.out or REPORTS_DIR / f"{name}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(write_report(load_results(name, args.storage), out))
+    return 0
+
+
+def _export(args) -> int:
+    from sweep.report import export, load_results
+
+    name = _study_name(args.study)
+    out = args.out or Path(f"{name}.{args.format}")
+    print(export(load_results(name, args.storage), args.format, out))
+    return 0
+
+
+def _status(args) -> int:
+    from sweep.status import study_status
+
+    print(study_status(_study_name(args.study), args.storage))
+    return 0
+
+
+def _dashboard(args) -> int:
+    from optuna_dashboard import run_server
+
+    from sweep.storage import open_storage, safe_url
+
+    store = open_storage(args.storage, create=False)
+    print(f"optuna-dashboard for {safe_url(args.storage)} at http://{args.host}:{args.port}/")
+    run_server(store, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

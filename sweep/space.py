@@ -1,0 +1,93 @@
+"""The search space: parameters, grid points, samplers, and turning values into a trial config.
+
+Optuna lives behind this door for sampling; everything handed out is a plain dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+
+@dataclass(frozen=True)
+class ChoiceParam:
+    """A list of values: the grid's axis, or a categorical choice for random/tpe."""
+
+    name: str  # dotted path into the study, e.g. "model.kernel"
+    values: tuple
+
+    def describe(self) -> list:
+        return list(self.values)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        return trial.suggest_categorical(self.name, list(self.values))
+
+
+@dataclass(frozen=True)
+class RangeParam:
+    """A numeric range for random/tpe sampling."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+
+    def describe(self) -> dict:
+        out = {"low": self.low, "high": self.high, "log": self.log}
+        return out | ({"step": self.step} if self.step is not None else {})
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.integer:
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+
+Param = ChoiceParam | RangeParam
+
+
+def grid_points(params: tuple[Param, ...]) -> list[dict]:
+    """Every combination of the choice params, in a stable order (the first param varies slowest)."""
+    names = [p.name for p in params]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(p.values for p in params))]
+
+
+def point_key(values: dict) -> str:
+    """A canonical string for a point of the space, to tell whether it was already run."""
+    return json.dumps(values, sort_keys=True)
+
+
+def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
+    """Ask the trial for a value of each param; returns ``{dotted.name: value}``."""
+    return {p.name: p.suggest(trial) for p in params}
+
+
+def make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Grid points are enqueued explicitly (see runner), so any sampler serves them; random and
+    tpe draw the rest. ``seed`` should differ between resumed runs so draws are not repeated."""
+    if sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def resolve(config: dict, values: dict) -> dict:
+    """The trial's full config: the study's sections with the searched values set in.
+
+    A searched ``seed`` lands at ``config["seed"]``.
+    """
+    out = copy.deepcopy(config)
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return out

@@ -1,0 +1,48 @@
+"""``sweep status``: what a study holds right now, as text."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from optuna.trial import TrialState
+
+from sweep import storage
+
+
+def study_status(name: str, storage_url: str) -> str:
+    """Trial counts by state, the best trial, failures with reasons, and running trials with
+    the last epoch they stored."""
+    store = storage.open_storage(storage_url, create=False)
+    study = storage.load_study(store, name)
+    trials = study.get_trials(deepcopy=False)
+    stored = study.user_attrs.get("study", {})
+    metric = stored.get("objective", {}).get("metric", "value")
+    params = stored.get("search", {}).get("params", {})
+    total = 1
+    for values in params.values():
+        total *= len(values) if isinstance(values, list) else 1
+    planned = stored.get("search", {}).get("n_trials") or total
+    counts = Counter(t.state.name.lower() for t in trials)
+    lines = [
+        f"study {name} in {storage.safe_url(storage_url)}: {planned} planned; "
+        + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    ]
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    if completed:
+        best = study.best_trial
+        lines.append(f"best {metric} {best.value:.4f}: trial {best.number} {best.params}")
+    epochs = storage.epochs_frame(store, name)
+    last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            total_epochs = t.user_attrs.get("config", {}).get("training", {}).get("epochs", "?")
+            lines.append(
+                f"running: trial {t.number} {t.params} epoch "
+                f"{last_epoch.get(t.number, 0)}/{total_epochs}"
+            )
+        elif t.state == TrialState.FAIL:
+            reason = t.user_attrs.get("fail_reason") or (
+                "interrupted" if t.user_attrs.get("interrupted") else "unknown"
+            )
+            lines.append(f"failed: trial {t.number} {t.params}: {reason}")
+    return "\n".join(lines)
