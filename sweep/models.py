@@ -2,8 +2,9 @@
 
 Layout, as in the seeds' notebooks: per entry of ``filters`` a Conv2D (``kernel`` x ``kernel``,
 ReLU; with batch_norm: Conv -> BatchNorm -> ReLU), then 2x2 pooling after every conv but the
-last, then dropout; Flatten; per entry of ``dense`` a ReLU Dense layer and dropout; a softmax
-Dense layer over the classes. Only Keras 3 APIs, so any backend works.
+last (after the last too with ``pool_last``, as the Fashion-MNIST course model does), then
+dropout; Flatten; per entry of ``dense`` a ReLU Dense layer and dropout; a softmax Dense layer
+over the classes. Only Keras 3 APIs, so any backend works.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def feature_maps(model_cfg: dict, input_shape: tuple[int, ...]) -> list[tuple[in
                     f"{height}x{width} feature map (padding: valid)"
                 )
             height, width = height - kernel + 1, width - kernel + 1
-        if i < len(filters) and model_cfg["pooling"] != "none":
+        if _pools_after(i, model_cfg):
             if min(height, width) < POOL_SIZE:
                 raise ConfigError(
                     f"pooling after conv layer {i} meets a {height}x{width} feature map, "
@@ -40,6 +41,12 @@ def feature_maps(model_cfg: dict, input_shape: tuple[int, ...]) -> list[tuple[in
             height, width = height // POOL_SIZE, width // POOL_SIZE
         shapes.append((height, width, channels))
     return shapes
+
+
+def _pools_after(layer: int, model_cfg: dict) -> bool:
+    """Whether conv layer ``layer`` (1-based) is followed by pooling."""
+    last = layer == len(model_cfg["filters"])
+    return model_cfg["pooling"] != "none" and (not last or model_cfg.get("pool_last", False))
 
 
 def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
@@ -63,7 +70,7 @@ def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int)
         )
         if batch_norm:
             stack += [layers.BatchNormalization(), layers.Activation("relu")]
-        if pool is not None and i < len(filters):
+        if _pools_after(i, model_cfg):
             stack.append(pool(POOL_SIZE))
         if dropout:
             stack.append(layers.Dropout(dropout))

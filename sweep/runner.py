@@ -49,7 +49,10 @@ def run_sweep(
     if spec.search.sampler == "grid":
         points = space.grid_points(spec.search.params)
         finished = {space.point_key(t.params) for t in done}
-        todo = [p for p in points if space.point_key(p) not in finished]
+        todo = [
+            p for p in points
+            if space.point_key(space.to_optuna(spec.search.params, p)) not in finished
+        ]
         result = SweepResult(total=len(points), skipped=len(points) - len(todo))
     else:
         n_left = max(0, spec.search.n_trials - len(done))
@@ -68,7 +71,7 @@ def run_sweep(
 
     for point in todo:
         if point is not None:
-            study.enqueue_trial(point)
+            study.enqueue_trial(space.to_optuna(spec.search.params, point))
         trial = study.ask()
         values = space.suggest(trial, spec.search.params)
         position = result.skipped + result.ran + 1

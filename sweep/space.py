@@ -25,7 +25,17 @@ class ChoiceParam:
         return list(self.values)
 
     def suggest(self, trial: optuna.Trial) -> Any:
-        return trial.suggest_categorical(self.name, list(self.values))
+        choices = [self.to_optuna(v) for v in self.values]
+        return self.from_optuna(trial.suggest_categorical(self.name, choices))
+
+    # Optuna stores only None/bool/int/float/str choices; a list value (``model.filters:
+    # [[16, 16], [32, 32]]``) is stored as its JSON text, e.g. "[16, 16]".
+    @staticmethod
+    def to_optuna(value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, list) else value
+
+    def from_optuna(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(self.values[0], list) else value
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class RangeParam:
     def describe(self) -> dict:
         out = {"low": self.low, "high": self.high, "log": self.log}
         return out | ({"step": self.step} if self.step is not None else {})
+
+    def to_optuna(self, value: Any) -> Any:
+        return value
 
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.integer:
@@ -60,9 +73,14 @@ def grid_points(params: tuple[Param, ...]) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(p.values for p in params))]
 
 
-def point_key(values: dict) -> str:
-    """A canonical string for a point of the space, to tell whether it was already run."""
-    return json.dumps(values, sort_keys=True)
+def to_optuna(params: tuple[Param, ...], point: dict) -> dict:
+    """A point as Optuna stores its params (see ``ChoiceParam.to_optuna``)."""
+    return {p.name: p.to_optuna(point[p.name]) for p in params if p.name in point}
+
+
+def point_key(optuna_params: dict) -> str:
+    """A canonical string for a point (in Optuna's form), to tell whether it was already run."""
+    return json.dumps(optuna_params, sort_keys=True)
 
 
 def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:

@@ -117,6 +117,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "filters": (int_list(1, allow_empty=False), [32, 64, 64]),  # one conv layer each
         "kernel": (integer(1), 3),  # conv window width in pixels
         "pooling": (choice("max", "avg", "none"), "max"),  # 2x2, after each conv but the last
+        "pool_last": (boolean, False),  # pool after the last conv layer too
         "padding": (choice("valid", "same"), "valid"),
         "dropout": (number(0, 1, high_open=True), 0.0),
         "batch_norm": (boolean, False),
