@@ -43,6 +43,6 @@ def test_kernel_wider_than_feature_map_is_rejected_with_reason():
 
 
 def test_pooling_a_one_pixel_map_is_rejected():
-    cfg = {**FIRST_CIFAR10, "filters": [8, 8, 8, 8], "kernel": 3}
+    cfg = {**FIRST_CIFAR10, "filters": [8, 8, 8, 8], "padding": "same"}
     with pytest.raises(ConfigError, match="pooling after conv layer 3 meets a 1x1 feature map"):
-        feature_maps(cfg, (12, 12, 1))
+        feature_maps(cfg, (4, 4, 1))
