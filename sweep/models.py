@@ -3,8 +3,9 @@
 Layout, as in the seeds' notebooks: per entry of ``filters`` a Conv2D (``kernel`` x ``kernel``,
 ReLU; with batch_norm: Conv -> BatchNorm -> ReLU), then 2x2 pooling after every conv but the
 last (after the last too with ``pool_last``, as the Fashion-MNIST course model does), then
-dropout; Flatten; per entry of ``dense`` a ReLU Dense layer and dropout; a softmax Dense layer
-over the classes. Only Keras 3 APIs, so any backend works.
+dropout; Flatten; per entry of ``dense`` a ReLU Dense layer and dropout; a Dense layer giving
+one logit per class (the loss applies the softmax: numerically stabler, and a diverging run
+shows up as a NaN loss instead of being clipped away). Only Keras 3 APIs, so any backend works.
 """
 
 from __future__ import annotations
@@ -79,5 +80,5 @@ def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int)
         stack.append(layers.Dense(units, activation="relu"))
         if dropout:
             stack.append(layers.Dropout(dropout))
-    stack.append(layers.Dense(num_classes, activation="softmax"))
+    stack.append(layers.Dense(num_classes))  # logits
     return keras.Sequential(stack)

@@ -103,8 +103,9 @@ def run_sweep(
 def open_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study:
     """Create the study, or load it when it exists with the same settings.
 
-    The search space may grow between runs (new grid values only run the new points); any
-    other change would mix results of different experiments under one name, so it is refused.
+    Only ``search.n_trials`` may change between runs (to draw more random/tpe trials): any other
+    change would mix results of different experiments under one name (and Optuna cannot
+    widen a categorical parameter's choices), so it is refused before anything is written.
     """
     wanted = _comparable(spec.as_dict())
     try:
@@ -132,7 +133,7 @@ def open_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Stu
 
 
 def _comparable(study_dict: dict) -> dict:
-    """Flatten to dotted keys, leaving out the search space (allowed to change)."""
+    """Flatten to dotted keys, leaving out what may change between runs."""
     flat = {}
 
     def walk(node, prefix):
@@ -142,7 +143,8 @@ def _comparable(study_dict: dict) -> dict:
             else:
                 flat[prefix + key] = value
 
-    walk({k: v for k, v in study_dict.items() if k != "search"}, "")
+    walk(study_dict, "")
+    flat.pop("search.n_trials", None)
     return flat
 
 

@@ -117,7 +117,7 @@ def train(
     """
     model.compile(
         optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )

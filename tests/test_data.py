@@ -1,0 +1,162 @@
+"""Dataset loaders: one contract for every loader, fed the real file formats made here."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_arrays
+from sweep.data import DATASETS, load_dataset
+from sweep.errors import DataError
+
+
+def _cfg(name, **extra):
+    return {"name": name, "validation_split": 0.2, "label_mode": "fine", "path": None,
+            "max_train": None, **extra}
+
+
+def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def _cifar_batch(x, labels: dict) -> bytes:
+    # The python-pickle format of the CIFAR archives: rows of 3072 bytes, channels first.
+    data = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
+    return pickle.dumps({b"data": data, **labels})
+
+
+def make_cifar10(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays(size=32, channels=3, classes=10, n_train=50)
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for i in range(5):
+            part = slice(i * 10, (i + 1) * 10)
+            _add(tar, f"cifar-10-batches-py/data_batch_{i + 1}",
+                 _cifar_batch(x_train[part], {b"labels": list(y_train[part])}))
+        _add(tar, "cifar-10-batches-py/test_batch",
+             _cifar_batch(x_test, {b"labels": list(y_test)}))
+    return _cfg("cifar10"), (50, 32, 32, 3), 10
+
+
+def make_cifar100(tmp_path, label_mode="coarse"):
+    x_train, y_train, x_test, y_test = tiny_arrays(size=32, channels=3, classes=20, n_train=40)
+    with tarfile.open(tmp_path / "cifar-100-python.tar.gz", "w:gz") as tar:
+        for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+            labels = {b"coarse_labels": list(y), b"fine_labels": list(y * 5)}
+            _add(tar, f"cifar-100-python/{split}", _cifar_batch(x, labels))
+    return _cfg("cifar100", label_mode=label_mode), (40, 32, 32, 3), (20 if label_mode ==
+                                                                      "coarse" else 96)
+
+
+def make_fashion_mnist(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays(size=28, classes=10, n_train=30)
+    for prefix, x, y in (("train", x_train, y_train), ("t10k", x_test, y_test)):
+        with gzip.open(tmp_path / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 16 + x.astype(np.uint8).tobytes())
+        with gzip.open(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 8 + y.astype(np.uint8).tobytes())
+    return _cfg("fashion_mnist"), (30, 28, 28, 1), 10
+
+
+def make_mnist(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays(size=28, classes=10, n_train=30)
+    x_train, x_test = x_train[..., 0], x_test[..., 0]
+    np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+             y_test=y_test)
+    return _cfg("mnist"), (30, 28, 28, 1), 10
+
+
+def make_npz(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays(n_train=40)
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return _cfg("npz", path=str(path)), (40, 12, 12, 1), 3
+
+
+def make_folder(tmp_path):
+    x_train, y_train, x_test, y_test = tiny_arrays(size=16, channels=3, n_train=30)
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        for i, (image, label) in enumerate(zip(x, y)):
+            folder = tmp_path / "images" / split / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return _cfg("folder", path=str(tmp_path / "images")), (30, 16, 16, 3), 3
+
+
+def make_digits(tmp_path):
+    return _cfg("digits"), (1438, 32, 32, 1), 10
+
+
+MAKERS = {
+    "cifar10": make_cifar10,
+    "cifar100": make_cifar100,
+    "fashion_mnist": make_fashion_mnist,
+    "mnist": make_mnist,
+    "npz": make_npz,
+    "folder": make_folder,
+    "digits": make_digits,
+}
+
+
+def test_every_loader_has_a_contract_case():
+    assert set(MAKERS) == set(DATASETS)
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_loader_contract(tmp_path, name):
+    cfg, (n_train, *shape), classes = MAKERS[name](tmp_path)
+    data = load_dataset(cfg, seed=0, data_dir=str(tmp_path))
+    assert data.input_shape == tuple(shape)
+    assert len(data.x_train) + len(data.x_val) == n_train
+    assert len(data.x_val) == round(n_train * 0.2)
+    assert len(data.y_train) == len(data.x_train) and len(data.y_test) == len(data.x_test)
+    for x in (data.x_train, data.x_val, data.x_test):
+        assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert data.y_train.dtype == np.int32 and data.y_train.ndim == 1
+    assert data.num_classes == classes
+
+
+def test_validation_split_is_seeded(tmp_path):
+    cfg, *_ = make_npz(tmp_path)
+    a, b = load_dataset(cfg, 0), load_dataset(cfg, 0)
+    c = load_dataset(cfg, 1)
+    assert np.array_equal(a.x_val, b.x_val)
+    assert not np.array_equal(a.x_val, c.x_val)
+
+
+def test_cifar100_label_modes(tmp_path):
+    fine_cfg, *_ = make_cifar100(tmp_path, "fine")
+    coarse = load_dataset({**fine_cfg, "label_mode": "coarse"}, 0, str(tmp_path))
+    fine = load_dataset(fine_cfg, 0, str(tmp_path))
+    assert np.array_equal(fine.y_test, coarse.y_test * 5)
+
+
+def test_max_train_keeps_the_first_images(tmp_path):
+    cfg, *_ = make_npz(tmp_path)
+    data = load_dataset({**cfg, "max_train": 20}, 0)
+    assert len(data.x_train) + len(data.x_val) == 20
+
+
+def test_download_failure_says_which_file_to_put_where(tmp_path, monkeypatch):
+    import keras
+
+    def no_internet():  # what Keras raises when the download cannot happen
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/: [Errno -2]")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_internet)
+    with pytest.raises(DataError, match="cannot download cifar10.*put cifar-10-python.tar.gz "
+                                        "in a folder and set SWEEP_DATA_DIR"):
+        load_dataset(_cfg("cifar10"), 0, data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["npz", "folder"])
+def test_missing_path_is_one_line(tmp_path, name):
+    with pytest.raises(DataError, match="dataset.path: .*missing"):
+        load_dataset(_cfg(name, path=str(tmp_path / "missing")), 0)

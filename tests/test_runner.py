@@ -1,0 +1,152 @@
+"""End to end through the CLI: a real SQLite file, real training on tiny data, resuming,
+rejected and NaN trials, and what a stock Optuna reads back."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import tiny_arrays, tiny_study, write_study
+from sweep.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One tiny grid sweep (2 points x 2 epochs), run once for the tests that read it."""
+    tmp = tmp_path_factory.mktemp("swept")
+    x_train, y_train, x_test, y_test = tiny_arrays()
+    npz = tmp / "tiny.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    study = write_study(tmp, tiny_study(npz))
+    url = f"sqlite:///{tmp / 'sweeps.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        assert main(["run", str(study), "--storage", url]) == 0
+    return tmp, study, url
+
+
+def test_stock_optuna_reads_params_values_and_epochs(swept):
+    tmp, _, url = swept
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert sorted(t.params["model.pooling"] for t in trials) == ["avg", "max"]
+    for t in trials:
+        assert 0.0 <= t.value <= 1.0
+        assert sorted(t.intermediate_values) == [1, 2]  # val_accuracy per epoch
+        assert t.intermediate_values[2] == pytest.approx(t.value)
+        assert [s["epoch"] for s in t.user_attrs["snapshots"]] == [1, 2]
+        assert 0.0 <= t.user_attrs["snapshots"][-1]["test_accuracy"] <= 1.0
+        assert t.user_attrs["param_count"] > 0
+        prov = t.user_attrs["provenance"]
+        assert prov["versions"]["backend"] == "tensorflow" and prov["device"] == "cpu"
+        assert prov["study"]["training"]["epochs"] == 2
+        assert t.user_attrs["config"]["model"]["pooling"] == t.params["model.pooling"]
+
+
+def test_every_epoch_is_a_row_of_sql(swept):
+    tmp, _, _ = swept
+    with sqlite3.connect(tmp / "sweeps.db") as conn:
+        rows = conn.execute(
+            "SELECT trial_number, epoch, train_accuracy, val_loss, test_loss, seconds "
+            "FROM sweep_epochs WHERE study_name = 'tiny' ORDER BY trial_number, epoch"
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert all(r[2] is not None and r[3] is not None and r[4] is not None and r[5] > 0
+               for r in rows)
+
+
+def test_run_writes_a_self_contained_report(swept):
+    tmp, _, _ = swept
+    page = (tmp / "reports" / "tiny.html").read_text()
+    assert "Grouped by model.pooling" in page and "Grouped by epoch" in page
+    assert "Learning curves" in page and "<table" in page
+    assert "<script src=" not in page  # plotly.js inlined: readable offline
+
+
+def test_running_again_resumes_without_retraining(swept, capsys):
+    tmp, study, url = swept
+    assert main(["run", str(study), "--storage", url]) == 0
+    assert "0 trained now (0 failed), 2 already done" in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
+
+
+def test_status_and_export(swept, capsys, tmp_path):
+    _, study, url = swept
+    assert main(["status", str(study), "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "2 planned; 2 complete" in out and "best val_accuracy" in out
+    for fmt in ("csv", "parquet"):
+        path = tmp_path / f"tiny.{fmt}"
+        assert main(["export", "tiny", "--storage", url, "--format", fmt, "--out", str(path)]) == 0
+        import pandas as pd
+
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        assert len(frame) == 4  # 2 trials x 2 snapshot epochs
+        assert {"trial", "model.pooling", "epoch", "train_accuracy", "test_accuracy",
+                "test_loss"} <= set(frame.columns)
+
+
+@pytest.mark.parametrize("change,message", [
+    ("training.epochs=3", "training.epochs = 2, now 3"),
+    ("search.params.model.pooling=[max, avg, none]",
+     "search.params.model.pooling = ['max', 'avg'], now ['max', 'avg', 'none']"),
+])
+def test_a_changed_study_is_refused_and_nothing_written(swept, capsys, change, message):
+    _, study, url = swept
+    assert main(["run", str(study), "--storage", url, "--set", change]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "new name" in err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
+
+
+def test_unbuildable_point_is_rejected_and_the_sweep_goes_on(tmp_path, tiny_npz, db_url,
+                                                            monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.kernel": [3, 13]}})
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    trials = {t.params["model.kernel"]: t for t in optuna.load_study(
+        study_name="tiny", storage=db_url).trials}
+    assert trials[3].state == optuna.trial.TrialState.COMPLETE
+    assert trials[13].state == optuna.trial.TrialState.FAIL
+    assert "13x13 kernel but meets a 12x12 feature map" in trials[13].user_attrs["fail_reason"]
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    assert "0 trained now (0 failed), 2 already done" in capsys.readouterr().out
+
+
+def test_nan_loss_fails_the_trial_with_its_reason(tmp_path, tiny_npz, db_url, monkeypatch,
+                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "optimizer": "sgd"}
+    raw["search"] = {"params": {"training.learning_rate": [0.01, 1.0e12]}}  # 1e12 diverges
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    trials = {t.params["training.learning_rate"]: t
+              for t in optuna.load_study(study_name="tiny", storage=db_url).trials}
+    assert trials[0.01].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1e12].state == optuna.trial.TrialState.FAIL
+    assert trials[1e12].user_attrs["fail_reason"] == "loss became NaN at epoch 1"
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_random_sampler_runs_n_trials_and_resumes_to_more(tmp_path, tiny_npz, db_url,
+                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={
+        "sampler": "random", "n_trials": 2,
+        "params": {"training.learning_rate": {"low": 1.0e-3, "high": 1.0e-1, "log": True}},
+    })
+    raw["training"] = {"epochs": 1, "batch_size": 16}
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    assert main(["run", str(path), "--storage", db_url, "--set", "search.n_trials=3"]) == 0
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert len(trials) == 3
+    rates = [t.params["training.learning_rate"] for t in trials]
+    assert len(set(rates)) == 3 and all(1e-3 <= r <= 1e-1 for r in rates)
