@@ -6,6 +6,7 @@ evaluation after the last epoch, in this one process. The sweep side is the real
 validated one-point grid study run by ``run_sweep`` into a fresh SQLite file, so Optuna's
 bookkeeping, the per-epoch storage writes and the progress lines all count. The plain side is
 what a user writes by hand: float64 ``x / 255.0``, ``fit(validation_split=0.1)``, ``evaluate``.
+Data preparation is timed on neither side ("sweep - data load"); "sweep total" keeps it in.
 
 Run ``python -m sweep.bench`` (or ``make bench``); it prints a table of seconds and the ratio
 sweep / plain (below 1.0: sweep is faster).
@@ -81,18 +82,22 @@ def time_sweep(spec, db: Path) -> tuple[float, int]:
     return seconds, trial.user_attrs["param_count"]
 
 
-def time_plain(raw: tuple, epochs: int) -> tuple[float, int]:
-    """Seconds for the naive script on raw loader arrays, and the model's parameter count."""
+def naive_arrays(raw: tuple) -> tuple:
+    """The loader's raw arrays as a user prepares them by hand: ``x / 255.0``, float64."""
+    # float64, converted to float32 again on every batch of every epoch inside fit
+    x, xt = (a / 255.0 if a.dtype == "uint8" else a.astype("float64") for a in (raw[0], raw[2]))
+    if x.ndim == 3:  # grey images without a channel axis (digits)
+        x, xt = x[..., None], xt[..., None]
+    return x, raw[1], xt, raw[3]
+
+
+def time_plain(arrays: tuple, epochs: int) -> tuple[float, int]:
+    """Seconds for the naive script on ``naive_arrays``, and the model's parameter count."""
     import keras
     from keras import layers
 
-    x_train, y_train, x_test, y_test = raw
+    x, y_train, xt, y_test = arrays
     started = time.perf_counter()
-    # As a user writes it: uint8 / 255.0 gives float64, converted again on every batch.
-    x = x_train / 255.0 if x_train.dtype == "uint8" else x_train.astype("float64")
-    xt = x_test / 255.0 if x_test.dtype == "uint8" else x_test.astype("float64")
-    if x.ndim == 3:  # grey images without a channel axis (digits)
-        x, xt = x[..., None], xt[..., None]
     keras.utils.set_random_seed(SEED)
     model = keras.Sequential([
         keras.Input(shape=x.shape[1:]),
@@ -130,8 +135,9 @@ def run(data: str | None, epochs: int, repeats: int) -> None:
     # side's validation_split (the last 10%) is not all one class, as in a downloaded dataset.
     order = np.random.default_rng(SEED).permutation(len(raw[0]))
     raw = (raw[0][order], raw[1][order], raw[2], raw[3])
-    # run_sweep loads its data inside the timed call; this is the same load, timed alone, to
-    # subtract. It includes sweep's one-off float32 normalisation (tens of ms, seconds below).
+    # Neither side's data preparation is timed: the plain side's x / 255.0 happens here, and
+    # run_sweep's load (read, float32 normalisation, split) is timed alone to be subtracted.
+    arrays = naive_arrays(raw)
     started = time.perf_counter()
     load_dataset(spec.config["dataset"], SEED)
     load_seconds = time.perf_counter() - started
@@ -139,22 +145,20 @@ def run(data: str | None, epochs: int, repeats: int) -> None:
     times: dict[str, list[float]] = {"plain": [], "sweep": []}
     params = {}
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
-        time_plain(raw, 1)  # warm-up: TF runtime start, first traces, lazy imports
+        time_plain(arrays, 1)  # warm-up: TF runtime start, first traces, lazy imports
         time_sweep(warm_spec, Path(tmp) / "warm.db")
         for i in range(repeats):
-            seconds, params["plain"] = time_plain(raw, epochs)
+            seconds, params["plain"] = time_plain(arrays, epochs)
             times["plain"].append(seconds)
             seconds, params["sweep"] = time_sweep(spec, Path(tmp) / f"run{i}.db")
             times["sweep"].append(seconds)
 
-    rows = {
-        "plain Keras script": times["plain"],
-        "sweep total": times["sweep"],
-        "sweep - data load": [t - load_seconds for t in times["sweep"]],
-    }
+    sweep_net = [t - load_seconds for t in times["sweep"]]
+    rows = {"plain Keras script": times["plain"], "sweep total": times["sweep"],
+            "sweep - data load": sweep_net}
     plain_median = statistics.median(times["plain"])
     where = f"{dataset['name']}" + (f" ({dataset['path']})" if "path" in dataset else "")
-    print(f"bench: the same model through sweep and as a plain Keras script (seconds)")
+    print("bench: the same model through sweep and as a plain Keras script (seconds)")
     print(f"dataset   {where}")
     print(f"shapes    train {raw[0].shape} {raw[0].dtype}, test {raw[2].shape}; "
           f"{VALIDATION_SPLIT:.0%} of train held out for validation")
@@ -163,7 +167,8 @@ def run(data: str | None, epochs: int, repeats: int) -> None:
           f"params sweep {params['sweep']:,}, plain {params['plain']:,}")
     print(f"epochs    {epochs}, test evaluation after epoch {epochs}; repeats {repeats}, "
           f"alternating plain/sweep after a 1-epoch warm-up of each")
-    print(f"backend   {keras.backend.backend()} {keras.__version__}; device {device_description()}")
+    print(f"backend   {keras.backend.backend()} (keras {keras.__version__}); "
+          f"device {device_description()}")
     print(f"data load {load_seconds:.2f} s (sweep.data.load_dataset, timed once beforehand)")
     print()
     header = "  ".join(f"run {i + 1:>3}" for i in range(repeats))
@@ -179,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``--data``, ``--epochs``, ``--repeats``; run; a SweepError becomes one line."""
     # TensorFlow's C++ logging prints CUDA probing noise on CPU-only machines (as in cli.py).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = argparse.ArgumentParser(prog="python -m sweep.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sweep.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", metavar="PATH_OR_NAME",
                         help=f"image folder, .npz file or dataset name "
                              f"(default: {SAMPLE} if present, else digits)")

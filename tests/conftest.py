@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+from sweep.cli import main
+
 
 @pytest.fixture(autouse=True)
 def fixed_seeds():
@@ -65,3 +67,18 @@ def write_study(tmp_path: Path, study: dict, name: str = "study.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory):
+    """One tiny grid sweep (2 points x 2 epochs), run once for the tests that read it."""
+    tmp = tmp_path_factory.mktemp("swept")
+    x_train, y_train, x_test, y_test = tiny_arrays()
+    npz = tmp / "tiny.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    study = write_study(tmp, tiny_study(npz))
+    url = f"sqlite:///{tmp / 'sweeps.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        assert main(["run", str(study), "--storage", url]) == 0
+    return tmp, study, url

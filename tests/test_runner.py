@@ -15,21 +15,6 @@ from sweep.cli import main
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """One tiny grid sweep (2 points x 2 epochs), run once for the tests that read it."""
-    tmp = tmp_path_factory.mktemp("swept")
-    x_train, y_train, x_test, y_test = tiny_arrays()
-    npz = tmp / "tiny.npz"
-    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    study = write_study(tmp, tiny_study(npz))
-    url = f"sqlite:///{tmp / 'sweeps.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        assert main(["run", str(study), "--storage", url]) == 0
-    return tmp, study, url
-
-
 def test_stock_optuna_reads_params_values_and_epochs(swept):
     tmp, _, url = swept
     study = optuna.load_study(study_name="tiny", storage=url)

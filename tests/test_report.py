@@ -1,0 +1,73 @@
+"""Reports: the frames first (what the plots are drawn from), then the figures and the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sweep.errors import StorageError
+from sweep.report import grouped_figure, load_results, report_figures, write_report
+
+pytestmark = pytest.mark.slow
+
+
+def test_snapshot_frame_has_one_row_per_trial_and_snapshot(swept):
+    _, _, url = swept
+    result = load_results("tiny", url)
+    frame = result.snapshots
+    assert len(frame) == 4
+    assert sorted(frame["epoch"].unique()) == [1, 2]
+    assert sorted(frame["model.pooling"].unique()) == ["avg", "max"]
+    for column in ("train_accuracy", "test_accuracy", "val_accuracy"):
+        assert frame[column].between(0, 1).all()
+    assert (frame["test_loss"] > 0).all()
+    assert result.params == ("model.pooling",)
+    assert result.metric == "val_accuracy" and result.direction == "maximize"
+
+
+def test_trials_frame_is_sorted_best_first(swept):
+    trials = load_results("tiny", swept[2]).trials
+    values = trials["value"].dropna().tolist()
+    assert values == sorted(values, reverse=True)
+    assert set(trials["state"]) <= {"COMPLETE"}
+    assert (trials["param_count"] > 0).all()
+
+
+def test_curves_frame_has_every_epoch(swept):
+    curves = load_results("tiny", swept[2]).curves
+    assert curves.groupby("trial")["epoch"].apply(list).tolist() == [[1, 2], [1, 2]]
+
+
+def test_grouped_figure_has_a_box_per_value_and_metric(swept):
+    frame = load_results("tiny", swept[2]).snapshots
+    fig = grouped_figure(frame, "epoch")
+    assert len(fig.data) == 3 * 2  # train acc, test acc, test loss x epochs {1, 2}
+    assert {trace.name for trace in fig.data} == {"1", "2"}
+    figures = report_figures(load_results("tiny", swept[2]))
+    assert [f.layout.title.text for f in figures] == [
+        "Grouped by model.pooling", "Grouped by epoch", "Learning curves"]
+
+
+def test_report_command_writes_html(swept, tmp_path):
+    out = write_report(load_results("tiny", swept[2]), tmp_path / "r.html")
+    page = out.read_text()
+    assert page.count("Plotly.newPlot") == 3 and "sweep report: tiny" in page
+
+
+def test_unknown_study_lists_what_is_there(swept):
+    with pytest.raises(StorageError, match="no study named 'nope'.*studies there: tiny"):
+        load_results("nope", swept[2])
+
+
+def test_console_script_reports_a_missing_database_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "report", "tiny", "--storage",
+         f"sqlite:///{tmp_path / 'none.db'}"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("no such database file")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "none.db").exists()
