@@ -38,10 +38,8 @@ def dataset_config(data: str | None) -> dict:
     if data is None:
         data = str(SAMPLE) if SAMPLE.is_dir() else "digits"
     path = Path(data)
-    if path.is_dir():
-        cfg = {"name": "folder", "path": str(path.resolve())}
-    elif path.suffix == ".npz":
-        cfg = {"name": "npz", "path": str(path.resolve())}
+    if path.is_dir() or path.suffix == ".npz":
+        cfg = {"name": "folder" if path.is_dir() else "npz", "path": str(path.resolve())}
     else:
         cfg = {"name": data}
     return {**cfg, "validation_split": VALIDATION_SPLIT}
@@ -51,17 +49,11 @@ def bench_study(dataset: dict, epochs: int):
     """A validated one-point grid study of the base model, trained for ``epochs`` epochs."""
     from sweep.spec import validate
 
-    raw = {
-        "name": "bench",
-        "dataset": dataset,
-        "model": MODEL,
-        "training": {
-            "optimizer": "adam", "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE,
-            "epochs": epochs, "snapshots": [epochs],  # test evaluation after the last epoch
-        },
-        "search": {"sampler": "grid", "params": {"model.kernel": [MODEL["kernel"]]}},
-        "seed": SEED,
-    }
+    training = {"optimizer": "adam", "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE,
+                "epochs": epochs, "snapshots": [epochs]}  # test evaluation after the last epoch
+    search = {"sampler": "grid", "params": {"model.kernel": [MODEL["kernel"]]}}  # one point
+    raw = {"name": "bench", "dataset": dataset, "model": MODEL, "training": training,
+           "search": search, "seed": SEED}
     return validate(raw, "bench")
 
 
@@ -198,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.data, args.epochs, args.repeats)
     except SweepError as err:
-        print(f"bench: error: {err}", file=sys.stderr)
+        print(f"sweep.bench: error: {err}", file=sys.stderr)
         return err.exit_code
     return 0
 
