@@ -100,6 +100,7 @@ def time_plain(arrays: tuple, epochs: int) -> tuple[float, int]:
         layers.Conv2D(64, 3, activation="relu"),
         layers.Flatten(),
         layers.Dense(64, activation="relu"),
+        # softmax here, as users write it; sweep emits logits and its loss applies the softmax
         layers.Dense(int(max(y_train.max(), y_test.max())) + 1, activation="softmax"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
@@ -182,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", metavar="PATH_OR_NAME",
                         help=f"image folder, .npz file or dataset name "
                              f"(default: {SAMPLE} if present, else digits)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per timed run (default: 3)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per side (default: 2)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per timed run (default: 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (default: 3)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.repeats < 1:
         parser.error("--epochs and --repeats must be at least 1")
