@@ -44,7 +44,19 @@ def run_sweep(
 ) -> SweepResult:
     """Train every point of ``spec``'s search space that the storage does not hold yet."""
     store = storage.open_storage(storage_url)
-    study = open_study(store, spec)
+    study = existing_study(store, spec)
+    datasets: dict[str, Dataset] = {}
+
+    def dataset_for(cfg: dict, seed: int) -> Dataset:
+        key = json.dumps([cfg, seed], sort_keys=True)
+        if key not in datasets:
+            datasets[key] = load_dataset(cfg, seed, data_dir)
+        return datasets[key]
+
+    # Load the data before writing anything: a dataset that cannot be had (no download, a
+    # wrong path) is one line of error and leaves no half-made study behind.
+    dataset_for(spec.config["dataset"], spec.seed)
+    study = study or create_study(store, spec)
     done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
     if spec.search.sampler == "grid":
         points = space.grid_points(spec.search.params)
@@ -58,17 +70,9 @@ def run_sweep(
         n_left = max(0, spec.search.n_trials - len(done))
         todo = [None] * n_left
         result = SweepResult(total=spec.search.n_trials, skipped=spec.search.n_trials - n_left)
-        # A resumed random/tpe run must not replay the draws of the first run.
-        study.sampler = space.make_sampler(spec.search.sampler, spec.seed + len(study.trials))
+    # Offset by the trials already there: a resumed random/tpe run must not replay its draws.
+    study.sampler = space.make_sampler(spec.search.sampler, spec.seed + len(study.trials))
     _update_best(result, study)
-    datasets: dict[str, Dataset] = {}
-
-    def dataset_for(cfg: dict, seed: int) -> Dataset:
-        key = json.dumps([cfg, seed], sort_keys=True)
-        if key not in datasets:
-            datasets[key] = load_dataset(cfg, seed, data_dir)
-        return datasets[key]
-
     for point in todo:
         if point is not None:
             study.enqueue_trial(space.to_optuna(spec.search.params, point))
@@ -100,27 +104,19 @@ def run_sweep(
     return result
 
 
-def open_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study:
-    """Create the study, or load it when it exists with the same settings.
+def existing_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:
+    """The stored study of this name, or None; StorageError if it was run with other settings.
 
     Only ``search.n_trials`` may change between runs (to draw more random/tpe trials): any other
     change would mix results of different experiments under one name (and Optuna cannot
     widen a categorical parameter's choices), so it is refused before anything is written.
     """
-    wanted = _comparable(spec.as_dict())
     try:
         study = optuna.load_study(study_name=spec.name, storage=store)
     except KeyError:
-        study = optuna.create_study(
-            study_name=spec.name,
-            storage=store,
-            direction=spec.direction,
-            sampler=space.make_sampler(spec.search.sampler, spec.seed),
-        )
-        study.set_user_attr("study", spec.as_dict())
-        study.set_user_attr("description", spec.description)
-        return study
+        return None
     stored = _comparable(study.user_attrs.get("study", {}))
+    wanted = _comparable(spec.as_dict())
     if stored != wanted:
         field = next(k for k in sorted(set(stored) | set(wanted)) if stored.get(k) != wanted.get(k))
         raise StorageError(
@@ -128,7 +124,18 @@ def open_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Stu
             f"{field} = {stored.get(field)!r}, now {wanted.get(field)!r}; give the changed study "
             "a new name, or use another --storage"
         )
-    study.sampler = space.make_sampler(spec.search.sampler, spec.seed)
+    return study
+
+
+def create_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study:
+    """A new study holding the resolved study file (compared on every later run)."""
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=store,
+        direction=spec.direction,
+    )
+    study.set_user_attr("study", spec.as_dict())
+    study.set_user_attr("description", spec.description)
     return study
 
 

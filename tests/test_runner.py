@@ -135,3 +135,12 @@ def test_random_sampler_runs_n_trials_and_resumes_to_more(tmp_path, tiny_npz, db
     assert len(trials) == 3
     rates = [t.params["training.learning_rate"] for t in trials]
     assert len(set(rates)) == 3 and all(1e-3 <= r <= 1e-1 for r in rates)
+
+
+def test_missing_data_is_one_line_and_no_study(tmp_path, db_url, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, tiny_study(tmp_path / "missing.npz"))
+    assert main(["run", str(path), "--storage", db_url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset.path:" in err[0] and "missing.npz does not exist" in err[0]
+    assert optuna.get_all_study_summaries(db_url) == []
