@@ -7,6 +7,7 @@ is validated, so a malformed study is answered at once.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ logging prints CUDA probing noise on machines without a GPU; this is a
     # logging setting of this process only (a user's own value wins).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # tf.function retracing notes (one model per trial retraces by design) are not for users.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     args = _parser().parse_args(argv)
     try:
         return args.command(args) or 0
@@ -84,7 +87,6 @@ def _run(args) -> int:
     from sweep.spec import load_study
 
     spec = load_study(args.study, args.set)
-    from sweep.report import load_results, write_report
     from sweep.runner import run_sweep
 
     result = run_sweep(spec, args.storage, data_dir=args.data_dir)
@@ -97,20 +99,21 @@ def _run(args) -> int:
         f"[{spec.name}] {result.total} points: {result.ran} trained now "
         f"({result.failed} failed), {result.skipped} already done; {best}"
     )
-    REPORTS_DIR.mkdir(exist_ok=True)
-    path = write_report(load_results(spec.name, args.storage), REPORTS_DIR / f"{spec.name}.html")
-    print(f"[{spec.name}] report: {path}")
+    print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
     return 0
 
 
 def _report(args) -> int:
+    print(_write_report(_study_name(args.study), args.storage, args.out))
+    return 0
+
+
+def _write_report(name: str, storage_url: str, out: Path | None = None) -> Path:
     from sweep.report import load_results, write_report
 
-    name = _study_name(args.study)
-    out = args.out or REPORTS_DIR / f"{name}.html"
+    out = out or REPORTS_DIR / f"{name}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(write_report(load_results(name, args.storage), out))
-    return 0
+    return write_report(load_results(name, storage_url), out)
 
 
 def _export(args) -> int:
