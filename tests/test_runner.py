@@ -3,7 +3,10 @@ rejected and NaN trials, and what a stock Optuna reads back."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import optuna
@@ -11,6 +14,7 @@ import pytest
 
 from conftest import tiny_arrays, tiny_study, write_study
 from sweep.cli import main
+from sweep.runner import is_done
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +148,24 @@ def test_missing_data_is_one_line_and_no_study(tmp_path, db_url, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset.path:" in err[0] and "missing.npz does not exist" in err[0]
     assert optuna.get_all_study_summaries(db_url) == []
+
+
+def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 400, "snapshots": [400]}
+    path = write_study(tmp_path, raw)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(path), "--storage", db_url],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    )
+    for line in proc.stderr:  # wait until training is under way
+        if "epoch 2/400" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted; run the same command again to continue" in rest
+    assert "Traceback" not in rest
+    (trial,) = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"]
+    assert not is_done(trial)  # so the next run trains this point again
