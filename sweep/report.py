@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from sweep import storage
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
+PALETTE = qualitative.Plotly  # one colour per value (or trial), the same in every panel
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,12 @@ def grouped_figure(snapshots: pd.DataFrame, by: str) -> go.Figure:
     """Box plots of train accuracy, test accuracy and test loss per value of ``by``."""
     fig = make_subplots(rows=1, cols=len(GROUPED_METRICS), subplot_titles=GROUPED_METRICS)
     for col, metric in enumerate(GROUPED_METRICS, start=1):
-        for value, group in snapshots.groupby(by, sort=True):
+        for i, (value, group) in enumerate(snapshots.groupby(by, sort=True)):
             fig.add_trace(
                 go.Box(
                     y=group[metric],
                     name=str(value),
+                    marker_color=PALETTE[i % len(PALETTE)],
                     boxpoints="all",
                     legendgroup=str(value),
                     showlegend=col == 1,
@@ -101,11 +104,12 @@ def grouped_figure(snapshots: pd.DataFrame, by: str) -> go.Figure:
 def curves_figure(curves: pd.DataFrame) -> go.Figure:
     """Learning curves: train and validation accuracy per epoch, one line per trial."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("train_accuracy", "val_accuracy"))
-    for trial, group in curves.groupby("trial", sort=True):
+    for i, (trial, group) in enumerate(curves.groupby("trial", sort=True)):
         for col, metric in enumerate(("train_accuracy", "val_accuracy"), start=1):
             fig.add_trace(
                 go.Scatter(
                     x=group["epoch"], y=group[metric], mode="lines", name=f"trial {trial}",
+                    line_color=PALETTE[i % len(PALETTE)],
                     legendgroup=str(trial), showlegend=col == 1,
                 ),
                 row=1,
@@ -132,7 +136,7 @@ def write_report(result: StudyResult, path: Path) -> Path:
     parts = []
     for i, fig in enumerate(report_figures(result)):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=i == 0))
-    table = result.trials.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+    table = result.trials.fillna("").to_html(index=False, float_format=lambda v: f"{v:.4g}")
     title = html.escape(f"sweep report: {result.name}")
     body = "\n".join(parts) or "<p>No completed trials yet.</p>"
     path.write_text(
