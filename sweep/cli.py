@@ -96,7 +96,7 @@ def _run(args) -> int:
         else "no completed trial"
     )
     print(
-        f"[{spec.name}] {result.total} points: {result.ran} trained now "
+        f"[{spec.name}] {result.total} points: {result.ran} run now "
         f"({result.failed} failed), {result.skipped} already done; {best}"
     )
     print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")

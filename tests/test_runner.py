@@ -61,7 +61,7 @@ def test_run_writes_a_self_contained_report(swept):
 def test_running_again_resumes_without_retraining(swept, capsys):
     tmp, study, url = swept
     assert main(["run", str(study), "--storage", url]) == 0
-    assert "0 trained now (0 failed), 2 already done" in capsys.readouterr().out
+    assert "0 run now (0 failed), 2 already done" in capsys.readouterr().out
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
 
 
@@ -106,7 +106,7 @@ def test_unbuildable_point_is_rejected_and_the_sweep_goes_on(tmp_path, tiny_npz,
     assert trials[13].state == optuna.trial.TrialState.FAIL
     assert "13x13 kernel but meets a 12x12 feature map" in trials[13].user_attrs["fail_reason"]
     assert main(["run", str(path), "--storage", db_url]) == 0
-    assert "0 trained now (0 failed), 2 already done" in capsys.readouterr().out
+    assert "0 run now (0 failed), 2 already done" in capsys.readouterr().out
 
 
 def test_nan_loss_fails_the_trial_with_its_reason(tmp_path, tiny_npz, db_url, monkeypatch,
