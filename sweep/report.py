@@ -136,7 +136,8 @@ def write_report(result: StudyResult, path: Path) -> Path:
     parts = []
     for i, fig in enumerate(report_figures(result)):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=i == 0))
-    table = result.trials.fillna("").to_html(index=False, float_format=lambda v: f"{v:.4g}")
+    trials = result.trials.assign(fail_reason=result.trials["fail_reason"].fillna(""))
+    table = trials.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
     title = html.escape(f"sweep report: {result.name}")
     body = "\n".join(parts) or "<p>No completed trials yet.</p>"
     path.write_text(
