@@ -8,6 +8,7 @@ snapshot results, provenance). It works with any trial, including ``optuna.trial
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -19,7 +20,7 @@ from sweep.data import Dataset
 from sweep.errors import TrialFailed
 from sweep.models import build_model, feature_maps
 from sweep.spec import StudySpec
-from sweep.train import device_description, train
+from sweep.train import device_description, load_checkpoint, train
 
 
 def run_trial(
@@ -28,6 +29,7 @@ def run_trial(
     values: dict,
     dataset_for: Callable[[dict, int], Dataset],
     on_epoch: Callable[[dict], None],
+    checkpoint: Path | None = None,
 ) -> float:
     """Train the configuration at ``values`` and return the objective's value.
 
@@ -36,6 +38,9 @@ def run_trial(
         dataset_for: ``(dataset_cfg, seed) -> Dataset``, cached by the caller so a process
             loads each dataset once.
         on_epoch: called with each epoch's row (storage, progress).
+        checkpoint: this point's checkpoint file. When it exists (a worker died while
+            training this point) training resumes after its last epoch, whose rows are
+            replayed onto this trial; it is rewritten after every epoch.
 
     Raises:
         TrialFailed: the configuration cannot be built, or the loss became NaN; the message is
@@ -49,26 +54,40 @@ def run_trial(
     data = dataset_for(config["dataset"], seed)
     feature_maps(config["model"], data.input_shape)  # ConfigError before any training
 
-    keras.utils.set_random_seed(seed)
-    model = build_model(config["model"], data.input_shape, data.num_classes)
-    trial.set_user_attr("param_count", int(model.count_params()))
-
     def report(row: dict) -> None:
         on_epoch(row)
         if row.get(spec.metric) is not None and np.isfinite(row[spec.metric]):
             trial.report(row[spec.metric], step=row["epoch"])
 
+    keras.utils.set_random_seed(seed)
+    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if resumed is not None:
+        model, done = resumed
+        trial.set_user_attr("resumed_from_epoch", done[-1]["epoch"])
+        for row in done:
+            report(row)
+    else:
+        model, done = build_model(config["model"], data.input_shape, data.num_classes), []
+    trial.set_user_attr("param_count", int(model.count_params()))
+
     training = config["training"]
-    result = train(
-        model,
-        data,
-        optimizer=training["optimizer"],
-        learning_rate=training["learning_rate"],
-        batch_size=training["batch_size"],
-        epochs=training["epochs"],
-        snapshots=training["snapshots"],
-        on_epoch=report,
-    )
+    try:
+        result = train(
+            model,
+            data,
+            optimizer=training["optimizer"],
+            learning_rate=training["learning_rate"],
+            batch_size=training["batch_size"],
+            epochs=training["epochs"],
+            snapshots=training["snapshots"],
+            on_epoch=report,
+            done=done,
+            checkpoint=checkpoint,
+        )
+    except Exception as err:
+        if not out_of_memory(err):
+            raise
+        raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
     trial.set_user_attr("train_seconds", result.seconds)
     if result.nan_epoch is not None:
         raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
@@ -78,6 +97,14 @@ def run_trial(
         result.epochs[-1]
     )
     return final[spec.metric]
+
+
+def out_of_memory(err: Exception) -> bool:
+    """Whether a backend's exception means the accelerator ran out of memory (TensorFlow's
+    ResourceExhaustedError, JAX's RESOURCE_EXHAUSTED, PyTorch's OutOfMemoryError)."""
+    text = f"{type(err).__name__} {err}"
+    return any(s in text for s in ("ResourceExhausted", "RESOURCE_EXHAUSTED", "OutOfMemory",
+                                   "out of memory"))
 
 
 def provenance(spec: StudySpec) -> dict:

@@ -1,25 +1,35 @@
 """Running a sweep in this process: open the study, work out what is left, train it.
 
-Resuming is by construction: a grid point whose trial completed, or failed for a recorded
-reason (rejected configuration, NaN loss), is done and never trained again; random and tpe
-studies run until ``n_trials`` such trials exist.
+Resuming is by construction: a point whose trial completed, or failed for a recorded reason
+(rejected configuration, NaN loss), has a claim marked done and is never trained again; random
+and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
+resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import socket
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, TextIO
 
 import optuna
 from optuna.trial import TrialState
 
-from sweep import space, storage
+from sweep import claims, space, storage
 from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError, TrialFailed
 from sweep.objective import run_trial
 from sweep.spec import StudySpec
+from sweep.train import remove_checkpoint
+
+DEFAULT_CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
+POLL_S = 2.0  # seconds between looks at the claims while other workers finish
 
 
 @dataclass
@@ -40,9 +50,87 @@ def run_sweep(
     storage_url: str,
     *,
     data_dir: str | None = None,
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
     out: TextIO = sys.stderr,
 ) -> SweepResult:
-    """Train every point of ``spec``'s search space that the storage does not hold yet."""
+    """Claim and train points of ``spec`` until none is left; this is one worker.
+
+    Any number of these may run at once, in processes on any machines that reach the storage:
+    each point is trained by exactly one of them (see claims.py). A worker whose claims are
+    all done waits while others still train, to take over the points of any that die.
+    """
+    store, study, dataset_for = prepare(spec, storage_url, data_dir)
+    points = plan(spec)
+    keys = list(points)
+    result = SweepResult(total=len(keys), skipped=len(keys) - claims.pending(
+        store.engine, spec.name, keys))
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    # Offset by the trials already there and the process: random/tpe draws must not repeat.
+    study.sampler = space.make_sampler(spec.search.sampler,
+                                       spec.seed + len(study.trials) + os.getpid())
+    _update_best(result, study)
+    while True:
+        claim = claims.claim_next(store.engine, spec.name, keys, worker)
+        if claim is None:
+            if claims.pending(store.engine, spec.name, keys) == 0:
+                return result
+            time.sleep(POLL_S)  # others are training: wait to take over any that die
+            continue
+        if claim.dead_trial_id is not None:
+            mark_dead(store, claim.dead_trial_id, "its worker stopped beating")
+        if points[claim.point] is not None:
+            study.sampler.point = points[claim.point]
+        _run_point(spec, store, study, claim.point, worker, dataset_for,
+                   checkpoint_dir / spec.name / f"{_digest(claim.point)}.keras", result, out)
+
+
+def _run_point(spec, store, study, point, worker, dataset_for, checkpoint, result, out) -> None:
+    trial = study.ask()
+    # Optuna's Trial has no public id getter; the claim records it so a dead trial can be
+    # marked failed by whoever notices.
+    claims.update(store.engine, spec.name, point, worker, trial_id=trial._trial_id)
+    values = space.suggest(trial, spec.search.params)
+    position = result.total - claims.pending(store.engine, spec.name, list(plan(spec))) + 1
+    progress = _progress(spec, trial.number, values, position, result, out)
+
+    def on_epoch(row: dict) -> None:
+        storage.record_epoch(store, spec.name, trial.number, row)
+        progress(row)
+
+    try:
+        with claims.Heartbeat(store.engine, spec.name, point, worker):
+            value = run_trial(trial, spec, values, dataset_for, on_epoch, checkpoint)
+    except TrialFailed as err:
+        trial.set_user_attr("fail_reason", str(err))
+        study.tell(trial, state=TrialState.FAIL)
+        claims.update(store.engine, spec.name, point, worker, state="done")
+        result.failed += 1
+        print(f"[{spec.name}] trial {trial.number} failed: {err}", file=out)
+    except BaseException:
+        # Ctrl-C or a crash: leave the database consistent; the point runs again next time,
+        # from its checkpoint.
+        trial.set_user_attr("interrupted", True)
+        study.tell(trial, state=TrialState.FAIL)
+        claims.release(store.engine, spec.name, point, worker)
+        raise
+    else:
+        study.tell(trial, value)
+        claims.update(store.engine, spec.name, point, worker, state="done")
+        _update_best(result, study)
+    remove_checkpoint(checkpoint)
+    result.ran += 1
+
+
+def prepare(spec: StudySpec, storage_url: str, data_dir: str | None):
+    """Open the storage, load the study's data, and open or create the study.
+
+    The data is loaded before anything is written: a dataset that cannot be had (no download,
+    a wrong path) is one line of error and leaves no half-made study behind.
+
+    Returns:
+        ``(storage, study, dataset_for)``; ``dataset_for(cfg, seed)`` caches datasets so a
+        process loads each one once.
+    """
     store = storage.open_storage(storage_url)
     study = existing_study(store, spec)
     datasets: dict[str, Dataset] = {}
@@ -53,55 +141,36 @@ def run_sweep(
             datasets[key] = load_dataset(cfg, seed, data_dir)
         return datasets[key]
 
-    # Load the data before writing anything: a dataset that cannot be had (no download, a
-    # wrong path) is one line of error and leaves no half-made study behind.
     dataset_for(spec.config["dataset"], spec.seed)
-    study = study or create_study(store, spec)
-    done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
-    if spec.search.sampler == "grid":
-        points = space.grid_points(spec.search.params)
-        finished = {space.point_key(t.params) for t in done}
-        todo = [
-            p for p in points
-            if space.point_key(space.to_optuna(spec.search.params, p)) not in finished
-        ]
-        result = SweepResult(total=len(points), skipped=len(points) - len(todo))
-    else:
-        n_left = max(0, spec.search.n_trials - len(done))
-        todo = [None] * n_left
-        result = SweepResult(total=spec.search.n_trials, skipped=spec.search.n_trials - n_left)
-    # Offset by the trials already there: a resumed random/tpe run must not replay its draws.
-    study.sampler = space.make_sampler(spec.search.sampler, spec.seed + len(study.trials))
-    _update_best(result, study)
-    for point in todo:
-        if point is not None:
-            study.enqueue_trial(space.to_optuna(spec.search.params, point))
-        trial = study.ask()
-        values = space.suggest(trial, spec.search.params)
-        position = result.skipped + result.ran + 1
-        progress = _progress(spec, trial.number, values, position, result, out)
-
-        def on_epoch(row: dict, number: int = trial.number) -> None:
-            storage.record_epoch(store, spec.name, number, row)
-            progress(row)
-
+    if study is None:
         try:
-            value = run_trial(trial, spec, values, dataset_for, on_epoch)
-        except TrialFailed as err:
-            trial.set_user_attr("fail_reason", str(err))
-            study.tell(trial, state=TrialState.FAIL)
-            result.failed += 1
-            print(f"[{spec.name}] trial {trial.number} failed: {err}", file=out)
-        except BaseException:
-            # Ctrl-C or a crash: leave the database consistent; the point runs again next time.
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        else:
-            study.tell(trial, value)
-            _update_best(result, study)
-        result.ran += 1
-    return result
+            study = create_study(store, spec)
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+            study = existing_study(store, spec)
+    return store, study, dataset_for
+
+
+def plan(spec: StudySpec) -> dict[str, dict | None]:
+    """The study's points by claim key: grid points (in Optuna's form), or ``n_trials``
+    numbered slots (``"#0"``, ``"#1"``, ...) whose values the sampler draws."""
+    if spec.search.sampler == "grid":
+        points = [space.to_optuna(spec.search.params, p)
+                  for p in space.grid_points(spec.search.params)]
+        return {space.point_key(p): p for p in points}
+    return {f"#{i}": None for i in range(spec.search.n_trials)}
+
+
+def mark_dead(store: optuna.storages.RDBStorage, trial_id: int, reason: str) -> None:
+    """Mark a trial whose worker died as failed (unless it managed to finish)."""
+    try:
+        store.set_trial_user_attr(trial_id, "died", reason)
+        store.set_trial_state_values(trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
+def _digest(point: str) -> str:
+    return hashlib.sha1(point.encode()).hexdigest()[:16]
 
 
 def existing_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:
@@ -153,13 +222,6 @@ def _comparable(study_dict: dict) -> dict:
     walk(study_dict, "")
     flat.pop("search.n_trials", None)
     return flat
-
-
-def is_done(trial: optuna.trial.FrozenTrial) -> bool:
-    """Completed, or failed for a recorded reason that would recur on a rerun."""
-    return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
-    )
 
 
 def _update_best(result: SweepResult, study: optuna.Study) -> None:

@@ -88,9 +88,31 @@ def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
     return {p.name: p.suggest(trial) for p in params}
 
 
+class GridPointSampler(optuna.samplers.BaseSampler):
+    """Hands out the grid point this worker claimed (``point``, in Optuna's form).
+
+    Workers claim points in ``sweep_claims`` (see claims.py) instead of enqueuing them:
+    Optuna's hand-out of enqueued trials can give one point to two workers on SQLite.
+    """
+
+    def __init__(self) -> None:
+        self.point: dict = {}
+
+    def infer_relative_search_space(self, study, trial) -> dict:
+        return {}
+
+    def sample_relative(self, study, trial, search_space) -> dict:
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
+        return self.point[param_name]
+
+
 def make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
-    """Grid points are enqueued explicitly (see runner), so any sampler serves them; random and
-    tpe draw the rest. ``seed`` should differ between resumed runs so draws are not repeated."""
+    """The sampler for a study's ``search.sampler``. ``seed`` should differ between resumed
+    runs and between workers, so random and tpe draws are not repeated."""
+    if sampler == "grid":
+        return GridPointSampler()
     if sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)

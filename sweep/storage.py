@@ -1,9 +1,10 @@
-"""Storage: Optuna's RDB storage (SQLite by default) plus one table of our own, ``sweep_epochs``.
+"""Storage: Optuna's RDB storage (SQLite by default) plus two tables of our own.
 
 Optuna keeps studies, trials, params, objective values, per-epoch intermediate values (the
 objective's metric) and user attributes (provenance, snapshot results), so a stock
 ``optuna.load_study`` reads everything that matters. ``sweep_epochs`` keeps every metric of
-every epoch as a plain SQL row in the same database, for the report and for ``status``.
+every epoch as a plain SQL row in the same database, for the report and for ``status``;
+``sweep_claims`` records which worker runs which point (see ``claims.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import sqlalchemy as sa
 from sweep.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///sweeps.db"
+# How long a SQLite writer waits for another's transaction before giving up, in seconds. With
+# every transaction taking the write lock up front (see _serialise_sqlite) waiting is the only
+# outcome of contention, so this only bounds a stuck process.
+SQLITE_BUSY_TIMEOUT_S = 600
 EPOCH_COLUMNS = (
     "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
     "seconds",
@@ -30,6 +35,17 @@ EPOCHS = sa.Table(
     sa.Column("trial_number", sa.Integer, primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),  # 1-based
     *(sa.Column(name, sa.Float, nullable=True) for name in EPOCH_COLUMNS),  # seconds: wall time
+)
+# Which worker runs which point (see claims.py).
+CLAIMS = sa.Table(
+    "sweep_claims",
+    _metadata,
+    sa.Column("study_name", sa.String(512), primary_key=True),
+    sa.Column("point", sa.String(1024), primary_key=True),  # space.point_key, or "#i" slots
+    sa.Column("worker", sa.String(256), nullable=False),  # "host:pid"
+    sa.Column("state", sa.String(16), nullable=False),  # running | done
+    sa.Column("trial_id", sa.Integer, nullable=True),  # Optuna's trial id, once asked
+    sa.Column("heartbeat", sa.Float, nullable=False),  # unix time, seconds
 )
 
 
@@ -56,13 +72,39 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         path = parsed.database
         if not path or not Path(path).is_file():
             raise StorageError(f"--storage {safe_url(url)}: no such database file")
+    sqlite = parsed.get_backend_name() == "sqlite"
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
     try:
-        storage = optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         _metadata.create_all(storage.engine)
+        if sqlite:
+            _serialise_sqlite(storage.engine)
     except Exception as err:
         reason = str(getattr(err, "orig", None) or err).splitlines()[0]
         raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
     return storage
+
+
+def _serialise_sqlite(engine: sa.engine.Engine) -> None:
+    """Make every SQLite transaction ``BEGIN IMMEDIATE``, in WAL mode.
+
+    Many worker processes write one SQLite file. A default (deferred) transaction that reads
+    and then writes must upgrade its lock, and when another writer got there first SQLite
+    answers "database is locked" at once, without waiting: no timeout helps. Taking the write
+    lock when the transaction begins removes every upgrade, so writers queue on the busy
+    timeout instead. Our transactions are a few rows each, so the queue stays short.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed are not reused
 
 
 def load_study(storage: optuna.storages.RDBStorage, name: str) -> optuna.Study:

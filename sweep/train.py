@@ -6,9 +6,12 @@ through the plain ``on_epoch`` callable.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -46,9 +49,10 @@ class TrainResult:
 
 
 class _Recorder(keras.callbacks.Callback):
-    def __init__(self, data: Dataset, snapshots: list[int], result: TrainResult, on_epoch):
+    def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint: Path | None):
         super().__init__()
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
+        self.checkpoint = checkpoint
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -74,8 +78,34 @@ class _Recorder(keras.callbacks.Callback):
             row["test_loss"], row["test_accuracy"] = float(test["loss"]), float(test["accuracy"])
             self.result.snapshots[epoch + 1] = row
         self.result.epochs.append(row)
+        if self.checkpoint is not None and self.result.nan_epoch is None:
+            save_checkpoint(self.checkpoint, self.model, self.result.epochs)
         if self.on_epoch is not None:
             self.on_epoch(row)
+
+
+def save_checkpoint(path: Path, model: keras.Model, rows: list[dict]) -> None:
+    """Model, optimizer state and the epoch rows so far; written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.keras")
+    model.save(tmp)
+    rows_tmp = path.with_suffix(".tmp.json")
+    rows_tmp.write_text(json.dumps(rows))
+    os.replace(tmp, path)  # the model first: a rows file always has its model
+    os.replace(rows_tmp, path.with_suffix(".json"))
+
+
+def load_checkpoint(path: Path) -> tuple[keras.Model, list[dict]] | None:
+    """The compiled model and epoch rows saved by ``save_checkpoint``, or None."""
+    rows_file = path.with_suffix(".json")
+    if not path.is_file() or not rows_file.is_file():
+        return None
+    return keras.models.load_model(path), json.loads(rows_file.read_text())
+
+
+def remove_checkpoint(path: Path) -> None:
+    for file in (path, path.with_suffix(".json")):
+        file.unlink(missing_ok=True)
 
 
 def device_description() -> str:
@@ -107,6 +137,8 @@ def train(
     epochs: int,
     snapshots: list[int] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    done: list[dict] = (),
+    checkpoint: Path | None = None,
 ) -> TrainResult:
     """Compile and fit ``model`` on ``data``; evaluate the test set at each snapshot epoch.
 
@@ -114,22 +146,29 @@ def train(
         optimizer: a key of ``OPTIMIZERS``.
         learning_rate: per optimizer step.
         snapshots: epochs (1-based) after which the test set is evaluated; default ``[epochs]``.
-        on_epoch: called with each epoch's row as soon as it is known.
+        on_epoch: called with each new epoch's row as soon as it is known.
+        done: rows of epochs already trained (resuming from a checkpoint: ``model`` is then
+            the checkpoint's compiled model, and training continues after ``done[-1]``).
+        checkpoint: where to save model, optimizer and rows after every epoch, or None.
     """
-    on_cpu = device_description() == "cpu"
-    model.compile(
-        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
-    )
-    result = TrainResult()
-    recorder = _Recorder(data, snapshots or [epochs], result, on_epoch)
+    snapshots = snapshots or [epochs]
+    result = TrainResult(epochs=list(done))
+    result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
+    if not done:  # a resumed model comes compiled, with its optimizer state
+        on_cpu = device_description() == "cpu"
+        model.compile(
+            optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
+        )
+    recorder = _Recorder(data, snapshots, result, on_epoch, checkpoint)
     started = time.perf_counter()
     model.fit(
         data.x_train,
         data.y_train,
         batch_size=batch_size,
+        initial_epoch=len(result.epochs),
         epochs=epochs,
         validation_data=(data.x_val, data.y_val),
         validation_batch_size=EVAL_BATCH_SIZE,
