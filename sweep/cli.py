@@ -51,14 +51,31 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     run = command("run", _run, "train every point of a study's search space not yet done")
-    run.add_argument(
-        "--set", action="append", default=[], metavar="dotted.path=value",
-        help="override a study field, e.g. --set training.epochs=3 (repeatable)",
-    )
-    run.add_argument(
-        "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
-        help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
-    )
+    worker = command("worker", _worker, "claim and train points of a study until none is left")
+    for p in (run, worker):
+        p.add_argument(
+            "--set", action="append", default=[], metavar="dotted.path=value",
+            help="override a study field, e.g. --set training.epochs=3 (repeatable)",
+        )
+        p.add_argument(
+            "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
+            help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
+        )
+        p.add_argument(
+            "--checkpoint-dir", type=Path, default=Path("checkpoints"),
+            help="where points save their training state (shared by all workers of a study; "
+                 "default: ./checkpoints)",
+        )
+        p.add_argument(
+            "--checkpoint-every", type=float, default=15.0, metavar="SECONDS",
+            help="seconds of training between checkpoints (default: 15)",
+        )
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes on this machine (default: 1, or GPUs x K)")
+    run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
+                     help="pin workers to these GPUs (auto: every GPU nvidia-smi lists)")
+    run.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
+                     help="workers sharing one GPU (default: 1)")
     report = command("report", _report, "write a self-contained HTML report of a study")
     report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
     command("status", _status, "show a study's trials: done, running, failed, best so far")
@@ -87,9 +104,43 @@ def _run(args) -> int:
     from sweep.spec import load_study
 
     spec = load_study(args.study, args.set)
+    if args.workers is not None and args.workers < 1 or args.trials_per_gpu < 1:
+        raise SweepError("--workers and --trials-per-gpu must be at least 1")
+    if args.gpus is not None or (args.workers or 1) > 1:
+        from sweep.dispatch import detect_gpus, run_workers
+
+        gpus = detect_gpus() if args.gpus == "auto" else (args.gpus or "").split(",")
+        gpus = [g.strip() for g in gpus if g.strip()]
+        workers = args.workers or max(1, len(gpus) * args.trials_per_gpu)
+        code = run_workers(spec, _worker_args(args, spec), args.storage, workers=workers,
+                           gpus=gpus, per_gpu=args.trials_per_gpu, data_dir=args.data_dir)
+        if code == 130:
+            raise KeyboardInterrupt
+        if code:
+            return code
+        print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
+        return 0
+    return _worker(args, report=True)
+
+
+def _worker_args(args, spec) -> list[str]:
+    """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
+    out = [spec.source, "--storage", args.storage, "--checkpoint-dir", str(args.checkpoint_dir),
+           "--checkpoint-every", str(args.checkpoint_every)]
+    for item in args.set:
+        out += ["--set", item]
+    return out + (["--data-dir", args.data_dir] if args.data_dir else [])
+
+
+def _worker(args, report: bool = False) -> int:
+    from sweep.spec import load_study
+
+    spec = load_study(args.study, args.set)
     from sweep.runner import run_sweep
 
-    result = run_sweep(spec, args.storage, data_dir=args.data_dir)
+    result = run_sweep(spec, args.storage, data_dir=args.data_dir,
+                       checkpoint_dir=args.checkpoint_dir,
+                       checkpoint_every_s=args.checkpoint_every)
     best = (
         f"best {spec.metric} {result.best_value:.4f} (trial {result.best_trial})"
         if result.best_value is not None
@@ -99,7 +150,8 @@ def _run(args) -> int:
         f"[{spec.name}] {result.total} points: {result.ran} run now "
         f"({result.failed} failed), {result.skipped} already done; {best}"
     )
-    print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
+    if report:
+        print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
     return 0
 
 

@@ -20,7 +20,7 @@ from sweep.data import Dataset
 from sweep.errors import TrialFailed
 from sweep.models import build_model, feature_maps
 from sweep.spec import StudySpec
-from sweep.train import device_description, load_checkpoint, train
+from sweep.train import CHECKPOINT_EVERY_S, device_description, load_checkpoint, train
 
 
 def run_trial(
@@ -30,6 +30,7 @@ def run_trial(
     dataset_for: Callable[[dict, int], Dataset],
     on_epoch: Callable[[dict], None],
     checkpoint: Path | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> float:
     """Train the configuration at ``values`` and return the objective's value.
 
@@ -40,7 +41,7 @@ def run_trial(
         on_epoch: called with each epoch's row (storage, progress).
         checkpoint: this point's checkpoint file. When it exists (a worker died while
             training this point) training resumes after its last epoch, whose rows are
-            replayed onto this trial; it is rewritten after every epoch.
+            replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
 
     Raises:
         TrialFailed: the configuration cannot be built, or the loss became NaN; the message is
@@ -83,6 +84,7 @@ def run_trial(
             on_epoch=report,
             done=done,
             checkpoint=checkpoint,
+            checkpoint_every_s=checkpoint_every_s,
         )
     except Exception as err:
         if not out_of_memory(err):

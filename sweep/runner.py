@@ -26,7 +26,7 @@ from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError, TrialFailed
 from sweep.objective import run_trial
 from sweep.spec import StudySpec
-from sweep.train import remove_checkpoint
+from sweep.train import CHECKPOINT_EVERY_S, remove_checkpoint
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
@@ -51,6 +51,7 @@ def run_sweep(
     *,
     data_dir: str | None = None,
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     out: TextIO = sys.stderr,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
@@ -80,11 +81,13 @@ def run_sweep(
             mark_dead(store, claim.dead_trial_id, "its worker stopped beating")
         if points[claim.point] is not None:
             study.sampler.point = points[claim.point]
-        _run_point(spec, store, study, claim.point, worker, dataset_for,
-                   checkpoint_dir / spec.name / f"{_digest(claim.point)}.keras", result, out)
+        checkpoint = (checkpoint_dir / spec.name / f"{_digest(claim.point)}.keras",
+                      checkpoint_every_s)
+        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, result, out)
 
 
 def _run_point(spec, store, study, point, worker, dataset_for, checkpoint, result, out) -> None:
+    """Train one claimed point; ``checkpoint`` is ``(path, every_s)``."""
     trial = study.ask()
     # Optuna's Trial has no public id getter; the claim records it so a dead trial can be
     # marked failed by whoever notices.
@@ -99,7 +102,7 @@ def _run_point(spec, store, study, point, worker, dataset_for, checkpoint, resul
 
     try:
         with claims.Heartbeat(store.engine, spec.name, point, worker):
-            value = run_trial(trial, spec, values, dataset_for, on_epoch, checkpoint)
+            value = run_trial(trial, spec, values, dataset_for, on_epoch, *checkpoint)
     except TrialFailed as err:
         trial.set_user_attr("fail_reason", str(err))
         study.tell(trial, state=TrialState.FAIL)
@@ -117,7 +120,7 @@ def _run_point(spec, store, study, point, worker, dataset_for, checkpoint, resul
         study.tell(trial, value)
         claims.update(store.engine, spec.name, point, worker, state="done")
         _update_best(result, study)
-    remove_checkpoint(checkpoint)
+    remove_checkpoint(checkpoint[0])
     result.ran += 1
 
 

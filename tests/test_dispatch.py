@@ -1,0 +1,87 @@
+"""Local worker processes: exact grid coverage under contention, a worker killed mid-trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import optuna
+import pytest
+
+from conftest import tiny_study, write_study
+from sweep import claims
+from sweep.dispatch import worker_env
+from sweep.storage import epochs_frame, open_storage
+
+pytestmark = pytest.mark.slow
+
+
+def _sweep(*args, cwd, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def test_worker_env_pins_gpus_or_splits_cores():
+    assert worker_env(5, 8, ["0", "1"], 4, 16)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker_env(5, 8, ["0", "1"], 4, 16)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.225"
+    cpu = worker_env(0, 4, [], 1, 16)
+    assert cpu["CUDA_VISIBLE_DEVICES"] == "" and cpu["TF_NUM_INTRAOP_THREADS"] == "4"
+
+
+def test_eight_workers_cover_a_sixteen_point_grid_exactly_once(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz, search={"params": {
+        "model.pooling": ["max", "avg"], "model.kernel": [2, 3],
+        "training.batch_size": [8, 16], "model.dense": [[4], [8]],
+    }})
+    raw["training"] = {"epochs": 1, "batch_size": 16}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "8", cwd=tmp_path)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "locked" not in output and "Traceback" not in output
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    points = Counter(json.dumps(t.params, sort_keys=True) for t in trials)
+    assert len(trials) == 16 and len(points) == 16
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert "[tiny] report: reports/tiny.html" in output
+
+
+def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
+    tmp_path, tiny_npz, db_url
+):
+    raw = tiny_study(tiny_npz)  # 2 points
+    raw["training"] = {**raw["training"], "epochs": 40, "snapshots": [10, 40]}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "2",
+                  "--checkpoint-every", "0", cwd=tmp_path)
+    store = open_storage(db_url)
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for row in claims.running(store.engine, "tiny"):
+            saved = list((tmp_path / "checkpoints" / "tiny").glob("*.json"))
+            if row.trial_id is not None and saved and len(json.loads(saved[0].read_text())) >= 3:
+                victim = row
+                break
+    assert victim is not None, "no checkpoint appeared"
+    os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "exited with -9; its point runs again from its checkpoint" in output
+
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
+    (dead,) = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert dead.user_attrs["died"] == "worker process exited with -9"
+    (resumed,) = [t for t in complete if t.params == dead.params]
+    assert resumed.user_attrs["resumed_from_epoch"] >= 3
+    epochs = epochs_frame(store, "tiny")
+    assert epochs[epochs.trial_number == resumed.number].epoch.tolist() == list(range(1, 41))
+    assert not list((tmp_path / "checkpoints" / "tiny").glob("*.keras"))  # cleaned up
