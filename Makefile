@@ -7,7 +7,7 @@ STORAGE ?= sqlite:///sweeps.db
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test bench clean
+.PHONY: install sweep report dashboard test test-backends postgres-server bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,18 @@ report: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/sweep dashboard --storage $(STORAGE)
 
-test: $(DEV_STAMP)
+# The PostgreSQL tests start a throwaway server from Debian's packages.
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
+
+test: $(DEV_STAMP) postgres-server
 	$(BIN)/python -m pytest
+
+# Keras on the torch backend (CPU build); .ci/run calls this after `make test`.
+test-backends: $(DEV_STAMP)
+	$(BIN)/pip install --quiet torch==2.13.0
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m backends
 
 bench: $(STAMP)
 	$(BIN)/python -m sweep.bench

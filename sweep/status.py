@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from optuna.trial import TrialState
 
-from sweep import storage
+from sweep import claims, storage
 
 
 def study_status(name: str, storage_url: str) -> str:
-    """Trial counts by state, the best trial, failures with reasons, and running trials with
-    the last epoch they stored."""
+    """Trial counts by state, the best trial, what each worker is doing (its trial, the last
+    epoch stored, its heartbeat), and failures with reasons."""
     store = storage.open_storage(storage_url, create=False)
     study = storage.load_study(store, name)
     trials = study.get_trials(deepcopy=False)
@@ -33,15 +34,22 @@ def study_status(name: str, storage_url: str) -> str:
         lines.append(f"best {metric} {best.value:.4f}: trial {best.number} {best.params}")
     epochs = storage.epochs_frame(store, name)
     last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
+    by_id = {t._trial_id: t for t in trials}  # claims record Optuna's trial id
+    now = time.time()
+    for claim in claims.running(store.engine, name):
+        t = by_id.get(claim.trial_id)
+        if t is None:
+            lines.append(f"worker {claim.worker}: starting a trial")
+            continue
+        total_epochs = t.user_attrs.get("config", {}).get("training", {}).get("epochs", "?")
+        lines.append(
+            f"worker {claim.worker}: trial {t.number} {t.params} epoch "
+            f"{last_epoch.get(t.number, 0)}/{total_epochs} "
+            f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
+        )
     for t in trials:
-        if t.state == TrialState.RUNNING:
-            total_epochs = t.user_attrs.get("config", {}).get("training", {}).get("epochs", "?")
-            lines.append(
-                f"running: trial {t.number} {t.params} epoch "
-                f"{last_epoch.get(t.number, 0)}/{total_epochs}"
-            )
-        elif t.state == TrialState.FAIL:
-            reason = t.user_attrs.get("fail_reason") or (
+        if t.state == TrialState.FAIL:
+            reason = t.user_attrs.get("fail_reason") or t.user_attrs.get("died") or (
                 "interrupted" if t.user_attrs.get("interrupted") else "unknown"
             )
             lines.append(f"failed: trial {t.number} {t.params}: {reason}")

@@ -16,6 +16,7 @@ import pytest
 from conftest import tiny_study, write_study
 from sweep import claims
 from sweep.dispatch import worker_env
+from sweep.status import study_status
 from sweep.storage import epochs_frame, open_storage
 
 pytestmark = pytest.mark.slow
@@ -70,6 +71,7 @@ def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
                 victim = row
                 break
     assert victim is not None, "no checkpoint appeared"
+    assert f"worker {victim.worker}: trial" in study_status("tiny", db_url)
     os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
