@@ -81,7 +81,7 @@ def run_sweep(
             mark_dead(store, claim.dead_trial_id, "its worker stopped beating")
         if points[claim.point] is not None:
             study.sampler.point = points[claim.point]
-        checkpoint = (checkpoint_dir / spec.name / f"{_digest(claim.point)}.keras",
+        checkpoint = (checkpoint_file(checkpoint_dir, spec.name, claim.point),
                       checkpoint_every_s)
         _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, result, out)
 
@@ -172,8 +172,9 @@ def mark_dead(store: optuna.storages.RDBStorage, trial_id: int, reason: str) -> 
         pass
 
 
-def _digest(point: str) -> str:
-    return hashlib.sha1(point.encode()).hexdigest()[:16]
+def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
+    """Where a point's training state is kept, the same for every worker of the study."""
+    return checkpoint_dir / study_name / f"{hashlib.sha1(point.encode()).hexdigest()[:16]}.keras"
 
 
 def existing_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:

@@ -16,6 +16,7 @@ import pytest
 from conftest import tiny_study, write_study
 from sweep import claims
 from sweep.dispatch import worker_env
+from sweep.runner import checkpoint_file
 from sweep.status import study_status
 from sweep.storage import epochs_frame, open_storage
 
@@ -66,8 +67,10 @@ def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
     while victim is None and time.monotonic() < deadline:
         time.sleep(0.2)
         for row in claims.running(store.engine, "tiny"):
-            saved = list((tmp_path / "checkpoints" / "tiny").glob("*.json"))
-            if row.trial_id is not None and saved and len(json.loads(saved[0].read_text())) >= 3:
+            saved = checkpoint_file(tmp_path / "checkpoints", "tiny", row.point)
+            rows = saved.with_suffix(".json")
+            if row.trial_id is not None and rows.is_file() and len(json.loads(
+                    rows.read_text())) >= 3:
                 victim = row
                 break
     assert victim is not None, "no checkpoint appeared"
