@@ -7,7 +7,7 @@ STORAGE ?= sqlite:///sweeps.db
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends postgres-server bench clean
+.PHONY: install sweep report dashboard test test-backends postgres-server bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-backends: $(DEV_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m sweep.bench
+
+# On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
+bench-gpu:
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $${PYTHON:-python3} -m sweep.bench_gpu
 
 clean:
 	rm -rf $(VENV) reports sweeps.db
