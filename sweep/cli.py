@@ -104,23 +104,18 @@ def _run(args) -> int:
     from sweep.spec import load_study
 
     spec = load_study(args.study, args.set)
-    if args.workers is not None and args.workers < 1 or args.trials_per_gpu < 1:
-        raise SweepError("--workers and --trials-per-gpu must be at least 1")
-    if args.gpus is not None or (args.workers or 1) > 1:
-        from sweep.dispatch import detect_gpus, run_workers
+    if args.gpus is None and (args.workers or 1) == 1:
+        return _train_here(spec, args, report=True)
+    from sweep.dispatch import resolve_devices, run_workers
 
-        gpus = detect_gpus() if args.gpus == "auto" else (args.gpus or "").split(",")
-        gpus = [g.strip() for g in gpus if g.strip()]
-        workers = args.workers or max(1, len(gpus) * args.trials_per_gpu)
-        code = run_workers(spec, _worker_args(args, spec), args.storage, workers=workers,
-                           gpus=gpus, per_gpu=args.trials_per_gpu, data_dir=args.data_dir)
-        if code == 130:
-            raise KeyboardInterrupt
-        if code:
-            return code
+    workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu)
+    code = run_workers(spec, _worker_args(args, spec), args.storage, workers=workers,
+                       gpus=gpus, per_gpu=args.trials_per_gpu, data_dir=args.data_dir)
+    if code == 130:
+        raise KeyboardInterrupt
+    if code == 0:
         print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
-        return 0
-    return _worker(args, report=True)
+    return code
 
 
 def _worker_args(args, spec) -> list[str]:
@@ -132,10 +127,14 @@ def _worker_args(args, spec) -> list[str]:
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
 
 
-def _worker(args, report: bool = False) -> int:
+def _worker(args) -> int:
     from sweep.spec import load_study
 
-    spec = load_study(args.study, args.set)
+    return _train_here(load_study(args.study, args.set), args)
+
+
+def _train_here(spec, args, report: bool = False) -> int:
+    """Run the worker loop in this process; with ``report``, write the report after."""
     from sweep.runner import run_sweep
 
     result = run_sweep(spec, args.storage, data_dir=args.data_dir,

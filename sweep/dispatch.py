@@ -19,6 +19,7 @@ import time
 from typing import TextIO
 
 from sweep import claims
+from sweep.errors import UsageError
 from sweep.runner import mark_dead, plan, prepare
 from sweep.spec import StudySpec
 
@@ -36,6 +37,15 @@ def detect_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in listing.splitlines() if line.strip()]
+
+
+def resolve_devices(workers: int | None, gpus: str | None, per_gpu: int) -> tuple[int, list]:
+    """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices)."""
+    if (workers is not None and workers < 1) or per_gpu < 1:
+        raise UsageError("--workers and --trials-per-gpu must be at least 1")
+    found = detect_gpus() if gpus == "auto" else (gpus or "").split(",")
+    found = [g.strip() for g in found if g.strip()]
+    return workers or max(1, len(found) * per_gpu), found
 
 
 def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: int) -> dict:

@@ -17,6 +17,12 @@ class SpecError(SweepError):
     exit_code = 2
 
 
+class UsageError(SweepError):
+    """A command-line option has a value that cannot work."""
+
+    exit_code = 2
+
+
 class DataError(SweepError):
     """A dataset cannot be loaded: says which file to put where."""
 

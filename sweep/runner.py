@@ -83,17 +83,21 @@ def run_sweep(
             study.sampler.point = points[claim.point]
         checkpoint = (checkpoint_file(checkpoint_dir, spec.name, claim.point),
                       checkpoint_every_s)
-        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, result, out)
+        position = result.total - claims.pending(store.engine, spec.name, keys) + 1
+        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, result,
+                   position, out)
 
 
-def _run_point(spec, store, study, point, worker, dataset_for, checkpoint, result, out) -> None:
-    """Train one claimed point; ``checkpoint`` is ``(path, every_s)``."""
+def _run_point(
+    spec, store, study, point, worker, dataset_for, checkpoint, result, position, out
+) -> None:
+    """Train one claimed point; ``checkpoint`` is ``(path, every_s)``, ``position`` the
+    point's place among the study's (for progress lines)."""
     trial = study.ask()
     # Optuna's Trial has no public id getter; the claim records it so a dead trial can be
     # marked failed by whoever notices.
     claims.update(store.engine, spec.name, point, worker, trial_id=trial._trial_id)
     values = space.suggest(trial, spec.search.params)
-    position = result.total - claims.pending(store.engine, spec.name, list(plan(spec))) + 1
     progress = _progress(spec, trial.number, values, position, result, out)
 
     def on_epoch(row: dict) -> None:

@@ -122,6 +122,7 @@ def test_missing_study_lists_known_ones():
         (["run", "no_such_study"], "no such study file"),
         (["run", "quickstart", "--set", "model.dropout=1.5"], "model.dropout: expected"),
         (["run", "quickstart", "--set", "oops"], "--set oops: expected dotted.path=value"),
+        (["run", "quickstart", "--workers", "0"], "--workers and --trials-per-gpu must be at"),
         (["run", "quickstart", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open"),
         (["run", "quickstart", "--storage", "nonsense://"], "cannot open"),
         (["run", "quickstart", "--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db"],
