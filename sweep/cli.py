@@ -104,7 +104,7 @@ def _run(args) -> int:
     from sweep.spec import load_study
 
     spec = load_study(args.study, args.set)
-    if args.gpus is None and (args.workers or 1) == 1:
+    if args.gpus is None and args.workers in (None, 1):
         return _train_here(spec, args, report=True)
     from sweep.dispatch import resolve_devices, run_workers
 
