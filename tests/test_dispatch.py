@@ -90,3 +90,26 @@ def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
     epochs = epochs_frame(store, "tiny")
     assert epochs[epochs.trial_number == resumed.number].epoch.tolist() == list(range(1, 41))
     assert not list((tmp_path / "checkpoints" / "tiny").glob("*.keras"))  # cleaned up
+
+
+def test_ctrl_c_stops_every_worker_and_gives_the_points_back(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 400, "snapshots": [400]}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "2", cwd=tmp_path)
+    store = open_storage(db_url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = claims.running(store.engine, "tiny")
+        if len(rows) == 2 and all(r.trial_id is not None for r in rows):
+            break
+    proc.send_signal(signal.SIGINT)  # to the parent only: it passes the stop on
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert len(trials) == 2
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted")
+               for t in trials)
+    assert claims.running(store.engine, "tiny") == []

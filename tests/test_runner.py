@@ -171,3 +171,28 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"]
     # The point was given back, so the next run trains it again (from its checkpoint).
     assert claims.running(open_storage(db_url).engine, "tiny") == []
+
+
+def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
+    tmp_path, tiny_npz, db_url, monkeypatch, capsys
+):
+    # No GPU here: the backend's out-of-memory error is raised in place of training.
+    import tensorflow as tf
+
+    import sweep.objective
+
+    real_train = sweep.objective.train
+
+    def train_or_oom(model, data, **kwargs):
+        if kwargs["batch_size"] == 16:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real_train(model, data, **kwargs)
+
+    monkeypatch.setattr(sweep.objective, "train", train_or_oom)
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"training.batch_size": [16, 8]}})
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    trials = {t.params["training.batch_size"]: t
+              for t in optuna.load_study(study_name="tiny", storage=db_url).trials}
+    assert trials[16].user_attrs["fail_reason"].startswith("out of GPU memory: OOM when")
+    assert trials[8].state == optuna.trial.TrialState.COMPLETE
