@@ -30,6 +30,7 @@ from sweep.train import CHECKPOINT_EVERY_S, remove_checkpoint
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
+CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
 
 
 @dataclass
@@ -192,6 +193,12 @@ def existing_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna
         study = optuna.load_study(study_name=spec.name, storage=store)
     except KeyError:
         return None
+    # A worker that created the study a moment ago may not have stored its file yet
+    # (create_study and set_user_attr are two transactions): give it a few seconds.
+    deadline = time.monotonic() + CREATE_GRACE_S
+    while "study" not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        study = optuna.load_study(study_name=spec.name, storage=store)
     stored = _comparable(study.user_attrs.get("study", {}))
     wanted = _comparable(spec.as_dict())
     if stored != wanted:
