@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,92 +16,12 @@ import yaml
 
 from sweep.data import DATASETS
 from sweep.errors import SpecError
+from sweep.fields import REQUIRED, Bad, boolean, choice, int_list, integer, number, optional, text
 from sweep.space import ChoiceParam, Param, RangeParam
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
 SAMPLERS = ("grid", "random", "tpe")
-
-
-class _Bad(Exception):
-    """A value does not match its field; the argument says what was expected."""
-
-
-# -- field validators: each returns the normalised value or raises _Bad(expected) -----------
-
-
-def integer(low: int | None = None, high: int | None = None):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _Bad("an integer" + _bounds(low, high))
-        if (low is not None and v < low) or (high is not None and v > high):
-            raise _Bad("an integer" + _bounds(low, high))
-        return v
-
-    return check
-
-
-def number(low: float, high: float | None = None, *, low_open=False, high_open=False):
-    def check(v):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if ok:
-            ok = (v > low if low_open else v >= low) and (
-                high is None or (v < high if high_open else v <= high)
-            )
-        if not ok:
-            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-            raise _Bad(f"a number in {lo}{low}, {'inf' if high is None else high}{hi}")
-        return float(v)
-
-    return check
-
-
-def choice(*options):
-    def check(v):
-        if v not in options:
-            raise _Bad("one of " + ", ".join(map(str, options)))
-        return v
-
-    return check
-
-
-def text(pattern: str | None = None, what: str = "a string"):
-    def check(v):
-        if not isinstance(v, str) or (pattern and not re.fullmatch(pattern, v)):
-            raise _Bad(what)
-        return v
-
-    return check
-
-
-def boolean(v):
-    if not isinstance(v, bool):
-        raise _Bad("true or false")
-    return v
-
-
-def int_list(low: int, allow_empty: bool):
-    def check(v):
-        if isinstance(v, int) and not isinstance(v, bool):
-            v = [v]
-        if not isinstance(v, list) or (not v and not allow_empty):
-            raise _Bad(f"a {'' if allow_empty else 'non-empty '}list of integers >= {low}")
-        return [integer(low)(x) for x in v]
-
-    return check
-
-
-def optional(check):
-    return lambda v: None if v is None else check(v)
-
-
-def _bounds(low, high) -> str:
-    if low is not None and high is not None:
-        return f" in [{low}, {high}]"
-    return f" >= {low}" if low is not None else (f" <= {high}" if high is not None else "")
-
-
-REQUIRED = object()
 
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -302,7 +221,7 @@ def _field(given: dict, key: str, spec, field: str, fail):
         return copy.deepcopy(default)
     try:
         return check(given[key])
-    except _Bad as bad:
+    except Bad as bad:
         fail(field, f"expected {bad}, got {given[key]!r}")
 
 
@@ -338,7 +257,7 @@ def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
                 fail(field, "empty list; expected at least one value")
             try:
                 checked = [check(v) for v in values]
-            except _Bad as bad:
+            except Bad as bad:
                 fail(field, f"every value must be {bad}, got {values!r}")
             if len({repr(v) for v in checked}) != len(checked):
                 fail(field, f"duplicate values in {values!r}")
@@ -359,7 +278,7 @@ def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangePara
         fail(field, "a range needs both low and high")
     try:
         low, high = check(given["low"]), check(given["high"])
-    except _Bad as bad:
+    except Bad as bad:
         fail(field, f"low and high must be {bad}, got {given['low']!r}, {given['high']!r}")
     if not isinstance(low, (int, float)) or low >= high:
         fail(field, f"expected numbers with low < high, got {given['low']!r}, {given['high']!r}")

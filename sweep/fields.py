@@ -1,0 +1,86 @@
+"""Field validators for study files: each returns the normalised value or raises Bad(expected).
+
+Plain functions over plain YAML values, so a spec section is a dict of (validator, default).
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class Bad(Exception):
+    """A value does not match its field; the argument says what was expected."""
+
+
+def integer(low: int | None = None, high: int | None = None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise Bad("an integer" + _bounds(low, high))
+        if (low is not None and v < low) or (high is not None and v > high):
+            raise Bad("an integer" + _bounds(low, high))
+        return v
+
+    return check
+
+
+def number(low: float, high: float | None = None, *, low_open=False, high_open=False):
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if ok:
+            ok = (v > low if low_open else v >= low) and (
+                high is None or (v < high if high_open else v <= high)
+            )
+        if not ok:
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise Bad(f"a number in {lo}{low}, {'inf' if high is None else high}{hi}")
+        return float(v)
+
+    return check
+
+
+def choice(*options):
+    def check(v):
+        if v not in options:
+            raise Bad("one of " + ", ".join(map(str, options)))
+        return v
+
+    return check
+
+
+def text(pattern: str | None = None, what: str = "a string"):
+    def check(v):
+        if not isinstance(v, str) or (pattern and not re.fullmatch(pattern, v)):
+            raise Bad(what)
+        return v
+
+    return check
+
+
+def boolean(v):
+    if not isinstance(v, bool):
+        raise Bad("true or false")
+    return v
+
+
+def int_list(low: int, allow_empty: bool):
+    def check(v):
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, list) or (not v and not allow_empty):
+            raise Bad(f"a {'' if allow_empty else 'non-empty '}list of integers >= {low}")
+        return [integer(low)(x) for x in v]
+
+    return check
+
+
+def optional(check):
+    return lambda v: None if v is None else check(v)
+
+
+def _bounds(low, high) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    return f" >= {low}" if low is not None else (f" <= {high}" if high is not None else "")
+
+
+REQUIRED = object()  # the default of a field a study must give
