@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "train every point of a study's search space not yet done")
     worker = command("worker", _worker, "claim and train points of a study until none is left")
+    dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
+    dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
+    dash.add_argument("--port", type=int, default=8080)
+    describe = command("describe", _describe,
+                       "print each model's layers, receptive field and parameter count")
+    describe.add_argument("--set", action="append", default=[], metavar="dotted.path=value",
+                          help="override a study field (repeatable)")
+    describe.add_argument("--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
+                          help="folder of dataset archives (only folder/npz data is read)")
     for p in (run, worker):
         p.add_argument(
             "--set", action="append", default=[], metavar="dotted.path=value",
@@ -70,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
             "--checkpoint-every", type=float, default=15.0, metavar="SECONDS",
             help="seconds of training between checkpoints (default: 15)",
         )
+    for p in (run, worker, dash):
+        p.add_argument(
+            "--artifact-dir", type=Path, default=Path("artifacts"),
+            help="Optuna artifact store for trial pictures (default: ./artifacts)",
+        )
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes on this machine (default: 1, or GPUs x K)")
     run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
@@ -82,9 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", _export, "write the report's results frame as csv or parquet")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", type=Path, help="output path (default: NAME.csv / NAME.parquet)")
-    dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
-    dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
-    dash.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -121,7 +132,8 @@ def _run(args) -> int:
 def _worker_args(args, spec) -> list[str]:
     """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
     out = [spec.source, "--storage", args.storage, "--checkpoint-dir", str(args.checkpoint_dir),
-           "--checkpoint-every", str(args.checkpoint_every)]
+           "--checkpoint-every", str(args.checkpoint_every), "--artifact-dir",
+           str(args.artifact_dir)]
     for item in args.set:
         out += ["--set", item]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
@@ -139,7 +151,8 @@ def _train_here(spec, args, report: bool = False) -> int:
 
     result = run_sweep(spec, args.storage, data_dir=args.data_dir,
                        checkpoint_dir=args.checkpoint_dir,
-                       checkpoint_every_s=args.checkpoint_every)
+                       checkpoint_every_s=args.checkpoint_every,
+                       artifact_dir=args.artifact_dir)
     best = (
         f"best {spec.metric} {result.best_value:.4f} (trial {result.best_trial})"
         if result.best_value is not None
@@ -151,6 +164,15 @@ def _train_here(spec, args, report: bool = False) -> int:
     )
     if report:
         print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
+    return 0
+
+
+def _describe(args) -> int:
+    from sweep.describe import configurations, format_configurations
+    from sweep.spec import load_study
+
+    spec = load_study(args.study, args.set)
+    print(format_configurations(spec, configurations(spec, args.data_dir)))
     return 0
 
 
@@ -188,9 +210,13 @@ def _dashboard(args) -> int:
 
     from sweep.storage import open_storage, safe_url
 
+    from optuna.artifacts import FileSystemArtifactStore
+
     store = open_storage(args.storage, create=False)
+    args.artifact_dir.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard for {safe_url(args.storage)} at http://{args.host}:{args.port}/")
-    run_server(store, host=args.host, port=args.port)
+    run_server(store, host=args.host, port=args.port,
+               artifact_store=FileSystemArtifactStore(str(args.artifact_dir)))
     return 0
 
 

@@ -72,6 +72,29 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None) -> Dataset:
     )
 
 
+# Image shape and class count of the fixed datasets, so that a study's models can be analysed
+# (``sweep describe``) without loading or downloading any data.
+SHAPES = {
+    "digits": ((8 * DIGITS_SCALE, 8 * DIGITS_SCALE, 1), 10),
+    "cifar10": ((32, 32, 3), 10),
+    "cifar100": ((32, 32, 3), 100),
+    "fashion_mnist": ((28, 28, 1), 10),
+    "mnist": ((28, 28, 1), 10),
+}
+CIFAR100_COARSE_CLASSES = 20
+
+
+def input_spec(cfg: dict, data_dir: str | None = None) -> tuple[tuple[int, ...], int]:
+    """``(image shape, number of classes)`` of the dataset in ``cfg``; folder and npz data
+    are loaded to find out."""
+    if cfg["name"] == "cifar100" and cfg["label_mode"] == "coarse":
+        return SHAPES["cifar100"][0], CIFAR100_COARSE_CLASSES
+    if cfg["name"] in SHAPES:
+        return SHAPES[cfg["name"]]
+    data = load_dataset(cfg, 0, data_dir)
+    return data.input_shape, data.num_classes
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     """To float32 in [0, 1] with a channel axis. Done once per process, not per batch."""
     if x.ndim == 3:

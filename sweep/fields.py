@@ -66,9 +66,13 @@ def int_list(low: int, allow_empty: bool):
     def check(v):
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
+        what = f"a {'' if allow_empty else 'non-empty '}list of integers >= {low}"
         if not isinstance(v, list) or (not v and not allow_empty):
-            raise Bad(f"a {'' if allow_empty else 'non-empty '}list of integers >= {low}")
-        return [integer(low)(x) for x in v]
+            raise Bad(what)
+        try:
+            return [integer(low)(x) for x in v]
+        except Bad:
+            raise Bad(what) from None
 
     return check
 

@@ -8,6 +8,7 @@ snapshot results, provenance). It works with any trial, including ``optuna.trial
 from __future__ import annotations
 
 import platform
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -15,10 +16,11 @@ import keras
 import numpy as np
 import optuna
 
-from sweep import space
+from sweep import diagnostics, pictures, space
+from sweep.architecture import plan
 from sweep.data import Dataset
 from sweep.errors import TrialFailed
-from sweep.models import build_model, feature_maps
+from sweep.models import build_model
 from sweep.spec import StudySpec
 from sweep.train import CHECKPOINT_EVERY_S, device_description, load_checkpoint, train
 
@@ -31,6 +33,7 @@ def run_trial(
     on_epoch: Callable[[dict], None],
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    artifact_store=None,
 ) -> float:
     """Train the configuration at ``values`` and return the objective's value.
 
@@ -42,10 +45,12 @@ def run_trial(
         checkpoint: this point's checkpoint file. When it exists (a worker died while
             training this point) training resumes after its last epoch, whose rows are
             replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
+        artifact_store: an Optuna artifact store for the snapshot pictures, or None.
 
     Raises:
-        TrialFailed: the configuration cannot be built, or the loss became NaN; the message is
-            the reason stored on the trial.
+        TrialFailed: the configuration cannot be built or breaks a study constraint (both
+            found before any training), or the loss became NaN; the message is the reason
+            stored on the trial.
     """
     config = space.resolve(spec.config, values)
     seed = config.pop("seed", spec.seed)
@@ -53,7 +58,7 @@ def run_trial(
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("provenance", provenance(spec))
     data = dataset_for(config["dataset"], seed)
-    feature_maps(config["model"], data.input_shape)  # ConfigError before any training
+    architecture = _check_architecture(trial, spec, config["model"], data)
 
     def report(row: dict) -> None:
         on_epoch(row)
@@ -69,7 +74,7 @@ def run_trial(
             report(row)
     else:
         model, done = build_model(config["model"], data.input_shape, data.num_classes), []
-    trial.set_user_attr("param_count", int(model.count_params()))
+    assert model.count_params() == architecture.params, "architecture.plan miscounted"
 
     training = config["training"]
     try:
@@ -80,6 +85,10 @@ def run_trial(
             learning_rate=training["learning_rate"],
             batch_size=training["batch_size"],
             epochs=training["epochs"],
+            momentum=training["momentum"],
+            schedule=training["schedule"],
+            decay=training["decay"],
+            stop_at_loss=training["stop_at_loss"],
             snapshots=training["snapshots"],
             on_epoch=report,
             done=done,
@@ -94,11 +103,56 @@ def run_trial(
     if result.nan_epoch is not None:
         raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
     trial.set_user_attr("snapshots", list(result.snapshots.values()))
+    trial.set_user_attr("overfitting", diagnostics.overfitting(result.epochs))
+    if result.stopped_epoch is not None:
+        trial.set_user_attr("stopped_epoch", result.stopped_epoch)
+    _record_details(trial, result.details, artifact_store)
     # A test metric is only known at snapshots: the objective takes the last one.
     final = result.snapshots[max(result.snapshots)] if spec.metric.startswith("test") else (
         result.epochs[-1]
     )
     return final[spec.metric]
+
+
+def _check_architecture(trial, spec: StudySpec, model_cfg: dict, data: Dataset):
+    """Analyse the model before training; store its shape, receptive field and size.
+
+    Raises:
+        ConfigError: it cannot be built.
+        TrialFailed: it has more parameters than ``max_params``.
+    """
+    architecture = plan(model_cfg, data.input_shape, data.num_classes)  # ConfigError
+    trial.set_user_attr("param_count", architecture.params)
+    trial.set_user_attr("receptive_field", architecture.receptive_field)
+    trial.set_user_attr("layers", architecture.rows())
+    limit = spec.constraints.get("max_params")
+    if limit is not None and architecture.params > limit:
+        raise TrialFailed(
+            f"{architecture.params:,} parameters, over the study's max_params {limit:,}"
+        )
+    return architecture
+
+
+def _record_details(trial, details: dict[int, dict], artifact_store) -> None:
+    """Snapshot diagnostics as a user attribute; their pictures as trial artifacts."""
+    trial.set_user_attr("diagnostics", {
+        str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
+        for epoch, d in details.items()
+    })
+    if artifact_store is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for epoch, d in details.items():
+            pngs = {f"pca-epoch{epoch}.png": pictures.pca_png(**d["pca"])}
+            if d["first_kernels"] is not None:
+                pngs[f"filters-epoch{epoch}.png"] = pictures.filters_png(d["first_kernels"])
+            for name, png in pngs.items():
+                path = Path(tmp) / name
+                path.write_bytes(png)
+                optuna.artifacts.upload_artifact(
+                    artifact_store=artifact_store, file_path=str(path), study_or_trial=trial,
+                    mimetype="image/png",
+                )
 
 
 def out_of_memory(err: Exception) -> bool:

@@ -29,6 +29,7 @@ from sweep.spec import StudySpec
 from sweep.train import CHECKPOINT_EVERY_S, remove_checkpoint
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
+DEFAULT_ARTIFACT_DIR = Path("artifacts")  # Optuna's file artifact store: snapshot pictures
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
 
@@ -53,15 +54,21 @@ def run_sweep(
     data_dir: str | None = None,
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    artifact_dir: Path | None = DEFAULT_ARTIFACT_DIR,
     out: TextIO = sys.stderr,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
-    Any number of these may run at once, in processes on any machines that reach the storage:
+    Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
+    ``artifact_dir`` (None: no pictures). Any number of these may run at once, in processes on any machines that reach the storage:
     each point is trained by exactly one of them (see claims.py). A worker whose claims are
     all done waits while others still train, to take over the points of any that die.
     """
     store, study, dataset_for = prepare(spec, storage_url, data_dir)
+    artifacts = None
+    if artifact_dir is not None:
+        Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+        artifacts = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
     points = plan(spec)
     keys = list(points)
     result = SweepResult(total=len(keys), skipped=len(keys) - claims.pending(
@@ -85,12 +92,12 @@ def run_sweep(
         checkpoint = (checkpoint_file(checkpoint_dir, spec.name, claim.point),
                       checkpoint_every_s)
         position = result.total - claims.pending(store.engine, spec.name, keys) + 1
-        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, result,
-                   position, out)
+        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, artifacts,
+                   result, position, out)
 
 
 def _run_point(
-    spec, store, study, point, worker, dataset_for, checkpoint, result, position, out
+    spec, store, study, point, worker, dataset_for, checkpoint, artifacts, result, position, out
 ) -> None:
     """Train one claimed point; ``checkpoint`` is ``(path, every_s)``, ``position`` the
     point's place among the study's (for progress lines)."""
@@ -107,7 +114,8 @@ def _run_point(
 
     try:
         with claims.Heartbeat(store.engine, spec.name, point, worker):
-            value = run_trial(trial, spec, values, dataset_for, on_epoch, *checkpoint)
+            value = run_trial(trial, spec, values, dataset_for, on_epoch, *checkpoint,
+                              artifact_store=artifacts)
     except TrialFailed as err:
         trial.set_user_attr("fail_reason", str(err))
         study.tell(trial, state=TrialState.FAIL)

@@ -33,21 +33,34 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "max_train": (optional(integer(1)), None),  # keep only the first N training images
     },
     "model": {
-        "filters": (int_list(1, allow_empty=False), [32, 64, 64]),  # one conv layer each
+        # one conv block each; [] gives the flattened-input dense baseline
+        "filters": (int_list(1, allow_empty=True), [32, 64, 64]),
+        "block": (choice("conv", "separable"), "conv"),  # separable: depthwise + pointwise 1x1
         "kernel": (integer(1), 3),  # conv window width in pixels
         "pooling": (choice("max", "avg", "none"), "max"),  # 2x2, after each conv but the last
         "pool_last": (boolean, False),  # pool after the last conv layer too
+        "pool_after": (optional(int_list(1, allow_empty=True)), None),  # blocks to pool after
+        "transition": (optional(integer(1)), None),  # filters of a 1x1 conv after each pooling
         "padding": (choice("valid", "same"), "valid"),
         "dropout": (number(0, 1, high_open=True), 0.0),
         "batch_norm": (boolean, False),
-        "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units
+        "head": (choice("flatten", "gap"), "flatten"),  # gap: 1x1 conv to classes + global avg
+        "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units (flatten head)
     },
     "training": {
         "optimizer": (choice("adam", "sgd", "rmsprop"), "adam"),
-        "learning_rate": (number(0, low_open=True), 0.001),  # per step
+        "learning_rate": (number(0, low_open=True), 0.001),  # per step, at epoch 1
+        "momentum": (number(0, 1, high_open=True), 0.0),  # sgd and rmsprop
+        # constant; inverse_time: lr / (1 + decay * (epoch - 1)); cosine: to 0 at the last epoch
+        "schedule": (choice("constant", "inverse_time", "cosine"), "constant"),
+        "decay": (number(0), 0.0),  # inverse_time only
         "batch_size": (integer(1), 32),
         "epochs": (integer(1), 10),
+        "stop_at_loss": (optional(number(0, low_open=True)), None),  # stop when train loss <=
         "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
+    },
+    "constraints": {
+        "max_params": (optional(integer(1)), None),  # reject larger models before training
     },
     "objective": {
         "metric": (choice(*METRICS), "val_accuracy"),
@@ -91,6 +104,7 @@ class StudySpec:
     metric: str
     direction: str
     seed: int
+    constraints: dict
 
     def as_dict(self) -> dict:
         """The resolved study, for provenance and for detecting a changed study on resume."""
@@ -104,6 +118,7 @@ class StudySpec:
             },
             "objective": {"metric": self.metric, "direction": self.direction},
             "seed": self.seed,
+            "constraints": dict(self.constraints),
         }
 
 
@@ -188,10 +203,12 @@ def validate(raw: dict, source: str) -> StudySpec:
         }
     search = sections.pop("search")
     objective = sections.pop("objective")
+    constraints = sections.pop("constraints")
     config = sections
     params = _parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
     _check_dataset(config["dataset"], fail)
     _check_snapshots(config["training"], params, fail)
+    _check_training(config["training"], params, fail)
 
     if search["sampler"] == "grid":
         if search["n_trials"] is not None:
@@ -210,6 +227,7 @@ def validate(raw: dict, source: str) -> StudySpec:
         metric=objective["metric"],
         direction=direction,
         seed=top["seed"],
+        constraints=constraints,
     )
 
 
@@ -315,3 +333,18 @@ def _check_snapshots(training: dict, params: tuple[Param, ...], fail) -> None:
             "training.snapshots",
             f"snapshot at epoch {snapshots[-1]} is past the last epoch ({min(epochs)})",
         )
+
+
+def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
+    """Settings that only mean something with another setting's fixed value."""
+    searched = {p.name for p in params}
+
+    def fixed(key, value):
+        return f"training.{key}" not in searched and training[key] == value
+
+    if (training["momentum"] or "training.momentum" in searched) and fixed("optimizer", "adam"):
+        fail("training.momentum", "applies to the sgd and rmsprop optimizers, not adam")
+    if (training["decay"] or "training.decay" in searched) and not (
+        "training.schedule" in searched or training["schedule"] == "inverse_time"
+    ):
+        fail("training.decay", "applies to schedule: inverse_time only")

@@ -24,7 +24,7 @@ DEFAULT_STORAGE = "sqlite:///sweeps.db"
 SQLITE_BUSY_TIMEOUT_S = 600
 EPOCH_COLUMNS = (
     "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-    "seconds",
+    "roc_auc", "learning_rate", "seconds",
 )
 
 _metadata = sa.MetaData()
@@ -77,12 +77,22 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         _metadata.create_all(storage.engine)
+        _add_missing_columns(storage.engine)
         if sqlite:
             _serialise_sqlite(storage.engine)
     except Exception as err:
         reason = str(getattr(err, "orig", None) or err).splitlines()[0]
         raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
     return storage
+
+
+def _add_missing_columns(engine: sa.engine.Engine) -> None:
+    """Databases written by an earlier version lack newer epoch columns: add them (empty)."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(EPOCHS.name)}
+    with engine.begin() as conn:
+        for name in EPOCH_COLUMNS:
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {EPOCHS.name} ADD COLUMN {name} FLOAT")
 
 
 def _serialise_sqlite(engine: sa.engine.Engine) -> None:

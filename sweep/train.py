@@ -1,4 +1,5 @@
-"""Training one model: per-epoch metrics and seconds, test evaluation at snapshot epochs.
+"""Training one model: per-epoch metrics and seconds, test evaluation and diagnostics at
+snapshot epochs, learning-rate schedules, early stop at a loss threshold.
 
 Knows Keras and numpy only; never sees Optuna or a study file. Progress and storage hook in
 through the plain ``on_epoch`` callable.
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+import numpy as np
 
+from sweep import diagnostics
 from sweep.data import Dataset
 
 OPTIMIZERS = {
@@ -32,6 +35,8 @@ EVAL_BATCH_SIZE = 512
 ACCELERATOR_STEPS_PER_EXECUTION = 16
 # Seconds of training between checkpoints: a worker killed mid-trial loses at most this much.
 CHECKPOINT_EVERY_S = 15.0
+# Test images in the PCA picture of a snapshot: enough to see clusters, small to store.
+PCA_POINTS = 2000
 
 
 @dataclass
@@ -39,22 +44,27 @@ class TrainResult:
     """What one training run produced.
 
     ``epochs`` has one dict per finished epoch: ``epoch`` (1-based), ``train_loss``,
-    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds`` (wall time of the epoch),
-    and ``test_loss``/``test_accuracy`` at snapshot epochs. ``snapshots`` maps a snapshot epoch
-    to its row. ``nan_epoch`` is the epoch whose loss became NaN, if any.
+    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``, ``seconds`` (wall
+    time of the epoch), and ``test_loss``/``test_accuracy``/``roc_auc`` at snapshot epochs.
+    ``snapshots`` maps a snapshot epoch to its row; ``details`` maps it to the larger
+    diagnostics (see ``snapshot_details``). ``nan_epoch`` is the epoch whose loss became NaN;
+    ``stopped_epoch`` the epoch whose training loss reached ``stop_at_loss``.
     """
 
     epochs: list[dict] = field(default_factory=list)
     snapshots: dict[int, dict] = field(default_factory=dict)
+    details: dict[int, dict] = field(default_factory=dict)
     seconds: float = 0.0
     nan_epoch: int | None = None
+    stopped_epoch: int | None = None
 
 
 class _Recorder(keras.callbacks.Callback):
-    def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint, every_s):
+    def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint, every_s,
+                 stop_at_loss):
         super().__init__()
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
-        self.checkpoint, self.every_s = checkpoint, every_s
+        self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
         self.saved = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -68,18 +78,21 @@ class _Recorder(keras.callbacks.Callback):
             "train_accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]),
             "val_accuracy": float(logs["val_accuracy"]),
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "seconds": seconds,
         }
         if not math.isfinite(row["train_loss"]):
             self.result.nan_epoch = epoch + 1
             self.model.stop_training = True
-        elif epoch + 1 in self.snapshots:
-            test = self.model.evaluate(
-                self.data.x_test, self.data.y_test,
-                batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True,
-            )
-            row["test_loss"], row["test_accuracy"] = float(test["loss"]), float(test["accuracy"])
-            self.result.snapshots[epoch + 1] = row
+        else:
+            if self.stop_at_loss is not None and row["train_loss"] <= self.stop_at_loss:
+                self.result.stopped_epoch = epoch + 1
+                self.model.stop_training = True
+            if epoch + 1 in self.snapshots or self.result.stopped_epoch:
+                details = snapshot_details(self.model, self.data)
+                row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
+                self.result.snapshots[epoch + 1] = row
+                self.result.details[epoch + 1] = details
         self.result.epochs.append(row)
         due = time.monotonic() - self.saved >= self.every_s
         if self.checkpoint is not None and due and self.result.nan_epoch is None:
@@ -87,6 +100,74 @@ class _Recorder(keras.callbacks.Callback):
             self.saved = time.monotonic()
         if self.on_epoch is not None:
             self.on_epoch(row)
+
+
+def snapshot_details(model: keras.Model, data: Dataset) -> dict:
+    """The test metrics and diagnostics of ``model`` as it is now.
+
+    One inference pass over the test set gives the logits, every hidden dense layer's ReLU
+    output and the features feeding the output layer; a second over the training set (only
+    when there are hidden dense layers) counts their dead units there too.
+
+    Returns:
+        ``diagnostics.logit_metrics``' keys, ``dead_units`` (``{layer: {units, dead_train,
+        dead_test}}``), ``pca`` (``{x, y, labels}`` lists: the output layer's input features of
+        up to ``PCA_POINTS`` test images in 2-D) and ``first_kernels`` (the first conv
+        layer's weights, ``(k, k, channels_in, filters)``, or None).
+    """
+    hidden = [layer for layer in model.layers if layer.name.startswith("dense")
+              and isinstance(layer, keras.layers.Dense)]
+    head = next(i for i, layer in enumerate(model.layers) if layer.name in ("logits", "classes"))
+    feature_layer = model.layers[head - 1] if head else None
+    outputs = [model.outputs[0], *(layer.output for layer in hidden)]
+    if feature_layer is not None:
+        outputs.append(feature_layer.output)
+    probe = keras.Model(model.inputs, outputs)
+    test = probe.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    details = diagnostics.logit_metrics(test[0], data.y_test, data.num_classes)
+    dense_test = test[1 : 1 + len(hidden)]
+    dense_train = []
+    if hidden:
+        train_probe = keras.Model(model.inputs, [layer.output for layer in hidden])
+        dense_train = train_probe.predict(data.x_train, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        if len(hidden) == 1:
+            dense_train = [dense_train]
+    details["dead_units"] = {
+        layer.name: {
+            "units": int(layer.units),
+            "dead_train": diagnostics.dead_units(train_acts),
+            "dead_test": diagnostics.dead_units(test_acts),
+        }
+        for layer, train_acts, test_acts in zip(hidden, dense_train, dense_test)
+    }
+    features = test[-1] if feature_layer is not None else data.x_test
+    if features.ndim == 4:  # a feature map (global-average-pooling head): average over space
+        features = features.mean(axis=(1, 2))
+    shown = slice(0, PCA_POINTS)
+    coords = diagnostics.pca_2d(features[shown])
+    details["pca"] = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
+                      "labels": data.y_test[shown].tolist()}
+    first = next((layer for layer in model.layers
+                  if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)
+    details["first_kernels"] = (
+        np.asarray(keras.ops.convert_to_numpy(first.kernel)) if first is not None else None
+    )
+    return details
+
+
+def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: int,
+                     epochs: int) -> float:
+    """The learning rate (per step) for ``epoch`` (0-based) of ``epochs``.
+
+    constant: ``learning_rate``; inverse_time: ``learning_rate / (1 + decay * epoch)`` (the
+    seeds' LearningRateScheduler); cosine: from ``learning_rate`` down along half a cosine,
+    reaching 0 after the last epoch.
+    """
+    if schedule == "inverse_time":
+        return learning_rate / (1 + decay * epoch)
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    return learning_rate
 
 
 def save_checkpoint(path: Path, model: keras.Model, rows: list[dict]) -> None:
@@ -140,17 +221,25 @@ def train(
     learning_rate: float,
     batch_size: int,
     epochs: int,
+    momentum: float = 0.0,
+    schedule: str = "constant",
+    decay: float = 0.0,
+    stop_at_loss: float | None = None,
     snapshots: list[int] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     done: list[dict] = (),
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> TrainResult:
-    """Compile and fit ``model`` on ``data``; evaluate the test set at each snapshot epoch.
+    """Compile and fit ``model`` on ``data``; test metrics and diagnostics at snapshot epochs.
 
     Args:
         optimizer: a key of ``OPTIMIZERS``.
-        learning_rate: per optimizer step.
+        learning_rate: per optimizer step, at the first epoch.
+        momentum: for sgd and rmsprop.
+        schedule, decay: see ``learning_rate_at``; set at the start of each epoch.
+        stop_at_loss: stop after the first epoch whose training loss is at most this (that
+            epoch is then a snapshot too).
         snapshots: epochs (1-based) after which the test set is evaluated; default ``[epochs]``.
         on_epoch: called with each new epoch's row as soon as it is known.
         done: rows of epochs already trained (resuming from a checkpoint: ``model`` is then
@@ -164,13 +253,19 @@ def train(
     result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
     if not done:  # a resumed model comes compiled, with its optimizer state
         on_cpu = device_description() == "cpu"
+        extra = {"momentum": momentum} if optimizer != "adam" else {}
         model.compile(
-            optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+            optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **extra),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
             steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
         )
-    recorder = _Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s)
+    callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
+                           stop_at_loss)]
+    if schedule != "constant":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: learning_rate_at(schedule, learning_rate, decay, epoch, epochs)
+        ))
     started = time.perf_counter()
     model.fit(
         data.x_train,
@@ -181,7 +276,7 @@ def train(
         validation_data=(data.x_val, data.y_val),
         validation_batch_size=EVAL_BATCH_SIZE,
         shuffle=True,
-        callbacks=[recorder],
+        callbacks=callbacks,
         verbose=0,
     )
     result.seconds = time.perf_counter() - started

@@ -80,7 +80,15 @@ BAD = [
      r"a range needs the random or tpe sampler"),
     ({"dataset": {"name": "imagenet"}}, r"dataset\.name: expected one of digits, cifar10"),
     ({"objective": {"metric": "f1"}}, r"objective\.metric: expected one of val_accuracy"),
-    ({"model": {"filters": []}}, r"model\.filters: expected a non-empty list of integers"),
+    ({"model": {"filters": [32, 0]}}, r"model\.filters: expected a list of integers >= 1"),
+    ({"training": {"momentum": 0.9}},
+     r"training\.momentum: applies to the sgd and rmsprop optimizers, not adam"),
+    ({"training": {"decay": 0.3}}, r"training\.decay: applies to schedule: inverse_time only"),
+    ({"training": {"schedule": "step"}},
+     r"training\.schedule: expected one of constant, inverse_time, cosine"),
+    ({"constraints": {"max_params": "100k"}},
+     r"constraints\.max_params: expected an integer >= 1, got '100k'"),
+    ({"model": {"block": "inception"}}, r"model\.block: expected one of conv, separable"),
     ({"name": "has spaces"}, r"name: expected a name of letters"),
 ]
 

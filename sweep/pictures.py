@@ -1,0 +1,69 @@
+"""PNG pictures of a trial's diagnostics, drawn with Pillow from plain arrays.
+
+The first conv layer's filters as a grid of small images (colour when they see RGB, so colour
+and orientation selectivity show), and a 2-D PCA scatter of hidden features coloured by class.
+Stored as trial artifacts, they open from the Optuna dashboard and appear in the report.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+FILTER_PIXELS = 24  # on-screen size of one filter, in picture pixels
+PCA_SIZE = 480  # side of the PCA picture, in pixels
+# Twenty distinguishable colours (classes beyond twenty reuse them).
+PALETTE = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+]
+
+
+def filters_png(kernels: np.ndarray) -> bytes:
+    """A grid of the filters in ``kernels`` (shape ``(k, k, channels_in, filters)``).
+
+    Three input channels are shown as colour; otherwise each filter shows the mean over its
+    input channels in grey. Each filter is scaled to its own range so weak ones stay visible.
+    """
+    kernels = np.asarray(kernels, dtype="float64")
+    size, _, channels, count = kernels.shape
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    cell = FILTER_PIXELS + 2
+    picture = Image.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
+    for i in range(count):
+        weights = kernels[:, :, :, i]
+        weights = weights if channels == 3 else weights.mean(axis=2, keepdims=True).repeat(3, 2)
+        low, high = weights.min(), weights.max()
+        scaled = (weights - low) / (high - low) if high > low else np.full_like(weights, 0.5)
+        tile = Image.fromarray((scaled * 255).astype("uint8"), "RGB")
+        tile = tile.resize((FILTER_PIXELS, FILTER_PIXELS), Image.NEAREST)
+        picture.paste(tile, ((i % columns) * cell + 1, (i // columns) * cell + 1))
+    return _png(picture)
+
+
+def pca_png(x: list[float], y: list[float], labels: list[int]) -> bytes:
+    """A scatter of points ``(x, y)`` coloured by their class label."""
+    picture = Image.new("RGB", (PCA_SIZE, PCA_SIZE), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    margin = 12
+
+    def scale(values):
+        low, high = values.min(), values.max()
+        span = high - low if high > low else 1.0
+        return margin + (values - low) / span * (PCA_SIZE - 2 * margin)
+
+    for px, py, label in zip(scale(xs), PCA_SIZE - scale(ys), labels):
+        draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=PALETTE[int(label) % len(PALETTE)])
+    return _png(picture)
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
