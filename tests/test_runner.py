@@ -39,6 +39,51 @@ def test_stock_optuna_reads_params_values_and_epochs(swept):
         assert t.user_attrs["config"]["model"]["pooling"] == t.params["model.pooling"]
 
 
+def test_trials_carry_architecture_diagnostics_and_pictures(swept):
+    tmp, _, url = swept
+    study = optuna.load_study(study_name="tiny", storage=url)
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp / "artifacts"))
+    for t in study.get_trials():
+        # 12x12 input: conv 3x3 (RF 3), pool (4), conv 3x3 at jump 2 (8)
+        assert t.user_attrs["receptive_field"] == 8
+        assert t.user_attrs["layers"][0] == {"layer": "conv1", "output": "10x10x4",
+                                             "receptive_field": 3, "params": 40}
+        assert t.user_attrs["param_count"] == 947
+        for epoch in ("1", "2"):
+            d = t.user_attrs["diagnostics"][epoch]
+            assert np.array(d["confusion"]).shape == (3, 3)
+            assert np.array(d["confusion"]).sum() == 24  # every test image once
+            assert d["dead_units"]["dense1"]["units"] == 8
+        assert 0.0 <= t.user_attrs["snapshots"][-1]["roc_auc"] <= 1.0
+        assert t.user_attrs["overfitting"]["best_epoch"] in (1, 2)
+        names = sorted(m.filename for m in optuna.artifacts.get_all_artifact_meta(t, storage=study._storage))
+        assert names == ["filters-epoch1.png", "filters-epoch2.png", "pca-epoch1.png",
+                         "pca-epoch2.png"]
+        meta = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)[0]
+        with store.open_reader(meta.artifact_id) as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_max_params_rejects_big_models_before_training(tmp_path, tiny_npz, db_url,
+                                                       monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.dense": [[8], [64]]}},
+                     constraints={"max_params": 2000})
+    path = write_study(tmp_path, raw)
+    assert main(["describe", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "total 947 parameters" in out and "total 5,203 parameters" in out
+    assert "REJECTED: over max_params 2,000: rejected before training" in out
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    trials = {str(t.params["model.dense"]): t for t in optuna.load_study(
+        study_name="tiny", storage=db_url).trials}
+    assert trials["[8]"].state == optuna.trial.TrialState.COMPLETE
+    big = trials["[64]"]
+    assert big.state == optuna.trial.TrialState.FAIL
+    assert big.user_attrs["fail_reason"] == "5,203 parameters, over the study's max_params 2,000"
+    assert big.intermediate_values == {}  # not one epoch was trained
+
+
 def test_every_epoch_is_a_row_of_sql(swept):
     tmp, _, _ = swept
     with sqlite3.connect(tmp / "sweeps.db") as conn:
