@@ -39,14 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name, func, help_text, study=True):
+    def command(name, func, help_text, study=True, storage=True):
         p = sub.add_parser(name, help=help_text, description=help_text)
         if study:
             p.add_argument("study", metavar="NAME_OR_PATH", help="study name in studies/ or a YAML path")
-        p.add_argument(
-            "--storage", default=storage_default,
-            help="database URL (default: $SWEEP_STORAGE or sqlite:///sweeps.db)",
-        )
+        if storage:
+            p.add_argument(
+                "--storage", default=storage_default,
+                help="database URL (default: $SWEEP_STORAGE or sqlite:///sweeps.db)",
+            )
         p.set_defaults(command=func)
         return p
 
@@ -55,13 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
     dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
     dash.add_argument("--port", type=int, default=8080)
-    describe = command("describe", _describe,
-                       "print each model's layers, receptive field and parameter count")
-    describe.add_argument("--set", action="append", default=[], metavar="dotted.path=value",
-                          help="override a study field (repeatable)")
-    describe.add_argument("--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
-                          help="folder of dataset archives (only folder/npz data is read)")
-    for p in (run, worker):
+    describe = command("describe", _describe, "print each model's layers, receptive field and "
+                       "parameter count, before any training", storage=False)
+    for p in (run, worker, describe):
         p.add_argument(
             "--set", action="append", default=[], metavar="dotted.path=value",
             help="override a study field, e.g. --set training.epochs=3 (repeatable)",
@@ -70,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
             "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
             help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
         )
+    for p in (run, worker):
         p.add_argument(
             "--checkpoint-dir", type=Path, default=Path("checkpoints"),
             help="where points save their training state (shared by all workers of a study; "
@@ -80,10 +78,7 @@ def _parser() -> argparse.ArgumentParser:
             help="seconds of training between checkpoints (default: 15)",
         )
     for p in (run, worker, dash):
-        p.add_argument(
-            "--artifact-dir", type=Path, default=Path("artifacts"),
-            help="Optuna artifact store for trial pictures (default: ./artifacts)",
-        )
+        _artifact_dir_option(p)
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes on this machine (default: 1, or GPUs x K)")
     run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
@@ -92,11 +87,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="workers sharing one GPU (default: 1)")
     report = command("report", _report, "write a self-contained HTML report of a study")
     report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
+    _artifact_dir_option(report)
     command("status", _status, "show a study's trials: done, running, failed, best so far")
     export = command("export", _export, "write the report's results frame as csv or parquet")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", type=Path, help="output path (default: NAME.csv / NAME.parquet)")
     return parser
+
+
+def _artifact_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifact-dir", type=Path, default=Path("artifacts"),
+                   help="Optuna artifact store of the trials' pictures (default: ./artifacts)")
 
 
 def _study_name(arg: str) -> str:
@@ -125,7 +126,7 @@ def _run(args) -> int:
     if code == 130:
         raise KeyboardInterrupt
     if code == 0:
-        print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
+        print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
     return code
 
 
@@ -153,17 +154,13 @@ def _train_here(spec, args, report: bool = False) -> int:
                        checkpoint_dir=args.checkpoint_dir,
                        checkpoint_every_s=args.checkpoint_every,
                        artifact_dir=args.artifact_dir)
-    best = (
-        f"best {spec.metric} {result.best_value:.4f} (trial {result.best_trial})"
-        if result.best_value is not None
-        else "no completed trial"
-    )
+    best = result.best_text(spec) or "no completed trial"
     print(
         f"[{spec.name}] {result.total} points: {result.ran} run now "
         f"({result.failed} failed), {result.skipped} already done; {best}"
     )
     if report:
-        print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
+        print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
     return 0
 
 
@@ -177,16 +174,17 @@ def _describe(args) -> int:
 
 
 def _report(args) -> int:
-    print(_write_report(_study_name(args.study), args.storage, args.out))
+    print(_write_report(_study_name(args.study), args, args.out))
     return 0
 
 
-def _write_report(name: str, storage_url: str, out: Path | None = None) -> Path:
+def _write_report(name: str, args, out: Path | None = None) -> Path:
+    """The study's report, from ``args.storage`` and the pictures in ``args.artifact_dir``."""
     from sweep.report import load_results, write_report
 
     out = out or REPORTS_DIR / f"{name}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_report(load_results(name, storage_url), out)
+    return write_report(load_results(name, args.storage), out, args.artifact_dir)
 
 
 def _export(args) -> int:

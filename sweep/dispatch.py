@@ -80,7 +80,7 @@ def run_workers(
     gpus: list[str],
     per_gpu: int,
     data_dir: str | None = None,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> int:
     """Run ``workers`` children of ``sweep worker <worker_args>`` until the study is done.
 
@@ -88,6 +88,7 @@ def run_workers(
         0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
         failed with a user error (it is not restarted: its siblings would fail the same way).
     """
+    out = out or sys.stderr
     store, _, _ = prepare(spec, storage_url, data_dir)  # creates the study once, here
     keys = list(plan(spec))
     host, cores = socket.gethostname(), os.cpu_count() or 1

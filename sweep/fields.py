@@ -77,6 +77,19 @@ def int_list(low: int, allow_empty: bool):
     return check
 
 
+def one_or_list(check):
+    """One value, or a non-empty list of values; always returns a list."""
+
+    def checked(v):
+        values = v if isinstance(v, list) and v else [v]
+        try:
+            return [check(x) for x in values]
+        except Bad as bad:
+            raise Bad(f"{bad}, or a list of them") from None
+
+    return checked
+
+
 def optional(check):
     return lambda v: None if v is None else check(v)
 

@@ -34,8 +34,9 @@ def run_trial(
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_store=None,
-) -> float:
-    """Train the configuration at ``values`` and return the objective's value.
+) -> float | tuple[float, ...]:
+    """Train the configuration at ``values`` and return the objective's value (a tuple, one
+    per metric, for a multi-objective study).
 
     Args:
         values: ``{dotted.name: value}`` for each search param (grid point or sampled).
@@ -62,8 +63,10 @@ def run_trial(
 
     def report(row: dict) -> None:
         on_epoch(row)
-        if row.get(spec.metric) is not None and np.isfinite(row[spec.metric]):
-            trial.report(row[spec.metric], step=row["epoch"])
+        # Optuna keeps per-epoch values for single-objective studies only
+        value = row.get(spec.metric)
+        if not spec.multi_objective and value is not None and np.isfinite(value):
+            trial.report(value, step=row["epoch"])
 
     keras.utils.set_random_seed(seed)
     resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
@@ -107,11 +110,18 @@ def run_trial(
     if result.stopped_epoch is not None:
         trial.set_user_attr("stopped_epoch", result.stopped_epoch)
     _record_details(trial, result.details, artifact_store)
-    # A test metric is only known at snapshots: the objective takes the last one.
-    final = result.snapshots[max(result.snapshots)] if spec.metric.startswith("test") else (
-        result.epochs[-1]
-    )
-    return final[spec.metric]
+    values = [_objective_value(m, result, architecture.params) for m in spec.metrics]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _objective_value(metric: str, result, param_count: int) -> float:
+    """One objective's value: test metrics are known at snapshots only (the last one counts);
+    the others from the last epoch."""
+    if metric == "param_count":
+        return float(param_count)
+    if metric.startswith("test") or metric == "roc_auc":
+        return result.snapshots[max(result.snapshots)][metric]
+    return result.epochs[-1][metric]
 
 
 def _check_architecture(trial, spec: StudySpec, model_cfg: dict, data: Dataset):

@@ -37,7 +37,8 @@ CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study 
 @dataclass
 class SweepResult:
     """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` of them), ``skipped`` as
-    already done, out of ``total``; the best value and trial number in the study so far."""
+    already done, out of ``total``; the best value and trial number in the study so far, or
+    (multi-objective) how many trials are on the Pareto front."""
 
     total: int
     ran: int = 0
@@ -45,6 +46,15 @@ class SweepResult:
     skipped: int = 0
     best_value: float | None = None
     best_trial: int | None = None
+    pareto: int | None = None
+
+    def best_text(self, spec: StudySpec) -> str | None:
+        """The best so far in words, or None before any trial completed."""
+        if self.pareto:
+            return f"{self.pareto} trial(s) on the Pareto front of {' vs '.join(spec.metrics)}"
+        if self.best_value is not None:
+            return f"best {spec.metric} {self.best_value:.4f} (trial {self.best_trial})"
+        return None
 
 
 def run_sweep(
@@ -55,15 +65,17 @@ def run_sweep(
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_dir: Path | None = DEFAULT_ARTIFACT_DIR,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
-    Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
-    ``artifact_dir`` (None: no pictures). Any number of these may run at once, in processes on any machines that reach the storage:
+    Any number of these may run at once, in processes on any machines that reach the storage:
     each point is trained by exactly one of them (see claims.py). A worker whose claims are
     all done waits while others still train, to take over the points of any that die.
+    Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
+    ``artifact_dir`` (None: no pictures). Progress lines go to ``out`` (default: stderr).
     """
+    out = out or sys.stderr
     store, study, dataset_for = prepare(spec, storage_url, data_dir)
     artifacts = None
     if artifact_dir is not None:
@@ -224,7 +236,7 @@ def create_study(store: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.S
     study = optuna.create_study(
         study_name=spec.name,
         storage=store,
-        direction=spec.direction,
+        directions=list(spec.directions),
     )
     study.set_user_attr("study", spec.as_dict())
     study.set_user_attr("description", spec.description)
@@ -248,6 +260,9 @@ def _comparable(study_dict: dict) -> dict:
 
 
 def _update_best(result: SweepResult, study: optuna.Study) -> None:
+    if len(study.directions) > 1:
+        result.pareto = len(study.best_trials)
+        return
     try:
         best = study.best_trial
     except ValueError:  # no completed trial yet
@@ -262,11 +277,7 @@ def _progress(spec, number, values, position, result, out) -> Callable[[dict], N
         epochs = values["training.epochs"]
 
     def on_epoch(row: dict) -> None:
-        best = (
-            f" | best {spec.metric} {result.best_value:.4f} (trial {result.best_trial})"
-            if result.best_value is not None
-            else ""
-        )
+        best = f" | {result.best_text(spec)}" if result.best_text(spec) else ""
         test = f" test_accuracy {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
         print(
             f"[{spec.name}] trial {position}/{result.total} #{number} {point} "

@@ -16,11 +16,15 @@ import yaml
 
 from sweep.data import DATASETS
 from sweep.errors import SpecError
-from sweep.fields import REQUIRED, Bad, boolean, choice, int_list, integer, number, optional, text
+from sweep.fields import (
+    REQUIRED, Bad, boolean, choice, int_list, integer, number, one_or_list, optional, text,
+)
 from sweep.space import ChoiceParam, Param, RangeParam
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
-METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
+METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
+           "roc_auc", "param_count")
+DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("grid", "random", "tpe")
 
 # section -> key -> (validator, default). The keys are the words used in study files.
@@ -63,8 +67,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "max_params": (optional(integer(1)), None),  # reject larger models before training
     },
     "objective": {
-        "metric": (choice(*METRICS), "val_accuracy"),
-        "direction": (optional(choice("maximize", "minimize")), None),
+        # one metric, or a list for a multi-objective study (a Pareto front)
+        "metric": (one_or_list(choice(*METRICS)), ["val_accuracy"]),
+        "direction": (optional(one_or_list(choice(*DIRECTIONS))), None),
     },
     "search": {
         "sampler": (choice(*SAMPLERS), "grid"),
@@ -101,10 +106,19 @@ class StudySpec:
     source: str
     config: dict
     search: SearchSpec
-    metric: str
-    direction: str
+    metrics: tuple[str, ...]  # one per objective
+    directions: tuple[str, ...]
     seed: int
     constraints: dict
+
+    @property
+    def metric(self) -> str:
+        """The first objective: reported per epoch (single-objective studies only)."""
+        return self.metrics[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
 
     def as_dict(self) -> dict:
         """The resolved study, for provenance and for detecting a changed study on resume."""
@@ -116,7 +130,7 @@ class StudySpec:
                 "params": {p.name: p.describe() for p in self.search.params},
                 "n_trials": self.search.n_trials,
             },
-            "objective": {"metric": self.metric, "direction": self.direction},
+            "objective": {"metric": list(self.metrics), "direction": list(self.directions)},
             "seed": self.seed,
             "constraints": dict(self.constraints),
         }
@@ -215,17 +229,23 @@ def validate(raw: dict, source: str) -> StudySpec:
             fail("search.n_trials", "not used by the grid sampler (the grid sets the count)")
     elif search["n_trials"] is None:
         fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
-    direction = objective["direction"] or (
-        "minimize" if objective["metric"].endswith("loss") else "maximize"
-    )
+    metrics = objective["metric"]
+    directions = objective["direction"] or [
+        "minimize" if m.endswith("loss") or m == "param_count" else "maximize" for m in metrics
+    ]
+    if len(directions) != len(metrics):
+        fail("objective.direction", f"expected one direction per metric ({len(metrics)}), "
+                                    f"got {objective['direction']!r}")
+    if len(set(metrics)) != len(metrics):
+        fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
     return StudySpec(
         name=top["name"],
         description=top["description"],
         source=source,
         config=config,
         search=SearchSpec(search["sampler"], params, search["n_trials"]),
-        metric=objective["metric"],
-        direction=direction,
+        metrics=tuple(metrics),
+        directions=tuple(directions),
         seed=top["seed"],
         constraints=constraints,
     )

@@ -17,7 +17,7 @@ def study_status(name: str, storage_url: str) -> str:
     study = storage.load_study(store, name)
     trials = study.get_trials(deepcopy=False)
     stored = study.user_attrs.get("study", {})
-    metric = stored.get("objective", {}).get("metric", "value")
+    metrics = storage.stored_metrics(study)
     params = stored.get("search", {}).get("params", {})
     total = 1
     for values in params.values():
@@ -29,9 +29,12 @@ def study_status(name: str, storage_url: str) -> str:
         + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     ]
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    if completed:
+    if completed and len(study.directions) > 1:
+        front = sorted(t.number for t in study.best_trials)
+        lines.append(f"Pareto front of {' vs '.join(metrics)}: trials {front}")
+    elif completed:
         best = study.best_trial
-        lines.append(f"best {metric} {best.value:.4f}: trial {best.number} {best.params}")
+        lines.append(f"best {metrics[0]} {best.value:.4f}: trial {best.number} {best.params}")
     epochs = storage.epochs_frame(store, name)
     last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
     by_id = {t._trial_id: t for t in trials}  # claims record Optuna's trial id

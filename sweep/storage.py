@@ -129,6 +129,12 @@ def load_study(storage: optuna.storages.RDBStorage, name: str) -> optuna.Study:
         ) from None
 
 
+def stored_metrics(study: optuna.Study) -> list[str]:
+    """The objective metrics of a study run by sweep (one per Optuna direction)."""
+    metric = study.user_attrs.get("study", {}).get("objective", {}).get("metric", "value")
+    return metric if isinstance(metric, list) else [metric]
+
+
 def record_epoch(
     storage: optuna.storages.RDBStorage, study_name: str, trial_number: int, row: dict
 ) -> None:

@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from sweep.errors import StorageError
-from sweep.report import grouped_figure, load_results, report_figures, write_report
+from sweep.report import (
+    DIAGNOSTIC_METRICS, grouped_figure, load_results, report_figures, write_report,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +49,40 @@ def test_grouped_figure_has_a_box_per_value_and_metric(swept):
     assert {trace.name for trace in fig.data} == {"1", "2"}
     figures = report_figures(load_results("tiny", swept[2]))
     assert [f.layout.title.text for f in figures] == [
-        "Grouped by model.pooling", "Grouped by epoch", "Learning curves"]
+        "Grouped by model.pooling", "Grouped by epoch", "Learning curves",
+        "Diagnostics by model.pooling", "Diagnostics by epoch",
+        "Per-class test accuracy by model.pooling",
+        f"Confusion matrix of the best trial ({load_results('tiny', swept[2]).trials.trial[0]})"]
+
+
+def test_diagnostic_frames(swept):
+    result = load_results("tiny", swept[2])
+    snapshots = result.snapshots
+    assert (snapshots["gap"] == snapshots["train_accuracy"] - snapshots["val_accuracy"]).all()
+    assert snapshots["roc_auc"].between(0, 1).all()
+    assert snapshots["dead_test"].between(0, 1).all() and snapshots["dead_train"].notna().all()
+    assert (snapshots["receptive_field"] == 8).all()
+    # 2 trials x 2 snapshots x 3 classes; a class's accuracy is the confusion diagonal share
+    assert len(result.per_class) == 12 and result.per_class["accuracy"].between(0, 1).all()
+    assert sum(map(sum, result.best_confusion)) == 24
+    assert sorted(result.pictures["kind"].unique()) == ["filters", "pca"]
+    assert len(result.pictures) == 2 * 2 * 2  # trials x snapshots x kinds
+
+
+def test_diagnostic_figure_groups_gap_auc_and_dead_units(swept):
+    frame = load_results("tiny", swept[2]).snapshots
+    fig = grouped_figure(frame, "model.pooling", DIAGNOSTIC_METRICS, "Diagnostics by")
+    assert [a.text for a in fig.layout.annotations] == list(DIAGNOSTIC_METRICS)
+    assert len(fig.data) == 4 * 2
 
 
 def test_report_command_writes_html(swept, tmp_path):
-    out = write_report(load_results("tiny", swept[2]), tmp_path / "r.html")
+    tmp = swept[0]
+    out = write_report(load_results("tiny", swept[2]), tmp_path / "r.html", tmp / "artifacts")
     page = out.read_text()
-    assert page.count("Plotly.newPlot") == 3 and "sweep report: tiny" in page
+    assert page.count("Plotly.newPlot") == 7 and "sweep report: tiny" in page
+    # the last snapshot's two pictures of each of the two trials, embedded
+    assert page.count("<img src='data:image/png;base64,") == 4
 
 
 def test_unknown_study_lists_what_is_there(swept):

@@ -33,7 +33,7 @@ def test_defaults_and_direction(tmp_path, tiny_npz):
     spec = load_study(str(write_study(tmp_path, raw)))
     assert spec.config["model"]["filters"] == [32, 64, 64]
     assert spec.config["model"]["pooling"] == "max"
-    assert spec.direction == "minimize"
+    assert spec.directions == ("minimize",)
     assert spec.search.params == (ChoiceParam("model.pooling", ("max", "avg")),)
 
 
