@@ -241,3 +241,32 @@ def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
               for t in optuna.load_study(study_name="tiny", storage=db_url).trials}
     assert trials[16].user_attrs["fail_reason"].startswith("out of GPU memory: OOM when")
     assert trials[8].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_multi_objective_study_finds_the_pareto_front(tmp_path, tiny_npz, db_url, monkeypatch,
+                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.dense": [[8], [64], [96]]}},
+                     objective={"metric": ["val_accuracy", "param_count"]})
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "on the Pareto front of val_accuracy vs param_count" in out
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = study.get_trials()
+    assert all(len(t.values) == 2 and t.values[1] == t.user_attrs["param_count"] for t in trials)
+    front = {t.number for t in study.best_trials}
+    smallest = min(trials, key=lambda t: t.values[1])
+    assert smallest.number in front  # nothing has fewer parameters, so nothing dominates it
+
+    from sweep.report import load_results, report_figures
+
+    result = load_results("tiny", db_url)
+    assert set(result.pareto.loc[result.pareto["on_front"], "trial"]) == front
+    assert result.trials["on_front"].iloc[: len(front)].all()  # the front is listed first
+    titles = [f.layout.title.text for f in report_figures(result)]
+    assert "Pareto front: val_accuracy vs param_count" in titles
+    assert main(["status", str(path), "--storage", db_url]) == 0
+    assert f"Pareto front of val_accuracy vs param_count: trials {sorted(front)}" in (
+        capsys.readouterr().out)

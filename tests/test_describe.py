@@ -1,0 +1,46 @@
+"""`sweep describe`: the seeds' studies analysed before training, matching the seeds' counts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sweep.cli import main
+
+
+def _totals(capsys, study: str) -> list[int]:
+    assert main(["describe", study]) == 0
+    out = capsys.readouterr().out
+    return [int(n.replace(",", "")) for n in re.findall(r"total ([\d,]+) parameters", out)]
+
+
+@pytest.mark.parametrize("study,counts", [
+    ("first_model", [122_570]),  # the CIFAR-10 notebook's first model
+    ("coarse_overfitting", [592_552] * 3),  # CIFAR-100 coarse; dropout changes no count
+    ("filters", [55_098, 113_386, 243_786]),  # Fashion-MNIST 16 / 32 / 64 filters
+    ("conv_width", [122_570, 160_970, 122_570, 160_970]),  # kernel 7 cannot be built
+    ("separable_under_100k", [35_387, 35_387, 42_907, 42_907, 111_131, 111_131]),
+])
+def test_seed_studies_have_the_seeds_parameter_counts(capsys, study, counts):
+    assert _totals(capsys, study) == counts
+
+
+def test_describe_names_rejected_points_and_needs_no_data_or_keras(capsys):
+    import subprocess
+    import sys
+
+    code = ("import sys; from sweep.cli import main; main(['describe', 'separable_under_100k']);"
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("REJECTED: over max_params 100,000") == 2
+    assert "depthwise1" in done.stdout and "transition3" in done.stdout
+
+
+def test_describe_of_a_bad_study_is_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: {name: cifar10}\nmodel: {head: dense}\n")
+    assert main(["describe", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "model.head: expected one of flatten, gap" in err
