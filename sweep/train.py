@@ -66,6 +66,7 @@ class _Recorder(keras.callbacks.Callback):
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
         self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
         self.saved = time.monotonic()
+        self.probe = None  # built at the first snapshot
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -89,7 +90,8 @@ class _Recorder(keras.callbacks.Callback):
                 self.result.stopped_epoch = epoch + 1
                 self.model.stop_training = True
             if epoch + 1 in self.snapshots or self.result.stopped_epoch:
-                details = snapshot_details(self.model, self.data)
+                self.probe = self.probe or SnapshotProbe(self.model)
+                details = self.probe.details(self.data)
                 row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
                 self.result.snapshots[epoch + 1] = row
                 self.result.details[epoch + 1] = details
@@ -102,57 +104,75 @@ class _Recorder(keras.callbacks.Callback):
             self.on_epoch(row)
 
 
-def snapshot_details(model: keras.Model, data: Dataset) -> dict:
-    """The test metrics and diagnostics of ``model`` as it is now.
+class SnapshotProbe:
+    """An inference model over a trained model's layers, built once per training run, giving
+    the test metrics and diagnostics of the model as it is at each snapshot."""
 
-    One inference pass over the test set gives the logits, every hidden dense layer's ReLU
-    output and the features feeding the output layer; a second over the training set (only
-    when there are hidden dense layers) counts their dead units there too.
+    def __init__(self, model: keras.Model):
+        self.hidden = [layer for layer in model.layers
+                       if layer.name.startswith("dense") and isinstance(layer, keras.layers.Dense)]
+        head = next(i for i, layer in enumerate(model.layers)
+                    if layer.name in ("logits", "classes"))
+        # the features feeding the output layer (the image itself for a bare dense head)
+        self.has_features = head > 0
+        outputs = [model.outputs[0], *(layer.output for layer in self.hidden)]
+        if self.has_features:
+            outputs.append(model.layers[head - 1].output)
+        self.probe = keras.Model(model.inputs, outputs)
+        self.first = next((layer for layer in model.layers if isinstance(
+            layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)
 
-    Returns:
-        ``diagnostics.logit_metrics``' keys, ``dead_units`` (``{layer: {units, dead_train,
-        dead_test}}``), ``pca`` (``{x, y, labels}`` lists: the output layer's input features of
-        up to ``PCA_POINTS`` test images in 2-D) and ``first_kernels`` (the first conv
-        layer's weights, ``(k, k, channels_in, filters)``, or None).
-    """
-    hidden = [layer for layer in model.layers if layer.name.startswith("dense")
-              and isinstance(layer, keras.layers.Dense)]
-    head = next(i for i, layer in enumerate(model.layers) if layer.name in ("logits", "classes"))
-    feature_layer = model.layers[head - 1] if head else None
-    outputs = [model.outputs[0], *(layer.output for layer in hidden)]
-    if feature_layer is not None:
-        outputs.append(feature_layer.output)
-    probe = keras.Model(model.inputs, outputs)
-    test = probe.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
-    details = diagnostics.logit_metrics(test[0], data.y_test, data.num_classes)
-    dense_test = test[1 : 1 + len(hidden)]
-    dense_train = []
-    if hidden:
-        train_probe = keras.Model(model.inputs, [layer.output for layer in hidden])
-        dense_train = train_probe.predict(data.x_train, batch_size=EVAL_BATCH_SIZE, verbose=0)
-        if len(hidden) == 1:
-            dense_train = [dense_train]
-    details["dead_units"] = {
-        layer.name: {
-            "units": int(layer.units),
-            "dead_train": diagnostics.dead_units(train_acts),
-            "dead_test": diagnostics.dead_units(test_acts),
+    def _batches(self, x: np.ndarray):
+        """The probe's outputs batch by batch. Every call has the same batch shape (the last
+        batch is padded), so the inference function is traced once, not once per size."""
+        for start in range(0, len(x), EVAL_BATCH_SIZE):
+            batch = x[start : start + EVAL_BATCH_SIZE]
+            n = len(batch)
+            if n < EVAL_BATCH_SIZE:
+                pad = np.zeros((EVAL_BATCH_SIZE - n, *batch.shape[1:]), dtype=batch.dtype)
+                batch = np.concatenate([batch, pad])
+            outputs = self.probe.predict_on_batch(batch)
+            yield [np.asarray(o)[:n] for o in outputs]
+
+    def details(self, data: Dataset) -> dict:
+        """Test metrics and diagnostics: one pass over the test set, and one over the
+        training set when there are hidden dense layers (to count their dead units there).
+
+        Returns:
+            ``diagnostics.logit_metrics``' keys, ``dead_units`` (``{layer: {units,
+            dead_train, dead_test}}``), ``pca`` (``{x, y, labels}`` lists: the output layer's
+            input features of up to ``PCA_POINTS`` test images in 2-D) and ``first_kernels``
+            (the first conv layer's weights, ``(k, k, channels_in, filters)``, or None).
+        """
+        test = [np.concatenate(parts) for parts in zip(*self._batches(data.x_test))]
+        details = diagnostics.logit_metrics(test[0], data.y_test, data.num_classes)
+        dense_test = test[1 : 1 + len(self.hidden)]
+        # the most each hidden unit gives on any training image, batch by batch
+        train_max = [np.full(layer.units, -np.inf) for layer in self.hidden]
+        if self.hidden:
+            for outputs in self._batches(data.x_train):
+                for i, acts in enumerate(outputs[1 : 1 + len(self.hidden)]):
+                    train_max[i] = np.maximum(train_max[i], acts.max(axis=0))
+        details["dead_units"] = {
+            layer.name: {
+                "units": int(layer.units),
+                "dead_train": diagnostics.dead_units(peak[None, :]),
+                "dead_test": diagnostics.dead_units(acts),
+            }
+            for layer, peak, acts in zip(self.hidden, train_max, dense_test)
         }
-        for layer, train_acts, test_acts in zip(hidden, dense_train, dense_test)
-    }
-    features = test[-1] if feature_layer is not None else data.x_test
-    if features.ndim == 4:  # a feature map (global-average-pooling head): average over space
-        features = features.mean(axis=(1, 2))
-    shown = slice(0, PCA_POINTS)
-    coords = diagnostics.pca_2d(features[shown])
-    details["pca"] = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
-                      "labels": data.y_test[shown].tolist()}
-    first = next((layer for layer in model.layers
-                  if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)
-    details["first_kernels"] = (
-        np.asarray(keras.ops.convert_to_numpy(first.kernel)) if first is not None else None
-    )
-    return details
+        features = test[-1] if self.has_features else data.x_test
+        if features.ndim == 4:  # a feature map (global-average-pooling head): average over space
+            features = features.mean(axis=(1, 2))
+        shown = slice(0, PCA_POINTS)
+        coords = diagnostics.pca_2d(features[shown])
+        details["pca"] = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
+                          "labels": data.y_test[shown].tolist()}
+        details["first_kernels"] = (
+            None if self.first is None
+            else np.asarray(keras.ops.convert_to_numpy(self.first.kernel))
+        )
+        return details
 
 
 def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: int,

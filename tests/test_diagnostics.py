@@ -11,7 +11,7 @@ from conftest import tiny_arrays
 from sweep import diagnostics, pictures
 from sweep.data import Dataset
 from sweep.models import build_model
-from sweep.train import snapshot_details
+from sweep.train import SnapshotProbe
 
 
 def test_logit_metrics_loss_accuracy_confusion_and_per_class():
@@ -75,7 +75,7 @@ def test_dead_units_of_a_layer_with_forced_zero_weights():
     kernel = np.zeros(dense.kernel.shape, dtype="float32")  # no unit depends on its input
     bias = np.array([1.0] * 6 + [0.0, -1.0, 0.0, -2.0], dtype="float32")  # 4 never above 0
     dense.set_weights([kernel, bias])
-    details = snapshot_details(model, data)
+    details = SnapshotProbe(model).details(data)
     assert details["dead_units"]["dense1"] == {"units": 10, "dead_train": 4, "dead_test": 4}
     assert set(details["dead_units"]) == {"dense1", "dense2"}
     assert details["first_kernels"].shape == (3, 3, 1, 4)
