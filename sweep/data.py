@@ -55,10 +55,10 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None) -> Dataset:
     x_train, x_test = _normalise(x_train), _normalise(x_test)
     y_train = np.asarray(y_train).reshape(-1).astype("int32")
     y_test = np.asarray(y_test).reshape(-1).astype("int32")
-    if cfg.get("max_train"):
-        x_train, y_train = x_train[: cfg["max_train"]], y_train[: cfg["max_train"]]
     order = np.random.default_rng(seed).permutation(len(x_train))
-    n_val = max(1, round(len(x_train) * cfg["validation_split"]))
+    if cfg.get("max_train"):  # a seeded sample: folder data comes sorted by class
+        order = order[: cfg["max_train"]]
+    n_val = max(1, round(len(order) * cfg["validation_split"]))
     val, train = order[:n_val], order[n_val:]
     return Dataset(
         name=cfg["name"],

@@ -34,7 +34,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "validation_split": (number(0, 1, low_open=True, high_open=True), 0.1),
         "label_mode": (choice("fine", "coarse"), "fine"),  # cifar100 only
         "path": (optional(text()), None),  # folder / npz only
-        "max_train": (optional(integer(1)), None),  # keep only the first N training images
+        "max_train": (optional(integer(1)), None),  # keep a seeded sample of N training images
     },
     "model": {
         # one conv block each; [] gives the flattened-input dense baseline

@@ -138,10 +138,18 @@ def test_cifar100_label_modes(tmp_path):
     assert np.array_equal(fine.y_test, coarse.y_test * 5)
 
 
-def test_max_train_keeps_the_first_images(tmp_path):
+def test_max_train_keeps_a_seeded_sample_of_every_class(tmp_path):
     cfg, *_ = make_npz(tmp_path)
     data = load_dataset({**cfg, "max_train": 20}, 0)
     assert len(data.x_train) + len(data.x_val) == 20
+    again = load_dataset({**cfg, "max_train": 20}, 0)
+    assert np.array_equal(data.y_train, again.y_train)  # the same sample for every trial
+    # images sorted by class (as a folder loads them) still give a sample of every class
+    x, y = np.zeros((90, 4, 4, 1), "uint8"), np.repeat(np.arange(3), 30)
+    path = tmp_path / "sorted.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:3], y_test=y[::30])
+    sample = load_dataset({**cfg, "path": str(path), "max_train": 12}, 0)
+    assert set(np.concatenate([sample.y_train, sample.y_val])) == {0, 1, 2}
 
 
 def test_download_failure_says_which_file_to_put_where(tmp_path, monkeypatch):
