@@ -168,11 +168,19 @@ class SnapshotProbe:
         coords = diagnostics.pca_2d(features[shown])
         details["pca"] = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
                           "labels": data.y_test[shown].tolist()}
-        details["first_kernels"] = (
-            None if self.first is None
-            else np.asarray(keras.ops.convert_to_numpy(self.first.kernel))
-        )
+        details["first_kernels"] = self._first_kernels()
         return details
+
+    def _first_kernels(self) -> np.ndarray | None:
+        """The first conv layer's filters as ``(k, k, channels_in, filters)``; a depthwise
+        layer's per-channel kernels become single-channel filters."""
+        if self.first is None:
+            return None
+        kernel = np.asarray(keras.ops.convert_to_numpy(self.first.kernel))
+        if isinstance(self.first, keras.layers.DepthwiseConv2D):  # (k, k, channels, multiplier)
+            k = kernel.shape[0]
+            kernel = kernel.reshape(k, k, 1, -1)
+        return kernel
 
 
 def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: int,

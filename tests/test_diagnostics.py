@@ -101,3 +101,13 @@ def test_pictures_are_pngs_of_the_expected_size():
     scatter = Image.open(BytesIO(pictures.pca_png([0, 1, 2], [0, 1, 0], [0, 1, 2])))
     assert scatter.size == (pictures.PCA_SIZE, pictures.PCA_SIZE)
     assert len(scatter.getcolors()) > 1  # points were drawn on the white background
+
+
+def test_depthwise_first_layer_shows_one_filter_per_input_channel():
+    data = _tiny_dataset()
+    cfg = {"filters": [4], "block": "separable", "kernel": 3, "pooling": "max",
+           "padding": "valid", "dropout": 0.0, "batch_norm": True, "head": "gap", "dense": []}
+    details = SnapshotProbe(build_model(cfg, data.input_shape, data.num_classes)).details(data)
+    assert details["first_kernels"].shape == (3, 3, 1, 1)  # one grey input channel
+    assert details["dead_units"] == {}  # no dense layer
+    assert len(details["pca"]["x"]) == len(data.y_test)  # features of the map before the head
