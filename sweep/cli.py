@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(command=func)
         return p
 
+    def artifact_dir(p):
+        p.add_argument("--artifact-dir", type=Path, default=Path("artifacts"),
+                       help="per-trial artifacts (optuna FileSystemArtifactStore; "
+                            "default: ./artifacts)")
+
     run = command("run", _run, "train every point of a study's search space not yet done")
     worker = command("worker", _worker, "claim and train points of a study until none is left")
     for p in (run, worker):
@@ -70,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
             "--checkpoint-every", type=float, default=15.0, metavar="SECONDS",
             help="seconds of training between checkpoints (default: 15)",
         )
+        artifact_dir(p)
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes on this machine (default: 1, or GPUs x K)")
     run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
@@ -85,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
     dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
     dash.add_argument("--port", type=int, default=8080)
+    artifact_dir(dash)
     return parser
 
 
@@ -121,7 +128,8 @@ def _run(args) -> int:
 def _worker_args(args, spec) -> list[str]:
     """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
     out = [spec.source, "--storage", args.storage, "--checkpoint-dir", str(args.checkpoint_dir),
-           "--checkpoint-every", str(args.checkpoint_every)]
+           "--checkpoint-every", str(args.checkpoint_every),
+           "--artifact-dir", str(args.artifact_dir)]
     for item in args.set:
         out += ["--set", item]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
@@ -147,7 +155,8 @@ def _train_here(spec, args, report: bool = False) -> int:
     )
     print(
         f"[{spec.name}] {result.total} points: {result.ran} run now "
-        f"({result.failed} failed), {result.skipped} already done; {best}"
+        f"({result.failed} failed{f', {result.pruned} pruned' if result.pruned else ''}), "
+        f"{result.skipped} already done; {best}"
     )
     if report:
         print(f"[{spec.name}] report: {_write_report(spec.name, args.storage)}")
@@ -160,11 +169,15 @@ def _report(args) -> int:
 
 
 def _write_report(name: str, storage_url: str, out: Path | None = None) -> Path:
-    from sweep.report import load_results, write_report
+    """The HTML report; its figures are saved into the study too, for optuna-dashboard."""
+    from sweep.dashboard import save_figures
+    from sweep.report import load_results, report_figures, write_report
 
     out = out or REPORTS_DIR / f"{name}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_report(load_results(name, storage_url), out)
+    result = load_results(name, storage_url)
+    save_figures(storage_url, name, report_figures(result))
+    return write_report(result, out)
 
 
 def _export(args) -> int:
@@ -184,13 +197,9 @@ def _status(args) -> int:
 
 
 def _dashboard(args) -> int:
-    from optuna_dashboard import run_server
+    from sweep.dashboard import serve
 
-    from sweep.storage import open_storage, safe_url
-
-    store = open_storage(args.storage, create=False)
-    print(f"optuna-dashboard for {safe_url(args.storage)} at http://{args.host}:{args.port}/")
-    run_server(store, host=args.host, port=args.port)
+    serve(args.storage, args.host, args.port, args.artifact_dir)
     return 0
 
 

@@ -22,6 +22,8 @@ from sweep.models import build_model, feature_maps
 from sweep.spec import StudySpec
 from sweep.train import CHECKPOINT_EVERY_S, device_description, load_checkpoint, train
 
+TENSORBOARD_DIR = Path("tensorboard")  # training.tensorboard: <dir>/<study>/trial-<number>
+
 
 def run_trial(
     trial: optuna.Trial,
@@ -53,12 +55,15 @@ def run_trial(
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("provenance", provenance(spec))
     data = dataset_for(config["dataset"], seed)
-    feature_maps(config["model"], data.input_shape)  # ConfigError before any training
+    if "hypermodel" not in config["model"]:
+        feature_maps(config["model"], data.input_shape)  # ConfigError before any training
 
     def report(row: dict) -> None:
         on_epoch(row)
         if row.get(spec.metric) is not None and np.isfinite(row[spec.metric]):
             trial.report(row[spec.metric], step=row["epoch"])
+            if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
+                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
     keras.utils.set_random_seed(seed)
     resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
@@ -68,7 +73,7 @@ def run_trial(
         for row in done:
             report(row)
     else:
-        model, done = build_model(config["model"], data.input_shape, data.num_classes), []
+        model, done = _new_model(config, data, spec.source), []
     trial.set_user_attr("param_count", int(model.count_params()))
 
     training = config["training"]
@@ -85,6 +90,8 @@ def run_trial(
             done=done,
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
+            tensorboard_dir=TENSORBOARD_DIR / spec.name / f"trial-{trial.number}"
+            if training.get("tensorboard") else None,
         )
     except Exception as err:
         if not out_of_memory(err):
@@ -99,6 +106,16 @@ def run_trial(
         result.epochs[-1]
     )
     return final[spec.metric]
+
+
+def _new_model(config: dict, data: Dataset, study_source: str):
+    """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
+    if "hypermodel" in config["model"]:
+        from sweep.hypermodel import build_model as build_hypermodel
+
+        return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
+                                data.input_shape, data.num_classes)
+    return build_model(config["model"], data.input_shape, data.num_classes)
 
 
 def out_of_memory(err: Exception) -> bool:

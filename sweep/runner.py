@@ -1,7 +1,7 @@
 """Running a sweep in this process: open the study, work out what is left, train it.
 
-Resuming is by construction: a point whose trial completed, or failed for a recorded reason
-(rejected configuration, NaN loss), has a claim marked done and is never trained again; random
+Resuming is by construction: a point whose trial completed, was pruned, or failed for a
+recorded reason (rejected configuration, NaN loss), has a claim marked done and is never trained again; random
 and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
 resumes from its checkpoint.
 """
@@ -35,12 +35,13 @@ CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study 
 
 @dataclass
 class SweepResult:
-    """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` of them), ``skipped`` as
-    already done, out of ``total``; the best value and trial number in the study so far."""
+    """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` and ``pruned`` of them),
+    ``skipped`` as already done, out of ``total``; the best value and trial number so far."""
 
     total: int
     ran: int = 0
     failed: int = 0
+    pruned: int = 0
     skipped: int = 0
     best_value: float | None = None
     best_trial: int | None = None
@@ -70,6 +71,7 @@ def run_sweep(
     # Offset by the trials already there and the process: random/tpe draws must not repeat.
     study.sampler = space.make_sampler(spec.search.sampler,
                                        spec.seed + len(study.trials) + os.getpid())
+    study.pruner = space.make_pruner(spec.search.pruner, _max_epochs(spec))
     _update_best(result, study)
     while True:
         claim = claims.claim_next(store.engine, spec.name, keys, worker)
@@ -114,6 +116,12 @@ def _run_point(
         claims.update(store.engine, spec.name, point, worker, state="done")
         result.failed += 1
         print(f"[{spec.name}] trial {trial.number} failed: {err}", file=out)
+    except optuna.TrialPruned as err:
+        # Hopeless: the point is done (never trained again); its value is the last reported.
+        study.tell(trial, state=TrialState.PRUNED)
+        claims.update(store.engine, spec.name, point, worker, state="done")
+        result.pruned += 1
+        print(f"[{spec.name}] trial {trial.number} {err}", file=out)
     except BaseException:
         # Ctrl-C or a crash: leave the database consistent; the point runs again next time,
         # from its checkpoint.
@@ -236,6 +244,7 @@ def _comparable(study_dict: dict) -> dict:
 
     walk(study_dict, "")
     flat.pop("search.n_trials", None)
+    flat.pop("training.tensorboard", None)  # logging only
     return flat
 
 
@@ -245,6 +254,14 @@ def _update_best(result: SweepResult, study: optuna.Study) -> None:
     except ValueError:  # no completed trial yet
         return
     result.best_value, result.best_trial = best.value, best.number
+
+
+def _max_epochs(spec: StudySpec) -> int:
+    """The most epochs any trial trains (the pruner's largest budget)."""
+    swept = next((p for p in spec.search.params if p.name == "training.epochs"), None)
+    if swept is None:
+        return spec.config["training"]["epochs"]
+    return int(max(swept.values) if hasattr(swept, "values") else swept.high)
 
 
 def _progress(spec, number, values, position, result, out) -> Callable[[dict], None]:

@@ -17,7 +17,7 @@ import yaml
 from sweep.data import DATASETS
 from sweep.errors import SpecError
 from sweep.fields import REQUIRED, Bad, boolean, choice, int_list, integer, number, optional, text
-from sweep.space import ChoiceParam, Param, RangeParam
+from sweep.space import PRUNERS, ChoiceParam, Param, RangeParam
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
@@ -41,6 +41,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "dropout": (number(0, 1, high_open=True), 0.0),
         "batch_norm": (boolean, False),
         "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units
+        # A KerasTuner build(hp) instead of the fields above (see hypermodel.py)
+        "hypermodel": (optional(text(r"[^:]+\.py:[A-Za-z_]\w*", "path/to/file.py:function")),
+                       None),
     },
     "training": {
         "optimizer": (choice("adam", "sgd", "rmsprop"), "adam"),
@@ -48,6 +51,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "batch_size": (integer(1), 32),
         "epochs": (integer(1), 10),
         "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
+        "tensorboard": (boolean, False),  # TensorBoard logs per trial (logging only)
     },
     "objective": {
         "metric": (choice(*METRICS), "val_accuracy"),
@@ -57,6 +61,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "sampler": (choice(*SAMPLERS), "grid"),
         "params": (None, {}),  # validated by _parse_params
         "n_trials": (optional(integer(1)), None),
+        "pruner": (choice(*PRUNERS), "none"),  # stop hopeless trials early (space.make_pruner)
     },
 }
 TOP = {
@@ -69,7 +74,7 @@ SEARCHABLE = {f"{s}.{k}" for s in ("model", "training") for k in SCHEMA[s]} | {
     "dataset.validation_split",
     "dataset.max_train",
     "seed",
-}
+} - {"model.hypermodel"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class SearchSpec:
     sampler: str
     params: tuple[Param, ...]
     n_trials: int | None  # None for grid: the grid's size
+    pruner: str = "none"
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class StudySpec:
                 "sampler": self.search.sampler,
                 "params": {p.name: p.describe() for p in self.search.params},
                 "n_trials": self.search.n_trials,
-            },
+            } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {}),
             "objective": {"metric": self.metric, "direction": self.direction},
             "seed": self.seed,
         }
@@ -190,6 +196,10 @@ def validate(raw: dict, source: str) -> StudySpec:
     objective = sections.pop("objective")
     config = sections
     params = _parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
+    if config["model"].pop("hypermodel") is not None:
+        from sweep.hypermodel import study_params
+
+        params = study_params(raw, config, params, search["sampler"], source)
     _check_dataset(config["dataset"], fail)
     _check_snapshots(config["training"], params, fail)
 
@@ -206,7 +216,7 @@ def validate(raw: dict, source: str) -> StudySpec:
         description=top["description"],
         source=source,
         config=config,
-        search=SearchSpec(search["sampler"], params, search["n_trials"]),
+        search=SearchSpec(search["sampler"], params, search["n_trials"], search["pruner"]),
         metric=objective["metric"],
         direction=direction,
         seed=top["seed"],

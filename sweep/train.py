@@ -145,6 +145,7 @@ def train(
     done: list[dict] = (),
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    tensorboard_dir: Path | None = None,
 ) -> TrainResult:
     """Compile and fit ``model`` on ``data``; evaluate the test set at each snapshot epoch.
 
@@ -158,11 +159,13 @@ def train(
         checkpoint: where to save model, optimizer and rows, or None.
         checkpoint_every_s: save at the end of an epoch when this many seconds passed since
             the last save (a save costs ~40 ms for the conv_width model).
+        tensorboard_dir: where Keras' TensorBoard callback writes this run's logs, or None.
     """
     snapshots = snapshots or [epochs]
     result = TrainResult(epochs=list(done))
     result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
-    if not done:  # a resumed model comes compiled, with its optimizer state
+    # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own.
+    if not done and not getattr(model, "compiled", False):
         on_cpu = device_description() == "cpu"
         model.compile(
             optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
@@ -171,6 +174,9 @@ def train(
             steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
         )
     recorder = _Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s)
+    callbacks = [recorder]
+    if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
+        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     started = time.perf_counter()
     model.fit(
         data.x_train,
@@ -181,7 +187,7 @@ def train(
         validation_data=(data.x_val, data.y_val),
         validation_batch_size=EVAL_BATCH_SIZE,
         shuffle=True,
-        callbacks=[recorder],
+        callbacks=callbacks,
         verbose=0,
     )
     result.seconds = time.perf_counter() - started
