@@ -54,7 +54,7 @@ def run_sweep(
     data_dir: str | None = None,
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -62,6 +62,7 @@ def run_sweep(
     each point is trained by exactly one of them (see claims.py). A worker whose claims are
     all done waits while others still train, to take over the points of any that die.
     """
+    out = out or sys.stderr  # looked up per call: a default bound at import goes stale
     store, study, dataset_for = prepare(spec, storage_url, data_dir)
     points = plan(spec)
     keys = list(points)

@@ -157,11 +157,12 @@ def make_pruner(pruner: str, max_epochs: int) -> optuna.pruners.BasePruner:
     """The pruner for a study's ``search.pruner``; trials report their metric every epoch.
 
     ``median``: stop a trial whose value at an epoch is worse than the median of earlier
-    trials at that epoch, once 5 trials finished, never at epoch 1 (too noisy to judge).
+    trials at that epoch, once 5 trials finished, from epoch 2 (epoch 1 is too noisy;
+    ``n_warmup_steps`` counts 1-based epochs here, so 2 allows epoch 2).
     ``hyperband``: successive halving over 1 .. ``max_epochs`` epochs, reduction factor 3.
     """
     if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
                                               reduction_factor=3)
