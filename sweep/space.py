@@ -83,6 +83,18 @@ def active(param: Param, values: dict) -> bool:
     return all(values.get(parent) in allowed for parent, allowed in param.conditions)
 
 
+def described(stored: dict) -> tuple[ChoiceParam, ...]:
+    """The choice params of a stored study's ``search.params`` (``describe()`` output), to
+    count its grid points; ranges are left out."""
+    out = []
+    for name, d in stored.items():
+        if isinstance(d, list) or "values" in d:
+            values, when = (d, {}) if isinstance(d, list) else (d["values"], d["when"])
+            out.append(ChoiceParam(name, tuple(values),
+                                   tuple((k, tuple(v)) for k, v in when.items())))
+    return tuple(out)
+
+
 def grid_points(params: tuple[Param, ...]) -> list[dict]:
     """Every combination of the choice params, in a stable order (the first param varies
     slowest). A conditional param is left out of the points where it is not active, so the

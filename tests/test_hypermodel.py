@@ -176,3 +176,14 @@ def test_tpe_sweep_suggests_conditional_hps_define_by_run(tmp_path, tiny_npz, db
     for t in trials:
         assert 2 <= t.params["hp.filters"] <= 6 and "training.learning_rate" in t.params
         assert ("hp.units" in t.params) == (t.params["hp.head"] == "dense")
+
+
+def test_status_counts_the_conditional_grid(tmp_path, tiny_npz, db_url):
+    from sweep.runner import create_study
+    from sweep.status import study_status
+    from sweep.storage import open_storage
+
+    write_hypermodel(tmp_path)
+    spec = load_study(str(write_study(tmp_path, hyper_study(tmp_path, tiny_npz))))
+    create_study(open_storage(db_url), spec)
+    assert study_status("tiny", db_url).startswith(f"study tiny in {db_url}: 3 planned")

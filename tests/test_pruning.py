@@ -9,9 +9,9 @@ import pytest
 
 from conftest import tiny_study, write_study
 from sweep.cli import main
+from sweep.errors import SpecError
 from sweep.report import curves_figure, load_results
-
-pytestmark = pytest.mark.slow
+from sweep.spec import load_study
 
 GOOD = [0.01, 0.02, 0.03, 0.04, 0.05]  # Adam learning rates that learn the tiny images
 HOPELESS = [1.0e-9, 2.0e-9]  # too small to move the loss at all
@@ -32,6 +32,19 @@ def epochs_per_trial(tmp_path) -> dict[int, int]:
                                  "GROUP BY trial_number").fetchall())
 
 
+def test_pruner_is_validated_and_recorded(tmp_path, tiny_npz):
+    raw = pruning_study(tiny_npz, "sometimes")
+    with pytest.raises(SpecError, match=r"search.pruner: expected one of none, median, "
+                                        r"hyperband, got 'sometimes'"):
+        load_study(str(write_study(tmp_path, raw)))
+    spec = load_study(str(write_study(tmp_path, pruning_study(tiny_npz, "hyperband"))))
+    assert spec.search.pruner == "hyperband" and spec.as_dict()["search"]["pruner"] == "hyperband"
+    # Studies stored before pruners existed compare equal: no pruner, no key.
+    raw = pruning_study(tiny_npz, "none")
+    assert "pruner" not in load_study(str(write_study(tmp_path, raw))).as_dict()["search"]
+
+
+@pytest.mark.slow
 def test_median_pruner_stops_hopeless_trials(tmp_path, tiny_npz, db_url, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, pruning_study(tiny_npz, "median"))
@@ -58,6 +71,7 @@ def test_median_pruner_stops_hopeless_trials(tmp_path, tiny_npz, db_url, monkeyp
     assert page.count("<td>PRUNED</td>") == 2
 
 
+@pytest.mark.slow
 def test_hyperband_pruner_runs_every_point_once(tmp_path, tiny_npz, db_url, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_study(tmp_path, pruning_study(tiny_npz, "hyperband"))
