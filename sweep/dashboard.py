@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sweep import storage
 
+
 def artifact_store(artifact_dir: Path):
     """The file-system artifact store of ``run``, ``worker`` and ``dashboard``."""
     from optuna.artifacts import FileSystemArtifactStore

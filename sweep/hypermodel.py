@@ -148,8 +148,8 @@ def build_model(ref: str, study_source: str, values: dict, input_shape: tuple,
     """
     import keras
 
-    hp, model = _build(load_build(ref, study_source), values, ref, study_source,
-                       fail=ConfigError)
+    _, model = _build(load_build(ref, study_source), values, ref, study_source,
+                      fail=ConfigError)
     if not model.built:
         model.build((None, *input_shape))
     if tuple(model.input_shape[1:]) != tuple(input_shape):
@@ -164,11 +164,6 @@ def build_model(ref: str, study_source: str, values: dict, input_shape: tuple,
         raise ConfigError("the hypermodel ends in a softmax but is not compiled: output "
                           "logits, or compile it with the loss that fits")
     return model
-
-
-def trial_values(values: dict) -> dict:
-    """A trial's ``{hp.name: value}`` search values as KerasTuner names."""
-    return {k[len(PREFIX):]: v for k, v in values.items() if k.startswith(PREFIX)}
 
 
 def _build(build, values: dict, ref: str, source: str, fail=SpecError):
@@ -199,7 +194,7 @@ def _to_param(h, sampler: str, source: str) -> Param:
     if kind == "Boolean":
         return ChoiceParam(name, (False, True), conditions)
     integer = kind == "Int"
-    step = h.step if integer or h.step is not None else None
+    step = h.step  # None: a continuous Float (or an Int log range)
     if sampler != "grid" and h.sampling == "linear":
         return RangeParam(name, h.min_value, h.max_value, step=step, integer=integer,
                           conditions=conditions)

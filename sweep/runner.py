@@ -1,8 +1,8 @@
 """Running a sweep in this process: open the study, work out what is left, train it.
 
 Resuming is by construction: a point whose trial completed, was pruned, or failed for a
-recorded reason (rejected configuration, NaN loss), has a claim marked done and is never trained again; random
-and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
+recorded reason (rejected configuration, NaN loss), has a claim marked done and is never
+trained again; random and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
 resumes from its checkpoint.
 """
 
@@ -262,7 +262,7 @@ def _max_epochs(spec: StudySpec) -> int:
     swept = next((p for p in spec.search.params if p.name == "training.epochs"), None)
     if swept is None:
         return spec.config["training"]["epochs"]
-    return int(max(swept.values) if hasattr(swept, "values") else swept.high)
+    return int(max(swept.values) if isinstance(swept, space.ChoiceParam) else swept.high)
 
 
 def _progress(spec, number, values, position, result, out) -> Callable[[dict], None]:
