@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STUDY ?= quickstart
 STORAGE ?= sqlite:///sweeps.db
+ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends postgres-server bench bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends postgres-server chromium bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +31,19 @@ report: $(STAMP)
 	$(BIN)/sweep report $(STUDY) --storage $(STORAGE)
 
 dashboard: $(STAMP)
-	$(BIN)/sweep dashboard --storage $(STORAGE)
+	$(BIN)/sweep dashboard --storage $(STORAGE) --artifact-dir $(ARTIFACTS)
 
 # The PostgreSQL tests start a throwaway server from Debian's packages.
 postgres-server:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
 
-test: $(DEV_STAMP) postgres-server
+# The browser tests drive Debian's chromium with Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(DEV_STAMP) postgres-server chromium
 	$(BIN)/python -m pytest
 
 # Keras on the torch backend (CPU build); .ci/run calls this after `make test`.
@@ -53,4 +59,4 @@ bench-gpu:
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $${PYTHON:-python3} -m sweep.bench_gpu
 
 clean:
-	rm -rf $(VENV) reports sweeps.db
+	rm -rf $(VENV) reports sweeps.db tensorboard

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(command=func)
         return p
 
+    def artifact_dir(p):
+        p.add_argument("--artifact-dir", type=Path, default=Path("artifacts"),
+                       help="Optuna artifact store of the trials' pictures "
+                            "(default: ./artifacts)")
+
     run = command("run", _run, "train every point of a study's search space not yet done")
     worker = command("worker", _worker, "claim and train points of a study until none is left")
     dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
@@ -78,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
             help="seconds of training between checkpoints (default: 15)",
         )
     for p in (run, worker, dash):
-        _artifact_dir_option(p)
+        artifact_dir(p)
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes on this machine (default: 1, or GPUs x K)")
     run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
@@ -87,17 +92,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="workers sharing one GPU (default: 1)")
     report = command("report", _report, "write a self-contained HTML report of a study")
     report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
-    _artifact_dir_option(report)
+    artifact_dir(report)
     command("status", _status, "show a study's trials: done, running, failed, best so far")
     export = command("export", _export, "write the report's results frame as csv or parquet")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", type=Path, help="output path (default: NAME.csv / NAME.parquet)")
     return parser
-
-
-def _artifact_dir_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--artifact-dir", type=Path, default=Path("artifacts"),
-                   help="Optuna artifact store of the trials' pictures (default: ./artifacts)")
 
 
 def _study_name(arg: str) -> str:
@@ -133,8 +133,8 @@ def _run(args) -> int:
 def _worker_args(args, spec) -> list[str]:
     """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
     out = [spec.source, "--storage", args.storage, "--checkpoint-dir", str(args.checkpoint_dir),
-           "--checkpoint-every", str(args.checkpoint_every), "--artifact-dir",
-           str(args.artifact_dir)]
+           "--checkpoint-every", str(args.checkpoint_every),
+           "--artifact-dir", str(args.artifact_dir)]
     for item in args.set:
         out += ["--set", item]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
@@ -157,7 +157,8 @@ def _train_here(spec, args, report: bool = False) -> int:
     best = result.best_text(spec) or "no completed trial"
     print(
         f"[{spec.name}] {result.total} points: {result.ran} run now "
-        f"({result.failed} failed), {result.skipped} already done; {best}"
+        f"({result.failed} failed{f', {result.pruned} pruned' if result.pruned else ''}), "
+        f"{result.skipped} already done; {best}"
     )
     if report:
         print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
@@ -179,12 +180,16 @@ def _report(args) -> int:
 
 
 def _write_report(name: str, args, out: Path | None = None) -> Path:
-    """The study's report, from ``args.storage`` and the pictures in ``args.artifact_dir``."""
-    from sweep.report import load_results, write_report
+    """The HTML report of ``args.storage``, with the pictures in ``args.artifact_dir``; its
+    figures are saved into the study too, for optuna-dashboard."""
+    from sweep.dashboard import save_figures
+    from sweep.report import load_results, report_figures, write_report
 
     out = out or REPORTS_DIR / f"{name}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_report(load_results(name, args.storage), out, args.artifact_dir)
+    result = load_results(name, args.storage)
+    save_figures(args.storage, name, report_figures(result))
+    return write_report(result, out, args.artifact_dir)
 
 
 def _export(args) -> int:
@@ -204,17 +209,9 @@ def _status(args) -> int:
 
 
 def _dashboard(args) -> int:
-    from optuna_dashboard import run_server
+    from sweep.dashboard import serve
 
-    from sweep.storage import open_storage, safe_url
-
-    from optuna.artifacts import FileSystemArtifactStore
-
-    store = open_storage(args.storage, create=False)
-    args.artifact_dir.mkdir(parents=True, exist_ok=True)
-    print(f"optuna-dashboard for {safe_url(args.storage)} at http://{args.host}:{args.port}/")
-    run_server(store, host=args.host, port=args.port,
-               artifact_store=FileSystemArtifactStore(str(args.artifact_dir)))
+    serve(args.storage, args.host, args.port, args.artifact_dir)
     return 0
 
 

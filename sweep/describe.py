@@ -34,6 +34,8 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
     Only searched model and dataset fields make models differ. A range (random/tpe samplers)
     is described at its low and high ends.
     """
+    if "hypermodel" in spec.config["model"]:
+        return [ConfigurationResult({}, None, None)]
     shaping = [p for p in spec.search.params if p.name.startswith(SHAPE_FIELDS)]
     choices = [
         p.values if isinstance(p, space.ChoiceParam) else (p.low, p.high) for p in shaping
@@ -68,6 +70,9 @@ def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -
         lines += ["", f"[{i}/{len(results)}] {chosen}"]
         if result.architecture is not None:
             lines += _table(result.architecture)
+        elif result.problem is None:  # a KerasTuner hypermodel: only its build(hp) knows
+            lines.append(f"  a KerasTuner hypermodel ({spec.config['model']['hypermodel']}): "
+                         "its layers are analysed when each trial builds it")
         if result.problem:
             lines.append(f"  REJECTED: {result.problem}")
     return "\n".join(lines)

@@ -24,6 +24,8 @@ from sweep.models import build_model
 from sweep.spec import StudySpec
 from sweep.train import CHECKPOINT_EVERY_S, device_description, load_checkpoint, train
 
+TENSORBOARD_DIR = Path("tensorboard")  # training.tensorboard: <dir>/<study>/trial-<number>
+
 
 def run_trial(
     trial: optuna.Trial,
@@ -52,6 +54,7 @@ def run_trial(
         TrialFailed: the configuration cannot be built or breaks a study constraint (both
             found before any training), or the loss became NaN; the message is the reason
             stored on the trial.
+        optuna.TrialPruned: the study's pruner stopped it after an epoch.
     """
     config = space.resolve(spec.config, values)
     seed = config.pop("seed", spec.seed)
@@ -59,14 +62,19 @@ def run_trial(
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("provenance", provenance(spec))
     data = dataset_for(config["dataset"], seed)
-    architecture = _check_architecture(trial, spec, config["model"], data)
+    # sweep's own models are analysed (and rejected if they cannot be built) before anything
+    # is built; a KerasTuner hypermodel is only known once built
+    hyper = "hypermodel" in config["model"]
+    architecture = None if hyper else _analyse(trial, config["model"], data)
 
     def report(row: dict) -> None:
         on_epoch(row)
-        # Optuna keeps per-epoch values for single-objective studies only
+        # Optuna keeps per-epoch values (and prunes) for single-objective studies only
         value = row.get(spec.metric)
         if not spec.multi_objective and value is not None and np.isfinite(value):
             trial.report(value, step=row["epoch"])
+            if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
+                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
     keras.utils.set_random_seed(seed)
     resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
@@ -76,8 +84,14 @@ def run_trial(
         for row in done:
             report(row)
     else:
-        model, done = build_model(config["model"], data.input_shape, data.num_classes), []
-    assert model.count_params() == architecture.params, "architecture.plan miscounted"
+        model, done = _new_model(config, data, spec.source), []
+    param_count = int(model.count_params())
+    if architecture is not None:
+        assert param_count == architecture.params, "architecture.plan miscounted"
+    trial.set_user_attr("param_count", param_count)
+    limit = spec.constraints.get("max_params")
+    if limit is not None and param_count > limit:
+        raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
 
     training = config["training"]
     try:
@@ -97,6 +111,8 @@ def run_trial(
             done=done,
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
+            tensorboard_dir=TENSORBOARD_DIR / spec.name / f"trial-{trial.number}"
+            if training.get("tensorboard") else None,
         )
     except Exception as err:
         if not out_of_memory(err):
@@ -110,7 +126,7 @@ def run_trial(
     if result.stopped_epoch is not None:
         trial.set_user_attr("stopped_epoch", result.stopped_epoch)
     _record_details(trial, result.details, artifact_store)
-    values = [_objective_value(m, result, architecture.params) for m in spec.metrics]
+    values = [_objective_value(m, result, param_count) for m in spec.metrics]
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -124,22 +140,15 @@ def _objective_value(metric: str, result, param_count: int) -> float:
     return result.epochs[-1][metric]
 
 
-def _check_architecture(trial, spec: StudySpec, model_cfg: dict, data: Dataset):
-    """Analyse the model before training; store its shape, receptive field and size.
+def _analyse(trial, model_cfg: dict, data: Dataset):
+    """Lay out the model before building it; store its receptive field and layer table.
 
     Raises:
         ConfigError: it cannot be built.
-        TrialFailed: it has more parameters than ``max_params``.
     """
-    architecture = plan(model_cfg, data.input_shape, data.num_classes)  # ConfigError
-    trial.set_user_attr("param_count", architecture.params)
+    architecture = plan(model_cfg, data.input_shape, data.num_classes)
     trial.set_user_attr("receptive_field", architecture.receptive_field)
     trial.set_user_attr("layers", architecture.rows())
-    limit = spec.constraints.get("max_params")
-    if limit is not None and architecture.params > limit:
-        raise TrialFailed(
-            f"{architecture.params:,} parameters, over the study's max_params {limit:,}"
-        )
     return architecture
 
 
@@ -163,6 +172,16 @@ def _record_details(trial, details: dict[int, dict], artifact_store) -> None:
                     artifact_store=artifact_store, file_path=str(path), study_or_trial=trial,
                     mimetype="image/png",
                 )
+
+
+def _new_model(config: dict, data: Dataset, study_source: str):
+    """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
+    if "hypermodel" in config["model"]:
+        from sweep.hypermodel import build_model as build_hypermodel
+
+        return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
+                                data.input_shape, data.num_classes)
+    return build_model(config["model"], data.input_shape, data.num_classes)
 
 
 def out_of_memory(err: Exception) -> bool:

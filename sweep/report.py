@@ -221,14 +221,17 @@ def pareto_figure(pareto: pd.DataFrame, metrics: tuple[str, ...]) -> go.Figure:
 
 
 def curves_figure(curves: pd.DataFrame) -> go.Figure:
-    """Learning curves: train and validation accuracy per epoch, one line per trial."""
+    """Learning curves: train and validation accuracy per epoch, one line per trial; a pruned
+    trial's line is dotted and stops where the pruner stopped it."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("train_accuracy", "val_accuracy"))
     for i, (trial, group) in enumerate(curves.groupby("trial", sort=True)):
+        pruned = group["state"].iloc[0] == "PRUNED"
         for col, metric in enumerate(("train_accuracy", "val_accuracy"), start=1):
             fig.add_trace(
                 go.Scatter(
-                    x=group["epoch"], y=group[metric], mode="lines", name=f"trial {trial}",
-                    line_color=PALETTE[i % len(PALETTE)],
+                    x=group["epoch"], y=group[metric], mode="lines",
+                    name=f"trial {trial}" + " (pruned)" * pruned,
+                    line_color=PALETTE[i % len(PALETTE)], line_dash="dot" if pruned else None,
                     legendgroup=str(trial), showlegend=col == 1,
                 ),
                 row=1,

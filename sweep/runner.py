@@ -1,8 +1,8 @@
 """Running a sweep in this process: open the study, work out what is left, train it.
 
-Resuming is by construction: a point whose trial completed, or failed for a recorded reason
-(rejected configuration, NaN loss), has a claim marked done and is never trained again; random
-and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
+Resuming is by construction: a point whose trial completed, was pruned, or failed for a
+recorded reason (rejected configuration, NaN loss), has a claim marked done and is never
+trained again; random and tpe studies have ``n_trials`` numbered points. An interrupted point is given back and
 resumes from its checkpoint.
 """
 
@@ -36,13 +36,14 @@ CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study 
 
 @dataclass
 class SweepResult:
-    """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` of them), ``skipped`` as
-    already done, out of ``total``; the best value and trial number in the study so far, or
-    (multi-objective) how many trials are on the Pareto front."""
+    """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` and ``pruned`` of them),
+    ``skipped`` as already done, out of ``total``; the best value and trial number in the study
+    so far, or (multi-objective) how many trials are on the Pareto front."""
 
     total: int
     ran: int = 0
     failed: int = 0
+    pruned: int = 0
     skipped: int = 0
     best_value: float | None = None
     best_trial: int | None = None
@@ -75,12 +76,9 @@ def run_sweep(
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). Progress lines go to ``out`` (default: stderr).
     """
-    out = out or sys.stderr
+    out = out or sys.stderr  # looked up per call: a default bound at import goes stale
     store, study, dataset_for = prepare(spec, storage_url, data_dir)
-    artifacts = None
-    if artifact_dir is not None:
-        Path(artifact_dir).mkdir(parents=True, exist_ok=True)
-        artifacts = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+    artifacts = storage.artifact_store(artifact_dir) if artifact_dir is not None else None
     points = plan(spec)
     keys = list(points)
     result = SweepResult(total=len(keys), skipped=len(keys) - claims.pending(
@@ -89,6 +87,7 @@ def run_sweep(
     # Offset by the trials already there and the process: random/tpe draws must not repeat.
     study.sampler = space.make_sampler(spec.search.sampler,
                                        spec.seed + len(study.trials) + os.getpid())
+    study.pruner = space.make_pruner(spec.search.pruner, _max_epochs(spec))
     _update_best(result, study)
     while True:
         claim = claims.claim_next(store.engine, spec.name, keys, worker)
@@ -134,6 +133,12 @@ def _run_point(
         claims.update(store.engine, spec.name, point, worker, state="done")
         result.failed += 1
         print(f"[{spec.name}] trial {trial.number} failed: {err}", file=out)
+    except optuna.TrialPruned as err:
+        # Hopeless: the point is done (never trained again); its value is the last reported.
+        study.tell(trial, state=TrialState.PRUNED)
+        claims.update(store.engine, spec.name, point, worker, state="done")
+        result.pruned += 1
+        print(f"[{spec.name}] trial {trial.number} {err}", file=out)
     except BaseException:
         # Ctrl-C or a crash: leave the database consistent; the point runs again next time,
         # from its checkpoint.
@@ -256,6 +261,7 @@ def _comparable(study_dict: dict) -> dict:
 
     walk(study_dict, "")
     flat.pop("search.n_trials", None)
+    flat.pop("training.tensorboard", None)  # logging only
     return flat
 
 
@@ -268,6 +274,14 @@ def _update_best(result: SweepResult, study: optuna.Study) -> None:
     except ValueError:  # no completed trial yet
         return
     result.best_value, result.best_trial = best.value, best.number
+
+
+def _max_epochs(spec: StudySpec) -> int:
+    """The most epochs any trial trains (the pruner's largest budget)."""
+    swept = next((p for p in spec.search.params if p.name == "training.epochs"), None)
+    if swept is None:
+        return spec.config["training"]["epochs"]
+    return int(max(swept.values) if isinstance(swept, space.ChoiceParam) else swept.high)
 
 
 def _progress(spec, number, values, position, result, out) -> Callable[[dict], None]:

@@ -20,8 +20,11 @@ class ChoiceParam:
 
     name: str  # dotted path into the study, e.g. "model.kernel"
     values: tuple
+    conditions: tuple = ()  # ((parent name, allowed values), ...): see ``active``
 
-    def describe(self) -> list:
+    def describe(self) -> list | dict:
+        if self.conditions:
+            return {"values": list(self.values), "when": _describe_when(self.conditions)}
         return list(self.values)
 
     def suggest(self, trial: optuna.Trial) -> Any:
@@ -48,10 +51,12 @@ class RangeParam:
     log: bool = False
     step: float | None = None
     integer: bool = False
+    conditions: tuple = ()  # ((parent name, allowed values), ...): see ``active``
 
     def describe(self) -> dict:
         out = {"low": self.low, "high": self.high, "log": self.log}
-        return out | ({"step": self.step} if self.step is not None else {})
+        out |= {"step": self.step} if self.step is not None else {}
+        return out | ({"when": _describe_when(self.conditions)} if self.conditions else {})
 
     def to_optuna(self, value: Any) -> Any:
         return value
@@ -67,10 +72,44 @@ class RangeParam:
 Param = ChoiceParam | RangeParam
 
 
+def _describe_when(conditions: tuple) -> dict:
+    return {parent: list(allowed) for parent, allowed in conditions}
+
+
+def active(param: Param, values: dict) -> bool:
+    """Whether a conditional param takes part, given the values chosen before it: every
+    parent (an earlier param) has a value among the allowed ones (KerasTuner's
+    ``parent_name``/``parent_values``). A param without conditions always does."""
+    return all(values.get(parent) in allowed for parent, allowed in param.conditions)
+
+
+def described(stored: dict) -> tuple[ChoiceParam, ...]:
+    """The choice params of a stored study's ``search.params`` (``describe()`` output), to
+    count its grid points; ranges are left out."""
+    out = []
+    for name, d in stored.items():
+        if isinstance(d, list) or "values" in d:
+            values, when = (d, {}) if isinstance(d, list) else (d["values"], d["when"])
+            out.append(ChoiceParam(name, tuple(values),
+                                   tuple((k, tuple(v)) for k, v in when.items())))
+    return tuple(out)
+
+
 def grid_points(params: tuple[Param, ...]) -> list[dict]:
-    """Every combination of the choice params, in a stable order (the first param varies slowest)."""
-    names = [p.name for p in params]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(p.values for p in params))]
+    """Every combination of the choice params, in a stable order (the first param varies
+    slowest). A conditional param is left out of the points where it is not active, so the
+    combinations that differ only in it are one point."""
+    points, seen = [], set()
+    for combo in itertools.product(*(p.values for p in params)):
+        point = {}
+        for p, value in zip(params, combo):
+            if active(p, point):
+                point[p.name] = value
+        key = json.dumps(to_optuna(params, point), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
 
 
 def to_optuna(params: tuple[Param, ...], point: dict) -> dict:
@@ -84,8 +123,13 @@ def point_key(optuna_params: dict) -> str:
 
 
 def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
-    """Ask the trial for a value of each param; returns ``{dotted.name: value}``."""
-    return {p.name: p.suggest(trial) for p in params}
+    """Ask the trial for a value of each active param (define-by-run: a conditional param
+    is asked only when its parents' values allow it); returns ``{dotted.name: value}``."""
+    values: dict = {}
+    for p in params:
+        if active(p, values):
+            values[p.name] = p.suggest(trial)
+    return values
 
 
 class GridPointSampler(optuna.samplers.BaseSampler):
@@ -116,6 +160,25 @@ def make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
     if sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+PRUNERS = ("none", "median", "hyperband")
+
+
+def make_pruner(pruner: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner for a study's ``search.pruner``; trials report their metric every epoch.
+
+    ``median``: stop a trial whose value at an epoch is worse than the median of earlier
+    trials at that epoch, once 5 trials finished, from epoch 2 (epoch 1 is too noisy;
+    ``n_warmup_steps`` counts 1-based epochs here, so 2 allows epoch 2).
+    ``hyperband``: successive halving over 1 .. ``max_epochs`` epochs, reduction factor 3.
+    """
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
+                                              reduction_factor=3)
+    return optuna.pruners.NopPruner()
 
 
 def resolve(config: dict, values: dict) -> dict:

@@ -19,7 +19,7 @@ from sweep.errors import SpecError
 from sweep.fields import (
     REQUIRED, Bad, boolean, choice, int_list, integer, number, one_or_list, optional, text,
 )
-from sweep.space import ChoiceParam, Param, RangeParam
+from sweep.space import PRUNERS, ChoiceParam, Param, RangeParam
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
@@ -50,6 +50,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "batch_norm": (boolean, False),
         "head": (choice("flatten", "gap"), "flatten"),  # gap: 1x1 conv to classes + global avg
         "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units (flatten head)
+        # A KerasTuner build(hp) instead of the fields above (see hypermodel.py)
+        "hypermodel": (optional(text(r"[^:]+\.py:[A-Za-z_]\w*", "path/to/file.py:function")),
+                       None),
     },
     "training": {
         "optimizer": (choice("adam", "sgd", "rmsprop"), "adam"),
@@ -62,6 +65,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "epochs": (integer(1), 10),
         "stop_at_loss": (optional(number(0, low_open=True)), None),  # stop when train loss <=
         "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
+        "tensorboard": (boolean, False),  # TensorBoard logs per trial (logging only)
     },
     "constraints": {
         "max_params": (optional(integer(1)), None),  # reject larger models before training
@@ -75,6 +79,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "sampler": (choice(*SAMPLERS), "grid"),
         "params": (None, {}),  # validated by _parse_params
         "n_trials": (optional(integer(1)), None),
+        "pruner": (choice(*PRUNERS), "none"),  # stop hopeless trials early (space.make_pruner)
     },
 }
 TOP = {
@@ -87,7 +92,7 @@ SEARCHABLE = {f"{s}.{k}" for s in ("model", "training") for k in SCHEMA[s]} | {
     "dataset.validation_split",
     "dataset.max_train",
     "seed",
-}
+} - {"model.hypermodel"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class SearchSpec:
     sampler: str
     params: tuple[Param, ...]
     n_trials: int | None  # None for grid: the grid's size
+    pruner: str = "none"
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ class StudySpec:
                 "sampler": self.search.sampler,
                 "params": {p.name: p.describe() for p in self.search.params},
                 "n_trials": self.search.n_trials,
-            },
+            } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {}),
             "objective": {"metric": list(self.metrics), "direction": list(self.directions)},
             "seed": self.seed,
             "constraints": dict(self.constraints),
@@ -220,6 +226,10 @@ def validate(raw: dict, source: str) -> StudySpec:
     constraints = sections.pop("constraints")
     config = sections
     params = _parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
+    if config["model"].pop("hypermodel") is not None:
+        from sweep.hypermodel import study_params
+
+        params = study_params(raw, config, params, search["sampler"], source)
     _check_dataset(config["dataset"], fail)
     _check_snapshots(config["training"], params, fail)
     _check_training(config["training"], params, fail)
@@ -238,12 +248,15 @@ def validate(raw: dict, source: str) -> StudySpec:
                                     f"got {objective['direction']!r}")
     if len(set(metrics)) != len(metrics):
         fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
+    if len(metrics) > 1 and search["pruner"] != "none":
+        fail("search.pruner", "Optuna prunes single-objective studies only; use pruner: none "
+                              f"with {len(metrics)} objective metrics")
     return StudySpec(
         name=top["name"],
         description=top["description"],
         source=source,
         config=config,
-        search=SearchSpec(search["sampler"], params, search["n_trials"]),
+        search=SearchSpec(search["sampler"], params, search["n_trials"], search["pruner"]),
         metrics=tuple(metrics),
         directions=tuple(directions),
         seed=top["seed"],

@@ -8,6 +8,7 @@ from collections import Counter
 from optuna.trial import TrialState
 
 from sweep import claims, storage
+from sweep.space import described, grid_points
 
 
 def study_status(name: str, storage_url: str) -> str:
@@ -19,10 +20,7 @@ def study_status(name: str, storage_url: str) -> str:
     stored = study.user_attrs.get("study", {})
     metrics = storage.stored_metrics(study)
     params = stored.get("search", {}).get("params", {})
-    total = 1
-    for values in params.values():
-        total *= len(values) if isinstance(values, list) else 1
-    planned = stored.get("search", {}).get("n_trials") or total
+    planned = stored.get("search", {}).get("n_trials") or len(grid_points(described(params)))
     counts = Counter(t.state.name.lower() for t in trials)
     lines = [
         f"study {name} in {storage.safe_url(storage_url)}: {planned} planned; "

@@ -129,6 +129,12 @@ def load_study(storage: optuna.storages.RDBStorage, name: str) -> optuna.Study:
         ) from None
 
 
+def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard``."""
+    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+
+
 def stored_metrics(study: optuna.Study) -> list[str]:
     """The objective metrics of a study run by sweep (one per Optuna direction)."""
     metric = study.user_attrs.get("study", {}).get("objective", {}).get("metric", "value")

@@ -258,6 +258,7 @@ def train(
     done: list[dict] = (),
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    tensorboard_dir: Path | None = None,
 ) -> TrainResult:
     """Compile and fit ``model`` on ``data``; test metrics and diagnostics at snapshot epochs.
 
@@ -275,11 +276,13 @@ def train(
         checkpoint: where to save model, optimizer and rows, or None.
         checkpoint_every_s: save at the end of an epoch when this many seconds passed since
             the last save (a save costs ~40 ms for the conv_width model).
+        tensorboard_dir: where Keras' TensorBoard callback writes this run's logs, or None.
     """
     snapshots = snapshots or [epochs]
     result = TrainResult(epochs=list(done))
     result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
-    if not done:  # a resumed model comes compiled, with its optimizer state
+    # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own.
+    if not done and not getattr(model, "compiled", False):
         on_cpu = device_description() == "cpu"
         extra = {"momentum": momentum} if optimizer != "adam" else {}
         model.compile(
@@ -294,6 +297,8 @@ def train(
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(
             lambda epoch, _lr: learning_rate_at(schedule, learning_rate, decay, epoch, epochs)
         ))
+    if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
+        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     started = time.perf_counter()
     model.fit(
         data.x_train,
