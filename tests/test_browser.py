@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from PIL import Image
 
 from conftest import tiny_arrays, tiny_study, write_study
 
@@ -38,8 +37,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
-    """A real 7-point sweep with a median pruner, run by the CLI in a subprocess, plus a PNG
-    artifact uploaded (with optuna's API) to one more trial made for it."""
+    """A real 7-point sweep with a median pruner, run by the CLI in a subprocess; its trials'
+    snapshot pictures go to tmp/artifacts."""
     tmp = tmp_path_factory.mktemp("browser")
     npz = tmp / "tiny.npz"
     x_train, y_train, x_test, y_test = tiny_arrays()
@@ -52,18 +51,9 @@ def sweep_dir(tmp_path_factory):
     url = f"sqlite:///{tmp / 'sweeps.db'}"
     subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(study_file), "--storage", url],
                    cwd=tmp, check=True, capture_output=True)
-    png = tmp / "filters.png"
-    Image.fromarray(np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((16, 16), np.uint8))
-                    ).convert("RGB").save(png)
     study = optuna.load_study(study_name="tiny", storage=url)
-    holder = study.ask()  # a finished trial takes no uploads
-    holder.set_user_attr("fail_reason", "made by tests/test_browser.py to hold an artifact")
-    (tmp / "artifacts").mkdir()
-    optuna.artifacts.upload_artifact(
-        artifact_store=optuna.artifacts.FileSystemArtifactStore(tmp / "artifacts"),
-        file_path=str(png), study_or_trial=holder)
-    study.tell(holder, state=optuna.trial.TrialState.FAIL)
-    return tmp, url, holder.number
+    best = study.best_trial  # its snapshot pictures are in tmp/artifacts
+    return tmp, url, best.number
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +131,7 @@ def test_dashboard_opens_a_trial_with_attributes_and_epochs(sweep_dir, dashboard
     page.get_by_text(f"Trial {best.number}", exact=True).first.click()
     page.get_by_text(f"Trial {best.number} (trial_id=").wait_for(timeout=30_000)
     body = page.inner_text("body")
-    for shown in ("param_count", str(best.user_attrs["param_count"]), "snapshots",
+    for shown in ("param_count", str(best.user_attrs["param_count"]), "snapshots", "receptive_field",
                   "test_accuracy", "provenance", "training.learning_rate",
                   f"{best.params['training.learning_rate']}"):
         assert shown in body, shown
@@ -159,29 +149,40 @@ def test_dashboard_opens_a_trial_with_attributes_and_epochs(sweep_dir, dashboard
     assert page.errors == []
 
 
-def test_dashboard_shows_a_trial_artifact(sweep_dir, dashboard, browser):
-    _, _, holder = sweep_dir
+def test_dashboard_shows_a_trials_pictures(sweep_dir, dashboard, browser):
+    _, _, best = sweep_dir
     base, _ = dashboard
     page = open_page(browser)
-    page.goto(f"{base}/dashboard/studies/1/trials?numbers={holder}")
-    image = page.locator("img[alt='filters.png']")
-    image.wait_for(timeout=30_000)
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 64]
+    page.goto(f"{base}/dashboard/studies/1/trials?numbers={best}")
+    sizes = {"filters-epoch4.png": [52, 52],  # 4 first-layer filters on a 2x2 grid of 26 px
+             "pca-epoch4.png": [480, 480]}
+    for name, size in sizes.items():
+        image = page.locator(f"img[alt='{name}']")
+        image.wait_for(timeout=30_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                               arg=image.element_handle())
+        assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == size
     page.screenshot(path=SCREENSHOTS / "dashboard-artifact.png", full_page=True)
     assert page.errors == []
 
 
 def test_report_renders_its_plotly_figures_without_console_errors(sweep_dir, browser):
-    tmp, _, _ = sweep_dir
+    tmp, _, best = sweep_dir
     page = open_page(browser)
     page.goto((tmp / "reports" / "tiny.html").as_uri())
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
     titles = page.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
-    assert titles == FIGURES
-    assert page.locator(".js-plotly-plot").count() == len(FIGURES)
+    by = "training.learning_rate"
+    assert titles == FIGURES + [
+        f"Diagnostics by {by}", "Diagnostics by epoch", f"Per-class test accuracy by {by}",
+        f"Confusion matrix of the best trial ({best})"]
     traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.data.length)")
-    assert traces == [3 * 5, 3 * 2, 2 * 7]  # 5 complete rates; epochs 2 and 4; 7 curves
+    # 5 complete rates; epochs 2 and 4; 7 curves; gap, AUC, dead train/test units x the same
+    # groups; one heatmap each
+    assert traces == [3 * 5, 3 * 2, 2 * 7, 4 * 5, 4 * 2, 1, 1]
+    pictures = page.locator("img[src^='data:image/png;base64,']")
+    assert pictures.count() == 2 * 5  # filters and PCA of each complete trial
+    assert all(pictures.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(10))
     dotted = page.eval_on_selector_all(
         ".js-plotly-plot", "els => els[2].data.filter(t => t.line.dash === 'dot').length")
     assert dotted == 2 * 2  # both panels of both pruned trials
