@@ -57,6 +57,17 @@ def safe_url(url: str) -> str:
         return "<unparsable storage URL>"
 
 
+def split_password(url: str) -> tuple[str, str | None]:
+    """``(url without its password, the password or None)``: for job scripts and manifests,
+    which carry the URL while the password travels separately (an env file, a Secret)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+    bare = parsed._replace(password=None).render_as_string(hide_password=False)  # a namedtuple
+    return bare, parsed.password
+
+
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:
     """Connect to the storage, creating Optuna's tables and ours if needed.
 
