@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import optuna
 import pytest
+import sqlalchemy as sa
 
 from conftest import PG_PASSWORD, tiny_study, write_study
 
@@ -49,3 +51,20 @@ def test_wrong_password_is_one_line_without_the_secret(tmp_path, postgres):
     assert proc.returncode == 2
     assert "cannot open" in proc.stderr and "***" in proc.stderr
     assert PG_PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_workers_opening_an_empty_database_at_once_all_get_in(postgres, monkeypatch):
+    # A job array's workers start together on an empty database and all create the tables.
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    engine = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE race")
+    engine.dispose()
+    url = postgres.rsplit("/", 1)[0] + "/race"
+    opener = ("import sys, time; from sweep.storage import open_storage; "
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); open_storage(sys.argv[1])")
+    start_at = str(time.time() + 10)  # after every process has imported optuna
+    procs = [subprocess.Popen([sys.executable, "-c", opener, url, start_at],
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
