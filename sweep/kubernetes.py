@@ -41,7 +41,7 @@ def check_storage(storage: str, workers: int) -> None:
 
 def name_for(text: str, limit: int = 63) -> str:
     """A DNS-1123 name (lowercase letters, digits, '-'); CronJob names allow 52 chars."""
-    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return name[:limit].rstrip("-")
 
 
@@ -132,10 +132,10 @@ def launch(job: ClusterJob, paths: dict[str, Path]) -> str:
             f"(re-running a finished {kind} needs: kubectl{ns} delete {kind} {name})")
 
 
-def unschedule(job: ClusterJob) -> str:
+def unschedule(study: str) -> str:
     raise UsageError(
         f"--unschedule is for Slurm; on Kubernetes run: kubectl delete cronjob "
-        f"{name_for(job.job_name, 52)}"
+        f"{name_for(f'sweep-{study}', 52)}"
     )
 
 
