@@ -122,14 +122,12 @@ def render_secrets(job: ClusterJob) -> dict[str, str]:
 def launch(job: ClusterJob, paths: dict[str, Path]) -> str:
     """Nothing is sent to a cluster: the manifests are written; say how to apply them."""
     secret, manifest = paths["kubernetes-secret.yaml"], paths[manifest_name(job)]
-    kind = "cronjob" if job.schedule else "job"
-    name = name_for(job.job_name, 52 if job.schedule else 63)
     ns = f" -n {job.namespace}" if job.namespace else ""
-    follow = (f"remove the schedule with: kubectl{ns} delete cronjob {name}" if job.schedule
+    follow = (f"remove the schedule with: kubectl{ns} delete cronjob "
+              f"{name_for(job.job_name, 52)}" if job.schedule
               else f"follow with: kubectl{ns} get pods -l {LABEL}={name_for(job.study)}")
-    return (f"wrote {manifest} and {secret} (holds the storage password; mode 0600); "
-            f"apply with: kubectl{ns} apply -f {secret} -f {manifest}; {follow}; "
-            f"(re-running a finished {kind} needs: kubectl{ns} delete {kind} {name})")
+    return (f"wrote {manifest} and the storage Secret {secret} (mode 0600); "
+            f"apply with: kubectl{ns} apply -f {secret} -f {manifest}; {follow}")
 
 
 def unschedule(study: str) -> str:
