@@ -1,4 +1,4 @@
-"""Slurm: a study's workers as one job array, submitted now (sbatch) or every night (scrontab).
+"""Slurm: a study's workers as one job array, submitted now (sbatch) or on a schedule (scrontab).
 
 Each array task runs one ``sweep worker``; the workers share the study through the storage
 and each claims points until none is left, so the array's size is only how many train at
