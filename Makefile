@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends postgres-server chromium bench bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ test: $(DEV_STAMP) postgres-server chromium
 test-backends: $(DEV_STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m backends
+
+# A single-node Slurm cluster (tests/slurm/start.sh) runs `sweep submit`'s job array against
+# a throwaway PostgreSQL; .ci/run calls this after `make test`. Needs root, as CI has.
+slurm:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge)
+
+test-cluster: $(DEV_STAMP) postgres-server slurm
+	$(BIN)/python -m pytest -m cluster
 
 bench: $(STAMP)
 	$(BIN)/python -m sweep.bench

@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=8080)
     describe = command("describe", _describe, "print each model's layers, receptive field and "
                        "parameter count, before any training", storage=False)
-    for p in (run, worker, describe):
+    submit = command("submit", _submit, "run a study's workers as cluster batch jobs "
+                     "(Slurm job array, Kubernetes Job), now or on a schedule")
+    for p in (run, worker, describe, submit):
         p.add_argument(
             "--set", action="append", default=[], metavar="dotted.path=value",
             help="override a study field, e.g. --set training.epochs=3 (repeatable)",
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
             "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
             help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
         )
-    for p in (run, worker):
+    for p in (run, worker, submit):
         p.add_argument(
             "--checkpoint-dir", type=Path, default=Path("checkpoints"),
             help="where points save their training state (shared by all workers of a study; "
@@ -82,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
             "--checkpoint-every", type=float, default=15.0, metavar="SECONDS",
             help="seconds of training between checkpoints (default: 15)",
         )
-    for p in (run, worker, dash):
+    for p in (run, worker, submit, dash):
         artifact_dir(p)
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes on this machine (default: 1, or GPUs x K)")
@@ -90,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="pin workers to these GPUs (auto: every GPU nvidia-smi lists)")
     run.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                      help="workers sharing one GPU (default: 1)")
+    submit.add_argument("--scheduler", required=True, metavar="slurm|kubernetes")
+    submit.add_argument("--workers", type=int, default=1, help="array tasks / pods (default: 1)")
+    submit.add_argument("--gpus-per-worker", type=int, default=0, metavar="G")
+    submit.add_argument("--time", metavar="HH:MM:SS", help="wall-clock limit of each worker")
+    submit.add_argument("--partition", help="Slurm partition")
+    submit.add_argument("--account", help="Slurm account")
+    submit.add_argument("--schedule", metavar='"CRON"', help='recurring run, e.g. "0 2 * * *"')
+    submit.add_argument("--unschedule", action="store_true", help="remove the Slurm schedule")
+    submit.add_argument("--dry-run", action="store_true", help="print the files, submit nothing")
+    submit.add_argument("--python", help="interpreter Slurm workers run (default: this one)")
+    submit.add_argument("--image", help="Kubernetes worker image (default: sweep:latest)")
+    submit.add_argument("--namespace", help="Kubernetes namespace")
     report = command("report", _report, "write a self-contained HTML report of a study")
     report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
     artifact_dir(report)
@@ -144,6 +158,25 @@ def _worker(args) -> int:
     from sweep.spec import load_study
 
     return _train_here(load_study(args.study, args.set), args)
+
+
+def _submit(args) -> int:
+    from sweep.spec import load_study
+    from sweep.submit import plan_job, submit, unschedule
+
+    spec = load_study(args.study, args.set)
+    if args.unschedule:
+        print(unschedule(spec.name, args.scheduler))
+        return 0
+    job = plan_job(
+        spec, scheduler=args.scheduler, storage_url=args.storage, workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker, time=args.time, job_dir=REPORTS_DIR / spec.name,
+        partition=args.partition, account=args.account, schedule=args.schedule,
+        image=args.image, namespace=args.namespace, python=args.python,
+        worker_options=_worker_args(args, spec)[3:],  # less the study file and --storage
+    )
+    print(submit(job, args.scheduler, dry_run=args.dry_run))
+    return 0
 
 
 def _train_here(spec, args, report: bool = False) -> int:

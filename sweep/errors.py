@@ -35,6 +35,10 @@ class StorageError(SweepError):
     exit_code = 2
 
 
+class SchedulerError(SweepError):
+    """A cluster scheduler's command (sbatch, scrontab) is missing or refused a job."""
+
+
 class TrialFailed(SweepError):
     """A trial failed for a reason the sweep records on the trial before moving on
     (e.g. its loss became NaN). Such a trial counts as done: running the study again does not

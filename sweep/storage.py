@@ -9,6 +9,7 @@ every epoch as a plain SQL row in the same database, for the report and for ``st
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -22,6 +23,7 @@ DEFAULT_STORAGE = "sqlite:///sweeps.db"
 # every transaction taking the write lock up front (see _serialise_sqlite) waiting is the only
 # outcome of contention, so this only bounds a stuck process.
 SQLITE_BUSY_TIMEOUT_S = 600
+CREATE_TRIES = 5  # opening attempts when workers starting together race to create tables
 EPOCH_COLUMNS = (
     "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
     "roc_auc", "learning_rate", "seconds",
@@ -57,6 +59,17 @@ def safe_url(url: str) -> str:
         return "<unparsable storage URL>"
 
 
+def split_password(url: str) -> tuple[str, str | None]:
+    """``(url without its password, the password or None)``: for job scripts and manifests,
+    which carry the URL while the password travels separately (an env file, a Secret)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+    bare = parsed._replace(password=None).render_as_string(hide_password=False)  # a namedtuple
+    return bare, parsed.password
+
+
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:
     """Connect to the storage, creating Optuna's tables and ours if needed.
 
@@ -74,16 +87,29 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
             raise StorageError(f"--storage {safe_url(url)}: no such database file")
     sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        _metadata.create_all(storage.engine)
-        _add_missing_columns(storage.engine)
-        if sqlite:
-            _serialise_sqlite(storage.engine)
-    except Exception as err:
-        reason = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
-    return storage
+    for attempt in range(1, CREATE_TRIES + 1):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            _metadata.create_all(storage.engine)
+            _add_missing_columns(storage.engine)
+            if sqlite:
+                _serialise_sqlite(storage.engine)
+            return storage
+        except Exception as err:
+            reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+            if attempt < CREATE_TRIES and _lost_create_race(err):
+                time.sleep(0.2 * attempt)  # the winner's tables are there now, or soon
+                continue
+            raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
+
+
+def _lost_create_race(err: Exception) -> bool:
+    """Workers that start together on an empty PostgreSQL database (a job array) all create
+    the tables; PostgreSQL's CREATE TABLE is not safe against that, and the losers get a
+    duplicate-key or already-exists error. Opening again finds the tables made."""
+    text = str(getattr(err, "orig", None) or err)
+    return isinstance(err, (sa.exc.IntegrityError, sa.exc.ProgrammingError)) and (
+        "duplicate key" in text or "already exists" in text)
 
 
 def _add_missing_columns(engine: sa.engine.Engine) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import random
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +16,8 @@ import pytest
 import yaml
 
 from sweep.cli import main
+
+PG_PASSWORD = "pg-secret-7f3a"  # the throwaway server's; must never appear in any output
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +90,66 @@ def swept(tmp_path_factory):
         mp.chdir(tmp)
         assert main(["run", str(study), "--storage", url]) == 0
     return tmp, study, url
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of Debian's packages (the Makefile installs them), run as the
+    postgres user when we are root, on a free loopback port, with password authentication.
+    Its folder is outside pytest's (root-only) temporary tree so that user can enter it."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL server binaries missing: `make test` installs them")
+    bin_dir = Path(bins[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="sweep-pg-"))
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(root, "postgres")
+    pwfile = root / "pw"
+    pwfile.write_text(PG_PASSWORD)
+    if as_pg:
+        shutil.chown(pwfile, "postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run([*as_pg, bin_dir / "initdb", "-D", data, "-U", "sweep", "--pwfile", pwfile,
+                    "--auth=scram-sha-256"], check=True, capture_output=True)
+    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-w", "-l", root / "log", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    env = os.environ | {"PGPASSWORD": PG_PASSWORD}
+    subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "sweep",
+                    "sweeps"], check=True, env=env, capture_output=True)
+    yield f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
+    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                   capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# A storage URL with a password, for the tests of `sweep submit`: it must reach no script,
+# manifest (but the Secret's) or output.
+SUBMIT_PASSWORD = "s3cret-submit-pw"
+SUBMIT_URL = f"postgresql+psycopg://sweep:{SUBMIT_PASSWORD}@db.example:5432/sweeps"
+
+
+@pytest.fixture
+def cluster_job(tmp_path, tiny_npz, monkeypatch):
+    """``plan_job`` for the tiny study, run from ``tmp_path``; keywords change the options
+    (default: 2 CPU workers for 10 minutes on SUBMIT_URL, files in reports/tiny/)."""
+    from sweep.spec import load_study
+    from sweep.submit import plan_job
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    spec = load_study(str(write_study(tmp_path, tiny_study(tiny_npz))))
+
+    def make(scheduler: str = "slurm", **options):
+        defaults = {"storage_url": SUBMIT_URL, "workers": 2, "gpus_per_worker": 0,
+                    "time": "00:10:00", "job_dir": Path("reports") / spec.name}
+        return plan_job(spec, scheduler=scheduler, **(defaults | options))
+
+    return make

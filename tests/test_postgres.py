@@ -2,68 +2,26 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
+import time
 from collections import Counter
-from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy as sa
 
-from conftest import tiny_study, write_study
+from conftest import PG_PASSWORD, tiny_study, write_study
 
 pytestmark = pytest.mark.slow
-PASSWORD = "pg-secret-7f3a"  # must never appear in any output
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A PostgreSQL server of Debian's packages (the Makefile installs them), run as the
-    postgres user when we are root, on a free loopback port, with password authentication.
-    Its folder is outside pytest's (root-only) temporary tree so that user can enter it."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL server binaries missing: `make test` installs them")
-    bin_dir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="sweep-pg-"))
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_pg:
-        shutil.chown(root, "postgres")
-    pwfile = root / "pw"
-    pwfile.write_text(PASSWORD)
-    if as_pg:
-        shutil.chown(pwfile, "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run([*as_pg, bin_dir / "initdb", "-D", data, "-U", "sweep", "--pwfile", pwfile,
-                    "--auth=scram-sha-256"], check=True, capture_output=True)
-    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-w", "-l", root / "log", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
-    env = os.environ | {"PGPASSWORD": PASSWORD}
-    subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "sweep",
-                    "sweeps"], check=True, env=env, capture_output=True)
-    yield f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
-    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                   capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_four_workers_on_postgres_cover_the_grid_once(tmp_path, tiny_npz, postgres,
                                                       monkeypatch):
     # Credentials come from the environment (libpq's PGPASSWORD), not the URL.
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
     raw = tiny_study(tiny_npz, search={"params": {
         "model.pooling": ["max", "avg"], "model.kernel": [2, 3], "training.batch_size": [8, 16],
     }})
@@ -76,7 +34,7 @@ def test_four_workers_on_postgres_cover_the_grid_once(tmp_path, tiny_npz, postgr
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert PASSWORD not in output
+    assert PG_PASSWORD not in output
     trials = optuna.load_study(study_name="tiny", storage=postgres).trials
     assert len(trials) == 8
     assert len(Counter(json.dumps(t.params, sort_keys=True) for t in trials)) == 8
@@ -84,7 +42,7 @@ def test_four_workers_on_postgres_cover_the_grid_once(tmp_path, tiny_npz, postgr
 
 
 def test_wrong_password_is_one_line_without_the_secret(tmp_path, postgres):
-    url = postgres.replace("sweep@", f"sweep:{PASSWORD}x@")
+    url = postgres.replace("sweep@", f"sweep:{PG_PASSWORD}x@")
     proc = subprocess.run(
         [sys.executable, "-m", "sweep.cli", "status", "tiny", "--storage", url],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -92,4 +50,21 @@ def test_wrong_password_is_one_line_without_the_secret(tmp_path, postgres):
     )
     assert proc.returncode == 2
     assert "cannot open" in proc.stderr and "***" in proc.stderr
-    assert PASSWORD not in proc.stderr + proc.stdout
+    assert PG_PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_workers_opening_an_empty_database_at_once_all_get_in(postgres, monkeypatch):
+    # A job array's workers start together on an empty database and all create the tables.
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    engine = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE race")
+    engine.dispose()
+    url = postgres.rsplit("/", 1)[0] + "/race"
+    opener = ("import sys, time; from sweep.storage import open_storage; "
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); open_storage(sys.argv[1])")
+    start_at = str(time.time() + 10)  # after every process has imported optuna
+    procs = [subprocess.Popen([sys.executable, "-c", opener, url, start_at],
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
