@@ -198,8 +198,9 @@ def per_class_figure(per_class: pd.DataFrame, by: str) -> go.Figure:
 def confusion_figure(confusion: list, trial: int) -> go.Figure:
     """The confusion matrix of one trial: rows true class, columns predicted."""
     fig = go.Figure(go.Heatmap(z=confusion, colorscale="Blues", colorbar_title="images"))
-    fig.update_layout(title=f"Confusion matrix of the best trial ({trial})",
-                      xaxis_title="predicted class", yaxis_title="true class",
+    # the title names no trial: the dashboard keeps one figure per title (sweep.dashboard)
+    fig.update_layout(title="Confusion matrix of the best trial",
+                      xaxis_title=f"predicted class (trial {trial})", yaxis_title="true class",
                       yaxis_autorange="reversed", height=520)
     return fig
 

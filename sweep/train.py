@@ -109,15 +109,18 @@ class SnapshotProbe:
     the test metrics and diagnostics of the model as it is at each snapshot."""
 
     def __init__(self, model: keras.Model):
-        self.hidden = [layer for layer in model.layers
-                       if layer.name.startswith("dense") and isinstance(layer, keras.layers.Dense)]
-        head = next(i for i, layer in enumerate(model.layers)
-                    if layer.name in ("logits", "classes"))
-        # the features feeding the output layer (the image itself for a bare dense head)
+        layers = model.layers
+        # hidden ReLU dense layers (any model: sweep's own or a KerasTuner hypermodel's)
+        self.hidden = [layer for layer in layers[:-1] if isinstance(layer, keras.layers.Dense)
+                       and layer.activation is keras.activations.relu]
+        # the output stage: the last layer, or a GAP head's 1x1 conv to the classes
+        head = next((i for i, layer in enumerate(layers) if layer.name == "classes"),
+                    len(layers) - 1)
+        # the features feeding the output stage (the image itself for a bare dense head)
         self.has_features = head > 0
         outputs = [model.outputs[0], *(layer.output for layer in self.hidden)]
         if self.has_features:
-            outputs.append(model.layers[head - 1].output)
+            outputs.append(layers[head - 1].output)
         self.probe = keras.Model(model.inputs, outputs)
         self.first = next((layer for layer in model.layers if isinstance(
             layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)

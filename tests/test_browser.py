@@ -175,7 +175,7 @@ def test_report_renders_its_plotly_figures_without_console_errors(sweep_dir, bro
     by = "training.learning_rate"
     assert titles == FIGURES + [
         f"Diagnostics by {by}", "Diagnostics by epoch", f"Per-class test accuracy by {by}",
-        f"Confusion matrix of the best trial ({best})"]
+        "Confusion matrix of the best trial"]
     traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.data.length)")
     # 5 complete rates; epochs 2 and 4; 7 curves; gap, AUC, dead train/test units x the same
     # groups; one heatmap each

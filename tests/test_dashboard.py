@@ -30,11 +30,13 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     _, _, url = swept  # `sweep run` saved them when it wrote the report
     keys = _plot_keys(url)
     ids = {k.split(":")[2] for k in keys}
-    assert ids == {"sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
-                   "sweep-learning-curves"}
+    expected = ["sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
+                "sweep-learning-curves", "sweep-diagnostics-by-model.pooling",
+                "sweep-diagnostics-by-epoch", "sweep-per-class-test-accuracy-by-model.pooling",
+                "sweep-confusion-matrix-of-the-best-trial"]
+    assert ids == set(expected)
     figures = report_figures(load_results("tiny", url))
-    assert save_figures(url, "tiny", figures) == [
-        "sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch", "sweep-learning-curves"]
+    assert save_figures(url, "tiny", figures) == expected
     assert _plot_keys(url) == keys  # saved again: replaced, not added
     attrs = _system_attrs(url)
     stored = "".join(attrs[f"dashboard:plot_data:sweep-learning-curves:{i}"]
