@@ -36,6 +36,7 @@ def run_trial(
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_store=None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> float | tuple[float, ...]:
     """Train the configuration at ``values`` and return the objective's value (a tuple, one
     per metric, for a multi-objective study).
@@ -49,6 +50,8 @@ def run_trial(
             training this point) training resumes after its last epoch, whose rows are
             replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
         artifact_store: an Optuna artifact store for the snapshot pictures, or None.
+        stop_requested: asked after every training batch; True stops training with
+            KeyboardInterrupt (Ctrl-C, see interrupt.py).
 
     Raises:
         TrialFailed: the configuration cannot be built or breaks a study constraint (both
@@ -106,6 +109,7 @@ def run_trial(
             schedule=training["schedule"],
             decay=training["decay"],
             stop_at_loss=training["stop_at_loss"],
+            stop_requested=stop_requested,
             snapshots=training["snapshots"],
             on_epoch=report,
             done=done,

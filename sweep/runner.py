@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from sweep import claims, space, storage
 from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError, TrialFailed
+from sweep.interrupt import DeferredInterrupt
 from sweep.objective import run_trial
 from sweep.spec import StudySpec
 from sweep.train import CHECKPOINT_EVERY_S, remove_checkpoint
@@ -89,26 +90,30 @@ def run_sweep(
                                        spec.seed + len(study.trials) + os.getpid())
     study.pruner = space.make_pruner(spec.search.pruner, _max_epochs(spec))
     _update_best(result, study)
-    while True:
-        claim = claims.claim_next(store.engine, spec.name, keys, worker)
-        if claim is None:
-            if claims.pending(store.engine, spec.name, keys) == 0:
-                return result
-            time.sleep(POLL_S)  # others are training: wait to take over any that die
-            continue
-        if claim.dead_trial_id is not None:
-            mark_dead(store, claim.dead_trial_id, "its worker stopped beating")
-        if points[claim.point] is not None:
-            study.sampler.point = points[claim.point]
-        checkpoint = (checkpoint_file(checkpoint_dir, spec.name, claim.point),
-                      checkpoint_every_s)
-        position = result.total - claims.pending(store.engine, spec.name, keys) + 1
-        _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint, artifacts,
-                   result, position, out)
+    with DeferredInterrupt().installed() as interrupt:
+        while True:
+            if interrupt.requested:  # Ctrl-C came while the last trial was finishing
+                raise KeyboardInterrupt
+            claim = claims.claim_next(store.engine, spec.name, keys, worker)
+            if claim is None:
+                if claims.pending(store.engine, spec.name, keys) == 0:
+                    return result
+                time.sleep(POLL_S)  # others are training: wait to take over any that die
+                continue
+            if claim.dead_trial_id is not None:
+                mark_dead(store, claim.dead_trial_id, "its worker stopped beating")
+            if points[claim.point] is not None:
+                study.sampler.point = points[claim.point]
+            checkpoint = (checkpoint_file(checkpoint_dir, spec.name, claim.point),
+                          checkpoint_every_s)
+            position = result.total - claims.pending(store.engine, spec.name, keys) + 1
+            _run_point(spec, store, study, claim.point, worker, dataset_for, checkpoint,
+                       artifacts, interrupt, result, position, out)
 
 
 def _run_point(
-    spec, store, study, point, worker, dataset_for, checkpoint, artifacts, result, position, out
+    spec, store, study, point, worker, dataset_for, checkpoint, artifacts, interrupt, result,
+    position, out,
 ) -> None:
     """Train one claimed point; ``checkpoint`` is ``(path, every_s)``, ``position`` the
     point's place among the study's (for progress lines)."""
@@ -124,9 +129,10 @@ def _run_point(
         progress(row)
 
     try:
-        with claims.Heartbeat(store.engine, spec.name, point, worker):
+        with claims.Heartbeat(store.engine, spec.name, point, worker), interrupt.training():
             value = run_trial(trial, spec, values, dataset_for, on_epoch, *checkpoint,
-                              artifact_store=artifacts)
+                              artifact_store=artifacts,
+                              stop_requested=lambda: interrupt.requested)
     except TrialFailed as err:
         trial.set_user_attr("fail_reason", str(err))
         study.tell(trial, state=TrialState.FAIL)

@@ -61,8 +61,9 @@ class TrainResult:
 
 class _Recorder(keras.callbacks.Callback):
     def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint, every_s,
-                 stop_at_loss):
+                 stop_at_loss, stop_requested):
         super().__init__()
+        self.stop_requested = stop_requested
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
         self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
         self.saved = time.monotonic()
@@ -70,6 +71,11 @@ class _Recorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras calls this hook after every step anyway; the check is one Python call
+        if self.stop_requested is not None and self.stop_requested():
+            raise KeyboardInterrupt
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
@@ -256,6 +262,7 @@ def train(
     schedule: str = "constant",
     decay: float = 0.0,
     stop_at_loss: float | None = None,
+    stop_requested: Callable[[], bool] | None = None,
     snapshots: list[int] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     done: list[dict] = (),
@@ -272,6 +279,7 @@ def train(
         schedule, decay: see ``learning_rate_at``; set at the start of each epoch.
         stop_at_loss: stop after the first epoch whose training loss is at most this (that
             epoch is then a snapshot too).
+        stop_requested: asked after every batch; True raises KeyboardInterrupt there.
         snapshots: epochs (1-based) after which the test set is evaluated; default ``[epochs]``.
         on_epoch: called with each new epoch's row as soon as it is known.
         done: rows of epochs already trained (resuming from a checkpoint: ``model`` is then
@@ -295,7 +303,7 @@ def train(
             steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
         )
     callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
-                           stop_at_loss)]
+                           stop_at_loss, stop_requested)]
     if schedule != "constant":
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(
             lambda epoch, _lr: learning_rate_at(schedule, learning_rate, decay, epoch, epochs)

@@ -41,3 +41,18 @@ def test_stop_at_loss_ends_training_and_snapshots_that_epoch():
     assert result.stopped_epoch == 1 and len(result.epochs) == 1
     assert list(result.snapshots) == [1] and "test_accuracy" in result.epochs[0]
     assert "confusion" in result.details[1]
+
+
+def test_a_stop_request_ends_training_between_batches():
+    data = _tiny_dataset()
+    model = build_model(CFG, data.input_shape, data.num_classes)
+    asked = []
+
+    def stop_requested():
+        asked.append(1)
+        return len(asked) >= 2  # Ctrl-C arrives during the second batch
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=5,
+              stop_requested=stop_requested)
+    assert len(asked) == 2  # stopped after the second of the 4 batches of the first epoch

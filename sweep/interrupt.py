@@ -1,0 +1,48 @@
+"""Ctrl-C during training, delivered between training steps.
+
+Python raises KeyboardInterrupt wherever the main thread happens to be when SIGINT arrives;
+inside TensorFlow's Python layers that can land in code that prints the exception and goes
+on. While a trial trains, ``DeferredInterrupt`` only records the request, and training asks
+``requested`` after each batch and stops there (train.py); outside training, and on a second
+Ctrl-C, it interrupts at once as usual.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+
+class DeferredInterrupt:
+    def __init__(self) -> None:
+        self.requested = False
+        self._training = False
+
+    def _handler(self, signum, frame) -> None:
+        if self._training and not self.requested:
+            self.requested = True  # training raises KeyboardInterrupt after this batch
+            return
+        self.requested = True
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self):
+        """Handle SIGINT this way for the duration (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextmanager
+    def training(self):
+        """The section in which a first Ctrl-C waits for the end of the current batch."""
+        self._training = True
+        try:
+            yield
+        finally:
+            self._training = False
