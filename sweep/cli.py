@@ -146,7 +146,12 @@ def _run(args) -> int:
 
 def _worker_args(args, spec) -> list[str]:
     """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
-    out = [spec.source, "--storage", args.storage, "--checkpoint-dir", str(args.checkpoint_dir),
+    return [spec.source, "--storage", args.storage, *_worker_options(args)]
+
+
+def _worker_options(args) -> list[str]:
+    """A worker's options from ``args``, less the study file and ``--storage``."""
+    out = ["--checkpoint-dir", str(args.checkpoint_dir),
            "--checkpoint-every", str(args.checkpoint_every),
            "--artifact-dir", str(args.artifact_dir)]
     for item in args.set:
@@ -173,7 +178,7 @@ def _submit(args) -> int:
         gpus_per_worker=args.gpus_per_worker, time=args.time, job_dir=REPORTS_DIR / spec.name,
         partition=args.partition, account=args.account, schedule=args.schedule,
         image=args.image, namespace=args.namespace, python=args.python,
-        worker_options=_worker_args(args, spec)[3:],  # less the study file and --storage
+        worker_options=_worker_options(args),
     )
     print(submit(job, args.scheduler, dry_run=args.dry_run))
     return 0

@@ -90,9 +90,9 @@ def load_results(name: str, storage_url: str = storage.DEFAULT_STORAGE) -> Study
         for epoch, d in t.user_attrs.get("diagnostics", {}).items():
             layers = d["dead_units"].values()
             units = sum(layer["units"] for layer in layers)
-            dead.append({"trial": t.number, "epoch": int(epoch),
-                         "dead_train": sum(x["dead_train"] for x in layers) / units if units else None,
-                         "dead_test": sum(x["dead_test"] for x in layers) / units if units else None})
+            dead.append({"trial": t.number, "epoch": int(epoch), **{
+                key: sum(layer[key] for layer in layers) / units if units else None
+                for key in ("dead_train", "dead_test")}})
             per_class += [{"trial": t.number, **chosen, "epoch": int(epoch), "class": c,
                            "accuracy": a} for c, a in enumerate(d["per_class_accuracy"])]
         if t.state.name == "COMPLETE":
@@ -124,7 +124,7 @@ def load_results(name: str, storage_url: str = storage.DEFAULT_STORAGE) -> Study
         per_class=pd.DataFrame(per_class),
         pareto=_pareto_frame(all_trials, metrics, params, front),
         pictures=pd.DataFrame(pictures, columns=["trial", "epoch", "kind", "artifact_id"]),
-        best_confusion=_best_confusion(study, trials),
+        best_confusion=_best_confusion(all_trials, trials),
     )
 
 
@@ -150,11 +150,12 @@ def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
     ])
 
 
-def _best_confusion(study, trials: pd.DataFrame) -> list | None:
+def _best_confusion(all_trials, trials: pd.DataFrame) -> list | None:
+    """The last confusion matrix of the first complete trial of ``trials`` (best first)."""
     complete = trials[trials["state"] == "COMPLETE"]
     if complete.empty:
         return None
-    best = study.trials[int(complete["trial"].iloc[0])]
+    best = all_trials[int(complete["trial"].iloc[0])]  # Optuna lists trials by number
     diagnostics = best.user_attrs.get("diagnostics", {})
     return diagnostics[max(diagnostics, key=int)]["confusion"] if diagnostics else None
 
@@ -183,10 +184,14 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics=GROUPED_METRICS,
     return fig
 
 
+def _last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each trial's last snapshot epoch."""
+    return frame[frame["epoch"] == frame.groupby("trial")["epoch"].transform("max")]
+
+
 def per_class_figure(per_class: pd.DataFrame, by: str) -> go.Figure:
     """Mean per-class test accuracy (last snapshot of each trial) per value of ``by``."""
-    last = per_class[per_class["epoch"] == per_class.groupby("trial")["epoch"].transform("max")]
-    table = last.pivot_table(index=by, columns="class", values="accuracy", aggfunc="mean")
+    table = _last_epoch(per_class).pivot_table(index=by, columns="class", values="accuracy", aggfunc="mean")
     fig = go.Figure(go.Heatmap(z=table.values, x=[str(c) for c in table.columns],
                                y=[str(v) for v in table.index], zmin=0, zmax=1,
                                colorscale="Viridis", colorbar_title="accuracy"))
@@ -293,8 +298,7 @@ def _pictures_html(result: StudyResult, artifact_dir: Path | None) -> str:
 
     store = FileSystemArtifactStore(str(artifact_dir))
     missing = 0
-    last = result.pictures[result.pictures["epoch"] == result.pictures.groupby("trial")[
-        "epoch"].transform("max")]
+    last = _last_epoch(result.pictures)
     params = result.trials.set_index("trial")[list(result.params)]
     cells = []
     for trial, group in last.sort_values(["trial", "kind"]).groupby("trial"):

@@ -59,13 +59,17 @@ def safe_url(url: str) -> str:
         return "<unparsable storage URL>"
 
 
+def _parse_url(url: str) -> sa.engine.URL:
+    try:
+        return sa.engine.make_url(url)
+    except Exception:
+        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+
+
 def split_password(url: str) -> tuple[str, str | None]:
     """``(url without its password, the password or None)``: for job scripts and manifests,
     which carry the URL while the password travels separately (an env file, a Secret)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except Exception:
-        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+    parsed = _parse_url(url)
     bare = parsed._replace(password=None).render_as_string(hide_password=False)  # a namedtuple
     return bare, parsed.password
 
@@ -77,10 +81,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         create: False for read-only commands: a SQLite file that does not exist is an error
             instead of a new empty database.
     """
-    try:
-        parsed = sa.engine.make_url(url)
-    except Exception:
-        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+    parsed = _parse_url(url)
     if parsed.get_backend_name() == "sqlite" and not create:
         path = parsed.database
         if not path or not Path(path).is_file():
