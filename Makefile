@@ -61,11 +61,11 @@ test-cluster: $(DEV_STAMP) postgres-server slurm
 	$(BIN)/python -m pytest -m cluster
 
 bench: $(STAMP)
-	$(BIN)/python -m sweep.bench
+	$(BIN)/python benchmarks/bench.py
 
 # On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
 bench-gpu:
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $${PYTHON:-python3} -m sweep.bench_gpu
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} PYTHONPATH=$(CURDIR) $${PYTHON:-python3} benchmarks/bench_gpu.py
 
 clean:
 	rm -rf $(VENV) reports sweeps.db tensorboard

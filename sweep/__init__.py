@@ -7,11 +7,17 @@ In a notebook or script::
     sweep.plot_grouped(frame, by="model.kernel").show()
 
 Importing ``sweep`` stays light: Optuna, plotly and Keras load when a function is called.
+The pipeline's stages are the subpackages, each importing only earlier ones: ``study``,
+``data``, ``models``, ``training``, ``trial``, ``store``, ``run``, ``launch``, ``report``.
 """
 
 from __future__ import annotations
 
-DEFAULT_STORAGE = "sqlite:///sweeps.db"
+from sweep.defaults import DEFAULT_STORAGE
+from sweep.errors import ConfigError, DataError, SpecError, StorageError, SweepError, TrialFailed
+
+__all__ = ["ConfigError", "DataError", "SpecError", "StorageError", "SweepError", "TrialFailed",
+           "load_results", "load_study_result", "plot_grouped"]
 
 
 def load_results(name: str, storage: str = DEFAULT_STORAGE):
@@ -20,17 +26,23 @@ def load_results(name: str, storage: str = DEFAULT_STORAGE):
     names), ``epoch``, train/val/test loss and accuracy, ``param_count`` and ``value``.
 
     For the per-epoch curves and the trials table (with each trial's state: complete, pruned,
-    failed), use ``sweep.report.load_results``, which returns all three frames.
+    failed), use ``load_study_result``, which returns all the frames.
     """
-    from sweep.report import load_results as load
+    return load_study_result(name, storage).snapshots
 
-    return load(name, storage).snapshots
+
+def load_study_result(name: str, storage: str = DEFAULT_STORAGE):
+    """Every frame of a study's results (``sweep.report.StudyResult``): ``snapshots``,
+    ``curves`` (every epoch of every trial), ``trials``, ``per_class``, ``pareto``..."""
+    from sweep.report.frames import load_study_result as load
+
+    return load(name, storage)
 
 
 def plot_grouped(frame, by: str):
     """The report's grouped figure for ``frame`` (from ``load_results``): box plots of train
     accuracy, test accuracy and test loss per value of the column ``by`` (a swept param such
     as ``"model.kernel"``, or ``"epoch"``). Returns a ``plotly.graph_objects.Figure``."""
-    from sweep.report import grouped_figure
+    from sweep.report.figures import grouped_figure
 
     return grouped_figure(frame, by)

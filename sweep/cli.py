@@ -12,9 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from sweep import defaults
 from sweep.errors import SweepError
-
-REPORTS_DIR = Path("reports")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    storage_default = os.environ.get("SWEEP_STORAGE", "sqlite:///sweeps.db")
+    storage_default = os.environ.get(defaults.STORAGE_ENV, defaults.DEFAULT_STORAGE)
     parser = argparse.ArgumentParser(prog="sweep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -46,13 +45,14 @@ def _parser() -> argparse.ArgumentParser:
         if storage:
             p.add_argument(
                 "--storage", default=storage_default,
-                help="database URL (default: $SWEEP_STORAGE or sqlite:///sweeps.db)",
+                help=f"database URL (default: ${defaults.STORAGE_ENV} or "
+                     f"{defaults.DEFAULT_STORAGE})",
             )
         p.set_defaults(command=func)
         return p
 
     def artifact_dir(p):
-        p.add_argument("--artifact-dir", type=Path, default=Path("artifacts"),
+        p.add_argument("--artifact-dir", type=Path, default=defaults.ARTIFACT_DIR,
                        help="Optuna artifact store of the trials' pictures "
                             "(default: ./artifacts)")
 
@@ -71,18 +71,20 @@ def _parser() -> argparse.ArgumentParser:
             help="override a study field, e.g. --set training.epochs=3 (repeatable)",
         )
         p.add_argument(
-            "--data-dir", default=os.environ.get("SWEEP_DATA_DIR"),
+            "--data-dir", default=os.environ.get(defaults.DATA_DIR_ENV),
             help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
         )
     for p in (run, worker, submit):
         p.add_argument(
-            "--checkpoint-dir", type=Path, default=Path("checkpoints"),
+            "--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
             help="where points save their training state (shared by all workers of a study; "
                  "default: ./checkpoints)",
         )
         p.add_argument(
-            "--checkpoint-every", type=float, default=15.0, metavar="SECONDS",
-            help="seconds of training between checkpoints (default: 15)",
+            "--checkpoint-every", type=float, default=defaults.CHECKPOINT_EVERY_S,
+            metavar="SECONDS",
+            help=f"seconds of training between checkpoints (default: "
+                 f"{defaults.CHECKPOINT_EVERY_S:g})",
         )
     for p in (run, worker, submit, dash):
         artifact_dir(p)
@@ -116,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _study_name(arg: str) -> str:
     """A study file's name, or the argument itself when it names a study in storage only."""
-    from sweep.spec import load_study
+    from sweep.study import load_study
 
     try:
         return load_study(arg).name
@@ -127,16 +129,17 @@ def _study_name(arg: str) -> str:
 
 
 def _run(args) -> int:
-    from sweep.spec import load_study
+    from sweep.study import load_study
 
     spec = load_study(args.study, args.set)
     if args.gpus is None and args.workers in (None, 1):
         return _train_here(spec, args, report=True)
-    from sweep.dispatch import resolve_devices, run_workers
+    from sweep.run.local import resolve_devices, run_workers
 
     workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu)
-    code = run_workers(spec, _worker_args(args, spec), args.storage, workers=workers,
-                       gpus=gpus, per_gpu=args.trials_per_gpu, data_dir=args.data_dir)
+    code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
+                       workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
+                       data_dir=args.data_dir)
     if code == 130:
         raise KeyboardInterrupt
     if code == 0:
@@ -144,13 +147,9 @@ def _run(args) -> int:
     return code
 
 
-def _worker_args(args, spec) -> list[str]:
-    """The ``sweep worker`` arguments that make a child run the same study as ``args``."""
-    return [spec.source, "--storage", args.storage, *_worker_options(args)]
-
-
 def _worker_options(args) -> list[str]:
-    """A worker's options from ``args``, less the study file and ``--storage``."""
+    """A worker's options from ``args``, less the study file and ``--storage`` (which
+    reaches workers apart from their command line: its password must not show in ``ps``)."""
     out = ["--checkpoint-dir", str(args.checkpoint_dir),
            "--checkpoint-every", str(args.checkpoint_every),
            "--artifact-dir", str(args.artifact_dir)]
@@ -160,14 +159,14 @@ def _worker_options(args) -> list[str]:
 
 
 def _worker(args) -> int:
-    from sweep.spec import load_study
+    from sweep.study import load_study
 
     return _train_here(load_study(args.study, args.set), args)
 
 
 def _submit(args) -> int:
-    from sweep.spec import load_study
-    from sweep.submit import plan_job, submit, unschedule
+    from sweep.launch import plan_job, submit, unschedule
+    from sweep.study import load_study
 
     spec = load_study(args.study, args.set)
     if args.unschedule:
@@ -175,7 +174,8 @@ def _submit(args) -> int:
         return 0
     job = plan_job(
         spec, scheduler=args.scheduler, storage_url=args.storage, workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker, time=args.time, job_dir=REPORTS_DIR / spec.name,
+        gpus_per_worker=args.gpus_per_worker, time=args.time,
+        job_dir=defaults.REPORTS_DIR / spec.name,
         partition=args.partition, account=args.account, schedule=args.schedule,
         image=args.image, namespace=args.namespace, python=args.python,
         worker_options=_worker_options(args),
@@ -186,28 +186,24 @@ def _submit(args) -> int:
 
 def _train_here(spec, args, report: bool = False) -> int:
     """Run the worker loop in this process; with ``report``, write the report after."""
-    from sweep.runner import run_sweep
+    from sweep.run import run_sweep
 
     result = run_sweep(spec, args.storage, data_dir=args.data_dir,
                        checkpoint_dir=args.checkpoint_dir,
                        checkpoint_every_s=args.checkpoint_every,
                        artifact_dir=args.artifact_dir)
-    best = result.best_text(spec) or "no completed trial"
-    print(
-        f"[{spec.name}] {result.total} points: {result.ran} run now "
-        f"({result.failed} failed{f', {result.pruned} pruned' if result.pruned else ''}), "
-        f"{result.skipped} already done; {best}"
-    )
+    print(result.summary(spec))
     if report:
         print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
     return 0
 
 
 def _describe(args) -> int:
-    from sweep.describe import configurations, format_configurations
-    from sweep.spec import load_study
+    from sweep.models import complete_spec
+    from sweep.models.describe import configurations, format_configurations
+    from sweep.study import load_study
 
-    spec = load_study(args.study, args.set)
+    spec = complete_spec(load_study(args.study, args.set))  # runs a hypermodel's build(hp)
     print(format_configurations(spec, configurations(spec, args.data_dir)))
     return 0
 
@@ -220,34 +216,35 @@ def _report(args) -> int:
 def _write_report(name: str, args, out: Path | None = None) -> Path:
     """The HTML report of ``args.storage``, with the pictures in ``args.artifact_dir``; its
     figures are saved into the study too, for optuna-dashboard."""
-    from sweep.dashboard import save_figures
-    from sweep.report import load_results, report_figures, write_report
+    from sweep.report import load_study_result, report_figures, write_report
+    from sweep.report.dashboard import save_figures
 
-    out = out or REPORTS_DIR / f"{name}.html"
+    out = out or defaults.REPORTS_DIR / f"{name}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = load_results(name, args.storage)
-    save_figures(args.storage, name, report_figures(result))
-    return write_report(result, out, args.artifact_dir)
+    result = load_study_result(name, args.storage)
+    figures = report_figures(result)
+    save_figures(args.storage, name, figures)
+    return write_report(result, figures, out, args.artifact_dir)
 
 
 def _export(args) -> int:
-    from sweep.report import export, load_results
+    from sweep.report import export, load_study_result
 
     name = _study_name(args.study)
     out = args.out or Path(f"{name}.{args.format}")
-    print(export(load_results(name, args.storage), args.format, out))
+    print(export(load_study_result(name, args.storage), args.format, out))
     return 0
 
 
 def _status(args) -> int:
-    from sweep.status import study_status
+    from sweep.report import study_status
 
     print(study_status(_study_name(args.study), args.storage))
     return 0
 
 
 def _dashboard(args) -> int:
-    from sweep.dashboard import serve
+    from sweep.report.dashboard import serve
 
     serve(args.storage, args.host, args.port, args.artifact_dir)
     return 0

@@ -138,16 +138,18 @@ SUBMIT_URL = f"postgresql+psycopg://sweep:{SUBMIT_PASSWORD}@db.example:5432/swee
 
 @pytest.fixture
 def cluster_job(tmp_path, tiny_npz, monkeypatch):
-    """``plan_job`` for the tiny study, run from ``tmp_path``; keywords change the options
-    (default: 2 CPU workers for 10 minutes on SUBMIT_URL, files in reports/tiny/)."""
-    from sweep.spec import load_study
-    from sweep.submit import plan_job
+    """``plan_job`` for the tiny study on digits (a dataset every pod has), run from
+    ``tmp_path``; ``raw`` replaces the study dict, keywords change the options (default: 2 CPU
+    workers for 10 minutes on SUBMIT_URL, files in reports/tiny/)."""
+    from sweep.launch.submit import plan_job
+    from sweep.study import load_study
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PGPASSWORD", raising=False)
-    spec = load_study(str(write_study(tmp_path, tiny_study(tiny_npz))))
 
-    def make(scheduler: str = "slurm", **options):
+    def make(scheduler: str = "slurm", raw: dict | None = None, **options):
+        raw = raw or tiny_study(tiny_npz, dataset={"name": "digits"})
+        spec = load_study(str(write_study(tmp_path, raw)))
         defaults = {"storage_url": SUBMIT_URL, "workers": 2, "gpus_per_worker": 0,
                     "time": "00:10:00", "job_dir": Path("reports") / spec.name}
         return plan_job(spec, scheduler=scheduler, **(defaults | options))

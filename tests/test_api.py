@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep.report import grouped_figure, load_results
+from sweep.report import StudyResult, grouped_figure, load_study_result
 
 
 def test_importing_sweep_loads_no_framework():
@@ -24,7 +24,10 @@ def test_load_results_is_the_frame_the_report_draws(swept):
     _, _, url = swept
     frame = sweep.load_results("tiny", url)
     assert isinstance(frame, pd.DataFrame)
-    pd.testing.assert_frame_equal(frame, load_results("tiny", url).snapshots)
+    result = sweep.load_study_result("tiny", url)  # every frame, under its own name
+    assert isinstance(result, StudyResult)
+    pd.testing.assert_frame_equal(frame, result.snapshots)
+    pd.testing.assert_frame_equal(frame, load_study_result("tiny", url).snapshots)
     fig = sweep.plot_grouped(frame, by="model.pooling")
     assert fig.to_json() == grouped_figure(frame, "model.pooling").to_json()
     assert {trace.name for trace in fig.data} == {"max", "avg"} and len(fig.data) == 6

@@ -1,0 +1,183 @@
+"""Loaders, one per ``dataset.name``: ``(cfg, data_dir) -> (x_train, y_train, x_test, y_test)``.
+
+The Keras datasets keep Keras' own download-and-cache path; with ``data_dir``
+(``SWEEP_DATA_DIR``) they read the same archives from a local folder, for machines without
+internet. Keras is imported inside the loaders only, so nothing else pays for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from sweep.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+DIGITS_SCALE = 4  # digits are 8x8; each pixel becomes a 4x4 block -> 32x32, like CIFAR
+
+Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
+
+def _digits(cfg: dict, data_dir: str | None) -> Raw:
+    """scikit-learn's 1,797 real 8x8 handwritten digits (values 0..16), shipped with the package.
+
+    Upscaled by pixel repetition to 32x32x1 so the CIFAR-sized conv stacks of the studies fit,
+    and split 80/20 into train/test with a fixed seed, so the test set never depends on the
+    study's seed.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.kron(digits.images, np.ones((DIGITS_SCALE, DIGITS_SCALE))) / 16.0
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = len(x) // 5
+    test, train = order[:n_test], order[n_test:]
+    return x[train], digits.target[train], x[test], digits.target[test]
+
+
+def _cifar(cfg: dict, data_dir: str | None, *, classes: int) -> Raw:
+    archive = f"cifar-{classes}-python.tar.gz"
+    local = _local(data_dir, archive)
+    if local is None:
+        import keras
+
+        if classes == 10:
+            return _download("cifar10", archive, keras.datasets.cifar10.load_data)
+        return _download(
+            "cifar100",
+            archive,
+            lambda: keras.datasets.cifar100.load_data(label_mode=cfg["label_mode"]),
+        )
+    label_key = b"labels" if classes == 10 else f"{cfg['label_mode']}_labels".encode()
+    with tarfile.open(local) as tar:
+        batches = {}
+        for member in tar.getmembers():
+            if member.isfile():
+                batches[Path(member.name).name] = pickle.load(
+                    tar.extractfile(member), encoding="bytes"
+                )
+    train_names = sorted(n for n in batches if n.startswith("data_batch_")) or ["train"]
+    test_name = "test_batch" if classes == 10 else "test"
+
+    def images(names):
+        data = np.concatenate([np.asarray(batches[n][b"data"], np.uint8) for n in names])
+        labels = np.concatenate([np.asarray(batches[n][label_key]) for n in names])
+        return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+    try:
+        return (*images(train_names), *images([test_name]))
+    except KeyError as missing:
+        raise DataError(f"{local}: not a CIFAR-{classes} python archive (missing {missing})")
+
+
+def _fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
+    files = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+    paths = [_local(data_dir, f) or _local(data_dir, f"fashion-mnist/{f}") for f in files]
+    if None in paths:
+        import keras
+
+        return _download(
+            "fashion_mnist", "the 4 idx .gz files", keras.datasets.fashion_mnist.load_data
+        )
+
+    def idx(path, offset):
+        with gzip.open(path, "rb") as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    x_train, x_test = idx(paths[0], 16).reshape(-1, 28, 28), idx(paths[2], 16).reshape(-1, 28, 28)
+    return x_train, idx(paths[1], 8), x_test, idx(paths[3], 8)
+
+
+def _mnist(cfg: dict, data_dir: str | None) -> Raw:
+    local = _local(data_dir, "mnist.npz")
+    if local is None:
+        import keras
+
+        return _download("mnist", "mnist.npz", keras.datasets.mnist.load_data)
+    return _npz_arrays(local)
+
+
+def _npz(cfg: dict, data_dir: str | None) -> Raw:
+    path = Path(cfg["path"])
+    if not path.is_file():
+        raise DataError(f"dataset.path: {path} does not exist (expected an .npz file)")
+    return _npz_arrays(path)
+
+
+def _npz_arrays(path: Path) -> Raw:
+    with np.load(path, allow_pickle=False) as f:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
+        if missing:
+            raise DataError(f"{path}: missing arrays {', '.join(missing)}")
+        return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+
+
+def _folder(cfg: dict, data_dir: str | None) -> Raw:
+    """``PATH/train/<class>/*.png`` and ``PATH/test/<class>/*``; classes sorted by name."""
+    from PIL import Image
+
+    root = Path(cfg["path"])
+    train_dir, test_dir = root / "train", root / "test"
+    if not train_dir.is_dir() or not test_dir.is_dir():
+        raise DataError(f"dataset.path: {root} must hold train/ and test/, each with class folders")
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"dataset.path: {train_dir} has no class folders")
+    first: list = []  # (size, mode) of the first image; the rest are converted to match
+
+    def read(split_dir: Path):
+        xs, ys = [], []
+        for label, name in enumerate(classes):
+            for file in sorted((split_dir / name).glob("*")):
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                with Image.open(file) as img:
+                    if not first:
+                        first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
+                    size, mode = first[0]
+                    img = img.convert(mode)
+                    xs.append(np.asarray(img if img.size == size else img.resize(size)))
+                ys.append(label)
+        if not xs:
+            raise DataError(f"dataset.path: no images under {split_dir}")
+        return np.stack(xs), np.asarray(ys)
+
+    return (*read(train_dir), *read(test_dir))
+
+
+def _local(data_dir: str | None, name: str) -> Path | None:
+    if data_dir and (Path(data_dir) / name).is_file():
+        return Path(data_dir) / name
+    return None
+
+
+def _download(name: str, archive: str, load) -> Raw:
+    """Keras' own download-and-cache; when that is impossible, one line saying what to put where."""
+    try:
+        result = load()
+    except Exception as err:  # Keras raises a bare Exception for "URL fetch failure"
+        raise DataError(
+            f"cannot download {name} ({str(err).splitlines()[0][:120]}); put {archive} in a "
+            "folder and set SWEEP_DATA_DIR to it (or into ~/.keras/datasets/ as Keras caches it)"
+        ) from None
+    (x_train, y_train), (x_test, y_test) = result
+    return x_train, y_train, x_test, y_test
+
+
+DATASETS = {
+    "digits": _digits,
+    "cifar10": lambda cfg, d: _cifar(cfg, d, classes=10),
+    "cifar100": lambda cfg, d: _cifar(cfg, d, classes=100),
+    "fashion_mnist": _fashion_mnist,
+    "mnist": _mnist,
+    "folder": _folder,
+    "npz": _npz,
+}

@@ -1,0 +1,19 @@
+"""One home for the defaults a user can override (on the command line or in the environment).
+
+Paths are relative to the folder a command runs in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_STORAGE = "sqlite:///sweeps.db"
+STORAGE_ENV = "SWEEP_STORAGE"  # a storage URL, used when --storage is not given
+DATA_DIR_ENV = "SWEEP_DATA_DIR"  # a folder of pre-downloaded dataset archives
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"  # the shipped study files
+CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
+ARTIFACT_DIR = Path("artifacts")  # Optuna's file artifact store: snapshot pictures
+REPORTS_DIR = Path("reports")  # HTML reports; cluster job files under reports/NAME/
+TENSORBOARD_DIR = Path("tensorboard")  # training.tensorboard: <dir>/<study>/trial-<number>
+# Seconds of training between checkpoints: a worker killed mid-trial loses at most this much.
+CHECKPOINT_EVERY_S = 15.0

@@ -1,0 +1,229 @@
+"""A model's layers as plain data, analysed before anything is built: output shape, receptive
+field and parameter count per layer, as the seeds' authors wrote them in comments by hand.
+
+``plan`` turns a trial's ``model`` config into a list of ``LayerSpec``; ``models.build.build_model``
+instantiates exactly these layers with Keras, so the analysis and the trained model cannot
+disagree (a test compares every count with Keras' own). Pure Python: ``sweep describe`` and
+the ``max_params`` constraint never import Keras.
+
+Families (the words used in study files):
+- ``block: conv``: per entry of ``filters`` a Conv2D ``kernel`` x ``kernel`` with bias, ReLU
+  (with ``batch_norm``: Conv -> BatchNorm -> ReLU).
+- ``block: separable``: a depthwise ``kernel`` x ``kernel`` then a pointwise 1x1 convolution,
+  both without bias, ReLU, then BatchNorm with ``batch_norm`` (the CIFAR-10 exercise's order).
+- after a block: 2x2 pooling where the study asks (``pool_after`` or every block but the last,
+  the last too with ``pool_last``), a 1x1 ``transition`` convolution after each pooling,
+  dropout.
+- ``head: flatten``: Flatten, a ReLU Dense layer per entry of ``dense`` (each with dropout),
+  one logit per class. ``head: gap``: a 1x1 convolution to one channel per class and global
+  average pooling, no dense layer. ``filters: []`` gives the flattened-input dense baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sweep.errors import ConfigError
+
+POOL_SIZE = 2  # pooling window and stride, in pixels
+BN_PARAMS_PER_CHANNEL = 4  # gamma, beta (trained), moving mean and variance (not trained)
+
+
+@dataclass
+class LayerSpec:
+    """One layer: ``kind`` and its ``args`` say what to build; the rest is the analysis.
+
+    ``shape`` is the output shape without the batch axis; ``receptive_field`` is in input
+    pixels (for flatten, dense and global pooling: the window the whole map sees); ``jump`` is
+    the distance in input pixels between neighbouring outputs.
+    """
+
+    name: str
+    kind: str  # conv, depthwise, batch_norm, relu, pool, dropout, flatten, dense, gap
+    args: dict = field(default_factory=dict)
+    shape: tuple[int, ...] = ()
+    receptive_field: int = 1
+    jump: int = 1
+    params: int = 0
+    trainable: int = 0
+
+
+@dataclass
+class Architecture:
+    """The analysed layers of one configuration and their totals."""
+
+    layers: list[LayerSpec]
+    input_shape: tuple[int, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(layer.trainable for layer in self.layers)
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in input pixels of the last spatial layer (before flatten/GAP)."""
+        spatial = [layer for layer in self.layers if len(layer.shape) == 3]
+        return spatial[-1].receptive_field if spatial else self.input_shape[0]
+
+    def rows(self) -> list[dict]:
+        """One plain dict per layer that has parameters or changes the shape (for tables)."""
+        return [
+            {"layer": layer.name, "output": "x".join(map(str, layer.shape)),
+             "receptive_field": layer.receptive_field, "params": layer.params}
+            for layer in self.layers
+            if layer.kind not in ("relu", "dropout")
+        ]
+
+
+def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int) -> Architecture:
+    """Analyse the layers ``model_cfg`` asks for on images of ``input_shape``.
+
+    Raises:
+        ConfigError: the configuration cannot be built (a kernel or pooling window wider than
+            the feature map it meets, pooling after a block that does not exist, a dense layer
+            after a global-average-pooling head).
+    """
+    stack = _Stack(tuple(input_shape))
+    filters = model_cfg["filters"]
+    pools = _pool_positions(model_cfg)
+    separable = model_cfg.get("block", "conv") == "separable"
+    bias = not separable
+    for i, channels in enumerate(filters, start=1):
+        if separable:
+            stack.depthwise(f"depthwise{i}", model_cfg["kernel"], model_cfg["padding"])
+            stack.conv(f"pointwise{i}", channels, 1, "valid", bias=False)
+            stack.add(f"relu{i}", "relu")
+            if model_cfg["batch_norm"]:
+                stack.batch_norm(f"batch_norm{i}")
+        else:
+            # without batch norm the ReLU is the conv's own activation, as people write it
+            fused = None if model_cfg["batch_norm"] else "relu"
+            stack.conv(f"conv{i}", channels, model_cfg["kernel"], model_cfg["padding"],
+                       bias=True, activation=fused)
+            if model_cfg["batch_norm"]:
+                stack.batch_norm(f"batch_norm{i}")
+                stack.add(f"relu{i}", "relu")
+        if i in pools:
+            stack.pool(f"pool{i}", model_cfg["pooling"], block=i)
+            if model_cfg.get("transition"):
+                stack.conv(f"transition{i}", model_cfg["transition"], 1, "valid", bias=bias)
+        if model_cfg["dropout"]:
+            stack.add(f"dropout{i}", "dropout", rate=model_cfg["dropout"])
+
+    if model_cfg.get("head", "flatten") == "gap":
+        if not filters:
+            raise ConfigError("head gap needs at least one conv block (filters is empty)")
+        if model_cfg["dense"]:
+            raise ConfigError(
+                f"head gap has no dense layers, but dense is {model_cfg['dense']}; set dense: []"
+            )
+        stack.conv("classes", num_classes, 1, "valid", bias=bias)
+        stack.gap("logits")
+        return stack.architecture()
+    stack.flatten("flatten")
+    for j, units in enumerate(model_cfg["dense"], start=1):
+        stack.dense(f"dense{j}", units, activation="relu")
+        if model_cfg["dropout"]:
+            stack.add(f"dense_dropout{j}", "dropout", rate=model_cfg["dropout"])
+    stack.dense("logits", num_classes, activation=None)
+    return stack.architecture()
+
+
+def _pool_positions(model_cfg: dict) -> set[int]:
+    """The 1-based conv blocks followed by 2x2 pooling."""
+    n = len(model_cfg["filters"])
+    if model_cfg["pooling"] == "none":
+        return set()
+    if model_cfg.get("pool_after") is not None:
+        outside = [i for i in model_cfg["pool_after"] if i > n]
+        if outside:
+            raise ConfigError(f"pool_after names conv block {outside[0]} but there are {n}")
+        return set(model_cfg["pool_after"])
+    return set(range(1, n + 1 if model_cfg.get("pool_last", False) else n))
+
+
+class _Stack:
+    """Appends layers while tracking shape, receptive field and jump."""
+
+    def __init__(self, input_shape: tuple[int, ...]):
+        self.input_shape = input_shape
+        self.layers: list[LayerSpec] = []
+        self.shape, self.rf, self.jump = input_shape, 1, 1
+
+    def architecture(self) -> Architecture:
+        return Architecture(self.layers, self.input_shape)
+
+    def add(self, name, kind, params=0, trainable=None, **args) -> None:
+        self.layers.append(LayerSpec(
+            name, kind, args, self.shape, self.rf, self.jump, params,
+            params if trainable is None else trainable,
+        ))
+
+    def _window(self, name: str, kernel: int, padding: str, stride: int = 1) -> None:
+        """Slide a ``kernel`` window with ``stride``: new spatial size and receptive field."""
+        height, width, channels = self.shape
+        if padding == "valid" and kernel > min(height, width):
+            raise ConfigError(
+                f"{name} has a {kernel}x{kernel} kernel but meets a {height}x{width} feature "
+                "map (padding: valid)"
+            )
+        if padding == "valid":
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        else:
+            height, width = -(-height // stride), -(-width // stride)
+        self.shape = (height, width, channels)
+        self.rf += (kernel - 1) * self.jump
+        self.jump *= stride
+
+    def conv(self, name, filters, kernel, padding, *, bias, activation=None) -> None:
+        channels_in = self.shape[2]
+        self._window(name.replace("conv", "conv layer "), kernel, padding)
+        self.shape = self.shape[:2] + (filters,)
+        params = kernel * kernel * channels_in * filters + (filters if bias else 0)
+        self.add(name, "conv", params, filters=filters, kernel=kernel, padding=padding, bias=bias,
+                 activation=activation)
+
+    def depthwise(self, name, kernel, padding) -> None:
+        self._window(name.replace("depthwise", "depthwise layer "), kernel, padding)
+        self.add(name, "depthwise", kernel * kernel * self.shape[2], kernel=kernel, padding=padding)
+
+    def batch_norm(self, name) -> None:
+        channels = self.shape[-1]
+        self.add(name, "batch_norm", BN_PARAMS_PER_CHANNEL * channels, 2 * channels)
+
+    def pool(self, name, kind, *, block: int) -> None:
+        height, width, _ = self.shape
+        if min(height, width) < POOL_SIZE:
+            raise ConfigError(
+                f"pooling after conv layer {block} meets a {height}x{width} feature map, "
+                f"smaller than its {POOL_SIZE}x{POOL_SIZE} window"
+            )
+        self._window(name, POOL_SIZE, "valid", stride=POOL_SIZE)
+        self.add(name, "pool", pool=kind)
+
+    def _whole_map(self) -> None:
+        """A layer that sees every position of the map: flatten, global pooling."""
+        if len(self.shape) == 3:
+            self.rf += (max(self.shape[:2]) - 1) * self.jump
+
+    def gap(self, name) -> None:
+        self._whole_map()
+        self.shape = (self.shape[2],)
+        self.add(name, "gap")
+
+    def flatten(self, name) -> None:
+        self._whole_map()
+        size = 1
+        for d in self.shape:
+            size *= d
+        self.shape = (size,)
+        self.add(name, "flatten")
+
+    def dense(self, name, units, *, activation) -> None:
+        params = self.shape[0] * units + units
+        self.shape = (units,)
+        self.add(name, "dense", params, units=units, activation=activation)

@@ -1,0 +1,161 @@
+"""A study's results as pandas frames: the data every figure, table and export is drawn from.
+
+Reads the storage only (Optuna's trials, our epochs table, the artifact metadata): no plotly,
+no Keras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+import pandas as pd
+
+from sweep.defaults import DEFAULT_STORAGE
+from sweep.store import StoredStudy, epochs_frame, load_study, open_storage
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A study's results as frames.
+
+    ``snapshots``: one row per completed trial and snapshot epoch: ``trial``, the swept params
+    (dotted names), ``epoch``, train/val/test loss and accuracy, ``roc_auc``, ``gap`` (train
+    minus validation accuracy), ``dead_train``/``dead_test`` (fraction of hidden dense units
+    that never activate), ``param_count``, ``receptive_field``, ``value``.
+    ``curves``: one row per trial and epoch (every epoch, every trial state).
+    ``trials``: one row per trial, complete trials first, sorted by the objective (best
+    first; a multi-objective study: the Pareto front first). Pruned trials have a value too
+    (their last reported), but are never the best.
+    ``per_class``: one row per completed trial, snapshot epoch and class: ``accuracy``.
+    ``pareto``: multi-objective studies: one row per completed trial, a column per metric and
+    ``on_front``. ``pictures``: one row per snapshot picture: ``trial``, ``epoch``, ``kind``
+    (filters, pca), ``artifact_id``. ``best_trial``: the number of the best complete trial
+    (None before one completed; the first of the Pareto front for a multi-objective study),
+    ``best_confusion`` its last confusion matrix (rows: true class).
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    params: tuple[str, ...]
+    snapshots: pd.DataFrame
+    curves: pd.DataFrame
+    trials: pd.DataFrame
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pareto: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pictures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    best_trial: int | None = None
+    best_confusion: list | None = None
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def direction(self) -> str:
+        return self.directions[0]
+
+
+def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyResult:
+    """Read a study's trials and epochs from storage into frames (nothing is written)."""
+    store = open_storage(storage_url, create=False)
+    study = load_study(store, name)
+    stored = StoredStudy.read(store, study)
+    metrics, directions, params = stored.metrics, stored.directions, stored.params
+    all_trials = study.get_trials(deepcopy=False)
+    front = {t.number for t in study.best_trials} if len(directions) > 1 else set()
+    rows, dead, per_class, pictures = [], [], [], []
+    for t in all_trials:
+        chosen = {p: t.params.get(p) for p in params}
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            "value": t.values[0] if t.values else None,
+            **chosen,
+            "param_count": t.user_attrs.get("param_count"),
+            "receptive_field": t.user_attrs.get("receptive_field"),
+            "train_seconds": t.user_attrs.get("train_seconds"),
+            "fail_reason": t.user_attrs.get("fail_reason"),
+        })
+        for epoch, d in t.user_attrs.get("diagnostics", {}).items():
+            layers = d["dead_units"].values()
+            units = sum(layer["units"] for layer in layers)
+            dead.append({"trial": t.number, "epoch": int(epoch), **{
+                key: sum(layer[key] for layer in layers) / units if units else None
+                for key in ("dead_train", "dead_test")}})
+            per_class += [{"trial": t.number, **chosen, "epoch": int(epoch), "class": c,
+                           "accuracy": a} for c, a in enumerate(d["per_class_accuracy"])]
+        if t.state.name == "COMPLETE":
+            pictures += _pictures(store, t)
+    trials = _best_first(pd.DataFrame(rows, columns=[
+        "trial", "state", "value", *params, "param_count", "receptive_field", "train_seconds",
+        "fail_reason"]), front, directions[0])
+    epochs = epochs_frame(store, stored.study_id).rename(columns={"trial_number": "trial"})
+    info = trials[["trial", "state", "value", *params, "param_count", "receptive_field"]]
+    curves = info.merge(epochs, on="trial").sort_values(["trial", "epoch"])
+    complete = curves[(curves["state"] == "COMPLETE") & curves["test_accuracy"].notna()]
+    complete = complete.assign(gap=complete["train_accuracy"] - complete["val_accuracy"])
+    complete = complete.merge(pd.DataFrame(dead, columns=["trial", "epoch", "dead_train",
+                                                          "dead_test"]),
+                              on=["trial", "epoch"], how="left")
+    best = trials.loc[trials["state"] == "COMPLETE", "trial"]
+    best_trial = int(best.iloc[0]) if len(best) else None
+    return StudyResult(
+        name=name,
+        metrics=metrics,
+        directions=directions,
+        params=params,
+        snapshots=complete.drop(columns="state").reset_index(drop=True),
+        curves=curves.reset_index(drop=True),
+        trials=trials,
+        per_class=pd.DataFrame(per_class),
+        pareto=_pareto_frame(all_trials, metrics, params, front),
+        pictures=pd.DataFrame(pictures, columns=["trial", "epoch", "kind", "artifact_id"]),
+        best_trial=best_trial,
+        best_confusion=None if best_trial is None else _last_confusion(all_trials[best_trial]),
+    )
+
+
+def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFrame:
+    """The trials frame sorted: the Pareto front (multi-objective), then complete trials by
+    value, best first, then the rest (pruned trials also have a value, but are not results)."""
+    complete = trials["state"] == "COMPLETE"
+    on_front = trials["trial"].isin(front)
+    order = trials.assign(_front=on_front, _complete=complete).sort_values(
+        ["_front", "_complete", "value"], ascending=[False, False, direction == "minimize"],
+        na_position="last", kind="stable")
+    order = order.drop(columns=["_front", "_complete"])
+    if front:
+        order = order.assign(on_front=order["trial"].isin(front))
+    return order.reset_index(drop=True)
+
+
+def _pictures(store, trial) -> list[dict]:
+    rows = []
+    for meta in optuna.artifacts.get_all_artifact_meta(trial, storage=store):
+        kind, _, rest = meta.filename.partition("-epoch")
+        if rest.endswith(".png") and kind in ("filters", "pca"):
+            rows.append({"trial": trial.number, "epoch": int(rest[:-4]), "kind": kind,
+                         "artifact_id": meta.artifact_id})
+    return rows
+
+
+def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
+    if len(metrics) < 2:
+        return pd.DataFrame()
+    return pd.DataFrame([
+        {"trial": t.number, **{p: t.params.get(p) for p in params},
+         **dict(zip(metrics, t.values)), "on_front": t.number in front}
+        for t in trials if t.state.name == "COMPLETE"
+    ])
+
+
+def _last_confusion(trial: optuna.trial.FrozenTrial) -> list | None:
+    """A trial's confusion matrix at its last snapshot (Optuna lists trials by number)."""
+    diagnostics = trial.user_attrs.get("diagnostics", {})
+    return diagnostics[max(diagnostics, key=int)]["confusion"] if diagnostics else None
+
+
+def last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each trial's last snapshot epoch."""
+    return frame[frame["epoch"] == frame.groupby("trial")["epoch"].transform("max")]

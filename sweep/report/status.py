@@ -1,0 +1,53 @@
+"""``sweep status``: what a study holds right now, as text."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from optuna.trial import TrialState
+
+from sweep.run import claims
+from sweep.store import StoredStudy, epochs_frame, load_study, open_storage, safe_url
+
+
+def study_status(name: str, storage_url: str) -> str:
+    """Trial counts by state, the best complete trial, what each worker is doing (its trial,
+    the last epoch stored, its heartbeat), and failures with reasons."""
+    store = open_storage(storage_url, create=False)
+    study = load_study(store, name)
+    stored = StoredStudy.read(store, study)
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name.lower() for t in trials)
+    lines = [
+        f"study {name} in {safe_url(storage_url)}: {stored.planned} planned; "
+        + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    ]
+    if counts["complete"] and len(study.directions) > 1:
+        front = sorted(t.number for t in study.best_trials)
+        lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
+    elif counts["complete"]:
+        best = study.best_trial  # Optuna's best: complete trials only
+        lines.append(f"best {stored.metrics[0]} {best.value:.4f}: trial {best.number} "
+                     f"{best.params}")
+    epochs = epochs_frame(store, stored.study_id)
+    last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
+    now = time.time()
+    for claim in claims.running(store.engine, stored.study_id):
+        if claim.trial_number is None or claim.trial_number >= len(trials):
+            lines.append(f"worker {claim.worker}: starting a trial")
+            continue
+        t = trials[claim.trial_number]  # Optuna lists a study's trials by number
+        total_epochs = t.user_attrs.get("config", {}).get("training", {}).get("epochs", "?")
+        lines.append(
+            f"worker {claim.worker}: trial {t.number} {t.params} epoch "
+            f"{last_epoch.get(t.number, 0)}/{total_epochs} "
+            f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
+        )
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            reason = t.user_attrs.get("fail_reason") or t.user_attrs.get("died") or (
+                "interrupted" if t.user_attrs.get("interrupted") else "unknown"
+            )
+            lines.append(f"failed: trial {t.number} {t.params}: {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Claims: which worker runs which point of a study, so every point runs once and only once.
+
+A claim is a row of ``sweep_claims`` keyed by (study id, point). Inserting it is the claim: the
+primary key lets exactly one worker win a point, on SQLite (whose transactions are serialised,
+see ``sweep.store.engine``) and on PostgreSQL alike. Optuna's own hand-out of enqueued
+trials is not used: on SQLite it can give one waiting trial to two workers.
+
+A running claim carries a heartbeat. A worker that stops beating (killed, machine lost) loses
+its claim after ``STALE_AFTER_S``: another worker takes it over with a compare-and-swap
+update, marks the dead trial failed, and runs the point again from its last checkpoint. A
+worker whose own heartbeat cannot reach the storage for that long, or finds its claim taken
+over, stops its trial (``Heartbeat.lost``): the point is someone else's now.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sweep.store.tables import CLAIMS
+from sweep.study import StudySpec, grid_points
+from sweep.study.space import encode, point_key
+
+HEARTBEAT_S = 10.0  # seconds between heartbeats of a running claim
+STALE_AFTER_S = 60.0  # a running claim without a heartbeat for this long is dead
+# A worker gives its trial up when its heartbeat has failed for this long: soon another
+# worker may take the point over (after STALE_AFTER_S), so it stops first.
+GIVE_UP_AFTER_S = STALE_AFTER_S - 2 * HEARTBEAT_S
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Claim:
+    """A point this worker now owns; ``dead_trial`` is the trial number of a dead worker it
+    took over (to be marked failed), or None for a fresh point."""
+
+    point: str
+    dead_trial: int | None = None
+
+
+def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim | None:
+    """Claim the first point nobody holds, else a stale one; None when nothing is claimable."""
+    while True:
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    sa.select(CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat,
+                              CLAIMS.c.worker, CLAIMS.c.trial_number)
+                    .where(CLAIMS.c.study_id == study_id)
+                ).all()
+                held = {r.point: r for r in rows}
+                free = next((p for p in points if p not in held), None)
+                now, host = time.time(), socket.gethostname()
+                if free is not None:
+                    conn.execute(CLAIMS.insert().values(
+                        study_id=study_id, point=free, worker=worker, state="running",
+                        heartbeat=now))
+                    return Claim(free)
+                for r in rows:
+                    if r.state == "running" and r.point in points and is_dead(
+                        r.worker, r.heartbeat, now, host
+                    ):
+                        taken = conn.execute(
+                            CLAIMS.update()
+                            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == r.point,
+                                   CLAIMS.c.worker == r.worker,
+                                   CLAIMS.c.heartbeat == r.heartbeat)
+                            .values(worker=worker, heartbeat=now, trial_number=None)
+                        ).rowcount
+                        if taken:
+                            return Claim(r.point, r.trial_number)
+                return None
+        except sa.exc.IntegrityError:
+            continue  # another worker inserted the same point first (PostgreSQL): look again
+
+
+def pending(engine, study_id: int, points: list[str]) -> int:
+    """How many of ``points`` are not done yet (unclaimed or running)."""
+    with engine.connect() as conn:
+        done = conn.execute(
+            sa.select(sa.func.count()).select_from(CLAIMS)
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state == "done",
+                   CLAIMS.c.point.in_(points))
+        ).scalar_one()
+    return len(points) - done
+
+
+def update(engine, study_id: int, point: str, worker: str, **values) -> bool:
+    """Set ``trial_number`` / ``state`` of this worker's claim, and beat its heart.
+
+    Returns:
+        False when the claim is no longer this worker's (another took it over).
+    """
+    with engine.begin() as conn:
+        return conn.execute(
+            CLAIMS.update()
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                   CLAIMS.c.worker == worker)
+            .values(heartbeat=time.time(), **values)
+        ).rowcount > 0
+
+
+def release(engine, study_id: int, point: str, worker: str) -> None:
+    """Give a point back (its trial was interrupted): the next worker or run takes it."""
+    with engine.begin() as conn:
+        conn.execute(
+            CLAIMS.delete().where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                                  CLAIMS.c.worker == worker)
+        )
+
+
+def release_worker(engine, study_id: int, worker: str) -> list[int]:
+    """Give back every running claim of a worker known to be dead; returns their trial
+    numbers."""
+    with engine.begin() as conn:
+        owned = conn.execute(
+            sa.select(CLAIMS.c.trial_number).where(
+                CLAIMS.c.study_id == study_id, CLAIMS.c.worker == worker,
+                CLAIMS.c.state == "running")
+        ).scalars().all()
+        conn.execute(CLAIMS.delete().where(
+            CLAIMS.c.study_id == study_id, CLAIMS.c.worker == worker,
+            CLAIMS.c.state == "running"))
+    return [t for t in owned if t is not None]
+
+
+def running(engine, study_id: int) -> list:
+    """Rows of the running claims: ``point, worker, trial_number, heartbeat``."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(CLAIMS.c.point, CLAIMS.c.worker, CLAIMS.c.trial_number, CLAIMS.c.heartbeat)
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state == "running")
+        ).all()
+
+
+def is_dead(worker: str, heartbeat: float, now: float, host: str) -> bool:
+    """A running claim's worker is dead: no heartbeat for ``STALE_AFTER_S``, or it ran on this
+    host and its process is gone (a crashed local run need not wait out the heartbeat)."""
+    if now - heartbeat > STALE_AFTER_S:
+        return True
+    claim_host, _, pid = worker.rpartition(":")
+    if claim_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+class Heartbeat:
+    """Beats a claim's heart from a background thread while its trial trains.
+
+    A beat that fails (the database restarting, a network blip) is logged and retried at the
+    next beat. ``lost`` becomes the reason the claim is gone, None while it is held: the
+    claim was taken over, or no beat succeeded for ``give_up_after_s``. The trial must then
+    stop, since another worker runs (or will soon run) the point.
+    """
+
+    def __init__(self, engine, study_id: int, point: str, worker: str, *,
+                 every_s: float | None = None, give_up_after_s: float | None = None):
+        self._args = (engine, study_id, point, worker)
+        self._every_s = every_s or HEARTBEAT_S  # looked up per claim: tests shorten it
+        self._give_up_after_s = give_up_after_s or GIVE_UP_AFTER_S
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last_beat = time.monotonic()
+        while not self._stop.wait(self._every_s):
+            try:
+                held = update(*self._args)
+            except Exception as err:  # any database error: retried at the next beat
+                silent = time.monotonic() - last_beat
+                log.warning("heartbeat of point %s failed after %.0f s without one (%s); "
+                            "retrying in %.0f s", self._args[2][:80], silent,
+                            str(err).splitlines()[0][:200], self._every_s)
+                if silent >= self._give_up_after_s:
+                    self.lost = f"no heartbeat reached the storage for {silent:.0f} s"
+                    return
+                continue
+            if not held:
+                self.lost = "another worker took the point over"
+                return
+            last_beat = time.monotonic()
+
+
+def study_points(spec: StudySpec) -> dict[str, dict | None]:
+    """The study's points by claim key: grid points (in stored form), or ``n_trials``
+    numbered slots (``"#0"``, ``"#1"``, ...) whose values the sampler draws."""
+    if spec.search.sampler == "grid":
+        points = [encode(spec.search.params, p) for p in grid_points(spec.search.params)]
+        return {point_key(p): p for p in points}
+    return {f"#{i}": None for i in range(spec.search.n_trials)}

@@ -1,0 +1,151 @@
+"""Local worker processes: start N ``sweep worker`` children, pin them, watch them.
+
+Each child gets its device through its own environment (``env=``; this process's environment
+is never changed): one GPU per child via ``CUDA_VISIBLE_DEVICES`` plus the frameworks' memory
+settings so K children share a card, or an equal share of the CPU cores. A child that dies
+(SIGKILL, OOM killer) has its claims given back and its trial marked failed at once, and a
+new child takes its place; the point resumes from its checkpoint. Ctrl-C stops the children,
+which mark their trials interrupted.
+
+The storage URL reaches the children in their environment (``SWEEP_STORAGE``), never on
+their command line, where ``ps`` would show its password to every user of the machine.
+Nothing here imports Keras: the parent only prepares the study and watches.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import TextIO
+
+from sweep.defaults import STORAGE_ENV
+from sweep.errors import UsageError
+from sweep.models import complete_spec
+from sweep.run import claims
+from sweep.run.worker import prepare
+from sweep.store import mark_dead
+from sweep.study import StudySpec
+
+WATCH_S = 0.5  # seconds between looks at the children
+STOP_GRACE_S = 60.0  # seconds children get to record an interruption before being killed
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices from ``nvidia-smi`` (no framework import in the parent); [] without one."""
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listing.splitlines() if line.strip()]
+
+
+def resolve_devices(workers: int | None, gpus: str | None, per_gpu: int) -> tuple[int, list]:
+    """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices)."""
+    if (workers is not None and workers < 1) or per_gpu < 1:
+        raise UsageError("--workers and --trials-per-gpu must be at least 1")
+    found = detect_gpus() if gpus == "auto" else (gpus or "").split(",")
+    found = [g.strip() for g in found if g.strip()]
+    return workers or max(1, len(found) * per_gpu), found
+
+
+def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: int) -> dict:
+    """The environment additions for child ``index`` of ``workers``.
+
+    With GPUs: child i gets GPU ``gpus[i // per_gpu]``; TensorFlow grows its memory on demand
+    and JAX takes ``1/per_gpu`` of the card, so ``per_gpu`` children share it. Without: no GPU
+    is visible and each child's thread pools get an equal share of the cores.
+    """
+    if gpus:
+        return {
+            "CUDA_VISIBLE_DEVICES": gpus[(index // per_gpu) % len(gpus)],
+            "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / per_gpu:.3f}",
+        }
+    threads = str(max(1, cores // workers))
+    return {
+        "CUDA_VISIBLE_DEVICES": "",
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "OMP_NUM_THREADS": threads,
+    }
+
+
+def run_workers(
+    spec: StudySpec,
+    worker_args: list[str],
+    storage_url: str,
+    *,
+    workers: int,
+    gpus: list[str],
+    per_gpu: int,
+    data_dir: str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run ``workers`` children of ``sweep worker <worker_args>`` (the study file and the
+    options, not ``--storage``) on ``storage_url`` until the study is done.
+
+    Returns:
+        0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
+        failed with a user error (it is not restarted: its siblings would fail the same way).
+    """
+    out = out or sys.stderr
+    spec = complete_spec(spec)
+    store, study_id, _ = prepare(spec, storage_url, data_dir)  # creates the study once, here
+    keys = list(claims.study_points(spec))
+    host, cores = socket.gethostname(), os.cpu_count() or 1
+    command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args]
+
+    def start(i: int) -> subprocess.Popen:
+        env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
+            STORAGE_ENV: storage_url}
+        return subprocess.Popen(command, env=env)
+
+    children = {i: start(i) for i in range(workers)}
+    print(f"[{spec.name}] {workers} workers on "
+          f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}", file=out, flush=True)
+    try:
+        while children:
+            time.sleep(WATCH_S)
+            for i, child in list(children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                del children[i]
+                if code == 0:
+                    continue
+                if code == 2:  # a user error: the others stop by themselves or fail alike
+                    _stop(children.values())
+                    return code
+                for number in claims.release_worker(store.engine, study_id,
+                                                    f"{host}:{child.pid}"):
+                    mark_dead(store, study_id, number, f"worker process exited with {code}")
+                print(f"[{spec.name}] worker {i} (pid {child.pid}) exited with {code}; "
+                      "its point runs again from its checkpoint", file=out, flush=True)
+                if claims.pending(store.engine, study_id, keys):
+                    children[i] = start(i)
+    except KeyboardInterrupt:
+        _stop(children.values())
+        return 130
+    return 0
+
+
+def _stop(children) -> None:
+    """SIGINT every child (a terminal's Ctrl-C reaches them already; a kill of the parent
+    alone does not), then wait; kill what does not stop in time."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()

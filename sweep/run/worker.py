@@ -1,0 +1,222 @@
+"""One worker in this process: claim a point, train it, record it, until none is left.
+
+Resuming is by construction: a point whose trial completed, was pruned, or failed for a
+recorded reason (rejected configuration, NaN loss), has a claim marked done and is never
+trained again; random and tpe studies have ``n_trials`` numbered points. An interrupted point
+is given back and resumes from its checkpoint.
+
+Keras loads with the first trial (``sweep.trial.objective``), not with this module: the
+parent of ``sweep run --workers N`` imports it for ``prepare`` and never trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from sweep.data import Dataset, load_dataset
+from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
+from sweep.errors import TrialFailed
+from sweep.models import complete_spec
+from sweep.run import claims
+from sweep.run.interrupt import DeferredInterrupt
+from sweep.run.progress import SweepResult, epoch_printer
+from sweep.store import (
+    artifact_store, create_study, existing_study, load_study, mark_dead, open_storage,
+    record_epoch,
+)
+from sweep.study import ChoiceParam, StudySpec
+from sweep.training.checkpoints import checkpoint_file, remove_checkpoint
+from sweep.trial.sampling import make_pruner, make_sampler, suggest
+
+POLL_S = 2.0  # seconds between looks at the claims while other workers finish
+
+
+def prepare(spec: StudySpec, storage_url: str, data_dir: str | None):
+    """Open the storage, load the study's data, and open or create the study.
+
+    The data is loaded before anything is written: a dataset that cannot be had (no download,
+    a wrong path) is one line of error and leaves no half-made study behind.
+
+    Returns:
+        ``(storage, study_id, dataset_for)``; ``dataset_for(cfg, seed)`` caches datasets so a
+        process loads each one once.
+    """
+    store = open_storage(storage_url)
+    datasets: dict[str, Dataset] = {}
+
+    def dataset_for(cfg: dict, seed: int) -> Dataset:
+        key = json.dumps([cfg, seed], sort_keys=True)
+        if key not in datasets:
+            datasets[key] = load_dataset(cfg, seed, data_dir)
+        return datasets[key]
+
+    dataset_for(spec.config["dataset"], spec.seed)
+    if existing_study(store, spec) is None:
+        try:
+            create_study(store, spec)
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+            existing_study(store, spec)
+    return store, store.get_study_id_from_name(spec.name), dataset_for
+
+
+@dataclass
+class _Worker:
+    """What every point of one ``run_sweep`` call shares."""
+
+    spec: StudySpec
+    store: optuna.storages.RDBStorage
+    study_id: int
+    name: str  # "host:pid", in the claims
+    dataset_for: Callable[[dict, int], Dataset]
+    checkpoint_dir: Path
+    checkpoint_every_s: float
+    artifacts: object  # an Optuna artifact store, or None
+    interrupt: DeferredInterrupt
+    result: SweepResult
+    out: TextIO
+
+
+def run_sweep(
+    spec: StudySpec,
+    storage_url: str,
+    *,
+    data_dir: str | None = None,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    artifact_dir: Path | None = ARTIFACT_DIR,
+    out: TextIO | None = None,
+) -> SweepResult:
+    """Claim and train points of ``spec`` until none is left; this is one worker.
+
+    Any number of these may run at once, in processes on any machines that reach the storage:
+    each point is trained by exactly one of them (see claims.py). A worker whose claims are
+    all done waits while others still train, to take over the points of any that die.
+    Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
+    ``artifact_dir`` (None: no pictures). Progress lines go to ``out`` (default: stderr).
+    """
+    spec = complete_spec(spec)
+    out = out or sys.stderr  # looked up per call: a default bound at import goes stale
+    store, study_id, dataset_for = prepare(spec, storage_url, data_dir)
+    points = claims.study_points(spec)
+    keys = list(points)
+    engine = store.engine
+    result = SweepResult(total=len(keys),
+                         skipped=len(keys) - claims.pending(engine, study_id, keys))
+    pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
+    # Random and tpe share one sampler over the run, seeded by the trials already there and
+    # the process so that draws are not repeated; a grid point brings its own (one per point).
+    shared = None if spec.search.sampler == "grid" else load_study(
+        store, spec.name, pruner=pruner,
+        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(store, spec.name)
+                             + os.getpid()))
+    result.update_best(shared or load_study(store, spec.name))
+    worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
+                     dataset_for, checkpoint_dir, checkpoint_every_s,
+                     artifact_store(artifact_dir) if artifact_dir is not None else None,
+                     DeferredInterrupt(), result, out)
+    with worker.interrupt.installed():
+        while True:
+            if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
+                raise KeyboardInterrupt
+            claim = claims.claim_next(engine, study_id, keys, worker.name)
+            if claim is None:
+                if claims.pending(engine, study_id, keys) == 0:
+                    return result
+                time.sleep(POLL_S)  # others are training: wait to take over any that die
+                continue
+            if claim.dead_trial is not None:
+                mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
+            study = shared or load_study(store, spec.name, pruner=pruner,
+                                         sampler=make_sampler("grid", 0, points[claim.point]))
+            position = result.total - claims.pending(engine, study_id, keys) + 1
+            _run_point(worker, study, claim.point, position)
+
+
+def _run_point(w: _Worker, study: optuna.Study, point: str, position: int) -> None:
+    """Train one claimed point, the ``position``-th of the study (for progress lines), and
+    record how it ended: complete, failed for a reason, pruned, interrupted, or lost."""
+    spec, result = w.spec, w.result
+    trial = study.ask()
+    claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
+    values = suggest(trial, spec.search.params)
+    progress = epoch_printer(spec, trial.number, values, position, result, w.out)
+
+    def on_epoch(row: dict) -> None:
+        record_epoch(w.store, w.study_id, trial.number, row)
+        progress(row)
+
+    checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
+    heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
+    try:
+        with heartbeat, w.interrupt.training():
+            state, value, note = _train(w, trial, values, on_epoch, checkpoint,
+                                        stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
+        lost = heartbeat.lost
+        if lost is None:
+            study.tell(trial, value, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        lost = heartbeat.lost or "another worker took the point over and ended this trial"
+    except BaseException:
+        lost = heartbeat.lost
+        if lost is None:
+            # Ctrl-C or a crash: leave the database consistent; the point runs again next
+            # time, from its checkpoint.
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=TrialState.FAIL)
+            claims.release(w.store.engine, w.study_id, point, w.name)
+            raise
+    if lost is not None:
+        # The point is another worker's now (it may be training it from the checkpoint):
+        # leave claim and checkpoint alone, and go on with the next point.
+        mark_dead(w.store, w.study_id, trial.number, lost)
+        result.lost += 1
+        print(f"[{spec.name}] trial {trial.number} given up: {lost}", file=w.out, flush=True)
+        return
+    claims.update(w.store.engine, w.study_id, point, w.name, state="done")
+    remove_checkpoint(checkpoint)
+    result.ran += 1
+    if state == TrialState.COMPLETE:
+        result.update_best(study)
+    else:
+        result.failed += state == TrialState.FAIL
+        result.pruned += state == TrialState.PRUNED
+        print(f"[{spec.name}] trial {trial.number} {note}", file=w.out)
+
+
+def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, stop):
+    """``(state, value, note)`` of one trial's training: complete with its objective value,
+    failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
+    its value is the last it reported)."""
+    from sweep.trial.objective import run_trial  # loads Keras (see the module docstring)
+
+    try:
+        value = run_trial(trial, w.spec, values, w.dataset_for, on_epoch, checkpoint,
+                          w.checkpoint_every_s, artifact_store=w.artifacts, stop_requested=stop)
+        return TrialState.COMPLETE, value, None
+    except TrialFailed as err:
+        trial.set_user_attr("fail_reason", str(err))
+        return TrialState.FAIL, None, f"failed: {err}"
+    except optuna.TrialPruned as err:
+        return TrialState.PRUNED, None, str(err)
+
+
+def _trial_count(store: optuna.storages.RDBStorage, name: str) -> int:
+    return len(load_study(store, name).get_trials(deepcopy=False))
+
+
+def _max_epochs(spec: StudySpec) -> int:
+    """The most epochs any trial trains (the pruner's largest budget)."""
+    swept = next((p for p in spec.search.params if p.name == "training.epochs"), None)
+    if swept is None:
+        return spec.config["training"]["epochs"]
+    return int(max(swept.values) if isinstance(swept, ChoiceParam) else swept.high)

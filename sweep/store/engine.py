@@ -1,0 +1,175 @@
+"""Opening the storage: Optuna's RDB storage (SQLite by default) with sweep's tables added.
+
+Optuna keeps studies, trials, params, objective values, per-epoch intermediate values (the
+objective's metric) and user attributes (provenance, snapshot results), so a stock
+``optuna.load_study`` reads everything that matters; ``tables.py`` holds the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import sqlalchemy as sa
+
+from sweep.defaults import DEFAULT_STORAGE
+from sweep.errors import StorageError
+from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OUR_TABLES, metadata
+
+# How long a SQLite writer waits for another's transaction before giving up, in seconds. With
+# every transaction taking the write lock up front (see _serialise_sqlite) waiting is the only
+# outcome of contention, so this only bounds a stuck process.
+SQLITE_BUSY_TIMEOUT_S = 600
+CREATE_TRIES = 5  # opening attempts when workers starting together race to create tables
+_OPTUNA_STUDIES = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
+
+
+def parse_url(url: str) -> sa.engine.URL:
+    try:
+        return sa.engine.make_url(url)
+    except Exception:
+        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable storage URL>"
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """``(url without its password, the password or None)``: for command lines, job scripts
+    and manifests, which carry the URL while the password travels separately (an
+    environment variable, an env file, a Secret)."""
+    parsed = parse_url(url)
+    bare = sa.engine.URL.create(
+        parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,
+        database=parsed.database, query=parsed.query,
+    )
+    return bare.render_as_string(hide_password=False), parsed.password
+
+
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:
+    """Connect to the storage, creating Optuna's tables and ours if needed.
+
+    Args:
+        create: False for read-only commands: a SQLite file that does not exist is an error
+            instead of a new empty database, and nothing is written.
+    """
+    parsed = parse_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and not create and (not parsed.database or not Path(parsed.database).is_file()):
+        raise StorageError(f"--storage {safe_url(url)}: no such database file")
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
+    for attempt in range(1, CREATE_TRIES + 1):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            _migrate_name_keys(storage.engine)
+            metadata.create_all(storage.engine)
+            _add_missing_columns(storage.engine)
+            if create:
+                purge_orphans(storage.engine)
+            if sqlite:
+                _serialise_sqlite(storage.engine)
+            return storage
+        except Exception as err:
+            reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+            if attempt < CREATE_TRIES and _lost_create_race(err):
+                time.sleep(0.2 * attempt)  # the winner's tables are there now, or soon
+                continue
+            raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
+
+
+def purge_orphans(engine: sa.engine.Engine) -> None:
+    """Remove our rows of studies that no longer exist (deleted with Optuna's API or CLI)."""
+    alive = sa.select(_OPTUNA_STUDIES.c.study_id)
+    with engine.begin() as conn:
+        for table in OUR_TABLES:
+            conn.execute(table.delete().where(table.c.study_id.not_in(alive)))
+
+
+def forget_study(engine: sa.engine.Engine, study_id: int) -> None:
+    """Remove every row of ours under ``study_id``: a study just created has none of its own,
+    but SQLite hands a deleted study's id to the next study created."""
+    with engine.begin() as conn:
+        for table in OUR_TABLES:
+            conn.execute(table.delete().where(table.c.study_id == study_id))
+
+
+def _lost_create_race(err: Exception) -> bool:
+    """Workers that start together on an empty PostgreSQL database (a job array) all create
+    the tables; PostgreSQL's CREATE TABLE is not safe against that, and the losers get a
+    duplicate-key or already-exists error. Opening again finds the tables made."""
+    text = str(getattr(err, "orig", None) or err)
+    return isinstance(err, (sa.exc.IntegrityError, sa.exc.ProgrammingError)) and (
+        "duplicate key" in text or "already exists" in text)
+
+
+def _add_missing_columns(engine: sa.engine.Engine) -> None:
+    """Databases written by an earlier version lack newer epoch columns: add them (empty)."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(EPOCHS.name)}
+    with engine.begin() as conn:
+        for name in EPOCH_COLUMNS:
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {EPOCHS.name} ADD COLUMN {name} FLOAT")
+
+
+# How the rows of a table keyed by study name become rows keyed by study id (version 0.1).
+_BY_NAME = {
+    EPOCHS.name: ("s.study_id, o.trial_number, o.epoch", ""),
+    CLAIMS.name: ("s.study_id, o.point, o.worker, o.state, t.number, o.heartbeat",
+                  " LEFT JOIN trials t ON t.trial_id = o.trial_id"),
+}
+
+
+def _migrate_name_keys(engine: sa.engine.Engine) -> None:
+    """Databases of sweep 0.1 key our tables by study name: rebuild them keyed by study id
+    (rows of studies that no longer exist are dropped on the way)."""
+    inspector = sa.inspect(engine)
+    for table in OUR_TABLES:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if "study_name" not in present:
+            continue
+        select, join = _BY_NAME[table.name]
+        columns = [c.name for c in table.columns]
+        if table is EPOCHS:
+            extra = [c for c in EPOCH_COLUMNS if c in present]
+            columns = ["study_id", "trial_number", "epoch", *extra]
+            select += "".join(f", o.{c}" for c in extra)
+        new = sa.Table(f"{table.name}_new", sa.MetaData(), *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in table.columns))
+        with engine.begin() as conn:
+            new.create(conn)
+            conn.exec_driver_sql(
+                f"INSERT INTO {new.name} ({', '.join(columns)}) SELECT {select} "
+                f"FROM {table.name} o JOIN studies s ON s.study_name = o.study_name{join}")
+            conn.exec_driver_sql(f"DROP TABLE {table.name}")
+            conn.exec_driver_sql(f"ALTER TABLE {new.name} RENAME TO {table.name}")
+
+
+def _serialise_sqlite(engine: sa.engine.Engine) -> None:
+    """Make every SQLite transaction ``BEGIN IMMEDIATE``, in WAL mode.
+
+    Many worker processes write one SQLite file. A default (deferred) transaction that reads
+    and then writes must upgrade its lock, and when another writer got there first SQLite
+    answers "database is locked" at once, without waiting: no timeout helps. Taking the write
+    lock when the transaction begins removes every upgrade, so writers queue on the busy
+    timeout instead. Our transactions are a few rows each, so the queue stays short.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed are not reused

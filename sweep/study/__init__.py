@@ -1,0 +1,14 @@
+"""Stage 1, the study: a YAML file read as data, overridden, validated, and its search space.
+
+Imports no Keras and no Optuna.
+"""
+
+from sweep.study.load import find_study, load_study, validate
+from sweep.study.schema import METRICS, SCHEMA, SEARCHABLE
+from sweep.study.space import ChoiceParam, Param, RangeParam, grid_points, resolve
+from sweep.study.spec import SearchSpec, StudySpec
+
+__all__ = [
+    "METRICS", "SCHEMA", "SEARCHABLE", "ChoiceParam", "Param", "RangeParam", "SearchSpec",
+    "StudySpec", "find_study", "grid_points", "load_study", "resolve", "validate",
+]

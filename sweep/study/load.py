@@ -1,0 +1,278 @@
+"""Study files: read YAML as data, apply ``--set`` overrides, validate, hand out a StudySpec.
+
+Nothing here imports Keras or Optuna or touches storage, so a malformed study is rejected in
+well under a second and before anything is written anywhere. (A hypermodel's ``build(hp)`` is
+run later, by ``sweep.models.complete_spec``.)
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+from sweep.defaults import STUDIES_DIR
+from sweep.errors import SpecError
+from sweep.study.fields import REQUIRED, Bad
+from sweep.study.schema import SCHEMA, SEARCHABLE, TOP
+from sweep.study.space import ChoiceParam, Param, RangeParam
+from sweep.study.spec import SearchSpec, StudySpec
+
+HYPERMODEL = "model.hypermodel"
+
+def find_study(name_or_path: str) -> Path:
+    """A study name (a file in ``studies/``) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        candidate = path
+    else:
+        candidate = STUDIES_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+        raise SpecError(
+            f"{name_or_path}: no such study file (looked for {candidate}); "
+            f"studies in {STUDIES_DIR}: {', '.join(known) or 'none'}"
+        )
+    return candidate
+
+
+def load_study(name_or_path: str, overrides: list[str] = ()) -> StudySpec:
+    """Read, override and validate a study file. Raises SpecError with one actionable line."""
+    path = find_study(name_or_path)
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as err:
+        raise SpecError(
+            f"{source}: line {err.problem_mark.line + 1}: YAML tag not allowed "
+            f"({err.problem.split(' ')[-1] if err.problem else 'python object'}); "
+            "study files are plain data"
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(f"{source}: {where}invalid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
+    for item in overrides:
+        _apply_override(raw, item, source)
+    return validate(raw, source)
+
+
+def _apply_override(raw: dict, item: str, source: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SpecError(f"{source}: --set {item}: expected dotted.path=value")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    parts = key.split(".")
+    if parts[:2] == ["search", "params"] and len(parts) > 2:
+        parts = ["search", "params", ".".join(parts[2:])]
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"{source}: --set {key}: '{part}' is not a section")
+    node[parts[-1]] = parsed
+
+
+def validate(raw: dict, source: str) -> StudySpec:
+    """Validate the plain study dict; every problem names ``source`` and the dotted field."""
+
+    def fail(field: str, message: str):
+        raise SpecError(f"{source}: {field}: {message}")
+
+    _reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
+    top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}
+    sections = {}
+    for section, fields in SCHEMA.items():
+        given = raw.get(section, {})
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            fail(section, f"expected a mapping, got {given!r}")
+        _reject_unknown(given, list(fields), section + ".", fail)
+        sections[section] = {
+            k: _field(given, k, spec, f"{section}.{k}", fail)
+            for k, spec in fields.items()
+            if spec[0] is not None
+        }
+    search = sections.pop("search")
+    objective = sections.pop("objective")
+    constraints = sections.pop("constraints")
+    config = sections
+    params = _parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
+    hypermodel = config["model"].pop("hypermodel")
+    if hypermodel is not None:
+        _check_hypermodel(raw, config, params, fail)
+    _check_dataset(config["dataset"], fail)
+    _check_snapshots(config["training"], params, fail)
+    _check_training(config["training"], params, fail)
+
+    if search["sampler"] == "grid":
+        if search["n_trials"] is not None:
+            fail("search.n_trials", "not used by the grid sampler (the grid sets the count)")
+    elif search["n_trials"] is None:
+        fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
+    metrics = objective["metric"]
+    directions = objective["direction"] or [
+        "minimize" if m.endswith("loss") or m == "param_count" else "maximize" for m in metrics
+    ]
+    if len(directions) != len(metrics):
+        fail("objective.direction", f"expected one direction per metric ({len(metrics)}), "
+                                    f"got {objective['direction']!r}")
+    if len(set(metrics)) != len(metrics):
+        fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
+    if len(metrics) > 1 and search["pruner"] != "none":
+        fail("search.pruner", "Optuna prunes single-objective studies only; use pruner: none "
+                              f"with {len(metrics)} objective metrics")
+    return StudySpec(
+        name=top["name"],
+        description=top["description"],
+        source=source,
+        config=config,
+        search=SearchSpec(search["sampler"], params, search["n_trials"], search["pruner"]),
+        metrics=tuple(metrics),
+        directions=tuple(directions),
+        seed=top["seed"],
+        constraints=constraints,
+        hypermodel=hypermodel,
+    )
+
+
+def _field(given: dict, key: str, spec, field: str, fail):
+    check, default = spec
+    if key not in given:
+        if default is REQUIRED:
+            fail(field, "missing (required)")
+        return copy.deepcopy(default)
+    try:
+        return check(given[key])
+    except Bad as bad:
+        fail(field, f"expected {bad}, got {given[key]!r}")
+
+
+def _reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(known)}"
+            fail(f"{prefix}{key}", "unknown key" + hint)
+
+
+def _field_check(dotted: str):
+    if dotted == "seed":
+        return TOP["seed"][0]
+    section, key = dotted.split(".", 1)
+    return SCHEMA[section][key][0]
+
+
+def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
+    given = search.get("params") or {}
+    if not isinstance(given, dict):
+        fail("search.params", f"expected a mapping of dotted.path: values, got {given!r}")
+    params = []
+    for name, values in given.items():
+        field = f"search.params.{name}"
+        if name not in SEARCHABLE:
+            close = difflib.get_close_matches(str(name), sorted(SEARCHABLE), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            fail(field, f"does not point at a searchable field of the study{hint}")
+        check = _field_check(name)
+        if isinstance(values, list):
+            if not values:
+                fail(field, "empty list; expected at least one value")
+            try:
+                checked = [check(v) for v in values]
+            except Bad as bad:
+                fail(field, f"every value must be {bad}, got {values!r}")
+            if len({repr(v) for v in checked}) != len(checked):
+                fail(field, f"duplicate values in {values!r}")
+            params.append(ChoiceParam(name, tuple(checked)))
+        elif isinstance(values, dict):
+            params.append(_parse_range(name, values, check, sampler, fail))
+        else:
+            fail(field, f"expected a list of values or {{low, high}}, got {values!r}")
+    return tuple(params)
+
+
+def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangeParam:
+    field = f"search.params.{name}"
+    if sampler == "grid":
+        fail(field, "a range needs the random or tpe sampler; the grid sampler takes a list")
+    _reject_unknown(given, ["low", "high", "log", "step"], field + ".", fail)
+    if "low" not in given or "high" not in given:
+        fail(field, "a range needs both low and high")
+    try:
+        low, high = check(given["low"]), check(given["high"])
+    except Bad as bad:
+        fail(field, f"low and high must be {bad}, got {given['low']!r}, {given['high']!r}")
+    if not isinstance(low, (int, float)) or low >= high:
+        fail(field, f"expected numbers with low < high, got {given['low']!r}, {given['high']!r}")
+    log = given.get("log", False)
+    if not isinstance(log, bool) or (log and low <= 0):
+        fail(field + ".log", "expected true or false, and low > 0 for a log range")
+    step = given.get("step")
+    if step is not None and (not isinstance(step, (int, float)) or step <= 0 or log):
+        fail(field + ".step", "expected a positive number, and no step with log: true")
+    is_int = isinstance(check(given["low"]), int) and isinstance(check(given["high"]), int)
+    return RangeParam(name, low, high, log=log, step=step, integer=is_int)
+
+
+def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) -> None:
+    """A hypermodel study: ``build(hp)`` defines the model, so no other model field is used;
+    the model section becomes just the reference and the trial's hp values go to
+    ``config["hp"]``."""
+    given = raw.get("model") or {}
+    for key in given:
+        if key != "hypermodel":
+            fail(f"model.{key}", f"not used with {HYPERMODEL} (build(hp) defines the model)")
+    for p in params:
+        if p.name.startswith("model."):
+            fail(f"search.params.{p.name}",
+                 f"not used with {HYPERMODEL}; declare it with hp.* in build(hp)")
+    config["model"], config["hp"] = {"hypermodel": given["hypermodel"]}, {}
+
+
+def _check_dataset(dataset: dict, fail) -> None:
+    needs_path = dataset["name"] in ("folder", "npz")
+    if needs_path and not dataset["path"]:
+        fail("dataset.path", f"required for dataset {dataset['name']}")
+    if not needs_path and dataset["path"]:
+        fail("dataset.path", f"only folder and npz datasets take a path, not {dataset['name']}")
+
+
+def _check_snapshots(training: dict, params: tuple[Param, ...], fail) -> None:
+    snapshots = training["snapshots"]
+    if snapshots is None:
+        return
+    epochs = [training["epochs"]]
+    for p in params:
+        if p.name == "training.epochs":
+            epochs = list(p.values) if isinstance(p, ChoiceParam) else [p.low]
+    if sorted(set(snapshots)) != snapshots:
+        fail("training.snapshots", f"expected increasing epochs, got {snapshots}")
+    if snapshots[-1] > min(epochs):
+        fail(
+            "training.snapshots",
+            f"snapshot at epoch {snapshots[-1]} is past the last epoch ({min(epochs)})",
+        )
+
+
+def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
+    """Settings that only mean something with another setting's fixed value."""
+    searched = {p.name for p in params}
+
+    def fixed(key, value):
+        return f"training.{key}" not in searched and training[key] == value
+
+    if (training["momentum"] or "training.momentum" in searched) and fixed("optimizer", "adam"):
+        fail("training.momentum", "applies to the sgd and rmsprop optimizers, not adam")
+    if (training["decay"] or "training.decay" in searched) and not (
+        "training.schedule" in searched or training["schedule"] == "inverse_time"
+    ):
+        fail("training.decay", "applies to schedule: inverse_time only")

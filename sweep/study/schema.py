@@ -1,0 +1,88 @@
+"""The words of a study file: every section, field, validator and default.
+
+Plain data; the registries that act on these words (datasets, samplers, pruners, optimizers)
+live in their stages, keyed by the same words, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweep.study.fields import (
+    REQUIRED, boolean, choice, int_list, integer, number, one_or_list, optional, text,
+)
+
+DATASET_NAMES = ("digits", "cifar10", "cifar100", "fashion_mnist", "mnist", "folder", "npz")
+PRUNERS = ("none", "median", "hyperband")
+METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
+           "roc_auc", "param_count")
+DIRECTIONS = ("maximize", "minimize")
+SAMPLERS = ("grid", "random", "tpe")
+
+# section -> key -> (validator, default). The keys are the words used in study files.
+SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
+    "dataset": {
+        "name": (choice(*DATASET_NAMES), REQUIRED),
+        "validation_split": (number(0, 1, low_open=True, high_open=True), 0.1),
+        "label_mode": (choice("fine", "coarse"), "fine"),  # cifar100 only
+        "path": (optional(text()), None),  # folder / npz only
+        "max_train": (optional(integer(1)), None),  # keep a seeded sample of N training images
+    },
+    "model": {
+        # one conv block each; [] gives the flattened-input dense baseline
+        "filters": (int_list(1, allow_empty=True), [32, 64, 64]),
+        "block": (choice("conv", "separable"), "conv"),  # separable: depthwise + pointwise 1x1
+        "kernel": (integer(1), 3),  # conv window width in pixels
+        "pooling": (choice("max", "avg", "none"), "max"),  # 2x2, after each conv but the last
+        "pool_last": (boolean, False),  # pool after the last conv layer too
+        "pool_after": (optional(int_list(1, allow_empty=True)), None),  # blocks to pool after
+        "transition": (optional(integer(1)), None),  # filters of a 1x1 conv after each pooling
+        "padding": (choice("valid", "same"), "valid"),
+        "dropout": (number(0, 1, high_open=True), 0.0),
+        "batch_norm": (boolean, False),
+        "head": (choice("flatten", "gap"), "flatten"),  # gap: 1x1 conv to classes + global avg
+        "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units (flatten head)
+        # A KerasTuner build(hp) instead of the fields above (see hypermodel.py)
+        "hypermodel": (optional(text(r"[^:]+\.py:[A-Za-z_]\w*", "path/to/file.py:function")),
+                       None),
+    },
+    "training": {
+        "optimizer": (choice("adam", "sgd", "rmsprop"), "adam"),
+        "learning_rate": (number(0, low_open=True), 0.001),  # per step, at epoch 1
+        "momentum": (number(0, 1, high_open=True), 0.0),  # sgd and rmsprop
+        # constant; inverse_time: lr / (1 + decay * (epoch - 1)); cosine: to 0 at the last epoch
+        "schedule": (choice("constant", "inverse_time", "cosine"), "constant"),
+        "decay": (number(0), 0.0),  # inverse_time only
+        "batch_size": (integer(1), 32),
+        "epochs": (integer(1), 10),
+        "stop_at_loss": (optional(number(0, low_open=True)), None),  # stop when train loss <=
+        "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
+        "tensorboard": (boolean, False),  # TensorBoard logs per trial (logging only)
+    },
+    "constraints": {
+        "max_params": (optional(integer(1)), None),  # reject larger models before training
+    },
+    "objective": {
+        # one metric, or a list for a multi-objective study (a Pareto front)
+        "metric": (one_or_list(choice(*METRICS)), ["val_accuracy"]),
+        "direction": (optional(one_or_list(choice(*DIRECTIONS))), None),
+    },
+    "search": {
+        "sampler": (choice(*SAMPLERS), "grid"),
+        "params": (None, {}),  # validated by _parse_params
+        "n_trials": (optional(integer(1)), None),
+        # stop hopeless trials early (sweep.trial.sampling.make_pruner)
+        "pruner": (choice(*PRUNERS), "none"),
+    },
+}
+TOP = {
+    "name": (text(r"[A-Za-z0-9_.-]+", "a name of letters, digits, '_', '-', '.'"), REQUIRED),
+    "description": (text(), ""),
+    "seed": (integer(0), 0),
+}
+# Search keys may point at any leaf of these sections but the hypermodel reference (one study
+# is one model family), or at the top-level seed.
+SEARCHABLE = (
+    {f"{s}.{k}" for s in ("model", "training") for k in SCHEMA[s]}
+    | {"dataset.validation_split", "dataset.max_train", "seed"}
+) - {"model.hypermodel"}

@@ -1,0 +1,137 @@
+"""The search space as plain data: parameters, grid points, and values set into a config.
+
+No Optuna here: ``sweep.trial.sampling`` asks Optuna for values of these params. What Optuna
+stores is each value's *stored form* (``ChoiceParam.encode``): Optuna keeps only
+None/bool/int/float/str choices, so a list value (``model.filters: [[16, 16], [32, 32]]``) is
+stored as its JSON text, e.g. ``"[16, 16]"``, and decoded by looking it up among the axis's
+own values, so an axis mixing types (``model.pool_after: [null, [1, 2]]``) round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ChoiceParam:
+    """A list of values: the grid's axis, or a categorical choice for random/tpe."""
+
+    name: str  # dotted path into the study, e.g. "model.kernel"
+    values: tuple
+    conditions: tuple = ()  # ((parent name, allowed values), ...): see ``active``
+
+    def describe(self) -> list | dict:
+        if self.conditions:
+            return {"values": list(self.values), "when": _describe_when(self.conditions)}
+        return list(self.values)
+
+    @staticmethod
+    def encode(value: Any) -> Any:
+        """A value in the form Optuna stores: lists as their JSON text, scalars as they are."""
+        return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+    def decode(self, stored: Any) -> Any:
+        """The axis value whose stored form is ``stored`` (the same type, not only equal:
+        ``True`` is not ``1``)."""
+        for value in self.values:
+            encoded = self.encode(value)
+            if type(encoded) is type(stored) and encoded == stored:
+                return value
+        raise ValueError(f"{self.name}: {stored!r} is not one of {list(self.values)!r}")
+
+
+@dataclass(frozen=True)
+class RangeParam:
+    """A numeric range for random/tpe sampling."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+    conditions: tuple = ()  # ((parent name, allowed values), ...): see ``active``
+
+    def describe(self) -> dict:
+        out = {"low": self.low, "high": self.high, "log": self.log}
+        out |= {"step": self.step} if self.step is not None else {}
+        return out | ({"when": _describe_when(self.conditions)} if self.conditions else {})
+
+    @staticmethod
+    def encode(value: Any) -> Any:
+        return value
+
+    def decode(self, stored: Any) -> Any:
+        return stored
+
+
+Param = ChoiceParam | RangeParam
+
+
+def _describe_when(conditions: tuple) -> dict:
+    return {parent: list(allowed) for parent, allowed in conditions}
+
+
+def active(param: Param, values: dict) -> bool:
+    """Whether a conditional param takes part, given the values chosen before it: every
+    parent (an earlier param) has a value among the allowed ones (KerasTuner's
+    ``parent_name``/``parent_values``). A param without conditions always does."""
+    return all(values.get(parent) in allowed for parent, allowed in param.conditions)
+
+
+def described(stored: dict) -> tuple[ChoiceParam, ...]:
+    """The choice params of a stored study's ``search.params`` (``describe()`` output), to
+    count its grid points; ranges are left out."""
+    out = []
+    for name, d in stored.items():
+        if isinstance(d, list) or "values" in d:
+            values, when = (d, {}) if isinstance(d, list) else (d["values"], d["when"])
+            out.append(ChoiceParam(name, tuple(values),
+                                   tuple((k, tuple(v)) for k, v in when.items())))
+    return tuple(out)
+
+
+def grid_points(params: tuple[Param, ...]) -> list[dict]:
+    """Every combination of the choice params, in a stable order (the first param varies
+    slowest). A conditional param is left out of the points where it is not active, so the
+    combinations that differ only in it are one point."""
+    points, seen = [], set()
+    for combo in itertools.product(*(p.values for p in params)):
+        point = {}
+        for p, value in zip(params, combo):
+            if active(p, point):
+                point[p.name] = value
+        key = point_key(encode(params, point))
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
+
+
+def encode(params: tuple[Param, ...], point: dict) -> dict:
+    """A point in the form Optuna stores its params (see ``ChoiceParam.encode``)."""
+    return {p.name: p.encode(point[p.name]) for p in params if p.name in point}
+
+
+def point_key(stored: dict) -> str:
+    """A canonical string for a point (in stored form), to tell whether it was already run."""
+    return json.dumps(stored, sort_keys=True)
+
+
+def resolve(config: dict, values: dict) -> dict:
+    """The trial's full config: the study's sections with the searched values set in.
+
+    A searched ``seed`` lands at ``config["seed"]``.
+    """
+    out = copy.deepcopy(config)
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return out

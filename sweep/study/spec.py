@@ -1,0 +1,62 @@
+"""A validated study as plain data: what every later stage reads instead of the study file."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from sweep.study.space import Param
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    sampler: str  # grid | random | tpe
+    params: tuple[Param, ...]
+    n_trials: int | None  # None for grid: the grid's size
+    pruner: str = "none"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study. ``config`` holds the dataset/model/training sections, defaults filled.
+
+    A KerasTuner hypermodel study (``hypermodel`` set) has ``config["model"] ==
+    {"hypermodel": ref}`` and its ``hp.*`` search params are known only once its ``build(hp)``
+    ran: ``sweep.models.complete_spec`` adds them (and sets ``hp_collected``).
+    """
+
+    name: str
+    description: str
+    source: str
+    config: dict
+    search: SearchSpec
+    metrics: tuple[str, ...]  # one per objective
+    directions: tuple[str, ...]
+    seed: int
+    constraints: dict
+    hypermodel: str | None = None  # "path/to/file.py:name", relative to the study file
+    hp_collected: bool = False
+
+    @property
+    def metric(self) -> str:
+        """The first objective: reported per epoch (single-objective studies only)."""
+        return self.metrics[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    def as_dict(self) -> dict:
+        """The resolved study, for provenance and for detecting a changed study on resume."""
+        return {
+            "name": self.name,
+            **copy.deepcopy(self.config),
+            "search": {
+                "sampler": self.search.sampler,
+                "params": {p.name: p.describe() for p in self.search.params},
+                "n_trials": self.search.n_trials,
+            } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {}),
+            "objective": {"metric": list(self.metrics), "direction": list(self.directions)},
+            "seed": self.seed,
+            "constraints": dict(self.constraints),
+        }

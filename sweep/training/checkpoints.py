@@ -1,0 +1,41 @@
+"""Checkpoints: a point's model, optimizer state and epoch rows, so that a worker that dies
+mid-trial loses at most ``CHECKPOINT_EVERY_S`` of training; the next worker resumes there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
+    """Where a point's training state is kept, the same for every worker of the study."""
+    return checkpoint_dir / study_name / f"{hashlib.sha1(point.encode()).hexdigest()[:16]}.keras"
+
+
+def save_checkpoint(path: Path, model, rows: list[dict]) -> None:
+    """Model, optimizer state and the epoch rows so far; written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.keras")
+    model.save(tmp)
+    rows_tmp = path.with_suffix(".tmp.json")
+    rows_tmp.write_text(json.dumps(rows))
+    os.replace(tmp, path)  # the model first: a rows file always has its model
+    os.replace(rows_tmp, path.with_suffix(".json"))
+
+
+def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
+    """The compiled model and epoch rows saved by ``save_checkpoint``, or None."""
+    import keras
+
+    rows_file = path.with_suffix(".json")
+    if not path.is_file() or not rows_file.is_file():
+        return None
+    return keras.models.load_model(path), json.loads(rows_file.read_text())
+
+
+def remove_checkpoint(path: Path) -> None:
+    for file in (path, path.with_suffix(".json")):
+        file.unlink(missing_ok=True)

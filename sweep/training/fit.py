@@ -1,0 +1,192 @@
+"""Training one model: per-epoch metrics and seconds, test evaluation and diagnostics at
+snapshot epochs, learning-rate schedules, early stop at a loss threshold.
+
+Knows Keras and numpy only; never sees Optuna or a study file. Progress and storage hook in
+through the plain ``on_epoch`` callable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from sweep.data import Dataset
+from sweep.defaults import CHECKPOINT_EVERY_S
+from sweep.training.checkpoints import save_checkpoint
+from sweep.training.device import ACCELERATOR_STEPS_PER_EXECUTION, device_description
+from sweep.training.probe import EVAL_BATCH_SIZE, SnapshotProbe
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced.
+
+    ``epochs`` has one dict per finished epoch: ``epoch`` (1-based), ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``, ``seconds`` (wall
+    time of the epoch), and ``test_loss``/``test_accuracy``/``roc_auc`` at snapshot epochs.
+    ``snapshots`` maps a snapshot epoch to its row; ``details`` maps it to the larger
+    diagnostics (see ``snapshot_details``). ``nan_epoch`` is the epoch whose loss became NaN;
+    ``stopped_epoch`` the epoch whose training loss reached ``stop_at_loss``.
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    snapshots: dict[int, dict] = field(default_factory=dict)
+    details: dict[int, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+    nan_epoch: int | None = None
+    stopped_epoch: int | None = None
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint, every_s,
+                 stop_at_loss, stop_requested):
+        super().__init__()
+        self.stop_requested = stop_requested
+        self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
+        self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
+        self.saved = time.monotonic()
+        self.probe = None  # built at the first snapshot
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras calls this hook after every step anyway; the check is one Python call
+        if self.stop_requested is not None and self.stop_requested():
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(logs["loss"]),
+            "train_accuracy": float(logs["accuracy"]),
+            "val_loss": float(logs["val_loss"]),
+            "val_accuracy": float(logs["val_accuracy"]),
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "seconds": seconds,
+        }
+        if not math.isfinite(row["train_loss"]):
+            self.result.nan_epoch = epoch + 1
+            self.model.stop_training = True
+        else:
+            if self.stop_at_loss is not None and row["train_loss"] <= self.stop_at_loss:
+                self.result.stopped_epoch = epoch + 1
+                self.model.stop_training = True
+            if epoch + 1 in self.snapshots or self.result.stopped_epoch:
+                self.probe = self.probe or SnapshotProbe(self.model)
+                details = self.probe.details(self.data)
+                row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
+                self.result.snapshots[epoch + 1] = row
+                self.result.details[epoch + 1] = details
+        self.result.epochs.append(row)
+        due = time.monotonic() - self.saved >= self.every_s
+        if self.checkpoint is not None and due and self.result.nan_epoch is None:
+            save_checkpoint(self.checkpoint, self.model, self.result.epochs)
+            self.saved = time.monotonic()
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+
+def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: int,
+                     epochs: int) -> float:
+    """The learning rate (per step) for ``epoch`` (0-based) of ``epochs``.
+
+    constant: ``learning_rate``; inverse_time: ``learning_rate / (1 + decay * epoch)`` (the
+    seeds' LearningRateScheduler); cosine: from ``learning_rate`` down along half a cosine,
+    reaching 0 after the last epoch.
+    """
+    if schedule == "inverse_time":
+        return learning_rate / (1 + decay * epoch)
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    return learning_rate
+
+
+def train(
+    model: keras.Model,
+    data: Dataset,
+    *,
+    optimizer: str,
+    learning_rate: float,
+    batch_size: int,
+    epochs: int,
+    momentum: float = 0.0,
+    schedule: str = "constant",
+    decay: float = 0.0,
+    stop_at_loss: float | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    snapshots: list[int] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    done: list[dict] = (),
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    tensorboard_dir: Path | None = None,
+) -> TrainResult:
+    """Compile and fit ``model`` on ``data``; test metrics and diagnostics at snapshot epochs.
+
+    Args:
+        optimizer: a key of ``OPTIMIZERS``.
+        learning_rate: per optimizer step, at the first epoch.
+        momentum: for sgd and rmsprop.
+        schedule, decay: see ``learning_rate_at``; set at the start of each epoch.
+        stop_at_loss: stop after the first epoch whose training loss is at most this (that
+            epoch is then a snapshot too).
+        stop_requested: asked after every batch; True raises KeyboardInterrupt there.
+        snapshots: epochs (1-based) after which the test set is evaluated; default ``[epochs]``.
+        on_epoch: called with each new epoch's row as soon as it is known.
+        done: rows of epochs already trained (resuming from a checkpoint: ``model`` is then
+            the checkpoint's compiled model, and training continues after ``done[-1]``).
+        checkpoint: where to save model, optimizer and rows, or None.
+        checkpoint_every_s: save at the end of an epoch when this many seconds passed since
+            the last save (a save costs ~40 ms for the conv_width model).
+        tensorboard_dir: where Keras' TensorBoard callback writes this run's logs, or None.
+    """
+    snapshots = snapshots or [epochs]
+    result = TrainResult(epochs=list(done))
+    result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
+    # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own
+    # (its study then cannot set a schedule: sweep.models.hypermodel.COMPILED_REFUSES).
+    if not done and not getattr(model, "compiled", False):
+        on_cpu = device_description() == "cpu"
+        extra = {"momentum": momentum} if optimizer != "adam" else {}
+        model.compile(
+            optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **extra),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
+        )
+    callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
+                           stop_at_loss, stop_requested)]
+    if schedule != "constant":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: learning_rate_at(schedule, learning_rate, decay, epoch, epochs)
+        ))
+    if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
+        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+    started = time.perf_counter()
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=batch_size,
+        initial_epoch=len(result.epochs),
+        epochs=epochs,
+        validation_data=(data.x_val, data.y_val),
+        validation_batch_size=EVAL_BATCH_SIZE,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,187 @@
+"""The one module that knows both Optuna and Keras: one trial, from its values to its result.
+
+``run_trial`` takes an Optuna trial and the point of the space to train; it builds the model
+from the plain config, trains it, and writes what it learns onto the trial (per-epoch values,
+snapshot results, provenance). It works with any trial, including ``optuna.trial.FixedTrial``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import optuna
+
+from sweep.data import Dataset
+from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
+from sweep.errors import TrialFailed
+from sweep.models import build_model, plan
+from sweep.models.hypermodel import build_model as build_hypermodel
+from sweep.study import StudySpec, resolve
+from sweep.training import diagnostics, pictures
+from sweep.training.checkpoints import load_checkpoint
+from sweep.training.device import out_of_memory
+from sweep.training.fit import train
+from sweep.trial.provenance import provenance
+
+
+def run_trial(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    values: dict,
+    dataset_for: Callable[[dict, int], Dataset],
+    on_epoch: Callable[[dict], None],
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    artifact_store=None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> float | tuple[float, ...]:
+    """Train the configuration at ``values`` and return the objective's value (a tuple, one
+    per metric, for a multi-objective study).
+
+    Args:
+        values: ``{dotted.name: value}`` for each search param (grid point or sampled).
+        dataset_for: ``(dataset_cfg, seed) -> Dataset``, cached by the caller so a process
+            loads each dataset once.
+        on_epoch: called with each epoch's row (storage, progress).
+        checkpoint: this point's checkpoint file. When it exists (a worker died while
+            training this point) training resumes after its last epoch, whose rows are
+            replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
+        artifact_store: an Optuna artifact store for the snapshot pictures, or None.
+        stop_requested: asked after every training batch; True stops training with
+            KeyboardInterrupt (Ctrl-C, see interrupt.py).
+
+    Raises:
+        TrialFailed: the configuration cannot be built or breaks a study constraint (both
+            found before any training), or the loss became NaN; the message is the reason
+            stored on the trial.
+        optuna.TrialPruned: the study's pruner stopped it after an epoch.
+    """
+    config = resolve(spec.config, values)
+    seed = config.pop("seed", spec.seed)
+    trial.set_user_attr("config", config)
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("provenance", provenance(spec))
+    data = dataset_for(config["dataset"], seed)
+    # sweep's own models are analysed (and rejected if they cannot be built) before anything
+    # is built; a KerasTuner hypermodel is only known once built
+    hyper = "hypermodel" in config["model"]
+    architecture = None if hyper else _analyse(trial, config["model"], data)
+
+    def report(row: dict) -> None:
+        on_epoch(row)
+        # Optuna keeps per-epoch values (and prunes) for single-objective studies only
+        value = row.get(spec.metric)
+        if not spec.multi_objective and value is not None and np.isfinite(value):
+            trial.report(value, step=row["epoch"])
+            if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
+                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+    keras.utils.set_random_seed(seed)
+    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if resumed is not None:
+        model, done = resumed
+        trial.set_user_attr("resumed_from_epoch", done[-1]["epoch"])
+        for row in done:
+            report(row)
+    else:
+        model, done = _new_model(config, data, spec.source), []
+    param_count = int(model.count_params())
+    if architecture is not None:
+        assert param_count == architecture.params, "architecture.plan miscounted"
+    trial.set_user_attr("param_count", param_count)
+    limit = spec.constraints.get("max_params")
+    if limit is not None and param_count > limit:
+        raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
+
+    training = config["training"]
+    try:
+        result = train(
+            model,
+            data,
+            optimizer=training["optimizer"],
+            learning_rate=training["learning_rate"],
+            batch_size=training["batch_size"],
+            epochs=training["epochs"],
+            momentum=training["momentum"],
+            schedule=training["schedule"],
+            decay=training["decay"],
+            stop_at_loss=training["stop_at_loss"],
+            stop_requested=stop_requested,
+            snapshots=training["snapshots"],
+            on_epoch=report,
+            done=done,
+            checkpoint=checkpoint,
+            checkpoint_every_s=checkpoint_every_s,
+            tensorboard_dir=TENSORBOARD_DIR / spec.name / f"trial-{trial.number}"
+            if training.get("tensorboard") else None,
+        )
+    except Exception as err:
+        if not out_of_memory(err):
+            raise
+        raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
+    trial.set_user_attr("train_seconds", result.seconds)
+    if result.nan_epoch is not None:
+        raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
+    trial.set_user_attr("snapshots", list(result.snapshots.values()))
+    trial.set_user_attr("overfitting", diagnostics.overfitting(result.epochs))
+    if result.stopped_epoch is not None:
+        trial.set_user_attr("stopped_epoch", result.stopped_epoch)
+    _record_details(trial, result.details, artifact_store)
+    values = [_objective_value(m, result, param_count) for m in spec.metrics]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _objective_value(metric: str, result, param_count: int) -> float:
+    """One objective's value: test metrics are known at snapshots only (the last one counts);
+    the others from the last epoch."""
+    if metric == "param_count":
+        return float(param_count)
+    if metric.startswith("test") or metric == "roc_auc":
+        return result.snapshots[max(result.snapshots)][metric]
+    return result.epochs[-1][metric]
+
+
+def _analyse(trial, model_cfg: dict, data: Dataset):
+    """Lay out the model before building it; store its receptive field and layer table.
+
+    Raises:
+        ConfigError: it cannot be built.
+    """
+    architecture = plan(model_cfg, data.input_shape, data.num_classes)
+    trial.set_user_attr("receptive_field", architecture.receptive_field)
+    trial.set_user_attr("layers", architecture.rows())
+    return architecture
+
+
+def _record_details(trial, details: dict[int, dict], artifact_store) -> None:
+    """Snapshot diagnostics as a user attribute; their pictures as trial artifacts."""
+    trial.set_user_attr("diagnostics", {
+        str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
+        for epoch, d in details.items()
+    })
+    if artifact_store is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for epoch, d in details.items():
+            pngs = {f"pca-epoch{epoch}.png": pictures.pca_png(**d["pca"])}
+            if d["first_kernels"] is not None:
+                pngs[f"filters-epoch{epoch}.png"] = pictures.filters_png(d["first_kernels"])
+            for name, png in pngs.items():
+                path = Path(tmp) / name
+                path.write_bytes(png)
+                optuna.artifacts.upload_artifact(
+                    artifact_store=artifact_store, file_path=str(path), study_or_trial=trial,
+                    mimetype="image/png",
+                )
+
+
+def _new_model(config: dict, data: Dataset, study_source: str):
+    """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
+    if "hypermodel" in config["model"]:
+        return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
+                                data.input_shape, data.num_classes)
+    return build_model(config["model"], data.input_shape, data.num_classes)

@@ -1,0 +1,69 @@
+"""The dashboard's side of storage: figures saved into a study, the artifact option, errors.
+(The dashboard itself, in a browser: test_browser.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweep.cli import _parser, _worker_options
+from sweep.report.dashboard import save_figures
+from sweep.report import load_study_result, report_figures
+from sweep.study import load_study
+
+
+def _system_attrs(url: str) -> dict:
+    store = optuna.storages.RDBStorage(url)
+    return store.get_study_system_attrs(store.get_study_id_from_name("tiny"))
+
+
+def _plot_keys(url: str) -> list[str]:
+    return sorted(k for k in _system_attrs(url) if k.startswith("dashboard:plot_data:"))
+
+
+@pytest.mark.slow
+def test_report_figures_are_saved_into_the_study_once(swept):
+    _, _, url = swept  # `sweep run` saved them when it wrote the report
+    keys = _plot_keys(url)
+    ids = {k.split(":")[2] for k in keys}
+    expected = ["sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
+                "sweep-learning-curves", "sweep-diagnostics-by-model.pooling",
+                "sweep-diagnostics-by-epoch", "sweep-per-class-test-accuracy-by-model.pooling",
+                "sweep-confusion-matrix-of-the-best-trial"]
+    assert ids == set(expected)
+    figures = report_figures(load_study_result("tiny", url))
+    assert save_figures(url, "tiny", figures) == expected
+    assert _plot_keys(url) == keys  # saved again: replaced, not added
+    attrs = _system_attrs(url)
+    stored = "".join(attrs[f"dashboard:plot_data:sweep-learning-curves:{i}"]
+                     for i in range(sum("sweep-learning-curves" in k for k in keys)))
+    assert stored == figures[2].to_json()
+
+
+def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_npz):
+    from conftest import tiny_study, write_study
+
+    parser = _parser()
+    for argv in (["run", "x"], ["worker", "x"], ["dashboard"]):
+        assert parser.parse_args(argv).artifact_dir == Path("artifacts")
+        assert parser.parse_args([*argv, "--artifact-dir", "a/b"]).artifact_dir == Path("a/b")
+    assert parser.parse_args(["dashboard"]).host == "127.0.0.1"
+    args = parser.parse_args(["run", "x", "--artifact-dir", "shared/art"])
+    child = _worker_options(args)
+    assert child[child.index("--artifact-dir") + 1] == "shared/art"
+
+
+def test_dashboard_on_a_missing_database_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "dashboard", "--storage",
+         f"sqlite:///{tmp_path / 'none.db'}", "--port", "0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"sweep: error: --storage sqlite:///{tmp_path / 'none.db'}: no such database file"]
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "artifacts").exists()

@@ -1,0 +1,159 @@
+"""Local worker processes: exact grid coverage under contention, a worker killed mid-trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from collections import Counter
+
+import optuna
+import pytest
+
+from conftest import tiny_study, write_study
+from sweep.run import claims
+from sweep.run.local import worker_env
+from sweep.training.checkpoints import checkpoint_file
+from sweep.report import study_status
+from sweep.store import epochs_frame, open_storage
+
+pytestmark = pytest.mark.slow
+
+
+def _sweep(*args, cwd, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def _running(store) -> list:
+    """The running claims of study tiny, none before a worker created it."""
+    try:
+        return claims.running(store.engine, store.get_study_id_from_name("tiny"))
+    except KeyError:
+        return []
+
+
+def test_worker_env_pins_gpus_or_splits_cores():
+    assert worker_env(5, 8, ["0", "1"], 4, 16)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker_env(5, 8, ["0", "1"], 4, 16)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.225"
+    cpu = worker_env(0, 4, [], 1, 16)
+    assert cpu["CUDA_VISIBLE_DEVICES"] == "" and cpu["TF_NUM_INTRAOP_THREADS"] == "4"
+
+
+def test_eight_workers_cover_a_sixteen_point_grid_exactly_once(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz, search={"params": {
+        "model.pooling": ["max", "avg"], "model.kernel": [2, 3],
+        "training.batch_size": [8, 16], "model.dense": [[4], [8]],
+    }})
+    raw["training"] = {"epochs": 1, "batch_size": 16}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "8", cwd=tmp_path)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "locked" not in output and "Traceback" not in output
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    points = Counter(json.dumps(t.params, sort_keys=True) for t in trials)
+    assert len(trials) == 16 and len(points) == 16
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert "[tiny] report: reports/tiny.html" in output
+
+
+def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
+    tmp_path, tiny_npz, db_url
+):
+    raw = tiny_study(tiny_npz)  # 2 points
+    raw["training"] = {**raw["training"], "epochs": 40, "snapshots": [10, 40]}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "2",
+                  "--checkpoint-every", "0", cwd=tmp_path)
+    store = open_storage(db_url)
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for row in _running(store):
+            saved = checkpoint_file(tmp_path / "checkpoints", "tiny", row.point)
+            rows = saved.with_suffix(".json")
+            if row.trial_number is not None and rows.is_file() and len(json.loads(
+                    rows.read_text())) >= 3:
+                victim = row
+                break
+    assert victim is not None, "no checkpoint appeared"
+    assert f"worker {victim.worker}: trial" in study_status("tiny", db_url)
+    os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "exited with -9; its point runs again from its checkpoint" in output
+
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
+    (dead,) = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert dead.user_attrs["died"] == "worker process exited with -9"
+    (resumed,) = [t for t in complete if t.params == dead.params]
+    assert resumed.user_attrs["resumed_from_epoch"] >= 3
+    epochs = epochs_frame(store, store.get_study_id_from_name("tiny"))
+    assert epochs[epochs.trial_number == resumed.number].epoch.tolist() == list(range(1, 41))
+    assert not list((tmp_path / "checkpoints" / "tiny").glob("*.keras"))  # cleaned up
+
+
+def test_ctrl_c_stops_every_worker_and_gives_the_points_back(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 400, "snapshots": [400]}
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "2", cwd=tmp_path)
+    store = open_storage(db_url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = _running(store)
+        if len(rows) == 2 and all(r.trial_number is not None for r in rows):
+            break
+    proc.send_signal(signal.SIGINT)  # to the parent only: it passes the stop on
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert len(trials) == 2
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted")
+               for t in trials)
+    assert _running(store) == []
+
+
+def _worker_command_lines() -> list[str]:
+    """The command lines of the `sweep worker` processes running now, as `ps` shows them."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if b"sweep.cli" in words and b"worker" in words:
+            lines.append(b" ".join(words).decode())
+    return lines
+
+
+def test_local_workers_get_the_storage_password_outside_their_command_line(
+        tmp_path, tiny_npz, postgres):
+    # before: every child had `--storage postgresql://user:PASSWORD@...` in its argv
+    from conftest import PG_PASSWORD
+
+    url = postgres.replace("sweep@", f"sweep:{PG_PASSWORD}@")
+    path = write_study(tmp_path, tiny_study(tiny_npz, name="password_check"))
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    proc = _sweep("run", str(path), "--storage", url, "--workers", "2", cwd=tmp_path, env=env)
+    seen = set()
+    while proc.poll() is None:
+        seen.update(_worker_command_lines())
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out
+    assert seen, "no worker process was seen"
+    assert not [line for line in seen if PG_PASSWORD in line]
+    assert PG_PASSWORD not in out
+    trials = optuna.load_study(study_name="password_check", storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]

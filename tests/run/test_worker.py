@@ -1,0 +1,285 @@
+"""End to end through the CLI: a real SQLite file, real training on tiny data, resuming,
+rejected and NaN trials, and what a stock Optuna reads back."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import tiny_arrays, tiny_study, write_study
+from sweep.cli import main
+from sweep.run import claims
+from sweep.store import open_storage
+
+pytestmark = pytest.mark.slow
+
+
+def test_stock_optuna_reads_params_values_and_epochs(swept):
+    tmp, _, url = swept
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert sorted(t.params["model.pooling"] for t in trials) == ["avg", "max"]
+    for t in trials:
+        assert 0.0 <= t.value <= 1.0
+        assert sorted(t.intermediate_values) == [1, 2]  # val_accuracy per epoch
+        assert t.intermediate_values[2] == pytest.approx(t.value)
+        assert [s["epoch"] for s in t.user_attrs["snapshots"]] == [1, 2]
+        assert 0.0 <= t.user_attrs["snapshots"][-1]["test_accuracy"] <= 1.0
+        assert t.user_attrs["param_count"] > 0
+        prov = t.user_attrs["provenance"]
+        assert prov["versions"]["backend"] == "tensorflow" and prov["device"] == "cpu"
+        assert prov["study"]["training"]["epochs"] == 2
+        assert t.user_attrs["config"]["model"]["pooling"] == t.params["model.pooling"]
+
+
+def test_trials_carry_architecture_diagnostics_and_pictures(swept):
+    tmp, _, url = swept
+    study = optuna.load_study(study_name="tiny", storage=url)
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp / "artifacts"))
+    for t in study.get_trials():
+        # 12x12 input: conv 3x3 (RF 3), pool (4), conv 3x3 at jump 2 (8)
+        assert t.user_attrs["receptive_field"] == 8
+        assert t.user_attrs["layers"][0] == {"layer": "conv1", "output": "10x10x4",
+                                             "receptive_field": 3, "params": 40}
+        assert t.user_attrs["param_count"] == 947
+        for epoch in ("1", "2"):
+            d = t.user_attrs["diagnostics"][epoch]
+            assert np.array(d["confusion"]).shape == (3, 3)
+            assert np.array(d["confusion"]).sum() == 24  # every test image once
+            assert d["dead_units"]["dense1"]["units"] == 8
+        assert 0.0 <= t.user_attrs["snapshots"][-1]["roc_auc"] <= 1.0
+        assert t.user_attrs["overfitting"]["best_epoch"] in (1, 2)
+        names = sorted(m.filename for m in optuna.artifacts.get_all_artifact_meta(t, storage=study._storage))
+        assert names == ["filters-epoch1.png", "filters-epoch2.png", "pca-epoch1.png",
+                         "pca-epoch2.png"]
+        meta = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)[0]
+        with store.open_reader(meta.artifact_id) as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_max_params_rejects_big_models_before_training(tmp_path, tiny_npz, db_url,
+                                                       monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.dense": [[8], [64]]}},
+                     constraints={"max_params": 2000})
+    path = write_study(tmp_path, raw)
+    assert main(["describe", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "total 947 parameters" in out and "total 5,203 parameters" in out
+    assert "REJECTED: over max_params 2,000: rejected before training" in out
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    trials = {str(t.params["model.dense"]): t for t in optuna.load_study(
+        study_name="tiny", storage=db_url).trials}
+    assert trials["[8]"].state == optuna.trial.TrialState.COMPLETE
+    big = trials["[64]"]
+    assert big.state == optuna.trial.TrialState.FAIL
+    assert big.user_attrs["fail_reason"] == "5,203 parameters, over the study's max_params 2,000"
+    assert big.intermediate_values == {}  # not one epoch was trained
+
+
+def test_every_epoch_is_a_row_of_sql(swept):
+    tmp, _, _ = swept
+    with sqlite3.connect(tmp / "sweeps.db") as conn:
+        rows = conn.execute(
+            "SELECT trial_number, epoch, train_accuracy, val_loss, test_loss, seconds "
+            "FROM sweep_epochs JOIN studies USING (study_id) WHERE study_name = 'tiny' "
+            "ORDER BY trial_number, epoch"
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert all(r[2] is not None and r[3] is not None and r[4] is not None and r[5] > 0
+               for r in rows)
+
+
+def test_run_writes_a_self_contained_report(swept):
+    tmp, _, _ = swept
+    page = (tmp / "reports" / "tiny.html").read_text()
+    assert "Grouped by model.pooling" in page and "Grouped by epoch" in page
+    assert "Learning curves" in page and "<table" in page
+    assert "<script src=" not in page  # plotly.js inlined: readable offline
+
+
+def test_running_again_resumes_without_retraining(swept, capsys):
+    tmp, study, url = swept
+    assert main(["run", str(study), "--storage", url]) == 0
+    assert "0 run now (0 failed), 2 already done" in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
+
+
+def test_status_and_export(swept, capsys, tmp_path):
+    _, study, url = swept
+    assert main(["status", str(study), "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "2 planned; 2 complete" in out and "best val_accuracy" in out
+    for fmt in ("csv", "parquet"):
+        path = tmp_path / f"tiny.{fmt}"
+        assert main(["export", "tiny", "--storage", url, "--format", fmt, "--out", str(path)]) == 0
+        import pandas as pd
+
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        assert len(frame) == 4  # 2 trials x 2 snapshot epochs
+        assert {"trial", "model.pooling", "epoch", "train_accuracy", "test_accuracy",
+                "test_loss"} <= set(frame.columns)
+
+
+@pytest.mark.parametrize("change,message", [
+    ("training.epochs=3", "training.epochs = 2, now 3"),
+    ("search.params.model.pooling=[max, avg, none]",
+     "search.params.model.pooling = ['max', 'avg'], now ['max', 'avg', 'none']"),
+])
+def test_a_changed_study_is_refused_and_nothing_written(swept, capsys, change, message):
+    _, study, url = swept
+    assert main(["run", str(study), "--storage", url, "--set", change]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "new name" in err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
+
+
+def test_unbuildable_point_is_rejected_and_the_sweep_goes_on(tmp_path, tiny_npz, db_url,
+                                                            monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.kernel": [3, 13]}})
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    trials = {t.params["model.kernel"]: t for t in optuna.load_study(
+        study_name="tiny", storage=db_url).trials}
+    assert trials[3].state == optuna.trial.TrialState.COMPLETE
+    assert trials[13].state == optuna.trial.TrialState.FAIL
+    assert "13x13 kernel but meets a 12x12 feature map" in trials[13].user_attrs["fail_reason"]
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    assert "0 run now (0 failed), 2 already done" in capsys.readouterr().out
+
+
+def test_nan_loss_fails_the_trial_with_its_reason(tmp_path, tiny_npz, db_url, monkeypatch,
+                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "optimizer": "sgd"}
+    raw["search"] = {"params": {"training.learning_rate": [0.01, 1.0e12]}}  # 1e12 diverges
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    trials = {t.params["training.learning_rate"]: t
+              for t in optuna.load_study(study_name="tiny", storage=db_url).trials}
+    assert trials[0.01].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1e12].state == optuna.trial.TrialState.FAIL
+    assert trials[1e12].user_attrs["fail_reason"] == "loss became NaN at epoch 1"
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_random_sampler_runs_n_trials_and_resumes_to_more(tmp_path, tiny_npz, db_url,
+                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={
+        "sampler": "random", "n_trials": 2,
+        "params": {"training.learning_rate": {"low": 1.0e-3, "high": 1.0e-1, "log": True}},
+    })
+    raw["training"] = {"epochs": 1, "batch_size": 16}
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    assert main(["run", str(path), "--storage", db_url, "--set", "search.n_trials=3"]) == 0
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert len(trials) == 3
+    rates = [t.params["training.learning_rate"] for t in trials]
+    assert len(set(rates)) == 3 and all(1e-3 <= r <= 1e-1 for r in rates)
+
+
+def test_missing_data_is_one_line_and_no_study(tmp_path, db_url, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, tiny_study(tmp_path / "missing.npz"))
+    assert main(["run", str(path), "--storage", db_url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset.path:" in err[0] and "missing.npz does not exist" in err[0]
+    assert optuna.get_all_study_summaries(db_url) == []
+
+
+def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny_npz, db_url):
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 400, "snapshots": [400]}
+    path = write_study(tmp_path, raw)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(path), "--storage", db_url],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    )
+    for line in proc.stderr:  # wait until training is under way
+        if "epoch 2/400" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted; run the same command again to continue" in rest
+    assert "Traceback" not in rest
+    (trial,) = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"]
+    # The point was given back, so the next run trains it again (from its checkpoint).
+    store = open_storage(db_url)
+    assert claims.running(store.engine, store.get_study_id_from_name("tiny")) == []
+
+
+def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
+    tmp_path, tiny_npz, db_url, monkeypatch, capsys
+):
+    # No GPU here: the backend's out-of-memory error is raised in place of training.
+    import tensorflow as tf
+
+    import sweep.trial.objective
+
+    real_train = sweep.trial.objective.train
+
+    def train_or_oom(model, data, **kwargs):
+        if kwargs["batch_size"] == 16:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real_train(model, data, **kwargs)
+
+    monkeypatch.setattr(sweep.trial.objective, "train", train_or_oom)
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"training.batch_size": [16, 8]}})
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    trials = {t.params["training.batch_size"]: t
+              for t in optuna.load_study(study_name="tiny", storage=db_url).trials}
+    assert trials[16].user_attrs["fail_reason"].startswith("out of GPU memory: OOM when")
+    assert trials[8].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_multi_objective_study_finds_the_pareto_front(tmp_path, tiny_npz, db_url, monkeypatch,
+                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.dense": [[8], [64], [96]]}},
+                     objective={"metric": ["val_accuracy", "param_count"]})
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "on the Pareto front of val_accuracy vs param_count" in out
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = study.get_trials()
+    assert all(len(t.values) == 2 and t.values[1] == t.user_attrs["param_count"] for t in trials)
+    front = {t.number for t in study.best_trials}
+    smallest = min(trials, key=lambda t: t.values[1])
+    assert smallest.number in front  # nothing has fewer parameters, so nothing dominates it
+
+    from sweep.report import load_study_result, report_figures
+
+    result = load_study_result("tiny", db_url)
+    assert set(result.pareto.loc[result.pareto["on_front"], "trial"]) == front
+    assert result.trials["on_front"].iloc[: len(front)].all()  # the front is listed first
+    titles = [f.layout.title.text for f in report_figures(result)]
+    assert "Pareto front: val_accuracy vs param_count" in titles
+    assert main(["status", str(path), "--storage", db_url]) == 0
+    assert f"Pareto front of val_accuracy vs param_count: trials {sorted(front)}" in (
+        capsys.readouterr().out)
+
+
+def test_an_axis_mixing_null_and_lists_trains_each_value(tmp_path, tiny_npz, db_url,
+                                                          monkeypatch):
+    # before: `pool_after: [null, [1]]` decoded [1] as the string "[1]": TypeError in every run
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, search={"params": {"model.pool_after": [None, [1]]}})
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert [t.user_attrs["config"]["model"]["pool_after"] for t in trials] == [None, [1]]

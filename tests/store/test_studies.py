@@ -1,0 +1,62 @@
+"""A study's identity in our tables: delete and re-create under the same name, old databases."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from conftest import tiny_study, write_study
+from sweep.cli import main
+from sweep.store import epochs_frame, open_storage
+
+
+@pytest.mark.slow
+def test_a_study_deleted_and_created_again_trains_again_with_only_its_own_epochs(
+        tmp_path, tiny_npz, db_url, monkeypatch, capsys):
+    # before: claims and epochs were keyed by name, so every point counted as done and the
+    # dead study's epoch rows leaked into the new one
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, tiny_study(tiny_npz))  # 2 points x 2 epochs
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    optuna.delete_study(study_name="tiny", storage=db_url)  # what `optuna delete-study` does
+    capsys.readouterr()
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    assert "2 points: 2 run now (0 failed), 0 already done" in capsys.readouterr().out
+    store = open_storage(db_url)
+    epochs = epochs_frame(store, store.get_study_id_from_name("tiny"))
+    assert sorted(zip(epochs.trial_number, epochs.epoch)) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    with store.engine.connect() as conn:  # nothing of the deleted study is left anywhere
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM sweep_epochs").scalar() == 4
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM sweep_claims").scalar() == 2
+
+
+def test_a_database_keyed_by_study_name_is_migrated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    storage = optuna.storages.RDBStorage(url)  # Optuna's tables, as sweep 0.1 left them
+    study = optuna.create_study(study_name="old", storage=storage)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("old"), study.ask().number)
+    with storage.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE sweep_epochs (study_name VARCHAR(512), trial_number INTEGER, "
+            "epoch INTEGER, train_loss FLOAT, val_accuracy FLOAT, seconds FLOAT, "
+            "PRIMARY KEY (study_name, trial_number, epoch))")
+        conn.exec_driver_sql("INSERT INTO sweep_epochs VALUES ('old', 0, 1, 2.0, 0.5, 1.5), "
+                             "('gone', 0, 1, 2.0, 0.5, 1.5)")
+        conn.exec_driver_sql(
+            "CREATE TABLE sweep_claims (study_name VARCHAR(512), point VARCHAR(1024), "
+            "worker VARCHAR(256), state VARCHAR(16), trial_id INTEGER, heartbeat FLOAT, "
+            "PRIMARY KEY (study_name, point))")
+        conn.exec_driver_sql(f"INSERT INTO sweep_claims VALUES ('old', 'p', 'h:1', 'done', "
+                             f"{trial_id}, 1.0)")
+    store = open_storage(url)
+    study_id = store.get_study_id_from_name("old")
+    epochs = epochs_frame(store, study_id)
+    assert epochs[["trial_number", "epoch", "train_loss", "val_accuracy"]].values.tolist() == [
+        [0, 1, 2.0, 0.5]]
+    assert epochs["roc_auc"].isna().all()  # a newer column, added empty
+    with store.engine.connect() as conn:
+        claim = conn.execute(sa.text("SELECT * FROM sweep_claims")).mappings().one()
+    assert dict(claim) == {"study_id": study_id, "point": "p", "worker": "h:1",
+                           "state": "done", "trial_number": 0, "heartbeat": 1.0}

@@ -1,0 +1,174 @@
+"""Study files: defaults, overrides, and one clear line for every kind of bad input."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import tiny_study, write_study
+from sweep.cli import main
+from sweep.errors import SpecError
+from sweep.defaults import STUDIES_DIR
+from sweep.models import complete_spec
+from sweep.study import ChoiceParam, RangeParam, load_study
+
+SHIPPED = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_studies_validate(name):
+    spec = complete_spec(load_study(name))  # a hypermodel's hp.* params come from build(hp)
+    assert spec.name == name
+    assert spec.description
+    assert spec.search.params, "every shipped study sweeps something"
+
+
+def test_a_swept_hypermodel_reference_is_a_study_error(tmp_path, tiny_npz):
+    # before: `A | B - {"model.hypermodel"}` left it searchable (`-` binds first), and the
+    # objective crashed with KeyError on every run
+    raw = tiny_study(tiny_npz, search={"params": {"model.hypermodel": ["a.py:f", "b.py:g"]}})
+    path = write_study(tmp_path, raw)
+    with pytest.raises(SpecError, match=r"search.params.model.hypermodel: does not point at a "
+                                        r"searchable field"):
+        load_study(str(path))
+
+
+def test_validating_a_study_imports_neither_keras_nor_optuna(tmp_path, tiny_npz):
+    import subprocess
+    import sys
+
+    path = write_study(tmp_path, tiny_study(tiny_npz))
+    code = ("import sys; from sweep.study import load_study; load_study(sys.argv[1]); "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_shipped_studies_include_the_issue_list():
+    assert {"quickstart", "conv_width", "pooling", "filters", "dropout", "learning_rate",
+            "epochs"} <= set(SHIPPED)
+
+
+def test_defaults_and_direction(tmp_path, tiny_npz):
+    raw = tiny_study(tiny_npz, objective={"metric": "test_loss"})
+    del raw["model"]
+    spec = load_study(str(write_study(tmp_path, raw)))
+    assert spec.config["model"]["filters"] == [32, 64, 64]
+    assert spec.config["model"]["pooling"] == "max"
+    assert spec.directions == ("minimize",)
+    assert spec.search.params == (ChoiceParam("model.pooling", ("max", "avg")),)
+
+
+def test_overrides_are_applied_and_validated(tmp_path, tiny_npz):
+    path = write_study(tmp_path, tiny_study(tiny_npz))
+    spec = load_study(str(path), ["training.epochs=3", "search.params.model.kernel=[3, 5]"])
+    assert spec.config["training"]["epochs"] == 3
+    assert ChoiceParam("model.kernel", (3, 5)) in spec.search.params
+    with pytest.raises(SpecError, match=r"training\.epochs: expected an integer >= 1, got 0"):
+        load_study(str(path), ["training.epochs=0"])
+
+
+def test_ranges_for_random_sampler(tmp_path, tiny_npz):
+    raw = tiny_study(tiny_npz, search={
+        "sampler": "random", "n_trials": 3,
+        "params": {"training.learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True},
+                   "training.batch_size": {"low": 8, "high": 32, "step": 8}},
+    })
+    spec = load_study(str(write_study(tmp_path, raw)))
+    lr, batch = spec.search.params
+    assert lr == RangeParam("training.learning_rate", 1e-4, 1e-2, log=True)
+    assert batch.integer and batch.step == 8
+
+
+BAD = [
+    # (what to change in the tiny study, expected message fragment)
+    ({"model": {"dropout": 1.5}}, r"model\.dropout: expected a number in \[0, 1\), got 1\.5"),
+    ({"training": {"epochs": 0}}, r"training\.epochs: expected an integer >= 1, got 0"),
+    ({"training": {"epochs": 5, "snapshots": [2, 9]}},
+     r"training\.snapshots: snapshot at epoch 9 is past the last epoch \(5\)"),
+    ({"training": {"epochs": "ten"}}, r"training\.epochs: expected an integer >= 1, got 'ten'"),
+    ({"model": {"kernal": 3}}, r"model\.kernal: unknown key; did you mean 'kernel'\?"),
+    ({"trainig": {}}, r"trainig: unknown key; did you mean 'training'\?"),
+    ({"search": {"params": {"model.kernel": []}}},
+     r"search\.params\.model\.kernel: empty list"),
+    ({"search": {"params": {"model.kernal": [3]}}},
+     r"search\.params\.model\.kernal: does not point at a searchable field.*'model\.kernel'"),
+    ({"search": {"params": {"model.dropout": [0.1, 1.5]}}},
+     r"search\.params\.model\.dropout: every value must be a number in \[0, 1\)"),
+    ({"search": {"sampler": "bayes"}}, r"search\.sampler: expected one of grid, random, tpe"),
+    ({"search": {"sampler": "random", "params": {"model.kernel": [3]}}},
+     r"search\.n_trials: expected an integer >= 1 for the random sampler"),
+    ({"search": {"params": {"training.learning_rate": {"low": 0.1, "high": 1}}}},
+     r"a range needs the random or tpe sampler"),
+    ({"dataset": {"name": "imagenet"}}, r"dataset\.name: expected one of digits, cifar10"),
+    ({"objective": {"metric": "f1"}}, r"objective\.metric: expected one of val_accuracy"),
+    ({"model": {"filters": [32, 0]}}, r"model\.filters: expected a list of integers >= 1"),
+    ({"training": {"momentum": 0.9}},
+     r"training\.momentum: applies to the sgd and rmsprop optimizers, not adam"),
+    ({"training": {"decay": 0.3}}, r"training\.decay: applies to schedule: inverse_time only"),
+    ({"training": {"schedule": "step"}},
+     r"training\.schedule: expected one of constant, inverse_time, cosine"),
+    ({"constraints": {"max_params": "100k"}},
+     r"constraints\.max_params: expected an integer >= 1, got '100k'"),
+    ({"model": {"block": "inception"}}, r"model\.block: expected one of conv, separable"),
+    ({"name": "has spaces"}, r"name: expected a name of letters"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD, ids=[m.split(":")[0][:40] for _, m in BAD])
+def test_bad_study_is_one_line_naming_file_and_field(tmp_path, tiny_npz, change, message):
+    raw = tiny_study(tiny_npz)
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) else value
+    path = write_study(tmp_path, raw)
+    with pytest.raises(SpecError, match=message) as info:
+        load_study(str(path))
+    assert str(info.value).startswith(f"{path}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nmodel: {filters: [32, 64\n")
+    with pytest.raises(SpecError, match=r"broken\.yaml: line \d+, column \d+: invalid YAML"):
+        load_study(str(path))
+
+
+def test_python_object_tags_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match=r"evil\.yaml: line 1: YAML tag not allowed"):
+        load_study(str(path))
+
+
+def test_missing_study_lists_known_ones():
+    with pytest.raises(SpecError, match=r"no_such_study: no such study file.*quickstart"):
+        load_study("no_such_study")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "no_such_study"], "no such study file"),
+        (["run", "quickstart", "--set", "model.dropout=1.5"], "model.dropout: expected"),
+        (["run", "quickstart", "--set", "oops"], "--set oops: expected dotted.path=value"),
+        (["run", "quickstart", "--workers", "0"], "--workers and --trials-per-gpu must be at"),
+        (["run", "quickstart", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open"),
+        (["run", "quickstart", "--storage", "nonsense://"], "cannot open"),
+        (["run", "quickstart", "--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db"],
+         "cannot open"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, args, fragment
+):
+    monkeypatch.chdir(tmp_path)
+    if "--storage" not in args:
+        args = [*args, "--storage", f"sqlite:///{tmp_path / 'x.db'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sweep: error: ") and fragment in err[0]
+    assert "s3cret" not in err[0]
+    assert not (tmp_path / "x.db").exists()
+    assert not (tmp_path / "reports").exists()
