@@ -82,6 +82,10 @@ def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, st
         # the joint: on from where the trial stopped (a fresh model would start near epoch 1's
         # loss again, above epoch 2's)
         assert rows.loc[3, "train_loss"] < rows.loc[2, "train_loss"] < rows.loc[1, "train_loss"]
+    from sweep.report import study_status
+
+    assert "6 planned; 6 complete (4 earlier attempt(s) kept as history)" in study_status(
+        "tiny", storage_url).splitlines()[0]
     result = load_study_result("tiny", storage_url)  # the report: one trial per point
     assert sorted(result.trials["trial"]) == [t.number for t in new]
     assert result.snapshots.groupby("trial")["epoch"].max().eq(4).all()
