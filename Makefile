@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-grow bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ test-cluster: $(DEV_STAMP) postgres-server slurm
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+bench-grow: $(STAMP)
+	$(BIN)/python benchmarks/bench_grow.py
 
 # On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
 bench-gpu:

@@ -106,13 +106,23 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--python", help="interpreter Slurm workers run (default: this one)")
     submit.add_argument("--image", help="Kubernetes worker image (default: sweep:latest)")
     submit.add_argument("--namespace", help="Kubernetes namespace")
-    report = command("report", _report, "write a self-contained HTML report of a study")
-    report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html)")
+    report = command("report", _report, "write a self-contained HTML report of a study, or "
+                     "of several side by side")
+    report.add_argument("others", nargs="*", metavar="OTHER",
+                        help="more studies to compare with the first (the study is a grouping)")
+    report.add_argument("--out", type=Path, help="HTML path (default: reports/NAME.html, "
+                                                 "reports/compare-A-B.html)")
     artifact_dir(report)
     command("status", _status, "show a study's trials: done, running, failed, best so far")
-    export = command("export", _export, "write the report's results frame as csv or parquet")
+    export = command("export", _export, "write the report's results frame as csv or parquet, "
+                     "or a trial's trained model")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export.add_argument("--out", type=Path, help="output path (default: NAME.csv / NAME.parquet)")
+    export.add_argument("--model", metavar="best|TRIAL",
+                        help="write this trial's trained model (.keras) instead of the frame")
+    export.add_argument("--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
+                        help="where the study's runs kept their models (default: ./checkpoints)")
+    export.add_argument("--out", type=Path, help="output path (default: NAME.csv / "
+                                                 "NAME.parquet / NAME-trialN.keras)")
     return parser
 
 
@@ -209,7 +219,16 @@ def _describe(args) -> int:
 
 
 def _report(args) -> int:
-    print(_write_report(_study_name(args.study), args, args.out))
+    if not args.others:
+        print(_write_report(_study_name(args.study), args, args.out))
+        return 0
+    from sweep.report import compare_figures, load_study_result, write_comparison
+
+    names = [_study_name(n) for n in (args.study, *args.others)]
+    results = [load_study_result(n, args.storage) for n in names]
+    out = args.out or defaults.REPORTS_DIR / f"compare-{'-'.join(names)}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(write_comparison(results, compare_figures(results), out))
     return 0
 
 
@@ -231,8 +250,14 @@ def _export(args) -> int:
     from sweep.report import export, load_study_result
 
     name = _study_name(args.study)
+    result = load_study_result(name, args.storage)
+    if args.model is not None:
+        from sweep.report.html import export_model
+
+        print(export_model(result, args.model, args.checkpoint_dir, args.out))
+        return 0
     out = args.out or Path(f"{name}.{args.format}")
-    print(export(load_study_result(name, args.storage), args.format, out))
+    print(export(result, args.format, out))
     return 0
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from sweep.report.frames import StudyResult, last_epoch
+from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
 # overfitting gap (train - validation accuracy), ROC AUC, fraction of dense units never active
@@ -124,3 +124,14 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
     if result.best_confusion is not None:
         figures.append(confusion_figure(result.best_confusion, result.best_trial))
     return figures
+
+
+def compare_figures(results: list[StudyResult]) -> list[go.Figure]:
+    """Several studies side by side, at each trial's last snapshot: grouped by study, then by
+    each swept param the studies share (one box per value, across the studies)."""
+    frame = compared_snapshots(results)
+    if frame.empty:
+        return []
+    shared = [p for p in results[0].params if all(p in r.params for r in results[1:])]
+    return [grouped_figure(frame, by, title="Studies compared, grouped by")
+            for by in ("study", *shared)]

@@ -13,6 +13,8 @@ import pandas as pd
 
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.store import StoredStudy, epochs_frame, load_study, open_storage
+from sweep.study import ChoiceParam
+from sweep.study.space import value_at
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,12 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
     stored = StoredStudy.read(store, study)
     metrics, directions, params = stored.metrics, stored.directions, stored.params
     all_trials = study.get_trials(deepcopy=False)
-    front = {t.number for t in study.best_trials} if len(directions) > 1 else set()
+    shown = stored.current(all_trials)  # one trial per point of the study as it is now
+    numbers = {t.number for t in shown}
+    front = ({t.number for t in study.best_trials} & numbers) if len(directions) > 1 else set()
     rows, dead, per_class, pictures = [], [], [], []
-    for t in all_trials:
-        chosen = {p: t.params.get(p) for p in params}
+    for t in shown:
+        chosen = _param_values(t, params)
         rows.append({
             "trial": t.number, "state": t.state.name,
             "value": t.values[0] if t.values else None,
@@ -109,7 +113,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         curves=curves.reset_index(drop=True),
         trials=trials,
         per_class=pd.DataFrame(per_class),
-        pareto=_pareto_frame(all_trials, metrics, params, front),
+        pareto=_pareto_frame(shown, metrics, params, front),
         pictures=pd.DataFrame(pictures, columns=["trial", "epoch", "kind", "artifact_id"]),
         best_trial=best_trial,
         best_confusion=None if best_trial is None else _last_confusion(all_trials[best_trial]),
@@ -130,6 +134,14 @@ def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFram
     return order.reset_index(drop=True)
 
 
+def _param_values(trial, params: tuple[str, ...]) -> dict:
+    """A trial's value of each swept param, as Optuna stores it; a trial from before an axis
+    was added has the value its config had (the old fixed value)."""
+    config = trial.user_attrs.get("config", {}) | {"seed": trial.user_attrs.get("seed")}
+    return {p: trial.params[p] if p in trial.params else ChoiceParam.encode(value_at(config, p))
+            for p in params}
+
+
 def _pictures(store, trial) -> list[dict]:
     rows = []
     for meta in optuna.artifacts.get_all_artifact_meta(trial, storage=store):
@@ -144,7 +156,7 @@ def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
     if len(metrics) < 2:
         return pd.DataFrame()
     return pd.DataFrame([
-        {"trial": t.number, **{p: t.params.get(p) for p in params},
+        {"trial": t.number, **_param_values(t, params),
          **dict(zip(metrics, t.values)), "on_front": t.number in front}
         for t in trials if t.state.name == "COMPLETE"
     ])
@@ -159,3 +171,10 @@ def _last_confusion(trial: optuna.trial.FrozenTrial) -> list | None:
 def last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of each trial's last snapshot epoch."""
     return frame[frame["epoch"] == frame.groupby("trial")["epoch"].transform("max")]
+
+
+def compared_snapshots(results: list[StudyResult]) -> pd.DataFrame:
+    """Each study's trials at their last snapshot, one frame, with a ``study`` column."""
+    frames = [last_epoch(r.snapshots).assign(study=r.name) for r in results
+              if not r.snapshots.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

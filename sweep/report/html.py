@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import shutil
 from pathlib import Path
 
 import plotly.graph_objects as go
 
+from sweep.errors import UsageError
 from sweep.report.frames import StudyResult, last_epoch
+from sweep.training.checkpoints import kept_model_file
 
 
 def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
@@ -70,4 +73,45 @@ def export(result: StudyResult, fmt: str, path: Path) -> Path:
         result.snapshots.to_csv(path, index=False)
     else:
         result.snapshots.to_parquet(path, index=False)
+    return path
+
+
+def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
+                 out: Path | None = None) -> Path:
+    """Copy a trial's kept model (``best``: the best complete trial shown in the report, or
+    a trial number) to ``out``: a ``.keras`` file for ``keras.models.load_model``, with its
+    optimizer state, as it was after its last epoch."""
+    if which == "best":
+        if result.best_trial is None:
+            raise UsageError(f"--model best: study {result.name!r} has no complete trial yet")
+        number = result.best_trial
+    elif which.isdigit():
+        number = int(which)
+    else:
+        raise UsageError(f"--model {which!r}: expected best or a trial number")
+    kept = kept_model_file(checkpoint_dir, result.name, number)
+    if not kept.is_file():
+        raise UsageError(f"--model {which}: trial {number} of {result.name!r} has no kept "
+                         f"model at {kept} (kept for trials that completed; --checkpoint-dir "
+                         "names the folder the runs used)")
+    out = out or Path(f"{result.name}-trial{number}.keras")
+    shutil.copyfile(kept, out)
+    return out
+
+
+def write_comparison(results: list[StudyResult], figures: list[go.Figure], path: Path) -> Path:
+    """Several studies side by side: ``figures`` (``figures.compare_figures``) and each
+    study's trials, in one self-contained HTML file."""
+    names = ", ".join(r.name for r in results)
+    parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0)
+             for i, fig in enumerate(figures)]
+    tables = "".join(
+        f"<h2>{html.escape(r.name)}: trials, best first</h2>"
+        + r.trials.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+        for r in results)
+    title = html.escape(f"sweep comparison: {names}")
+    path.write_text(
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><h1>{title}</h1>{''.join(parts) or '<p>No completed trials yet.</p>'}"
+        f"{tables}</body></html>\n")
     return path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import optuna
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sweep.run import claims
@@ -18,16 +20,21 @@ def study_status(name: str, storage_url: str) -> str:
     study = load_study(store, name)
     stored = StoredStudy.read(store, study)
     trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name.lower() for t in trials)
+    current = stored.current(trials)  # one per point; earlier attempts are history
+    counts = Counter(t.state.name.lower() for t in current)
+    history = len(trials) - len(current)
     lines = [
         f"study {name} in {safe_url(storage_url)}: {stored.planned} planned; "
         + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        + (f" ({history} earlier attempt(s) kept as history)" if history else "")
     ]
+    shown = {t.number for t in current}
     if counts["complete"] and len(study.directions) > 1:
-        front = sorted(t.number for t in study.best_trials)
+        front = sorted(t.number for t in study.best_trials if t.number in shown)
         lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
     elif counts["complete"]:
-        best = study.best_trial  # Optuna's best: complete trials only
+        best = _best([t for t in current if t.state == TrialState.COMPLETE],
+                     study.directions[0])
         lines.append(f"best {stored.metrics[0]} {best.value:.4f}: trial {best.number} "
                      f"{best.params}")
     epochs = epochs_frame(store, stored.study_id)
@@ -44,10 +51,17 @@ def study_status(name: str, storage_url: str) -> str:
             f"{last_epoch.get(t.number, 0)}/{total_epochs} "
             f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
         )
-    for t in trials:
+    for t in current:
         if t.state == TrialState.FAIL:
             reason = t.user_attrs.get("fail_reason") or t.user_attrs.get("died") or (
                 "interrupted" if t.user_attrs.get("interrupted") else "unknown"
             )
             lines.append(f"failed: trial {t.number} {t.params}: {reason}")
     return "\n".join(lines)
+
+
+def _best(complete: list, direction) -> "optuna.trial.FrozenTrial":
+    """The best of the complete trials shown (Optuna's own best_trial would also look at
+    history: a trial continued since, or of a value the study no longer has)."""
+    pick = min if direction == StudyDirection.MINIMIZE else max
+    return pick(complete, key=lambda t: t.value)

@@ -1,5 +1,5 @@
 """Stage 7, running: workers claim points (``claims``, with a heartbeat), train them one at a
-time (``worker``), print progress (``progress``), stop between batches on Ctrl-C
+time (``worker``) from a prepared ``plan``, print progress (``progress``), stop between batches on Ctrl-C
 (``interrupt``), and run as local processes pinned to GPUs or cores (``local``).
 
 Nothing here imports Keras at import time; a worker loads it with its first trial.
@@ -7,6 +7,7 @@ Nothing here imports Keras at import time; a worker loads it with its first tria
 
 from sweep.run.local import run_workers
 from sweep.run.progress import SweepResult
-from sweep.run.worker import prepare, run_sweep
+from sweep.run.plan import Plan, prepare
+from sweep.run.worker import run_sweep
 
-__all__ = ["SweepResult", "prepare", "run_sweep", "run_workers"]
+__all__ = ["Plan", "SweepResult", "prepare", "run_sweep", "run_workers"]

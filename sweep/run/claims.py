@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from sweep.store.tables import CLAIMS
 from sweep.study import StudySpec, grid_points
-from sweep.study.space import encode, point_key
+from sweep.study.space import encode, identity, trial_config
 
 HEARTBEAT_S = 10.0  # seconds between heartbeats of a running claim
 STALE_AFTER_S = 60.0  # a running claim without a heartbeat for this long is dead
@@ -37,14 +37,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Claim:
     """A point this worker now owns; ``dead_trial`` is the trial number of a dead worker it
-    took over (to be marked failed), or None for a fresh point."""
+    took over (to be marked failed); ``earlier_trial`` the complete trial of this point to
+    continue (the study's epochs grew, see ``reopen``); both None for a fresh point."""
 
     point: str
     dead_trial: int | None = None
+    earlier_trial: int | None = None
 
 
 def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim | None:
-    """Claim the first point nobody holds, else a stale one; None when nothing is claimable."""
+    """Claim the first point nobody holds, else one to continue, else a stale one; None when
+    nothing is claimable."""
     while True:
         try:
             with engine.begin() as conn:
@@ -62,16 +65,17 @@ def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim |
                         heartbeat=now))
                     return Claim(free)
                 for r in rows:
+                    if r.state == "more" and r.point in points and conn.execute(
+                        _take(study_id, r).values(worker=worker, state="running",
+                                                  heartbeat=now, trial_number=None)
+                    ).rowcount:
+                        return Claim(r.point, earlier_trial=r.trial_number)
+                for r in rows:
                     if r.state == "running" and r.point in points and is_dead(
                         r.worker, r.heartbeat, now, host
                     ):
-                        taken = conn.execute(
-                            CLAIMS.update()
-                            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == r.point,
-                                   CLAIMS.c.worker == r.worker,
-                                   CLAIMS.c.heartbeat == r.heartbeat)
-                            .values(worker=worker, heartbeat=now, trial_number=None)
-                        ).rowcount
+                        taken = conn.execute(_take(study_id, r).values(
+                            worker=worker, heartbeat=now, trial_number=None)).rowcount
                         if taken:
                             return Claim(r.point, r.trial_number)
                 return None
@@ -79,8 +83,45 @@ def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim |
             continue  # another worker inserted the same point first (PostgreSQL): look again
 
 
+def _take(study_id: int, row):
+    """An update of ``row``'s claim that only succeeds while nobody changed it (a
+    compare-and-swap on worker, state and heartbeat)."""
+    return CLAIMS.update().where(
+        CLAIMS.c.study_id == study_id, CLAIMS.c.point == row.point,
+        CLAIMS.c.worker == row.worker, CLAIMS.c.state == row.state,
+        CLAIMS.c.heartbeat == row.heartbeat)
+
+
+def reopen(engine, study_id: int, short: dict[str, int]) -> None:
+    """Give back done points to continue: ``short`` maps a point to its complete trial, which
+    trained fewer epochs than the study now asks. The next claim continues that trial."""
+    with engine.begin() as conn:
+        for point, trial_number in short.items():
+            conn.execute(CLAIMS.update().where(
+                CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                CLAIMS.c.state == "done", CLAIMS.c.trial_number == trial_number,
+            ).values(state="more"))
+
+
+def done(engine, study_id: int) -> dict[str, int | None]:
+    """The done points of a study, with the trial that did each."""
+    with engine.connect() as conn:
+        return dict(conn.execute(
+            sa.select(CLAIMS.c.point, CLAIMS.c.trial_number)
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state == "done")).all())
+
+
+def rekey(engine, study_id: int, keys: dict[str, str]) -> None:
+    """Rename claims (``{old point key: new}``): sweep 0.1 keyed grid points by their
+    values; they are keyed by what the trial means now (``study.space.identity``)."""
+    with engine.begin() as conn:
+        for old, new in keys.items():
+            conn.execute(CLAIMS.update().where(
+                CLAIMS.c.study_id == study_id, CLAIMS.c.point == old).values(point=new))
+
+
 def pending(engine, study_id: int, points: list[str]) -> int:
-    """How many of ``points`` are not done yet (unclaimed or running)."""
+    """How many of ``points`` are not done yet (unclaimed, running, or to continue)."""
     with engine.connect() as conn:
         done = conn.execute(
             sa.select(sa.func.count()).select_from(CLAIMS)
@@ -202,9 +243,16 @@ class Heartbeat:
 
 
 def study_points(spec: StudySpec) -> dict[str, dict | None]:
-    """The study's points by claim key: grid points (in stored form), or ``n_trials``
-    numbered slots (``"#0"``, ``"#1"``, ...) whose values the sampler draws."""
-    if spec.search.sampler == "grid":
-        points = [encode(spec.search.params, p) for p in grid_points(spec.search.params)]
-        return {point_key(p): p for p in points}
-    return {f"#{i}": None for i in range(spec.search.n_trials)}
+    """The study's points by claim key: grid points (in stored form) keyed by what each trial
+    means (``identity``: the same key after an axis is added at the old fixed value, or the
+    epochs grow), or ``n_trials`` numbered slots (``"#0"``, ...) whose values the sampler
+    draws."""
+    if spec.search.sampler != "grid":
+        return {f"#{i}": None for i in range(spec.search.n_trials)}
+    params = spec.search.params
+    axes = frozenset(p.name for p in params)
+    points = {}
+    for point in grid_points(params):
+        config, seed = trial_config(spec.config, point, spec.seed)
+        points[identity(config, seed, axes)] = encode(params, point)
+    return points

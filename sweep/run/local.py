@@ -26,7 +26,7 @@ from sweep.defaults import STORAGE_ENV
 from sweep.errors import UsageError
 from sweep.models import complete_spec
 from sweep.run import claims
-from sweep.run.worker import prepare
+from sweep.run.plan import prepare
 from sweep.store import mark_dead
 from sweep.study import StudySpec
 
@@ -97,9 +97,8 @@ def run_workers(
         failed with a user error (it is not restarted: its siblings would fail the same way).
     """
     out = out or sys.stderr
-    spec = complete_spec(spec)
-    store, study_id, _ = prepare(spec, storage_url, data_dir)  # creates the study once, here
-    keys = list(claims.study_points(spec))
+    plan = prepare(complete_spec(spec), storage_url, data_dir)  # creates the study once, here
+    store, study_id, keys = plan.store, plan.study_id, list(plan.points)
     host, cores = socket.gethostname(), os.cpu_count() or 1
     command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args]
 

@@ -11,7 +11,6 @@ parent of ``sweep run --workers N`` imports it for ``prepare`` and never trains.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -23,50 +22,23 @@ from typing import Callable, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from sweep.data import Dataset, load_dataset
+from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.errors import TrialFailed
 from sweep.models import complete_spec
 from sweep.run import claims
 from sweep.run.interrupt import DeferredInterrupt
+from sweep.run.plan import prepare
 from sweep.run.progress import SweepResult, epoch_printer
-from sweep.store import (
-    artifact_store, create_study, existing_study, load_study, mark_dead, open_storage,
-    record_epoch,
-)
+from sweep.store import artifact_store, load_study, mark_dead, record_epoch
 from sweep.study import ChoiceParam, StudySpec
-from sweep.training.checkpoints import checkpoint_file, remove_checkpoint
+from sweep.study.space import value_at
+from sweep.training.checkpoints import (
+    checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint,
+)
 from sweep.trial.sampling import make_pruner, make_sampler, suggest
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
-
-
-def prepare(spec: StudySpec, storage_url: str, data_dir: str | None):
-    """Open the storage, load the study's data, and open or create the study.
-
-    The data is loaded before anything is written: a dataset that cannot be had (no download,
-    a wrong path) is one line of error and leaves no half-made study behind.
-
-    Returns:
-        ``(storage, study_id, dataset_for)``; ``dataset_for(cfg, seed)`` caches datasets so a
-        process loads each one once.
-    """
-    store = open_storage(storage_url)
-    datasets: dict[str, Dataset] = {}
-
-    def dataset_for(cfg: dict, seed: int) -> Dataset:
-        key = json.dumps([cfg, seed], sort_keys=True)
-        if key not in datasets:
-            datasets[key] = load_dataset(cfg, seed, data_dir)
-        return datasets[key]
-
-    dataset_for(spec.config["dataset"], spec.seed)
-    if existing_study(store, spec) is None:
-        try:
-            create_study(store, spec)
-        except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
-            existing_study(store, spec)
-    return store, store.get_study_id_from_name(spec.name), dataset_for
 
 
 @dataclass
@@ -104,10 +76,9 @@ def run_sweep(
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). Progress lines go to ``out`` (default: stderr).
     """
-    spec = complete_spec(spec)
     out = out or sys.stderr  # looked up per call: a default bound at import goes stale
-    store, study_id, dataset_for = prepare(spec, storage_url, data_dir)
-    points = claims.study_points(spec)
+    plan = prepare(complete_spec(spec), storage_url, data_dir)
+    spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
     keys = list(points)
     engine = store.engine
     result = SweepResult(total=len(keys),
@@ -121,7 +92,7 @@ def run_sweep(
                              + os.getpid()))
     result.update_best(shared or load_study(store, spec.name))
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
-                     dataset_for, checkpoint_dir, checkpoint_every_s,
+                     plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
                      DeferredInterrupt(), result, out)
     with worker.interrupt.installed():
@@ -136,15 +107,22 @@ def run_sweep(
                 continue
             if claim.dead_trial is not None:
                 mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
-            study = shared or load_study(store, spec.name, pruner=pruner,
-                                         sampler=make_sampler("grid", 0, points[claim.point]))
+            earlier = None if claim.earlier_trial is None else load_study(
+                store, spec.name).trials[claim.earlier_trial]
+            values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
+            if values is None and earlier is not None:  # ... unless it continues a trial
+                values = _values_of(spec, earlier)
+            study = shared if values is None else load_study(
+                store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0, values))
             position = result.total - claims.pending(engine, study_id, keys) + 1
-            _run_point(worker, study, claim.point, position)
+            _run_point(worker, study, claim.point, position, earlier)
 
 
-def _run_point(w: _Worker, study: optuna.Study, point: str, position: int) -> None:
+def _run_point(w: _Worker, study: optuna.Study, point: str, position: int,
+               earlier: optuna.trial.FrozenTrial | None) -> None:
     """Train one claimed point, the ``position``-th of the study (for progress lines), and
-    record how it ended: complete, failed for a reason, pruned, interrupted, or lost."""
+    record how it ended: complete, failed for a reason, pruned, interrupted, or lost.
+    ``earlier``: the point's complete trial to continue (the study's epochs grew)."""
     spec, result = w.spec, w.result
     trial = study.ask()
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
@@ -156,10 +134,12 @@ def _run_point(w: _Worker, study: optuna.Study, point: str, position: int) -> No
         progress(row)
 
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
+    if earlier is not None:
+        _continue_from(w, trial, earlier, checkpoint)
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
     try:
         with heartbeat, w.interrupt.training():
-            state, value, note = _train(w, trial, values, on_epoch, checkpoint,
+            state, value, note = _train(w, trial, values, on_epoch, checkpoint, earlier,
                                         stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
         lost = heartbeat.lost
         if lost is None:
@@ -193,15 +173,35 @@ def _run_point(w: _Worker, study: optuna.Study, point: str, position: int) -> No
         print(f"[{spec.name}] trial {trial.number} {note}", file=w.out)
 
 
-def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, stop):
+def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
+    """Start the point's checkpoint from ``earlier``'s kept model (unless a worker that died
+    continuing it left a newer one): the trial resumes after its last epoch."""
+    trial.set_user_attr("continued_from_trial", earlier.number)
+    kept = kept_model_file(w.checkpoint_dir, w.spec.name, earlier.number)
+    if not checkpoint.is_file() and not copy_checkpoint(kept, checkpoint):
+        print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
+              f"trial {trial.number} trains its point from the first epoch", file=w.out)
+
+
+def _values_of(spec: StudySpec, earlier) -> dict:
+    """A random/tpe slot's values, from the trial it continues (in stored form)."""
+    config = earlier.user_attrs["config"] | {"seed": earlier.user_attrs["seed"]}
+    return {p.name: p.encode(value_at(config, p.name)) for p in spec.search.params
+            if value_at(config, p.name) is not None}
+
+
+def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, earlier, stop):
     """``(state, value, note)`` of one trial's training: complete with its objective value,
     failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
     its value is the last it reported)."""
     from sweep.trial.objective import run_trial  # loads Keras (see the module docstring)
 
     try:
-        value = run_trial(trial, w.spec, values, w.dataset_for, on_epoch, checkpoint,
-                          w.checkpoint_every_s, artifact_store=w.artifacts, stop_requested=stop)
+        value = run_trial(
+            trial, w.spec, values, w.dataset_for, on_epoch, checkpoint, w.checkpoint_every_s,
+            artifact_store=w.artifacts, stop_requested=stop,
+            keep=kept_model_file(w.checkpoint_dir, w.spec.name, trial.number),
+            earlier_diagnostics=earlier.user_attrs.get("diagnostics") if earlier else None)
         return TrialState.COMPLETE, value, None
     except TrialFailed as err:
         trial.set_user_attr("fail_reason", str(err))

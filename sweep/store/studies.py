@@ -11,9 +11,10 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep.errors import StorageError
+from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
 from sweep.study import StudySpec, grid_points
-from sweep.study.space import described
+from sweep.study.space import described, identity, trial_config, value_at
 
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
 
@@ -23,7 +24,8 @@ class StoredStudy:
     """What sweep stores on a study (``user_attrs["study"]``, the resolved study file), read
     in this one place for the report, ``status`` and export.
 
-    ``planned``: the number of points (``n_trials`` for random/tpe, else the grid's size).
+    ``planned``: the number of points (``n_trials`` for random/tpe, else the grid's size);
+    ``definition``: the stored study file itself, as last grown (see growth.py).
     """
 
     name: str
@@ -33,6 +35,32 @@ class StoredStudy:
     params: tuple[str, ...]  # the swept params' dotted names, in study-file order
     planned: int
     description: str
+    definition: dict
+
+    def current(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        """The trials that are the study's results now: the latest attempt at each point of
+        the current definition. Earlier attempts (interrupted, or continued when the epochs
+        grew) and trials of values the study no longer has are history: they stay in the
+        database, out of the report and ``status``."""
+        search = self.definition.get("search", {}).get("params", {})
+        axes = frozenset(search)
+        config = {k: v for k, v in self.definition.items()
+                  if k in ("dataset", "model", "training", "hp")}
+        latest: dict[str, optuna.trial.FrozenTrial] = {}
+        for t in trials:
+            if "config" not in t.user_attrs:  # asked a moment ago: not started yet
+                latest[f"#{t.number}"] = t
+                continue
+            own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
+            values = {name: value_at(own, name) for name in axes}
+            values = {k: v for k, v in values.items() if v is not None}
+            if not all(_allowed(search[k], v) for k, v in values.items()):
+                continue
+            key = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
+            if key == identity(*trial_config(config, values, self.definition.get("seed", 0)),
+                               axes):
+                latest[key] = t  # trials come by number: a later attempt replaces
+        return sorted(latest.values(), key=lambda t: t.number)
 
     @classmethod
     def read(cls, storage: optuna.storages.RDBStorage, study: optuna.Study) -> StoredStudy:
@@ -48,7 +76,16 @@ class StoredStudy:
             params=tuple(params),
             planned=search.get("n_trials") or len(grid_points(described(params))),
             description=study.user_attrs.get("description", ""),
+            definition=stored,
         )
+
+
+def _allowed(described, value) -> bool:
+    """Whether ``value`` is among a stored param's values, or in its range."""
+    if isinstance(described, dict) and "low" in described:
+        return described["low"] <= value <= described["high"]
+    values = described["values"] if isinstance(described, dict) else described
+    return value in values
 
 
 def load_study(storage: optuna.storages.RDBStorage, name: str, *, sampler=None,
@@ -66,12 +103,8 @@ def load_study(storage: optuna.storages.RDBStorage, name: str, *, sampler=None,
 
 
 def existing_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:
-    """The stored study of this name, or None; StorageError if it was run with other settings.
-
-    Only ``search.n_trials`` may change between runs (to draw more random/tpe trials): any other
-    change would mix results of different experiments under one name (and Optuna cannot
-    widen a categorical parameter's choices), so it is refused before anything is written.
-    """
+    """The stored study of this name, grown to ``spec`` where it differs (see growth.py), or
+    None; StorageError, before anything is written, for a change a study may not make."""
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
@@ -82,15 +115,8 @@ def existing_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optu
     while "study" not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.1)
         study = optuna.load_study(study_name=spec.name, storage=storage)
-    stored = _comparable(study.user_attrs.get("study", {}))
-    wanted = _comparable(spec.as_dict())
-    if stored != wanted:
-        field = next(k for k in sorted(set(stored) | set(wanted)) if stored.get(k) != wanted.get(k))
-        raise StorageError(
-            f"{spec.source}: study {spec.name!r} in {safe_url(storage.url)} was run with "
-            f"{field} = {stored.get(field)!r}, now {wanted.get(field)!r}; give the changed study "
-            "a new name, or use another --storage"
-        )
+    if growth.check(storage, study.user_attrs.get("study", {}), spec):
+        growth.grow(storage, study, spec)
     return study
 
 
@@ -104,6 +130,7 @@ def create_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna
                                 directions=list(spec.directions))
     forget_study(storage.engine, storage.get_study_id_from_name(spec.name))
     study.set_user_attr("description", spec.description)
+    study.set_user_attr(growth.CHOICES_ATTR, growth.merged_choices(None, spec))
     study.set_user_attr("study", spec.as_dict())
     return study
 
@@ -123,20 +150,3 @@ def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactSto
     """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard``."""
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
-
-
-def _comparable(study_dict: dict) -> dict:
-    """Flatten to dotted keys, leaving out what may change between runs."""
-    flat = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[prefix + key] = value
-
-    walk(study_dict, "")
-    flat.pop("search.n_trials", None)
-    flat.pop("training.tensorboard", None)  # logging only
-    return flat

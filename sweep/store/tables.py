@@ -30,9 +30,9 @@ CLAIMS = sa.Table(
     "sweep_claims",
     metadata,
     sa.Column("study_id", sa.Integer, primary_key=True),  # Optuna's
-    sa.Column("point", sa.String(1024), primary_key=True),  # study.space.point_key, or "#i"
+    sa.Column("point", sa.String(1024), primary_key=True),  # study.space.identity, or "#i"
     sa.Column("worker", sa.String(256), nullable=False),  # "host:pid"
-    sa.Column("state", sa.String(16), nullable=False),  # running | done
+    sa.Column("state", sa.String(16), nullable=False),  # running | done | more (continue)
     sa.Column("trial_number", sa.Integer, nullable=True),  # the point's trial, once asked
     sa.Column("heartbeat", sa.Float, nullable=False),  # unix time, seconds
 )

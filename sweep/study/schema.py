@@ -86,3 +86,14 @@ SEARCHABLE = (
     {f"{s}.{k}" for s in ("model", "training") for k in SCHEMA[s]}
     | {"dataset.validation_split", "dataset.max_train", "seed"}
 ) - {"model.hypermodel"}
+
+
+_NO_DEFAULT = object()
+
+
+def default_of(dotted: str):
+    """The schema default of a dotted field (``model.kernel``), or a value equal to nothing
+    for fields without one (required fields, hypermodel hps)."""
+    section, _, key = dotted.partition(".")
+    default = SCHEMA.get(section, {}).get(key, (None, _NO_DEFAULT))[1]
+    return _NO_DEFAULT if default is REQUIRED else default

@@ -10,10 +10,17 @@ own values, so an axis mixing types (``model.pool_after: [null, [1, 2]]``) round
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from sweep.study.schema import default_of
+
+# Fields that say how long or how visibly a trial trains, not what it is: a study may raise its
+# epochs (trials continue where they stopped) or change them without retraining anything.
+RUN_FIELDS = ("training.epochs", "training.snapshots", "training.tensorboard")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class ChoiceParam:
     name: str  # dotted path into the study, e.g. "model.kernel"
     values: tuple
     conditions: tuple = ()  # ((parent name, allowed values), ...): see ``active``
+    # Optuna's choices, in stored form: every value the study ever had, in order of first use
+    # (a stored trial's value is its index here, so a grown axis only appends); () = values.
+    choices: tuple = ()
 
     def describe(self) -> list | dict:
         if self.conditions:
@@ -33,6 +43,9 @@ class ChoiceParam:
     def encode(value: Any) -> Any:
         """A value in the form Optuna stores: lists as their JSON text, scalars as they are."""
         return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+    def optuna_choices(self) -> tuple:
+        return self.choices or tuple(self.encode(v) for v in self.values)
 
     def decode(self, stored: Any) -> Any:
         """The axis value whose stored form is ``stored`` (the same type, not only equal:
@@ -135,3 +148,40 @@ def resolve(config: dict, values: dict) -> dict:
             node = node[part]
         node[leaf] = value
     return out
+
+
+def flatten(node: dict, prefix: str = "") -> dict:
+    """A nested config as ``{dotted.path: value}`` (lists stay values)."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def value_at(config: dict, dotted: str) -> Any:
+    """The value at a dotted path of a config (None where there is none)."""
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def trial_config(config: dict, values: dict, seed: int) -> tuple[dict, int]:
+    """A trial's full config and seed: the study's sections with the searched values set in
+    (a searched ``seed`` overrides the study's)."""
+    resolved = resolve(config, values)
+    return resolved, resolved.pop("seed", seed)
+
+
+def identity(config: dict, seed: int, axes: frozenset | set = frozenset()) -> str:
+    """What a trial means, as a key: its config and seed, less the run fields (unless they
+    are axes) and the fields left at their defaults. Two trials with the same identity train
+    the same model the same way; so a point keeps its identity when an axis is added at the
+    old fixed value, when the epochs grow, or when a newer sweep adds a field."""
+    flat = {k: v for k, v in flatten(config).items()
+            if (k not in RUN_FIELDS or k in axes) and v != default_of(k)}
+    text = json.dumps(flat | {"seed": seed}, sort_keys=True, default=str)
+    return "cfg:" + hashlib.sha1(text.encode()).hexdigest()[:24]

@@ -7,12 +7,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 
 def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
     """Where a point's training state is kept, the same for every worker of the study."""
     return checkpoint_dir / study_name / f"{hashlib.sha1(point.encode()).hexdigest()[:16]}.keras"
+
+
+def kept_model_file(checkpoint_dir: Path, study_name: str, trial_number: int) -> Path:
+    """Where a finished trial's model is kept (weights, optimizer state, epoch rows): to
+    continue it when the study's epochs grow, and for ``sweep export --model``."""
+    return checkpoint_dir / study_name / "trials" / f"{trial_number}.keras"
+
+
+def copy_checkpoint(source: Path, target: Path) -> bool:
+    """Copy a checkpoint (model and rows) whole; False when ``source`` has none."""
+    if not source.is_file() or not source.with_suffix(".json").is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for src, dst in ((source, target), (source.with_suffix(".json"), target.with_suffix(".json"))):
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    return True
 
 
 def save_checkpoint(path: Path, model, rows: list[dict]) -> None:

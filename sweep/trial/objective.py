@@ -20,9 +20,10 @@ from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
 from sweep.models import build_model, plan
 from sweep.models.hypermodel import build_model as build_hypermodel
-from sweep.study import StudySpec, resolve
+from sweep.study import StudySpec
+from sweep.study.space import trial_config
 from sweep.training import diagnostics, pictures
-from sweep.training.checkpoints import load_checkpoint
+from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import train
 from sweep.trial.provenance import provenance
@@ -38,6 +39,8 @@ def run_trial(
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_store=None,
     stop_requested: Callable[[], bool] | None = None,
+    keep: Path | None = None,
+    earlier_diagnostics: dict | None = None,
 ) -> float | tuple[float, ...]:
     """Train the configuration at ``values`` and return the objective's value (a tuple, one
     per metric, for a multi-objective study).
@@ -53,6 +56,11 @@ def run_trial(
         artifact_store: an Optuna artifact store for the snapshot pictures, or None.
         stop_requested: asked after every training batch; True stops training with
             KeyboardInterrupt (Ctrl-C, see interrupt.py).
+        keep: where to keep the trained model (weights and optimizer state) with its epoch
+            rows once the trial is done, to continue it when the study's epochs grow and for
+            ``sweep export --model``; None keeps nothing.
+        earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
+            checkpoint is that trial's kept model), kept with this trial's own.
 
     Raises:
         TrialFailed: the configuration cannot be built or breaks a study constraint (both
@@ -60,8 +68,7 @@ def run_trial(
             stored on the trial.
         optuna.TrialPruned: the study's pruner stopped it after an epoch.
     """
-    config = resolve(spec.config, values)
-    seed = config.pop("seed", spec.seed)
+    config, seed = trial_config(spec.config, values, spec.seed)
     trial.set_user_attr("config", config)
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("provenance", provenance(spec))
@@ -126,11 +133,13 @@ def run_trial(
     trial.set_user_attr("train_seconds", result.seconds)
     if result.nan_epoch is not None:
         raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
+    if keep is not None:
+        save_checkpoint(keep, model, result.epochs)
     trial.set_user_attr("snapshots", list(result.snapshots.values()))
     trial.set_user_attr("overfitting", diagnostics.overfitting(result.epochs))
     if result.stopped_epoch is not None:
         trial.set_user_attr("stopped_epoch", result.stopped_epoch)
-    _record_details(trial, result.details, artifact_store)
+    _record_details(trial, result.details, artifact_store, earlier_diagnostics or {})
     values = [_objective_value(m, result, param_count) for m in spec.metrics]
     return values[0] if len(values) == 1 else tuple(values)
 
@@ -157,9 +166,10 @@ def _analyse(trial, model_cfg: dict, data: Dataset):
     return architecture
 
 
-def _record_details(trial, details: dict[int, dict], artifact_store) -> None:
-    """Snapshot diagnostics as a user attribute; their pictures as trial artifacts."""
-    trial.set_user_attr("diagnostics", {
+def _record_details(trial, details: dict[int, dict], artifact_store, earlier: dict) -> None:
+    """Snapshot diagnostics as a user attribute (with ``earlier`` ones, of the epochs a
+    continued trial did not train itself); their pictures as trial artifacts."""
+    trial.set_user_attr("diagnostics", earlier | {
         str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
         for epoch, d in details.items()
     })

@@ -14,8 +14,7 @@ from sweep.study.space import active
 def suggest_param(trial: optuna.Trial, param: Param) -> Any:
     """One param's value for ``trial`` (decoded from the form Optuna stores)."""
     if isinstance(param, ChoiceParam):
-        choices = [param.encode(v) for v in param.values]
-        return param.decode(trial.suggest_categorical(param.name, choices))
+        return param.decode(trial.suggest_categorical(param.name, param.optuna_choices()))
     if param.integer:
         return trial.suggest_int(param.name, int(param.low), int(param.high),
                                  step=int(param.step or 1), log=param.log)

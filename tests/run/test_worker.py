@@ -129,15 +129,18 @@ def test_status_and_export(swept, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    ("training.epochs=3", "training.epochs = 2, now 3"),
-    ("search.params.model.pooling=[max, avg, none]",
-     "search.params.model.pooling = ['max', 'avg'], now ['max', 'avg', 'none']"),
+    ("model.kernel=2", "model.kernel: study 'tiny' in"),
+    ("dataset.validation_split=0.5", "search.params.dataset.validation_split: [0.25, 0.5]"),
+    ("objective.metric=val_loss", "objective.direction: study 'tiny' in"),
+    ("training.epochs=1 training.snapshots=[1]", "fewer epochs are not the trials done"),
 ])
-def test_a_changed_study_is_refused_and_nothing_written(swept, capsys, change, message):
+def test_a_change_of_what_a_trial_means_is_refused_and_nothing_written(swept, capsys, change,
+                                                                        message):
     _, study, url = swept
-    assert main(["run", str(study), "--storage", url, "--set", change]) == 2
+    sets = [arg for item in change.split(" ") for arg in ("--set", item)]
+    assert main(["run", str(study), "--storage", url, *sets]) == 2
     err = capsys.readouterr().err
-    assert message in err and "new name" in err
+    assert err.count("\n") == 1 and message in err and "new name" in err
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2
 
 

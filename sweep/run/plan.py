@@ -1,0 +1,92 @@
+"""What a run works on: the study opened, created or grown, its points, and what to continue.
+
+Shared by a worker and by the parent of local workers (which plans once and never trains).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from sweep.data import Dataset, load_dataset
+from sweep.run import claims
+from sweep.store import create_study, existing_study, load_study, open_storage
+from sweep.store.growth import stored_choices, with_choices
+from sweep.study import StudySpec
+from sweep.study.space import identity
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A prepared run. ``spec``'s categorical axes carry the study's stored choices;
+    ``points`` maps a claim key to its point in stored form (None: a random/tpe slot)."""
+
+    spec: StudySpec
+    store: optuna.storages.RDBStorage
+    study_id: int
+    points: dict[str, dict | None]
+    dataset_for: Callable[[dict, int], Dataset]
+
+
+def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
+    """Open the storage, load the study's data, open (growing it to ``spec``) or create the
+    study, and give back the done points that must train more epochs.
+
+    The data is loaded before anything is written: a dataset that cannot be had (no download,
+    a wrong path) is one line of error and leaves no half-made study behind.
+    ``Plan.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
+    """
+    store = open_storage(storage_url)
+    datasets: dict[str, Dataset] = {}
+
+    def dataset_for(cfg: dict, seed: int) -> Dataset:
+        key = json.dumps([cfg, seed], sort_keys=True)
+        if key not in datasets:
+            datasets[key] = load_dataset(cfg, seed, data_dir)
+        return datasets[key]
+
+    dataset_for(spec.config["dataset"], spec.seed)
+    if existing_study(store, spec) is None:
+        try:
+            create_study(store, spec)
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+            existing_study(store, spec)
+    study = load_study(store, spec.name)
+    study_id = store.get_study_id_from_name(spec.name)
+    points = claims.study_points(spec)
+    trials = study.get_trials(deepcopy=False)
+    _rekey_legacy(store, study_id, spec, trials)
+    claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
+    return Plan(with_choices(spec, stored_choices(study)), store, study_id, points, dataset_for)
+
+
+def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
+    """sweep 0.1 keyed grid claims by their values (JSON text); key them by identity."""
+    axes = frozenset(p.name for p in spec.search.params)
+    keys = {}
+    for point, number in claims.done(store.engine, study_id).items():
+        if point.startswith("{") and number is not None and number < len(trials):
+            t = trials[number]
+            keys[point] = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
+    claims.rekey(store.engine, study_id, keys)
+
+
+def _short(store, study_id: int, spec: StudySpec, points: dict, trials) -> dict[str, int]:
+    """The done points whose complete trial trained fewer epochs than the study asks now
+    (stopped by ``stop_at_loss``: done; ``training.epochs`` an axis: each point its own)."""
+    if any(p.name == "training.epochs" for p in spec.search.params):
+        return {}
+    target, short = spec.config["training"]["epochs"], {}
+    for point, number in claims.done(store.engine, study_id).items():
+        if point not in points or number is None or number >= len(trials):
+            continue
+        t = trials[number]
+        trained = t.user_attrs.get("config", {}).get("training", {}).get("epochs", target)
+        if t.state == TrialState.COMPLETE and "stopped_epoch" not in t.user_attrs and (
+                trained < target):
+            short[point] = number
+    return short

@@ -1,0 +1,169 @@
+"""Studies that grow (issue 13): add values, add an axis, fix an axis, train longer, take a
+model out, compare studies; only the new work trains, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from conftest import tiny_study, write_study
+from sweep.cli import main
+from sweep.report import load_study_result
+from sweep.store import epochs_frame, open_storage
+
+pytestmark = pytest.mark.slow
+
+
+def digits_study(**changes) -> dict:
+    """A small study on scikit-learn's digits: a 2 x 2 grid at 2 epochs."""
+    study = tiny_study(None, dataset={"name": "digits", "max_train": 300},
+                       search={"params": {"model.pooling": ["max", "avg"],
+                                          "model.kernel": [3, 5]}})
+    study["training"] = {"learning_rate": 0.01, "batch_size": 32, "epochs": 2}
+    return study | changes
+
+
+def _run(tmp_path, raw, url, *extra) -> None:
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", url, *extra]) == 0
+
+
+def _trials(url: str, name: str = "tiny") -> list:
+    return optuna.load_study(study_name=name, storage=url).trials
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, db_url):
+    return db_url if request.param == "sqlite" else request.getfixturevalue("postgres_db")
+
+
+@pytest.fixture
+def postgres_db(postgres, monkeypatch, request):
+    """A study name of its own on the suite's PostgreSQL server (its password from the
+    environment, as a user would give it)."""
+    from conftest import PG_PASSWORD
+
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    for name in ("tiny",):
+        try:
+            optuna.delete_study(study_name=name, storage=postgres)
+        except KeyError:
+            pass
+    return postgres
+
+
+def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, storage_url,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = digits_study()
+    _run(tmp_path, raw, storage_url)
+    first = _trials(storage_url)
+    assert len(first) == 4
+    raw["search"]["params"]["model.kernel"] = [3, 5, 7]
+    raw["training"]["epochs"] = 4
+    _run(tmp_path, raw, storage_url, *(["--workers", "2"] if "postgres" in storage_url else []))
+    trials = _trials(storage_url)
+    new = trials[4:]
+    assert len(new) == 6  # 4 points continued + 2 new points, nothing else
+    continued = [t for t in new if "continued_from_trial" in t.user_attrs]
+    fresh = [t for t in new if "continued_from_trial" not in t.user_attrs]
+    assert len(continued) == 4 and len(fresh) == 2
+    assert {t.params["model.kernel"] for t in fresh} == {7}
+    trained = sum(4 - t.user_attrs.get("resumed_from_epoch", 0) for t in new)
+    assert trained == 2 * 4 + 4 * 2
+    assert all(t.state.name == "COMPLETE" for t in new)
+    store = open_storage(storage_url)
+    epochs = epochs_frame(store, store.get_study_id_from_name("tiny"))
+    for t in continued:  # one curve: epochs 1..4, the first two those of the trial continued
+        rows = epochs[epochs.trial_number == t.number].set_index("epoch")
+        old = epochs[epochs.trial_number == t.user_attrs["continued_from_trial"]].set_index(
+            "epoch")
+        assert list(rows.index) == [1, 2, 3, 4]
+        assert rows.loc[2, "train_loss"] == pytest.approx(old.loc[2, "train_loss"])
+        # the joint: on from where the trial stopped (a fresh model would start near epoch 1's
+        # loss again, above epoch 2's)
+        assert rows.loc[3, "train_loss"] < rows.loc[2, "train_loss"] < rows.loc[1, "train_loss"]
+    from sweep.report import study_status
+
+    assert "6 planned; 6 complete (4 earlier attempt(s) kept as history)" in study_status(
+        "tiny", storage_url).splitlines()[0]
+    result = load_study_result("tiny", storage_url)  # the report: one trial per point
+    assert sorted(result.trials["trial"]) == [t.number for t in new]
+    assert result.snapshots.groupby("trial")["epoch"].max().eq(4).all()
+    stock = optuna.load_study(study_name="tiny", storage=storage_url)  # stock Optuna reads it
+    assert len(stock.trials_dataframe()) == 10
+    assert stock.trials[0].distributions["model.kernel"].choices == (3, 5, 7)
+
+
+def test_a_new_axis_at_the_old_fixed_value_trains_only_its_new_values(tmp_path, db_url,
+                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = digits_study(search={"params": {"model.pooling": ["max", "avg"]}})
+    _run(tmp_path, raw, db_url)
+    raw["search"]["params"]["model.dropout"] = [0.0, 0.2]
+    _run(tmp_path, raw, db_url)
+    trials = _trials(db_url)
+    assert len(trials) == 4
+    assert [t.params.get("model.dropout") for t in trials[2:]] == [0.2, 0.2]
+    shown = load_study_result("tiny", db_url).trials
+    assert sorted(zip(shown["model.pooling"], shown["model.dropout"])) == [
+        ("avg", 0.0), ("avg", 0.2), ("max", 0.0), ("max", 0.2)]
+    # fixing the axis again keeps the matching trials and hides the others
+    raw["search"]["params"].pop("model.dropout")
+    raw["model"] = {**raw["model"], "dropout": 0.2}
+    _run(tmp_path, raw, db_url)
+    assert len(_trials(db_url)) == 4
+    assert sorted(load_study_result("tiny", db_url).trials["trial"]) == [2, 3]
+
+
+def test_the_best_model_comes_out_and_scores_what_was_recorded(tmp_path, db_url, monkeypatch):
+    import keras
+
+    from sweep.data import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    raw = digits_study(search={"params": {"model.pooling": ["max", "avg"]}})
+    _run(tmp_path, raw, db_url)
+    assert main(["export", "tiny", "--storage", db_url, "--model", "best",
+                 "--out", "best.keras"]) == 0
+    result = load_study_result("tiny", db_url)
+    recorded = result.snapshots.set_index("trial").loc[result.best_trial, "test_accuracy"]
+    model = keras.models.load_model(tmp_path / "best.keras")
+    data = load_dataset({"name": "digits", "validation_split": 0.25, "max_train": 300}, 0)
+    _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+    assert accuracy == pytest.approx(recorded, abs=1e-6)
+    assert main(["export", "tiny", "--storage", db_url, "--model", "9"]) == 2
+
+
+def test_two_studies_compare_in_one_report(tmp_path, db_url, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = digits_study(search={"params": {"model.pooling": ["max", "avg"]}})
+    _run(tmp_path, raw, db_url)
+    _run(tmp_path, raw | {"name": "with_bn", "model": {**raw["model"], "batch_norm": True}},
+         db_url)
+    assert main(["report", "tiny", "with_bn", "--storage", db_url]) == 0
+    from sweep.report import compare_figures
+
+    figures = compare_figures([load_study_result(n, db_url) for n in ("tiny", "with_bn")])
+    assert [f.layout.title.text for f in figures] == [
+        "Studies compared, grouped by study", "Studies compared, grouped by model.pooling"]
+    assert {trace.name for trace in figures[0].data} == {"tiny", "with_bn"}
+    assert (tmp_path / "reports" / "compare-tiny-with_bn.html").is_file()
+
+
+def test_random_studies_grow_their_choices_and_refuse_to_lose_one(tmp_path, db_url,
+                                                                  monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = digits_study(search={"sampler": "random", "n_trials": 2, "params": {
+        "model.pooling": ["max"], "training.learning_rate": {"low": 0.001, "high": 0.01}}})
+    _run(tmp_path, raw, db_url)
+    raw["search"]["params"]["model.pooling"] = ["max", "avg"]
+    raw["search"]["params"]["training.learning_rate"] = {"low": 0.0005, "high": 0.05}
+    raw["search"]["n_trials"] = 4
+    _run(tmp_path, raw, db_url)
+    trials = _trials(db_url)
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert trials[0].distributions["model.pooling"].choices == ("max", "avg")
+    raw["search"]["params"]["model.pooling"] = ["avg"]
+    capsys.readouterr()
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 2
+    assert "values can be added, not removed" in capsys.readouterr().err
