@@ -13,11 +13,14 @@ The pipeline's stages are the subpackages, each importing only earlier ones: ``s
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.errors import ConfigError, DataError, SpecError, StorageError, SweepError, TrialFailed
 
 __all__ = ["ConfigError", "DataError", "SpecError", "StorageError", "SweepError", "TrialFailed",
-           "load_results", "load_study_result", "plot_grouped"]
+           "load_results", "load_study_result", "plot_grouped", "versions"]
 
 
 def load_results(name: str, storage: str = DEFAULT_STORAGE):
@@ -42,7 +45,25 @@ def load_study_result(name: str, storage: str = DEFAULT_STORAGE):
 def plot_grouped(frame, by: str):
     """The report's grouped figure for ``frame`` (from ``load_results``): box plots of train
     accuracy, test accuracy and test loss per value of the column ``by`` (a swept param such
-    as ``"model.kernel"``, or ``"epoch"``). Returns a ``plotly.graph_objects.Figure``."""
+    as ``"model.kernel"``: one point per trial, at its last snapshot; or ``"epoch"``: one per
+    trial and snapshot epoch). Returns a ``plotly.graph_objects.Figure``."""
     from sweep.report.figures import grouped_figure
 
     return grouped_figure(frame, by)
+
+
+def versions() -> str:
+    """sweep's version and its frameworks', from the installed packages' metadata: nothing is
+    imported, so ``--version`` answers at once even where TensorFlow takes seconds to load."""
+
+    def version(*dists: str) -> str:
+        for dist in dists:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return "not installed"
+
+    return (f"sweep {version('sweep')} (Keras {version('keras')}, TensorFlow "
+            f"{version('tensorflow', 'tensorflow-cpu')}, Optuna {version('optuna')}, "
+            f"Python {platform.python_version()})")

@@ -12,8 +12,23 @@ import os
 import sys
 from pathlib import Path
 
+import sweep
 from sweep import defaults
 from sweep.errors import SweepError
+from sweep.launch import options
+
+PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console
+
+DESCRIPTION = """\
+Hyperparameter sweeps for small Keras image classifiers: train every point of a study file's
+search space, store every epoch of every trial with Optuna, and report the grouped results."""
+EPILOG = """\
+examples:
+  sweep run quickstart                  train the shipped digits study, write reports/quickstart.html
+  sweep run conv_width --workers 2      two worker processes on this machine
+  sweep status conv_width               what is done, running and failed
+  sweep COMMAND --help                  the options of one command
+Study files, storage, workers and clusters: README.md"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +50,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     storage_default = os.environ.get(defaults.STORAGE_ENV, defaults.DEFAULT_STORAGE)
-    parser = argparse.ArgumentParser(prog="sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sweep", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=sweep.versions(),
+                        help="print the versions of sweep, Keras, TensorFlow and Optuna")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name, func, help_text, study=True, storage=True):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name, func, help_text, study=True, storage=True, usage=None):
+        p = sub.add_parser(name, help=help_text, description=help_text, usage=usage)
         if study:
             p.add_argument("study", metavar="NAME_OR_PATH", help="study name in studies/ or a YAML path")
         if storage:
@@ -59,12 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "train every point of a study's search space not yet done")
     worker = command("worker", _worker, "claim and train points of a study until none is left")
     dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
-    dash.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
-    dash.add_argument("--port", type=int, default=8080)
+    dash.add_argument("--host", default=defaults.DASHBOARD_HOST,
+                      help=f"interface (default: {defaults.DASHBOARD_HOST} only)")
+    dash.add_argument("--port", type=int, default=defaults.DASHBOARD_PORT)
     describe = command("describe", _describe, "print each model's layers, receptive field and "
                        "parameter count, before any training", storage=False)
     submit = command("submit", _submit, "run a study's workers as cluster batch jobs "
-                     "(Slurm job array, Kubernetes Job), now or on a schedule")
+                     "(Slurm job array, Kubernetes Job), now or on a schedule",
+                     usage=options.USAGE)
     for p in (run, worker, describe, submit):
         p.add_argument(
             "--set", action="append", default=[], metavar="dotted.path=value",
@@ -94,18 +114,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="pin workers to these GPUs (auto: every GPU nvidia-smi lists)")
     run.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                      help="workers sharing one GPU (default: 1)")
-    submit.add_argument("--scheduler", required=True, metavar="slurm|kubernetes")
-    submit.add_argument("--workers", type=int, default=1, help="array tasks / pods (default: 1)")
-    submit.add_argument("--gpus-per-worker", type=int, default=0, metavar="G")
-    submit.add_argument("--time", metavar="HH:MM:SS", help="wall-clock limit of each worker")
-    submit.add_argument("--partition", help="Slurm partition")
-    submit.add_argument("--account", help="Slurm account")
-    submit.add_argument("--schedule", metavar='"CRON"', help='recurring run, e.g. "0 2 * * *"')
-    submit.add_argument("--unschedule", action="store_true", help="remove the Slurm schedule")
-    submit.add_argument("--dry-run", action="store_true", help="print the files, submit nothing")
-    submit.add_argument("--python", help="interpreter Slurm workers run (default: this one)")
-    submit.add_argument("--image", help="Kubernetes worker image (default: sweep:latest)")
-    submit.add_argument("--namespace", help="Kubernetes namespace")
+    for p, choices in ((run, PROGRESS[:3]), (worker, PROGRESS)):
+        p.add_argument("--progress", choices=choices, default="auto",
+                       help="live: a live view; plain: one line per epoch; auto: live when "
+                            "stdout and stderr are terminals" + (
+                                "; jsonl: events for a parent process" * (p is worker)))
+    options.add_submit_options(submit)
     report = command("report", _report, "write a self-contained HTML report of a study, or "
                      "of several side by side")
     report.add_argument("others", nargs="*", metavar="OTHER",
@@ -145,24 +159,30 @@ def _run(args) -> int:
     if args.gpus is None and args.workers in (None, 1):
         return _train_here(spec, args, report=True)
     from sweep.run.local import resolve_devices, run_workers
+    from sweep.run.console import sweep_console
 
     workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu)
-    code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
-                       workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
-                       data_dir=args.data_dir)
+    _quiet_optuna()
+    with sweep_console(spec, args.progress) as console:
+        code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
+                           workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
+                           data_dir=args.data_dir, console=console)
     if code == 130:
         raise KeyboardInterrupt
     if code == 0:
+        print(console.result.summary(spec))  # one summary for all the workers
         print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
     return code
 
 
-def _worker_options(args) -> list[str]:
+def _worker_options(args, folders: bool = True) -> list[str]:
     """A worker's options from ``args``, less the study file and ``--storage`` (which
-    reaches workers apart from their command line: its password must not show in ``ps``)."""
+    reaches workers apart from their command line: its password must not show in ``ps``);
+    without ``folders`` also less the checkpoint and artifact folders (a cluster job places
+    them where its workers run)."""
     out = ["--checkpoint-dir", str(args.checkpoint_dir),
-           "--checkpoint-every", str(args.checkpoint_every),
-           "--artifact-dir", str(args.artifact_dir)]
+           "--artifact-dir", str(args.artifact_dir)] if folders else []
+    out += ["--checkpoint-every", str(args.checkpoint_every)]
     for item in args.set:
         out += ["--set", item]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
@@ -171,38 +191,51 @@ def _worker_options(args) -> list[str]:
 def _worker(args) -> int:
     from sweep.study import load_study
 
-    return _train_here(load_study(args.study, args.set), args)
+    try:
+        return _train_here(load_study(args.study, args.set), args)
+    except KeyboardInterrupt:
+        if args.progress != "jsonl":
+            raise
+        return 130  # a worker of `sweep run --workers N`: its parent says it, once
+
+
+def _quiet_optuna() -> None:
+    """Optuna's info lines ("A new study created ...") repeat what the console says."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _submit(args) -> int:
-    from sweep.launch import plan_job, submit, unschedule
+    from sweep.launch.submit import plan_job, submit, unschedule, warnings
     from sweep.study import load_study
 
     spec = load_study(args.study, args.set)
     if args.unschedule:
         print(unschedule(spec.name, args.scheduler))
         return 0
-    job = plan_job(
-        spec, scheduler=args.scheduler, storage_url=args.storage, workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker, time=args.time,
-        job_dir=defaults.REPORTS_DIR / spec.name,
-        partition=args.partition, account=args.account, schedule=args.schedule,
-        image=args.image, namespace=args.namespace, python=args.python,
-        worker_options=_worker_options(args),
-    )
+    job = plan_job(spec, storage_url=args.storage, job_dir=defaults.REPORTS_DIR / spec.name,
+                   worker_options=_worker_options(args, folders=False),
+                   **options.submit_options(args))
+    for line in warnings(job, args.scheduler):
+        print(f"sweep: warning: {line}", file=sys.stderr)
     print(submit(job, args.scheduler, dry_run=args.dry_run))
     return 0
 
 
 def _train_here(spec, args, report: bool = False) -> int:
     """Run the worker loop in this process; with ``report``, write the report after."""
-    from sweep.run import run_sweep
+    from sweep.run import run_sweep, sweep_console
+    from sweep.run.quiet import native_banners_filtered
 
-    result = run_sweep(spec, args.storage, data_dir=args.data_dir,
-                       checkpoint_dir=args.checkpoint_dir,
-                       checkpoint_every_s=args.checkpoint_every,
-                       artifact_dir=args.artifact_dir)
-    print(result.summary(spec))
+    _quiet_optuna()
+    with native_banners_filtered(), sweep_console(spec, args.progress) as console:
+        result = run_sweep(spec, args.storage, data_dir=args.data_dir,
+                           checkpoint_dir=args.checkpoint_dir,
+                           checkpoint_every_s=args.checkpoint_every,
+                           artifact_dir=args.artifact_dir, on_event=console.event)
+    if args.progress != "jsonl":
+        print(result.summary(spec))
     if report:
         print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
     return 0
@@ -219,16 +252,13 @@ def _describe(args) -> int:
 
 
 def _report(args) -> int:
-    if not args.others:
-        print(_write_report(_study_name(args.study), args, args.out))
-        return 0
-    from sweep.report import compare_figures, load_study_result, write_comparison
-
     names = [_study_name(n) for n in (args.study, *args.others)]
-    results = [load_study_result(n, args.storage) for n in names]
-    out = args.out or defaults.REPORTS_DIR / f"compare-{'-'.join(names)}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    print(write_comparison(results, compare_figures(results), out))
+    if len(names) > 1:
+        from sweep.report import compare_studies
+
+        print(compare_studies(names, args.storage, args.out))
+    else:
+        print(_write_report(names[0], args, args.out))
     return 0
 
 
@@ -247,17 +277,13 @@ def _write_report(name: str, args, out: Path | None = None) -> Path:
 
 
 def _export(args) -> int:
-    from sweep.report import export, load_study_result
+    from sweep.report import export, export_model, load_study_result
 
-    name = _study_name(args.study)
-    result = load_study_result(name, args.storage)
+    result = load_study_result(_study_name(args.study), args.storage)
     if args.model is not None:
-        from sweep.report.html import export_model
-
         print(export_model(result, args.model, args.checkpoint_dir, args.out))
-        return 0
-    out = args.out or Path(f"{name}.{args.format}")
-    print(export(result, args.format, out))
+    else:
+        print(export(result, args.format, args.out or Path(f"{result.name}.{args.format}")))
     return 0
 
 

@@ -17,3 +17,6 @@ REPORTS_DIR = Path("reports")  # HTML reports; cluster job files under reports/N
 TENSORBOARD_DIR = Path("tensorboard")  # training.tensorboard: <dir>/<study>/trial-<number>
 # Seconds of training between checkpoints: a worker killed mid-trial loses at most this much.
 CHECKPOINT_EVERY_S = 15.0
+# `sweep dashboard`: loopback only unless asked; the report links trials to this address.
+DASHBOARD_HOST = "127.0.0.1"
+DASHBOARD_PORT = 8080

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.data.classes import folder_classes
 from sweep.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -126,9 +127,11 @@ def _folder(cfg: dict, data_dir: str | None) -> Raw:
 
     root = Path(cfg["path"])
     train_dir, test_dir = root / "train", root / "test"
+    if not root.exists():
+        raise DataError(f"dataset.path: {root} does not exist")
     if not train_dir.is_dir() or not test_dir.is_dir():
         raise DataError(f"dataset.path: {root} must hold train/ and test/, each with class folders")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    classes = folder_classes(root)
     if not classes:
         raise DataError(f"dataset.path: {train_dir} has no class folders")
     first: list = []  # (size, mode) of the first image; the rest are converted to match

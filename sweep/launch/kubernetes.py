@@ -5,13 +5,15 @@ results; ``kubectl apply`` hands them over (this module never talks to a cluster
 the worker image (``docker/Dockerfile``); the study file (and its hypermodel file) travels in
 a ConfigMap, so any study runs with the stock image; a folder or npz dataset must be in the
 image. Workers read the storage URL, and the password apart from
-it, from the Secret ``sweep-storage``: no manifest but the Secret's holds either.
+it, from the Secret ``sweep-storage``: no manifest but the Secret's holds either. Each pod
+requests CPU and memory; its checkpoints and pictures are lost with it unless a
+PersistentVolumeClaim (``--volume-claim``) is mounted for them at ``WORK_MOUNT``.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -24,6 +26,8 @@ GPU_RESOURCE = "nvidia.com/gpu"  # NVIDIA's device plugin
 LABEL = "sweep.study"
 HYPERMODEL_KEY = "hypermodel.py"  # the hypermodel file's key in the study's ConfigMap
 DEFAULT_IMAGE = "sweep:latest"  # docker/Dockerfile
+# Where a --volume-claim is mounted; relative checkpoint and artifact folders go below it.
+WORK_MOUNT = PurePosixPath("/var/lib/sweep")
 
 
 def name_for(text: str, limit: int = 63) -> str:
@@ -73,19 +77,26 @@ def storage_secret(job: ClusterJob) -> dict:
 
 def job_spec(job: ClusterJob) -> dict:
     """The spec of the Indexed Job: ``workers`` pods at once, one worker each."""
+    work = WORK_MOUNT if job.volume_claim else None
     container = {
         "name": "worker",
-        "image": job.image,
-        "command": ["sweep", *job.worker_argv(f"{STUDY_MOUNT}/study.yaml")],
+        "image": job.image or DEFAULT_IMAGE,
+        "command": ["sweep", *job.worker_argv(f"{STUDY_MOUNT}/study.yaml", work)],
         "env": [
             _from_secret("SWEEP_STORAGE", "url"),  # `sweep worker` reads it as --storage
             _from_secret("PGPASSWORD", "password", optional=True),  # or none: ~/.pgpass, trust
             {"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"},
         ],
         "volumeMounts": [{"name": "study", "mountPath": STUDY_MOUNT, "readOnly": True}],
+        "resources": {"requests": {"cpu": _cpus(job.cpus), "memory": job.memory}},
     }
+    volumes = [_study_volume(job)]
+    if job.volume_claim:
+        container["volumeMounts"].append({"name": "work", "mountPath": str(WORK_MOUNT)})
+        volumes.append({"name": "work",
+                        "persistentVolumeClaim": {"claimName": job.volume_claim}})
     if job.gpus_per_worker:
-        container["resources"] = {"limits": {GPU_RESOURCE: job.gpus_per_worker}}
+        container["resources"]["limits"] = {GPU_RESOURCE: job.gpus_per_worker}
     spec = {
         "completionMode": "Indexed",
         "completions": job.workers,
@@ -97,13 +108,18 @@ def job_spec(job: ClusterJob) -> dict:
             "spec": {
                 "restartPolicy": "OnFailure",
                 "containers": [container],
-                "volumes": [_study_volume(job)],
+                "volumes": volumes,
             },
         },
     }
     if job.time_s:
         spec["activeDeadlineSeconds"] = job.time_s
     return spec
+
+
+def _cpus(cores: float) -> str:
+    """CPU cores as a Kubernetes quantity: ``2``, or ``500m`` for half a core."""
+    return f"{cores:g}" if float(cores).is_integer() else f"{round(cores * 1000)}m"
 
 
 def batch_job(job: ClusterJob) -> dict:
@@ -166,11 +182,19 @@ class KubernetesScheduler(Scheduler):
         if job.hypermodel is not None:
             hypermodel_path(job)  # raises when the file cannot travel
         if job.data_path is not None and not (Path(job.data_path).is_absolute()
-                                              and job.image != DEFAULT_IMAGE):
+                                              and job.image is not None):
             raise UsageError(
                 f"{job.study_file}: dataset.path: {job.data_path} is a path on this machine, "
                 "which pods do not see; build an image that holds the data (docker/Dockerfile) "
                 "and pass --image IMAGE with --set dataset.path=/absolute/path/in/the/image")
+
+    def warnings(self, job: ClusterJob) -> list[str]:
+        """The stock image name without ``--image``: it exists only where someone built it."""
+        if job.image is not None:
+            return []
+        return [f"no --image: pods run {DEFAULT_IMAGE}, which a cluster pulls only if you built "
+                "docker/Dockerfile under that name and pushed it to a registry its nodes "
+                "reach; give --image REGISTRY/sweep:TAG"]
 
     def render(self, job: ClusterJob) -> dict[str, str]:
         """The study's ConfigMap with the Job, or with the CronJob when scheduled."""
@@ -187,8 +211,11 @@ class KubernetesScheduler(Scheduler):
         follow = (f"remove the schedule with: kubectl{ns} delete cronjob "
                   f"{name_for(job.job_name, 52)}" if job.schedule
                   else f"follow with: kubectl{ns} get pods -l {LABEL}={name_for(job.study)}")
+        kept = "" if job.volume_claim else (
+            " (checkpoints and pictures are lost with each pod: --volume-claim NAME keeps "
+            "them)")
         return (f"wrote {manifest} and the storage Secret {secret} (mode 0600); "
-                f"apply with: kubectl{ns} apply -f {secret} -f {manifest}; {follow}")
+                f"apply with: kubectl{ns} apply -f {secret} -f {manifest}; {follow}{kept}")
 
     def unschedule(self, study: str) -> str:
         raise UsageError(

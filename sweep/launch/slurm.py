@@ -3,7 +3,9 @@
 Each array task runs one ``sweep worker``; the workers share the study through the storage
 and each claims points until none is left, so the array's size is only how many train at
 once. The script names the interpreter that ran ``sweep submit`` (a virtual environment on
-a shared filesystem reaches every node) and runs in the folder ``sweep submit`` ran in.
+a shared filesystem reaches every node) and runs in the working folder (``--workdir``, by
+default the folder ``sweep submit`` ran in), with absolute checkpoint and artifact folders;
+a warning names any of these that look like this node's alone.
 The storage password goes to ``storage.env`` (mode 0600) next to the script, which the
 script sources; with ``~/.pgpass`` on the nodes no such file is written.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from sweep.errors import SchedulerError, UsageError
 from sweep.launch._base import ClusterJob, Scheduler
+from sweep.launch.shared import node_local_warning
 
 ENV_FILE = "storage.env"
 CRON_TIME = "00:05:00"  # limit of the small cron job that submits the array, HH:MM:SS
@@ -42,7 +45,7 @@ def render_script(job: ClusterJob) -> str:
         options.append(f"--gres=gpu:{job.gpus_per_worker}")
     options += [f"--partition={job.partition}"] if job.partition else []
     options += [f"--account={job.account}"] if job.account else []
-    worker = [job.python, "-m", "sweep.cli", *job.worker_argv(str(job.study_file)),
+    worker = [job.python, "-m", "sweep.cli", *job.worker_argv(str(job.study_file), job.workdir),
               "--storage", job.storage]
     lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options),
              f"# Written by `sweep submit {job.study} --scheduler slurm`: {job.workers} workers "
@@ -134,6 +137,13 @@ def _run(command: list[str], what: str) -> str:
     return proc.stdout
 
 
+def _environment(python: str) -> Path:
+    """The virtual environment an interpreter belongs to (its ``bin/``'s parent, holding
+    ``pyvenv.cfg``), else the interpreter itself."""
+    folder = Path(python).absolute().parent.parent
+    return folder if (folder / "pyvenv.cfg").is_file() else Path(python)
+
+
 class SlurmScheduler(Scheduler):
     """Slurm: sbatch job arrays now, scrontab for a schedule."""
 
@@ -149,6 +159,19 @@ class SlurmScheduler(Scheduler):
                 "PostgreSQL: --storage postgresql+psycopg://USER@HOST:5432/DB with the password "
                 "in PGPASSWORD or ~/.pgpass (README: Running on a cluster), or --workers 1"
             )
+
+    def warnings(self, job: ClusterJob) -> list[str]:
+        """The folders and files every task needs, where they look like this node's alone."""
+        paths = {"working folder": job.workdir, "study file": job.study_file,
+                 "Python environment": _environment(job.python),
+                 "checkpoints": job.folder(job.checkpoint_dir, job.workdir),
+                 "artifacts": job.folder(job.artifact_dir, job.workdir), "logs": job.job_dir}
+        if job.data_path is not None:
+            paths["dataset.path"] = job.workdir / job.data_path
+        line = node_local_warning(paths, "Slurm tasks on other nodes",
+                                  "use folders on a file system the nodes share (--workdir DIR "
+                                  "moves the working, checkpoint, artifact and log folders)")
+        return [line] if line else []
 
     def render(self, job: ClusterJob) -> dict[str, str]:
         """The files to keep next to the study's results, by name: the sbatch script, and with

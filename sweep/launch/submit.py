@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR
 from sweep.errors import UsageError
 from sweep.launch._base import ClusterJob, Scheduler
 from sweep.launch.kubernetes import KubernetesScheduler
@@ -28,6 +29,8 @@ _TIME = re.compile(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)")  # [D-]HH:MM:SS
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,-]+")
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly")
 _WORD = re.compile(r"[A-Za-z0-9_.,:/@+-]+")  # partition, account, image, namespace
+_QUANTITY = re.compile(r"\d+(\.\d+)?([KMGTPE]i?)?")  # a Kubernetes memory quantity: 4Gi, 512M
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?")  # a Kubernetes object's name
 
 
 def plan_job(
@@ -45,9 +48,19 @@ def plan_job(
     image: str | None = None,
     namespace: str | None = None,
     python: str | None = None,
+    workdir: Path | None = None,
+    cpus_per_worker: float = 2.0,
+    memory_per_worker: str = "4Gi",
+    volume_claim: str | None = None,
+    checkpoint_dir: Path = CHECKPOINT_DIR,
+    artifact_dir: Path = ARTIFACT_DIR,
     worker_options: list[str] = (),
 ) -> ClusterJob:
-    """Check the submit options against each other and the scheduler; UsageError if bad."""
+    """Check the submit options against each other and the scheduler; UsageError if bad.
+
+    ``workdir`` (default: this folder) is where Slurm workers run; a relative ``job_dir``
+    (scripts and logs) starts there too.
+    """
     chosen = scheduler_for(scheduler)
     if workers < 1 or gpus_per_worker < 0:
         raise UsageError("--workers must be at least 1 and --gpus-per-worker at least 0")
@@ -55,6 +68,15 @@ def plan_job(
                           ("--image", image), ("--namespace", namespace)):
         if value is not None and not _WORD.fullmatch(value):
             raise UsageError(f"{option} {value!r}: expected one word (letters, digits, '_.,:/@+-')")
+    if not cpus_per_worker > 0:
+        raise UsageError(f"--cpus-per-worker {cpus_per_worker:g}: expected a number above 0")
+    if not _QUANTITY.fullmatch(memory_per_worker):
+        raise UsageError(f"--memory-per-worker {memory_per_worker!r}: expected a quantity "
+                         "such as 4Gi or 512Mi")
+    if volume_claim is not None and not _NAME.fullmatch(volume_claim):
+        raise UsageError(f"--volume-claim {volume_claim!r}: expected the name of a "
+                         "PersistentVolumeClaim (lowercase letters, digits and '-')")
+    workdir = (workdir or Path.cwd()).resolve()
     storage, password = split_password(storage_url)
     job = ClusterJob(
         study=spec.name,
@@ -63,14 +85,19 @@ def plan_job(
         workers=workers,
         gpus_per_worker=gpus_per_worker,
         time_s=parse_time(time, required=chosen.needs_time),
-        job_dir=job_dir.resolve(),
-        workdir=Path.cwd(),
+        job_dir=(workdir / job_dir).resolve(),
+        workdir=workdir,
         python=python or sys.executable,
         partition=partition,
         account=account,
         schedule=check_schedule(schedule),
-        image=image or ClusterJob.image,
+        image=image,
         namespace=namespace,
+        cpus=cpus_per_worker,
+        memory=memory_per_worker,
+        volume_claim=volume_claim,
+        checkpoint_dir=Path(checkpoint_dir),
+        artifact_dir=Path(artifact_dir),
         worker_options=tuple(worker_options),
         password=password or os.environ.get("PGPASSWORD") or None,
         hypermodel=spec.hypermodel,
@@ -134,6 +161,11 @@ def submit(job: ClusterJob, scheduler: str, *, dry_run: bool = False) -> str:
         return "\n".join(shown).rstrip("\n")
     paths = write_files(job.job_dir, files, secrets)
     return chosen.launch(job, paths)
+
+
+def warnings(job: ClusterJob, scheduler: str) -> list[str]:
+    """What the scheduler finds likely to surprise in the job (see ``Scheduler.warnings``)."""
+    return scheduler_for(scheduler).warnings(job)
 
 
 def unschedule(study: str, scheduler: str) -> str:

@@ -47,7 +47,7 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
         if key in seen:
             continue
         seen.add(key)
-        input_shape, num_classes = input_spec(config["dataset"], data_dir)
+        input_shape, num_classes = input_spec(config["dataset"], data_dir, spec.source)
         try:
             architecture = plan(config["model"], input_shape, num_classes)
         except ConfigError as err:

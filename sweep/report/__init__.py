@@ -8,9 +8,11 @@ No Keras here: reading a stored study never loads TensorFlow.
 
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.figures import compare_figures, grouped_figure, report_figures
-from sweep.report.html import export, export_model, write_comparison, write_report
+from sweep.report.html import (
+    compare_studies, export, export_model, write_comparison, write_report,
+)
 from sweep.report.status import study_status
 
-__all__ = ["StudyResult", "compare_figures", "export", "export_model", "grouped_figure",
+__all__ = ["StudyResult", "compare_figures", "compare_studies", "export", "export_model", "grouped_figure",
            "load_study_result", "report_figures", "study_status", "write_comparison",
            "write_report"]

@@ -4,6 +4,9 @@ The grouped comparison the seeds drew by hand: for each swept parameter, and for
 epoch, the distribution of train accuracy, test accuracy and test loss per value; then the
 diagnostics grouped the same way (overfitting gap, ROC AUC, dead units, per-class accuracy),
 the best trial's confusion matrix, and the Pareto front of a multi-objective study.
+
+Every panel says what it shows in words and its axis the unit (``LABELS``); each figure's
+subtitle says which rows it draws, so a box's points can be counted.
 """
 
 from __future__ import annotations
@@ -14,20 +17,61 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
+from sweep.study import point_text
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
 # overfitting gap (train - validation accuracy), ROC AUC, fraction of dense units never active
 DIAGNOSTIC_METRICS = ("gap", "roc_auc", "dead_train", "dead_test")
+# A column of the frames -> (what it is, in words; its axis: the unit).
+LABELS = {
+    "train_accuracy": ("train accuracy", "accuracy (fraction correct)"),
+    "val_accuracy": ("validation accuracy", "accuracy (fraction correct)"),
+    "test_accuracy": ("test accuracy", "accuracy (fraction correct)"),
+    "train_loss": ("train loss", "cross-entropy (nats)"),
+    "val_loss": ("validation loss", "cross-entropy (nats)"),
+    "test_loss": ("test loss", "cross-entropy (nats)"),
+    "gap": ("train − validation accuracy", "accuracy difference (fraction)"),
+    "roc_auc": ("ROC AUC, macro one-vs-rest", "area under the ROC curve"),
+    "dead_train": ("dead ReLU units, train set (fraction)", "fraction of hidden dense units"),
+    "dead_test": ("dead ReLU units, test set (fraction)", "fraction of hidden dense units"),
+    "param_count": ("parameters", "parameters"),
+}
 PALETTE = qualitative.Plotly  # one colour per value (or trial), the same in every panel
+MAX_EPOCH_TICKS = 10
+
+
+def label(column: str) -> str:
+    """A column in words (its own name where there is none)."""
+    return LABELS.get(column, (column, column))[0]
+
+
+def _unit(column: str) -> str:
+    return LABELS.get(column, (column, column))[1]
+
+
+def _epochs(rows: pd.DataFrame) -> str:
+    epochs = sorted(rows["epoch"].unique())
+    return f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
 
 
 def grouped_figure(snapshots: pd.DataFrame, by: str, metrics=GROUPED_METRICS,
                    title: str = "Grouped by") -> go.Figure:
-    """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by``."""
-    metrics = [m for m in metrics if snapshots[m].notna().any()]
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+    """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by``.
+
+    Grouped by a parameter, each trial is one point, at its last snapshot (a trial's
+    snapshots are not independent results); grouped by ``epoch``, each trial has a point per
+    snapshot epoch. The subtitle says which.
+    """
+    if by == "epoch":
+        rows, which = snapshots, "every snapshot of every trial: one point per trial and epoch"
+    else:
+        rows = last_epoch(snapshots)
+        which = f"each trial at its last snapshot ({_epochs(rows)}): one point per trial"
+    metrics = [m for m in metrics if rows[m].notna().any()]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)),
+                        subplot_titles=[label(m) for m in metrics])
     for col, metric in enumerate(metrics, start=1):
-        for i, (value, group) in enumerate(snapshots.groupby(by, sort=True)):
+        for i, (value, group) in enumerate(rows.groupby(by, sort=True)):
             fig.add_trace(
                 go.Box(
                     y=group[metric],
@@ -41,29 +85,55 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics=GROUPED_METRICS,
                 row=1,
                 col=col,
             )
-    fig.update_layout(title=f"{title} {by}", legend_title=by, height=420)
+        fig.update_yaxes(title_text=_unit(metric), row=1, col=col)
+        fig.update_xaxes(title_text=by, type="category", row=1, col=col)
+    fig.update_layout(title={"text": f"{title} {by}", "subtitle": {"text": which}},
+                      legend_title=by, height=460, margin={"t": 110})
     return fig
 
 
+def _categories(axis: str, names: list[str]) -> dict:
+    """An axis with a tick for every category (plotly thins them out when many)."""
+    return {f"{axis}axis": {"type": "category", "tickmode": "array", "tickvals": names,
+                            "ticktext": names, "tickangle": -60 if len(names) > 10 else 0,
+                            "tickfont": {"size": 9 if len(names) > 40 else 12}}}
 
-def per_class_figure(per_class: pd.DataFrame, by: str) -> go.Figure:
+
+def class_labels(class_names: tuple[str, ...], count: int) -> list[str]:
+    """The names of classes 0 .. count-1 (their numbers where a study has no names)."""
+    return [class_names[c] if c < len(class_names) else str(c) for c in range(count)]
+
+
+def per_class_figure(per_class: pd.DataFrame, by: str,
+                     class_names: tuple[str, ...] = ()) -> go.Figure:
     """Mean per-class test accuracy (last snapshot of each trial) per value of ``by``."""
-    table = last_epoch(per_class).pivot_table(index=by, columns="class", values="accuracy", aggfunc="mean")
-    fig = go.Figure(go.Heatmap(z=table.values, x=[str(c) for c in table.columns],
-                               y=[str(v) for v in table.index], zmin=0, zmax=1,
+    table = last_epoch(per_class).pivot_table(index=by, columns="class", values="accuracy",
+                                              aggfunc="mean")
+    classes = class_labels(class_names, int(table.columns.max()) + 1)
+    x = [classes[c] for c in table.columns]
+    y = [str(v) for v in table.index]
+    fig = go.Figure(go.Heatmap(z=table.values, x=x, y=y, zmin=0, zmax=1,
                                colorscale="Viridis", colorbar_title="accuracy"))
-    fig.update_layout(title=f"Per-class test accuracy by {by}", xaxis_title="class",
-                      yaxis_title=by, height=300 + 12 * len(table))
+    fig.update_layout(
+        title={"text": f"Per-class test accuracy by {by}",
+               "subtitle": {"text": "mean over the trials of each value, each at its last "
+                                    "snapshot"}},
+        xaxis_title="class", yaxis_title=by, height=340 + 14 * len(table) + 4 * len(x),
+        **_categories("x", x), **_categories("y", y))
     return fig
 
 
-def confusion_figure(confusion: list, trial: int) -> go.Figure:
+def confusion_figure(confusion: list, trial: int, class_names: tuple[str, ...] = ()) -> go.Figure:
     """The confusion matrix of one trial: rows true class, columns predicted."""
-    fig = go.Figure(go.Heatmap(z=confusion, colorscale="Blues", colorbar_title="images"))
+    names = class_labels(class_names, len(confusion))
+    fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues",
+                               colorbar_title="test images"))
     # the title names no trial: the dashboard keeps one figure per title (sweep.dashboard)
     fig.update_layout(title="Confusion matrix of the best trial",
                       xaxis_title=f"predicted class (trial {trial})", yaxis_title="true class",
-                      yaxis_autorange="reversed", height=520)
+                      height=520 + 6 * len(names), **_categories("x", names),
+                      **_categories("y", names))
+    fig.update_yaxes(autorange="reversed")
     return fig
 
 
@@ -78,30 +148,44 @@ def pareto_figure(pareto: pd.DataFrame, metrics: tuple[str, ...]) -> go.Figure:
         go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front",
                    marker_color=PALETTE[0], text=[f"trial {t}" for t in front["trial"]]),
     ])
-    fig.update_layout(title=f"Pareto front: {x} vs {y}", xaxis_title=x, yaxis_title=y,
-                      height=460)
+    fig.update_layout(title=f"Pareto front: {x} vs {y}", xaxis_title=f"{label(x)} ({_unit(x)})",
+                      yaxis_title=f"{label(y)} ({_unit(y)})", height=460)
     return fig
 
 
-def curves_figure(curves: pd.DataFrame) -> go.Figure:
-    """Learning curves: train and validation accuracy per epoch, one line per trial; a pruned
-    trial's line is dotted and stops where the pruner stopped it."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("train_accuracy", "val_accuracy"))
+def curve_name(trial: int, values: dict, pruned: bool = False) -> str:
+    """A learning curve's legend entry: the trial by its values, then its number."""
+    point = point_text(values)
+    return f"{point} (trial {trial}{', pruned' * pruned})" if point else (
+        f"trial {trial}" + " (pruned)" * pruned)
+
+
+def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = ()) -> go.Figure:
+    """Learning curves: train and validation accuracy per epoch, one line per trial, named
+    by its values of ``params``; a pruned trial's line is dotted and stops where the pruner
+    stopped it."""
+    metrics = ("train_accuracy", "val_accuracy")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[label(m) for m in metrics])
     for i, (trial, group) in enumerate(curves.groupby("trial", sort=True)):
         pruned = group["state"].iloc[0] == "PRUNED"
-        for col, metric in enumerate(("train_accuracy", "val_accuracy"), start=1):
+        name = curve_name(trial, {p: group[p].iloc[0] for p in params}, pruned)
+        for col, metric in enumerate(metrics, start=1):
             fig.add_trace(
                 go.Scatter(
-                    x=group["epoch"], y=group[metric], mode="lines",
-                    name=f"trial {trial}" + " (pruned)" * pruned,
+                    x=group["epoch"], y=group[metric], mode="lines", name=name,
                     line_color=PALETTE[i % len(PALETTE)], line_dash="dot" if pruned else None,
                     legendgroup=str(trial), showlegend=col == 1,
                 ),
                 row=1,
                 col=col,
             )
-    fig.update_layout(title="Learning curves", height=420)
-    fig.update_xaxes(title_text="epoch")
+    last = int(curves["epoch"].max()) if len(curves) else 1
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, last)
+                if last / s <= MAX_EPOCH_TICKS)
+    fig.update_layout(title="Learning curves", height=440, legend_title="trial")
+    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=step,
+                     tickformat="d")
+    fig.update_yaxes(title_text=_unit("train_accuracy"))
     return fig
 
 
@@ -113,16 +197,18 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
     if not result.snapshots.empty:
         figures += [grouped_figure(result.snapshots, by) for by in groups]
     if not result.curves.empty:
-        figures.append(curves_figure(result.curves))
+        figures.append(curves_figure(result.curves, result.params))
     if not result.pareto.empty:
         figures.append(pareto_figure(result.pareto, result.metrics))
     if not result.snapshots.empty:
         figures += [grouped_figure(result.snapshots, by, DIAGNOSTIC_METRICS, "Diagnostics by")
                     for by in groups]
     if not result.per_class.empty:
-        figures += [per_class_figure(result.per_class, by) for by in result.params]
+        figures += [per_class_figure(result.per_class, by, result.class_names)
+                    for by in result.params]
     if result.best_confusion is not None:
-        figures.append(confusion_figure(result.best_confusion, result.best_trial))
+        figures.append(confusion_figure(result.best_confusion, result.best_trial,
+                                        result.class_names))
     return figures
 
 

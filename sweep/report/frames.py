@@ -34,7 +34,9 @@ class StudyResult:
     ``on_front``. ``pictures``: one row per snapshot picture: ``trial``, ``epoch``, ``kind``
     (filters, pca), ``artifact_id``. ``best_trial``: the number of the best complete trial
     (None before one completed; the first of the Pareto front for a multi-objective study),
-    ``best_confusion`` its last confusion matrix (rows: true class).
+    ``best_confusion`` its last confusion matrix (rows: true class). ``class_names``: the
+    dataset's, class 0 first (() for a study stored before sweep kept them); ``study_id``:
+    Optuna's, as the dashboard's URLs name the study.
     """
 
     name: str
@@ -49,6 +51,8 @@ class StudyResult:
     pictures: pd.DataFrame = field(default_factory=pd.DataFrame)
     best_trial: int | None = None
     best_confusion: list | None = None
+    class_names: tuple[str, ...] = ()
+    study_id: int | None = None
 
     @property
     def metric(self) -> str:
@@ -117,6 +121,8 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         pictures=pd.DataFrame(pictures, columns=["trial", "epoch", "kind", "artifact_id"]),
         best_trial=best_trial,
         best_confusion=None if best_trial is None else _last_confusion(all_trials[best_trial]),
+        class_names=stored.class_names,
+        study_id=stored.study_id,
     )
 
 

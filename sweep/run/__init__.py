@@ -1,13 +1,17 @@
-"""Stage 7, running: workers claim points (``claims``, with a heartbeat), train them one at a
-time (``worker``) from a prepared ``plan``, print progress (``progress``), stop between batches on Ctrl-C
-(``interrupt``), and run as local processes pinned to GPUs or cores (``local``).
+"""Stage 7, running: workers claim points (``claims``, with a heartbeat) of a prepared study
+(``plan``), train them one at a time (``worker``), tell what they do as events (``progress``)
+that one console shows, live on a terminal (``console``), stop between batches on Ctrl-C (``interrupt``), keep framework
+start-up banners off the screen (``quiet``), and run as local processes pinned to GPUs or
+cores (``local``).
 
 Nothing here imports Keras at import time; a worker loads it with its first trial.
 """
 
+from sweep.run.console import SweepConsole, sweep_console
 from sweep.run.local import run_workers
-from sweep.run.progress import SweepResult
 from sweep.run.plan import Plan, prepare
+from sweep.run.progress import SweepResult
 from sweep.run.worker import run_sweep
 
-__all__ = ["Plan", "SweepResult", "prepare", "run_sweep", "run_workers"]
+__all__ = ["Plan", "SweepConsole", "SweepResult", "prepare", "run_sweep", "run_workers",
+           "sweep_console"]

@@ -38,11 +38,14 @@ log = logging.getLogger(__name__)
 class Claim:
     """A point this worker now owns; ``dead_trial`` is the trial number of a dead worker it
     took over (to be marked failed); ``earlier_trial`` the complete trial of this point to
-    continue (the study's epochs grew, see ``reopen``); both None for a fresh point."""
+    continue (the study's epochs grew, see ``reopen``); both None for a fresh point.
+    ``position``: how many of the study's points had been claimed with this one (its place
+    in the sweep, "k of N")."""
 
     point: str
     dead_trial: int | None = None
     earlier_trial: int | None = None
+    position: int = 1
 
 
 def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim | None:
@@ -58,18 +61,21 @@ def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim |
                 ).all()
                 held = {r.point: r for r in rows}
                 free = next((p for p in points if p not in held), None)
+                # points claimed so far (one to continue is not, until claimed again)
+                claimed = sum(p in held and held[p].state != "more" for p in points)
                 now, host = time.time(), socket.gethostname()
                 if free is not None:
                     conn.execute(CLAIMS.insert().values(
                         study_id=study_id, point=free, worker=worker, state="running",
                         heartbeat=now))
-                    return Claim(free)
+                    return Claim(free, position=claimed + 1)
                 for r in rows:
                     if r.state == "more" and r.point in points and conn.execute(
                         _take(study_id, r).values(worker=worker, state="running",
                                                   heartbeat=now, trial_number=None)
                     ).rowcount:
-                        return Claim(r.point, earlier_trial=r.trial_number)
+                        return Claim(r.point, earlier_trial=r.trial_number,
+                                     position=claimed + 1)
                 for r in rows:
                     if r.state == "running" and r.point in points and is_dead(
                         r.worker, r.heartbeat, now, host
@@ -77,7 +83,7 @@ def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim |
                         taken = conn.execute(_take(study_id, r).values(
                             worker=worker, heartbeat=now, trial_number=None)).rowcount
                         if taken:
-                            return Claim(r.point, r.trial_number)
+                            return Claim(r.point, r.trial_number, position=claimed)
                 return None
         except sa.exc.IntegrityError:
             continue  # another worker inserted the same point first (PostgreSQL): look again

@@ -7,6 +7,10 @@ settings so K children share a card, or an equal share of the CPU cores. A child
 new child takes its place; the point resumes from its checkpoint. Ctrl-C stops the children,
 which mark their trials interrupted.
 
+The parent owns the console: each child sends its events (``progress``) as JSON lines on its
+stdout and its own lines (warnings, errors) on its stderr, both read here by one thread per
+pipe and shown on the one ``SweepConsole``, a line that several workers write alike once.
+
 The storage URL reaches the children in their environment (``SWEEP_STORAGE``), never on
 their command line, where ``ps`` would show its password to every user of the machine.
 Nothing here imports Keras: the parent only prepares the study and watches.
@@ -14,20 +18,24 @@ Nothing here imports Keras: the parent only prepares the study and watches.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from typing import TextIO
 
 from sweep.defaults import STORAGE_ENV
 from sweep.errors import UsageError
 from sweep.models import complete_spec
 from sweep.run import claims
+from sweep.run.console import SweepConsole
 from sweep.run.plan import prepare
-from sweep.store import mark_dead
+from sweep.run.progress import SweepResult
+from sweep.store import load_study, mark_dead
 from sweep.study import StudySpec
 
 WATCH_S = 0.5  # seconds between looks at the children
@@ -87,37 +95,51 @@ def run_workers(
     gpus: list[str],
     per_gpu: int,
     data_dir: str | None = None,
-    out: TextIO | None = None,
+    console: SweepConsole,
 ) -> int:
     """Run ``workers`` children of ``sweep worker <worker_args>`` (the study file and the
-    options, not ``--storage``) on ``storage_url`` until the study is done.
+    options, not ``--storage``) on ``storage_url`` until the study is done, showing what
+    they do on ``console``.
 
     Returns:
         0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
         failed with a user error (it is not restarted: its siblings would fail the same way).
     """
-    out = out or sys.stderr
     plan = prepare(complete_spec(spec), storage_url, data_dir)  # creates the study once, here
-    store, study_id, keys = plan.store, plan.study_id, list(plan.points)
+    spec, store, study_id, keys = plan.spec, plan.store, plan.study_id, list(plan.points)
     host, cores = socket.gethostname(), os.cpu_count() or 1
-    command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args]
+    command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args, "--progress", "jsonl"]
+    inbox: queue.Queue = queue.Queue()
+    pipes: dict[int, list[threading.Thread]] = {}
 
     def start(i: int) -> subprocess.Popen:
         env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
             STORAGE_ENV: storage_url}
-        return subprocess.Popen(command, env=env)
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, bufsize=1)
+        pipes[i] = [threading.Thread(target=_read_lines, args=(i, pipe, inbox), daemon=True)
+                    for pipe in (child.stdout, child.stderr)]
+        for reader in pipes[i]:
+            reader.start()
+        return child
 
+    console.event({"event": "begin", "total": len(keys), "best": _best_so_far(store, spec),
+                   "done": len(keys) - claims.pending(store.engine, study_id, keys),
+                   "where": f"{workers} workers on "
+                            f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}"})
     children = {i: start(i) for i in range(workers)}
-    print(f"[{spec.name}] {workers} workers on "
-          f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}", file=out, flush=True)
+    shown = _Shown(console, store, spec)
     try:
         while children:
-            time.sleep(WATCH_S)
+            shown.drain(inbox, timeout=WATCH_S)
             for i, child in list(children.items()):
                 code = child.poll()
                 if code is None:
                     continue
                 del children[i]
+                for reader in pipes.pop(i):  # what it wrote before it exited, first
+                    reader.join(timeout=5)
+                shown.drain(inbox)
                 if code == 0:
                     continue
                 if code == 2:  # a user error: the others stop by themselves or fail alike
@@ -126,14 +148,62 @@ def run_workers(
                 for number in claims.release_worker(store.engine, study_id,
                                                     f"{host}:{child.pid}"):
                     mark_dead(store, study_id, number, f"worker process exited with {code}")
-                print(f"[{spec.name}] worker {i} (pid {child.pid}) exited with {code}; "
-                      "its point runs again from its checkpoint", file=out, flush=True)
+                console.note(f"(pid {child.pid}) exited with {code}; its point runs again "
+                             "from its checkpoint", worker=i)
                 if claims.pending(store.engine, study_id, keys):
                     children[i] = start(i)
     except KeyboardInterrupt:
         _stop(children.values())
         return 130
     return 0
+
+
+def _read_lines(worker: int, pipe, inbox: queue.Queue) -> None:
+    """Put each line of a child's pipe in ``inbox``, with the child's index, until it ends."""
+    for line in iter(pipe.readline, ""):
+        inbox.put((worker, line.rstrip("\n")))
+
+
+def _best_so_far(store, spec: StudySpec) -> dict:
+    """The study's best so far, read from the storage: fresher than what any one worker saw."""
+    best = SweepResult(total=0)
+    best.update_best(load_study(store, spec.name))
+    return best.best()
+
+
+class _Shown:
+    """Hands the children's lines to the console: events as events (the best so far read
+    afresh at each trial's end), other lines as notes, each distinct text once."""
+
+    def __init__(self, console: SweepConsole, store, spec: StudySpec):
+        self.console, self.store, self.spec = console, store, spec
+        self.seen: set[str] = set()
+
+    def drain(self, inbox: queue.Queue, timeout: float = 0.0) -> None:
+        """Show the lines waiting in ``inbox``, waiting up to ``timeout`` s for the first."""
+        try:
+            while True:
+                worker, line = inbox.get(timeout=timeout)
+                timeout = 0.0
+                self.show(worker, line)
+        except queue.Empty:
+            pass
+
+    def show(self, worker: int, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            if line.strip() and line not in self.seen:
+                self.seen.add(line)
+                self.console.note(line, worker=worker)
+            return
+        if event["event"] == "begin":  # each child's view of the start: the parent gave it
+            return
+        if event["event"] == "end":
+            event = {**event, "best": _best_so_far(self.store, self.spec)}
+        self.console.event(event, worker=worker)
 
 
 def _stop(children) -> None:

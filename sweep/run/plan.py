@@ -14,7 +14,9 @@ from optuna.trial import TrialState
 
 from sweep.data import Dataset, load_dataset
 from sweep.run import claims
-from sweep.store import create_study, existing_study, load_study, open_storage
+from sweep.store import (
+    create_study, existing_study, load_study, open_storage, record_class_names,
+)
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
 from sweep.study.space import identity
@@ -40,21 +42,22 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
     a wrong path) is one line of error and leaves no half-made study behind.
     ``Plan.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
     """
-    store = open_storage(storage_url)
     datasets: dict[str, Dataset] = {}
 
     def dataset_for(cfg: dict, seed: int) -> Dataset:
         key = json.dumps([cfg, seed], sort_keys=True)
         if key not in datasets:
-            datasets[key] = load_dataset(cfg, seed, data_dir)
+            datasets[key] = load_dataset(cfg, seed, data_dir, spec.source)
         return datasets[key]
 
-    dataset_for(spec.config["dataset"], spec.seed)
+    data = dataset_for(spec.config["dataset"], spec.seed)
+    store = open_storage(storage_url)  # after the data: a bad dataset creates no database file
     if existing_study(store, spec) is None:
         try:
             create_study(store, spec)
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             existing_study(store, spec)
+    record_class_names(store, spec.name, data.class_names)  # the report labels classes so
     study = load_study(store, spec.name)
     study_id = store.get_study_id_from_name(spec.name)
     points = claims.study_points(spec)

@@ -1,21 +1,35 @@
-"""What a worker tells its user: one line per epoch while training, one line at the end."""
+"""What a sweep tells its user, as events: plain dicts that a worker hands to a console (this
+process's, or as JSON lines to the parent of ``sweep run --workers N``), and the tally of them.
+
+Events, each a dict with ``"event"``:
+
+- ``begin``: ``total`` points, ``done`` before this run, ``where`` (the workers, or None),
+  ``best`` (see ``SweepResult.best``); once, before any trial.
+- ``start``: ``trial`` (Optuna's number, the one the dashboard shows), ``point`` (its claim
+  key), ``position`` (k of ``total``: the k-th point started), ``values``, ``epochs``,
+  ``resumed_from`` (the checkpoint's last epoch, or None).
+- ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored).
+- ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
+  of a failure, a pruning or a lost point), ``best``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, TextIO
 
 import optuna
 
-from sweep.study import StudySpec
+from sweep.study import StudySpec, point_text
+
+END_STATES = ("complete", "failed", "pruned", "lost")
 
 
 @dataclass
 class SweepResult:
-    """What a ``run_sweep`` call did: trials ``ran`` now (``failed`` and ``pruned`` of them;
-    ``lost``: given up because another worker took the point over), ``skipped`` as already
-    done, out of ``total``; the best value and trial number among the study's complete
-    trials so far, or (multi-objective) how many trials are on the Pareto front."""
+    """What a run did: trials ``ran`` now (``failed`` and ``pruned`` of them; ``lost``: given
+    up because another worker took the point over), ``skipped`` as already done, out of
+    ``total``; the best value and trial number among the study's complete trials so far, or
+    (multi-objective) how many trials are on the Pareto front."""
 
     total: int
     ran: int = 0
@@ -27,6 +41,31 @@ class SweepResult:
     best_trial: int | None = None
     pareto: int | None = None
 
+    @property
+    def finished(self) -> int:
+        """Points done now: those done before this run, and those this run finished."""
+        return self.skipped + self.ran
+
+    def best(self) -> dict:
+        """The best so far, as events carry it."""
+        return {"value": self.best_value, "trial": self.best_trial, "pareto": self.pareto}
+
+    def apply(self, event: dict) -> None:
+        """Count what an event says: the points of ``begin``, the state of ``end``, and the
+        best so far that both carry."""
+        if event["event"] == "begin":
+            self.total, self.skipped = event["total"], event["done"]
+        elif event["event"] == "end":
+            state = event["state"]
+            self.ran += state != "lost"
+            self.failed += state == "failed"
+            self.pruned += state == "pruned"
+            self.lost += state == "lost"
+        else:
+            return
+        best = event["best"]
+        self.best_value, self.best_trial, self.pareto = best["value"], best["trial"], best["pareto"]
+
     def best_text(self, spec: StudySpec) -> str | None:
         """The best so far in words, or None before any trial completed."""
         if self.pareto:
@@ -36,7 +75,7 @@ class SweepResult:
         return None
 
     def summary(self, spec: StudySpec) -> str:
-        """The line printed when the worker is done."""
+        """The line printed when the sweep is done: one for the whole sweep."""
         extra = "".join(f", {n} {what}" for n, what in ((self.pruned, "pruned"),
                                                         (self.lost, "lost")) if n)
         return (f"[{spec.name}] {self.total} points: {self.ran} run now ({self.failed} failed"
@@ -55,21 +94,14 @@ class SweepResult:
         self.best_value, self.best_trial = best.value, best.number
 
 
-def epoch_printer(spec: StudySpec, number: int, values: dict, position: int,
-                  result: SweepResult, out: TextIO) -> Callable[[dict], None]:
-    """The per-epoch progress line of trial ``number``, the ``position``-th of the study."""
-    point = " ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items())
-    epochs = values.get("training.epochs", spec.config["training"]["epochs"])
+def trial_label(start: dict, total: int) -> str:
+    """A trial as every line names it: ``trial 3 (2 of 4) pooling=max kernel=3``."""
+    point = point_text(start["values"])
+    return f"trial {start['trial']} ({start['position']} of {total})" + (f" {point}" * bool(point))
 
-    def on_epoch(row: dict) -> None:
-        best = f" | {result.best_text(spec)}" if result.best_text(spec) else ""
-        test = f" test_accuracy {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
-        print(
-            f"[{spec.name}] trial {position}/{result.total} #{number} {point} "
-            f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} "
-            f"val_accuracy {row['val_accuracy']:.4f}{test} ({row['seconds']:.1f}s){best}",
-            file=out,
-            flush=True,
-        )
 
-    return on_epoch
+def epoch_text(row: dict, epochs: int) -> str:
+    """An epoch's numbers: ``epoch 1/2 loss 2.1394 val_accuracy 0.3000 ... (4.5s)``."""
+    test = f" test_accuracy {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
+    return (f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} "
+            f"val_accuracy {row['val_accuracy']:.4f}{test} ({row['seconds']:.1f}s)")

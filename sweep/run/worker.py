@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -28,17 +28,21 @@ from sweep.errors import TrialFailed
 from sweep.models import complete_spec
 from sweep.run import claims
 from sweep.run.interrupt import DeferredInterrupt
+from sweep.run.console import SweepConsole
 from sweep.run.plan import prepare
-from sweep.run.progress import SweepResult, epoch_printer
+from sweep.run.progress import SweepResult
 from sweep.store import artifact_store, load_study, mark_dead, record_epoch
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.space import value_at
 from sweep.training.checkpoints import (
-    checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint,
+    checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
 )
 from sweep.trial.sampling import make_pruner, make_sampler, suggest
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
+# How a trial ended, in the words of the progress events.
+STATE_WORDS = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
+               TrialState.PRUNED: "pruned"}
 
 
 @dataclass
@@ -55,7 +59,16 @@ class _Worker:
     artifacts: object  # an Optuna artifact store, or None
     interrupt: DeferredInterrupt
     result: SweepResult
-    out: TextIO
+    on_event: Callable[[dict], None]
+
+    def emit(self, event: dict) -> None:
+        """Count an event into this worker's result and hand it to the console."""
+        self.result.apply(event)
+        self.on_event(event)
+
+    def end(self, trial_number: int, state: str, note: str | None = None) -> None:
+        self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
+                   "best": self.result.best()})
 
 
 def run_sweep(
@@ -66,7 +79,7 @@ def run_sweep(
     checkpoint_dir: Path = CHECKPOINT_DIR,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_dir: Path | None = ARTIFACT_DIR,
-    out: TextIO | None = None,
+    on_event: Callable[[dict], None] | None = None,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -74,15 +87,14 @@ def run_sweep(
     each point is trained by exactly one of them (see claims.py). A worker whose claims are
     all done waits while others still train, to take over the points of any that die.
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
-    ``artifact_dir`` (None: no pictures). Progress lines go to ``out`` (default: stderr).
+    ``artifact_dir`` (None: no pictures). What happens goes to ``on_event`` as events
+    (``progress``; default: plain lines on stderr).
     """
-    out = out or sys.stderr  # looked up per call: a default bound at import goes stale
     plan = prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
     keys = list(points)
     engine = store.engine
-    result = SweepResult(total=len(keys),
-                         skipped=len(keys) - claims.pending(engine, study_id, keys))
+    result = SweepResult(total=len(keys))
     pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
     # Random and tpe share one sampler over the run, seeded by the trials already there and
     # the process so that draws are not repeated; a grid point brings its own (one per point).
@@ -94,7 +106,9 @@ def run_sweep(
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
-                     DeferredInterrupt(), result, out)
+                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event)
+    worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
+                 "done": len(keys) - claims.pending(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
@@ -114,28 +128,29 @@ def run_sweep(
                 values = _values_of(spec, earlier)
             study = shared if values is None else load_study(
                 store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0, values))
-            position = result.total - claims.pending(engine, study_id, keys) + 1
-            _run_point(worker, study, claim.point, position, earlier)
+            _run_point(worker, study, claim, earlier)
 
 
-def _run_point(w: _Worker, study: optuna.Study, point: str, position: int,
+def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
                earlier: optuna.trial.FrozenTrial | None) -> None:
-    """Train one claimed point, the ``position``-th of the study (for progress lines), and
-    record how it ended: complete, failed for a reason, pruned, interrupted, or lost.
-    ``earlier``: the point's complete trial to continue (the study's epochs grew)."""
-    spec, result = w.spec, w.result
+    """Train one claimed point and record how it ended: complete, failed for a reason,
+    pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
+    study's epochs grew)."""
+    spec, point = w.spec, claim.point
     trial = study.ask()
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
     values = suggest(trial, spec.search.params)
-    progress = epoch_printer(spec, trial.number, values, position, result, w.out)
-
-    def on_epoch(row: dict) -> None:
-        record_epoch(w.store, w.study_id, trial.number, row)
-        progress(row)
-
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
     if earlier is not None:
         _continue_from(w, trial, earlier, checkpoint)
+    w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
+            "position": claim.position, "resumed_from": saved_epochs(checkpoint),
+            "epochs": values.get("training.epochs", spec.config["training"]["epochs"])})
+
+    def on_epoch(row: dict) -> None:
+        record_epoch(w.store, w.study_id, trial.number, row)
+        w.emit({"event": "epoch", "trial": trial.number, "row": row})
+
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
     try:
         with heartbeat, w.interrupt.training():
@@ -159,18 +174,13 @@ def _run_point(w: _Worker, study: optuna.Study, point: str, position: int,
         # The point is another worker's now (it may be training it from the checkpoint):
         # leave claim and checkpoint alone, and go on with the next point.
         mark_dead(w.store, w.study_id, trial.number, lost)
-        result.lost += 1
-        print(f"[{spec.name}] trial {trial.number} given up: {lost}", file=w.out, flush=True)
+        w.end(trial.number, "lost", lost)
         return
     claims.update(w.store.engine, w.study_id, point, w.name, state="done")
     remove_checkpoint(checkpoint)
-    result.ran += 1
     if state == TrialState.COMPLETE:
-        result.update_best(study)
-    else:
-        result.failed += state == TrialState.FAIL
-        result.pruned += state == TrialState.PRUNED
-        print(f"[{spec.name}] trial {trial.number} {note}", file=w.out)
+        w.result.update_best(study)
+    w.end(trial.number, STATE_WORDS[state], note)
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
@@ -180,7 +190,7 @@ def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
     kept = kept_model_file(w.checkpoint_dir, w.spec.name, earlier.number)
     if not checkpoint.is_file() and not copy_checkpoint(kept, checkpoint):
         print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
-              f"trial {trial.number} trains its point from the first epoch", file=w.out)
+              f"trial {trial.number} trains its point from the first epoch", file=sys.stderr)
 
 
 def _values_of(spec: StudySpec, earlier) -> dict:

@@ -6,9 +6,11 @@ from sweep.store.engine import open_storage, safe_url, split_password
 from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.studies import (
     StoredStudy, artifact_store, create_study, existing_study, load_study, mark_dead,
+    record_class_names,
 )
 
 __all__ = [
     "StoredStudy", "artifact_store", "create_study", "epochs_frame", "existing_study",
-    "load_study", "mark_dead", "open_storage", "record_epoch", "safe_url", "split_password",
+    "load_study", "mark_dead", "open_storage", "record_class_names", "record_epoch", "safe_url",
+    "split_password",
 ]

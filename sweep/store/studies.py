@@ -25,7 +25,8 @@ class StoredStudy:
     in this one place for the report, ``status`` and export.
 
     ``planned``: the number of points (``n_trials`` for random/tpe, else the grid's size);
-    ``definition``: the stored study file itself, as last grown (see growth.py).
+    ``definition``: the stored study file itself, as last grown (see growth.py);
+    ``class_names``: the dataset's (``record_class_names``), () for a study older than them.
     """
 
     name: str
@@ -36,6 +37,7 @@ class StoredStudy:
     planned: int
     description: str
     definition: dict
+    class_names: tuple[str, ...] = ()
 
     def current(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
         """The trials that are the study's results now: the latest attempt at each point of
@@ -77,6 +79,7 @@ class StoredStudy:
             planned=search.get("n_trials") or len(grid_points(described(params))),
             description=study.user_attrs.get("description", ""),
             definition=stored,
+            class_names=tuple(study.user_attrs.get("class_names", ())),
         )
 
 
@@ -133,6 +136,15 @@ def create_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna
     study.set_user_attr(growth.CHOICES_ATTR, growth.merged_choices(None, spec))
     study.set_user_attr("study", spec.as_dict())
     return study
+
+
+def record_class_names(storage: optuna.storages.RDBStorage, name: str,
+                       class_names: tuple[str, ...]) -> None:
+    """Keep the dataset's class names on the study, for the report (written when they
+    change, so once)."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    if study.user_attrs.get("class_names") != list(class_names):
+        study.set_user_attr("class_names", list(class_names))
 
 
 def mark_dead(storage: optuna.storages.RDBStorage, study_id: int, trial_number: int,

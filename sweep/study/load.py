@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -21,6 +22,23 @@ from sweep.study.space import ChoiceParam, Param, RangeParam
 from sweep.study.spec import SearchSpec, StudySpec
 
 HYPERMODEL = "model.hypermodel"
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, but numbers read as people write them (and YAML 1.2 reads them).
+
+    YAML 1.1, which PyYAML follows, reads a float only with a dot and a signed exponent:
+    ``1e-3``, ``5E-4``, ``1.0e3`` and ``-.5`` would be strings, and a study refused for them.
+    """
+
+
+_StudyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
+    list("-+0123456789."),
+)
+
 
 def find_study(name_or_path: str) -> Path:
     """A study name (a file in ``studies/``) or a path to a YAML file."""
@@ -43,7 +61,7 @@ def load_study(name_or_path: str, overrides: list[str] = ()) -> StudySpec:
     path = find_study(name_or_path)
     source = str(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_StudyLoader)
     except yaml.constructor.ConstructorError as err:
         raise SpecError(
             f"{source}: line {err.problem_mark.line + 1}: YAML tag not allowed "
@@ -66,7 +84,7 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
     if not sep or not key:
         raise SpecError(f"{source}: --set {item}: expected dotted.path=value")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml.load(value, Loader=_StudyLoader)
     except yaml.YAMLError:
         parsed = value
     parts = key.split(".")

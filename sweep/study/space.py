@@ -185,3 +185,11 @@ def identity(config: dict, seed: int, axes: frozenset | set = frozenset()) -> st
             if (k not in RUN_FIELDS or k in axes) and v != default_of(k)}
     text = json.dumps(flat | {"seed": seed}, sort_keys=True, default=str)
     return "cfg:" + hashlib.sha1(text.encode()).hexdigest()[:24]
+
+
+def point_text(values: dict) -> str:
+    """A point in words, as progress lines, legends and captions name it: ``pooling=max
+    kernel=3`` (each param by the last part of its dotted name, unless two params share it)."""
+    short = [name.rsplit(".", 1)[-1] for name in values]
+    names = [s if short.count(s) == 1 else name for s, name in zip(short, values)]
+    return " ".join(f"{n}={v}" for n, v in zip(names, values.values()))

@@ -55,6 +55,12 @@ def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
     return keras.models.load_model(path), json.loads(rows_file.read_text())
 
 
+def saved_epochs(path: Path) -> int:
+    """How many epochs a point's checkpoint holds (0 without one): where its training resumes."""
+    rows_file = path.with_suffix(".json")
+    return len(json.loads(rows_file.read_text())) if path.is_file() and rows_file.is_file() else 0
+
+
 def remove_checkpoint(path: Path) -> None:
     for file in (path, path.with_suffix(".json")):
         file.unlink(missing_ok=True)

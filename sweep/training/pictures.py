@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 FILTER_PIXELS = 24  # on-screen size of one filter, in picture pixels
-PCA_SIZE = 480  # side of the PCA picture, in pixels
+PCA_SIZE = 480  # side of the PCA picture's scatter, in pixels
+LEGEND_WIDTH = 170  # the class legend beside it, in pixels
+LEGEND_ROW = 20  # one class per row, in pixels
 # Twenty distinguishable colours (classes beyond twenty reuse them).
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -46,9 +48,13 @@ def filters_png(kernels: np.ndarray) -> bytes:
     return _png(picture)
 
 
-def pca_png(x: list[float], y: list[float], labels: list[int]) -> bytes:
-    """A scatter of points ``(x, y)`` coloured by their class label."""
-    picture = Image.new("RGB", (PCA_SIZE, PCA_SIZE), (255, 255, 255))
+def pca_png(x: list[float], y: list[float], labels: list[int],
+            class_names: tuple[str, ...] = ()) -> bytes:
+    """A scatter of points ``(x, y)`` coloured by their class label, with a legend of the
+    classes' colours and names on the right (up to twenty classes: beyond, colours repeat
+    and the legend says so)."""
+    picture = Image.new("RGB", (PCA_SIZE + LEGEND_WIDTH * bool(class_names), PCA_SIZE),
+                        (255, 255, 255))
     draw = ImageDraw.Draw(picture)
     xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
     margin = 12
@@ -60,7 +66,26 @@ def pca_png(x: list[float], y: list[float], labels: list[int]) -> bytes:
 
     for px, py, label in zip(scale(xs), PCA_SIZE - scale(ys), labels):
         draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=PALETTE[int(label) % len(PALETTE)])
+    if class_names:
+        _legend(draw, class_names)
     return _png(picture)
+
+
+def _legend(draw: ImageDraw.ImageDraw, class_names: tuple[str, ...]) -> None:
+    """Each class's colour and name, one row each, right of the scatter."""
+    font = ImageFont.load_default()
+    left, top = PCA_SIZE + 8, 12
+    draw.text((left, top), "class", fill=(0, 0, 0), font=font)
+    shown = class_names[: len(PALETTE)]
+    for i, name in enumerate(shown):
+        y = top + (i + 1) * LEGEND_ROW
+        draw.rectangle((left, y + 2, left + 10, y + 12), fill=PALETTE[i])
+        draw.text((left + 16, y), name[:22], fill=(0, 0, 0), font=font)
+    if len(class_names) > len(shown):
+        y = top + (len(shown) + 1) * LEGEND_ROW
+        draw.text((left, y), f"{len(class_names)} classes: colours", fill=(0, 0, 0), font=font)
+        draw.text((left, y + LEGEND_ROW // 2 + 4), f"repeat every {len(PALETTE)}",
+                  fill=(0, 0, 0), font=font)
 
 
 def _png(picture: Image.Image) -> bytes:

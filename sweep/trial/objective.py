@@ -139,7 +139,8 @@ def run_trial(
     trial.set_user_attr("overfitting", diagnostics.overfitting(result.epochs))
     if result.stopped_epoch is not None:
         trial.set_user_attr("stopped_epoch", result.stopped_epoch)
-    _record_details(trial, result.details, artifact_store, earlier_diagnostics or {})
+    _record_details(trial, result.details, artifact_store, data.class_names,
+                    earlier_diagnostics or {})
     values = [_objective_value(m, result, param_count) for m in spec.metrics]
     return values[0] if len(values) == 1 else tuple(values)
 
@@ -166,9 +167,11 @@ def _analyse(trial, model_cfg: dict, data: Dataset):
     return architecture
 
 
-def _record_details(trial, details: dict[int, dict], artifact_store, earlier: dict) -> None:
+def _record_details(trial, details: dict[int, dict], artifact_store,
+                    class_names: tuple[str, ...], earlier: dict) -> None:
     """Snapshot diagnostics as a user attribute (with ``earlier`` ones, of the epochs a
-    continued trial did not train itself); their pictures as trial artifacts."""
+    continued trial did not train itself); their pictures as trial artifacts (the PCA
+    picture's legend names the classes)."""
     trial.set_user_attr("diagnostics", earlier | {
         str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
         for epoch, d in details.items()
@@ -177,7 +180,8 @@ def _record_details(trial, details: dict[int, dict], artifact_store, earlier: di
         return
     with tempfile.TemporaryDirectory() as tmp:
         for epoch, d in details.items():
-            pngs = {f"pca-epoch{epoch}.png": pictures.pca_png(**d["pca"])}
+            pngs = {f"pca-epoch{epoch}.png": pictures.pca_png(**d["pca"],
+                                                              class_names=class_names)}
             if d["first_kernels"] is not None:
                 pngs[f"filters-epoch{epoch}.png"] = pictures.filters_png(d["first_kernels"])
             for name, png in pngs.items():

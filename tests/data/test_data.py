@@ -84,7 +84,7 @@ def make_folder(tmp_path):
     x_train, y_train, x_test, y_test = tiny_arrays(size=16, channels=3, n_train=30)
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         for i, (image, label) in enumerate(zip(x, y)):
-            folder = tmp_path / "images" / split / f"class_{label}"
+            folder = tmp_path / "images" / split / ("cat", "dog", "frog")[label]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(folder / f"{i:04d}.png")
     return _cfg("folder", path=str(tmp_path / "images")), (30, 16, 16, 3), 3
@@ -121,6 +121,40 @@ def test_loader_contract(tmp_path, name):
         assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
     assert data.y_train.dtype == np.int32 and data.y_train.ndim == 1
     assert data.num_classes == classes
+
+
+# Each loader's class names, as the report labels them (before: 0, 1, 2 everywhere).
+NAMES = {
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"],
+    "cifar100": ["aquatic_mammals", "fish", "flowers", "food_containers"],  # coarse, first 4
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "mnist": list("0123456789"),
+    "npz": ["0", "1", "2"],  # no class_names array in the file: numbered
+    "folder": ["cat", "dog", "frog"],  # its class folders, sorted
+    "digits": list("0123456789"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_every_loader_names_its_classes(tmp_path, name):
+    cfg, _, classes = MAKERS[name](tmp_path)
+    data = load_dataset(cfg, seed=0, data_dir=str(tmp_path))
+    assert len(data.class_names) == classes
+    assert list(data.class_names[: len(NAMES[name])]) == NAMES[name]
+
+
+def test_class_names_of_an_npz_file_and_of_cifar100_fine(tmp_path):
+    cfg, *_ = make_npz(tmp_path)
+    with np.load(cfg["path"]) as f:
+        arrays = dict(f)
+    np.savez(cfg["path"], **arrays, class_names=np.array(["low", "middle", "high"]))
+    assert load_dataset(cfg, 0).class_names == ("low", "middle", "high")
+    fine_cfg, *_ = make_cifar100(tmp_path, "fine")
+    fine = load_dataset(fine_cfg, 0, str(tmp_path))
+    assert fine.class_names[:3] == ("apple", "aquarium_fish", "baby")
+    assert fine.class_names[95] == "whale" and len(fine.class_names) == 96
 
 
 def test_validation_split_is_seeded(tmp_path):

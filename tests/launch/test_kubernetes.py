@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
 import yaml
 
-from conftest import SUBMIT_PASSWORD
+from conftest import SUBMIT_PASSWORD, SUBMIT_URL
 from sweep.launch import SCHEDULERS, kubernetes
 from sweep.cli import main
 from sweep.errors import UsageError
@@ -71,10 +72,53 @@ def test_cronjob_runs_the_same_job_on_the_schedule(cluster_job):
     assert SUBMIT_PASSWORD not in files["kubernetes-cronjob.yaml"]
 
 
-def test_cpu_job_without_a_limit_asks_for_nothing_more(cluster_job):
+def test_cpu_job_without_a_limit_asks_for_cpu_and_memory_only(cluster_job):
     spec = kubernetes.batch_job(cluster_job("kubernetes", time=None))["spec"]
     assert "activeDeadlineSeconds" not in spec
-    assert "resources" not in spec["template"]["spec"]["containers"][0]
+    # before: no requests, so a node could take more pods than it has memory for
+    assert spec["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "2", "memory": "4Gi"}}
+
+
+def test_requests_and_a_volume_claim_for_checkpoints_and_artifacts(cluster_job):
+    job = cluster_job("kubernetes", cpus_per_worker=0.5, memory_per_worker="1536Mi",
+                      volume_claim="sweep-work", gpus_per_worker=1,
+                      checkpoint_dir="checkpoints", artifact_dir="/abs/artifacts")
+    pod = kubernetes.batch_job(job)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1536Mi"},
+                                      "limits": {"nvidia.com/gpu": 1}}
+    assert {"name": "work", "persistentVolumeClaim": {"claimName": "sweep-work"}} in pod["volumes"]
+    assert {"name": "work", "mountPath": "/var/lib/sweep"} in container["volumeMounts"]
+    command = container["command"]
+    # a relative folder goes on the volume; an absolute one is the user's choice
+    assert command[command.index("--checkpoint-dir") + 1] == "/var/lib/sweep/checkpoints"
+    assert command[command.index("--artifact-dir") + 1] == "/abs/artifacts"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("cpus_per_worker", 0, "--cpus-per-worker 0: expected a number above 0"),
+    ("memory_per_worker", "4 GB", "--memory-per-worker '4 GB': expected a quantity"),
+    ("volume_claim", "My_Claim", "--volume-claim 'My_Claim': expected the name"),
+])
+def test_bad_requests_and_claims_are_usage_errors(cluster_job, option, value, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        cluster_job("kubernetes", **{option: value})
+
+
+def test_the_stock_image_is_a_warning_and_lost_files_are_said(cluster_job, tmp_path, capsys):
+    # before: `image: sweep:latest` silently, and nothing said the pods' pictures die with them
+    study = str(tmp_path / "study.yaml")
+    cluster_job()  # writes the study file, enters tmp_path
+    args = ["submit", study, "--scheduler", "kubernetes", "--storage", SUBMIT_URL, "--dry-run"]
+    assert main(args) == 0
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("sweep: warning: no --image: pods run sweep:latest")
+    assert main([*args, "--image", "registry.example/sweep:1"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*args[:-1], "--image", "registry.example/sweep:1"]) == 0
+    assert "checkpoints and pictures are lost with each pod: --volume-claim NAME keeps them" \
+        in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, limit, name", [

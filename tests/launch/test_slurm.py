@@ -59,7 +59,38 @@ def test_gpus_python_and_worker_options_reach_the_script(cluster_job):
     assert _options(script)["gres"] == "gpu:2"
     worker = shlex.split(script.splitlines()[-1])
     assert worker[1] == "/opt/env/bin/python"
-    assert worker[6:10] == ["--set", "training.epochs=1", "--data-dir", "/data x"]
+    assert worker[-6:-2] == ["--set", "training.epochs=1", "--data-dir", "/data x"]
+
+
+def test_workdir_sets_the_working_checkpoint_artifact_and_log_folders(cluster_job, tmp_path):
+    # before: --chdir was the folder the user was in, and checkpoints/artifacts relative
+    shared = tmp_path / "shared"
+    job = cluster_job(workdir=shared, artifact_dir=Path("/abs/artifacts"))
+    script = slurm.render_script(job)
+    options = _options(script)
+    assert options["chdir"] == str(shared)
+    assert options["output"] == f"{shared}/reports/tiny/slurm-%A_%a.out"
+    worker = shlex.split(script.splitlines()[-1])
+    assert worker[worker.index("--checkpoint-dir") + 1] == f"{shared}/checkpoints"
+    assert worker[worker.index("--artifact-dir") + 1] == "/abs/artifacts"  # as given
+
+
+def test_node_local_folders_are_one_warning_line(cluster_job, tmp_path, monkeypatch):
+    job = cluster_job(checkpoint_dir=Path("/dev/shm/ckpt"))
+    (line,) = SCHEDULERS["slurm"].warnings(job)
+    assert line.startswith(f"working folder {tmp_path} (under /tmp, with the study file, "
+                           "artifacts and logs in it); ")
+    assert "checkpoints /dev/shm/ckpt (under /dev/shm)" in line
+    assert "--workdir DIR" in line and "\n" not in line
+    # a network file system, as `stat -f` names it, is shared: only /tmp is still named
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "stat").write_text("#!/bin/sh\necho nfs\n")
+    (fake / "stat").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    (line,) = SCHEDULERS["slurm"].warnings(cluster_job(workdir=Path.home() / "shared"))
+    assert line.startswith(f"study file {tmp_path}/study.yaml (under /tmp): Slurm tasks on "
+                           "other nodes may not see them")
 
 
 def test_without_a_password_nothing_is_sourced(cluster_job):
@@ -160,7 +191,7 @@ def test_two_task_array_trains_every_point_on_postgres(tmp_path, tiny_npz, postg
     for task in (0, 1):
         log = (job_dir / f"slurm-{job_id}_{task}.out").read_text()
         assert f"array task {task}" in log
-        assert "[slurm_tiny] 4 points:" in log, log  # the worker's closing line: it ended well
+        assert re.search(r"\[slurm_tiny\] 4 points: \d run now \(0 failed\)", log), log  # it ended well
         assert PG_PASSWORD not in log
     trials = optuna.load_study(study_name="slurm_tiny", storage=url).trials
     assert len(trials) == 4
@@ -174,5 +205,7 @@ def test_sbatch_refusal_is_one_line(tmp_path, tiny_npz, postgres, slurm_cluster)
     proc = _sweep_submit(study, "--workers", "2", "--time", "00:10:00", "--partition",
                          "nosuch", "--storage", postgres, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.startswith("sweep: error: sbatch refused the job: ")
-    assert "invalid partition" in proc.stderr and proc.stderr.count("\n") == 1
+    *warnings, error = proc.stderr.splitlines()  # the folders under /tmp: warned, not refused
+    assert all(line.startswith("sweep: warning: ") for line in warnings)
+    assert error.startswith("sweep: error: sbatch refused the job: ")
+    assert "invalid partition" in error

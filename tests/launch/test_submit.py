@@ -130,6 +130,8 @@ def test_missing_sbatch_is_one_line_and_the_script_is_kept(capsys, study_file, t
     code, out, err = _submit(capsys, study_file, "--scheduler", "slurm", "--workers", "2",
                              "--time", "00:30:00", "--storage", SUBMIT_URL)
     assert code == 1
-    assert err == ("sweep: error: sbatch not found on PATH: run `sweep submit` on a Slurm "
-                   "login node, or add --dry-run to print the script\n")
+    warning, error = err.splitlines()  # the folders under /tmp: a warning, then the error
+    assert warning.startswith("sweep: warning: working folder ")
+    assert error == ("sweep: error: sbatch not found on PATH: run `sweep submit` on a Slurm "
+                     "login node, or add --dry-run to print the script")
     assert (tmp_path / "reports" / "tiny" / "tiny.sbatch").is_file()

@@ -26,6 +26,7 @@ CHROMIUM = os.environ.get("SWEEP_CHROMIUM") or shutil.which("chromium") or "/usr
 SCREENSHOTS = Path(os.environ.get(
     "SWEEP_SCREENSHOTS", Path(__file__).resolve().parents[2] / "reports" / "screenshots"))
 RATES = [0.01, 0.02, 0.03, 0.04, 0.05, 1.0e-9, 2.0e-9]  # the last two are pruned (median)
+CLASSES = ["low band", "middle band", "high band"]  # the tiny images' classes, by name
 FIGURES = ["Grouped by training.learning_rate", "Grouped by epoch", "Learning curves"]
 
 
@@ -42,7 +43,8 @@ def sweep_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     npz = tmp / "tiny.npz"
     x_train, y_train, x_test, y_test = tiny_arrays()
-    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             class_names=np.array(CLASSES))
     raw = tiny_study(npz, search={"pruner": "median",
                                   "params": {"training.learning_rate": RATES}})
     raw["training"] = {**raw["training"], "epochs": 4, "snapshots": [2, 4]}
@@ -155,7 +157,7 @@ def test_dashboard_shows_a_trials_pictures(sweep_dir, dashboard, browser):
     page = open_page(browser)
     page.goto(f"{base}/dashboard/studies/1/trials?numbers={best}")
     sizes = {"filters-epoch4.png": [52, 52],  # 4 first-layer filters on a 2x2 grid of 26 px
-             "pca-epoch4.png": [480, 480]}
+             "pca-epoch4.png": [480 + 170, 480]}  # the scatter and its class legend
     for name, size in sizes.items():
         image = page.locator(f"img[alt='{name}']")
         image.wait_for(timeout=30_000)
@@ -186,6 +188,25 @@ def test_report_renders_its_plotly_figures_without_console_errors(sweep_dir, bro
     dotted = page.eval_on_selector_all(
         ".js-plotly-plot", "els => els[2].data.filter(t => t.line.dash === 'dot').length")
     assert dotted == 2 * 2  # both panels of both pruned trials
+
+    def shown(figure: int, selector: str) -> list[str]:
+        """The texts of one figure's elements as drawn (ticks, axis titles, legend)."""
+        return page.eval_on_selector_all(
+            ".js-plotly-plot", f"els => [...els[{figure}].querySelectorAll('{selector}')]"
+                               ".map(e => e.textContent)")
+
+    # every class by name on both heatmaps (before: 0, 1, 2); the confusion matrix on both axes
+    assert shown(5, ".xtick text") == CLASSES
+    assert shown(6, ".xtick text") == CLASSES and shown(6, ".ytick text") == CLASSES
+    # learning curves: whole epochs, trials by their values
+    assert set(shown(2, ".xtick text")) == {"1", "2", "3", "4"}
+    legend = shown(2, ".legendtext")
+    assert "learning_rate=0.01 (trial 0)" in legend
+    assert "learning_rate=1e-09 (trial 5, pruned)" in legend
+    # the grouped figures say which rows they draw; the diagnostics in words, with units
+    assert "one point per trial" in shown(0, ".gtitle-subtitle, .gtitle")[-1]
+    assert "train − validation accuracy" in shown(3, ".annotation-text")
+    assert "fraction of hidden dense units" in shown(3, ".g-ytitle, .g-y3title")
     assert page.locator("td", has_text="PRUNED").count() == 2
     page.screenshot(path=SCREENSHOTS / "report.png", full_page=True)
     assert page.errors == []

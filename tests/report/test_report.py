@@ -71,8 +71,59 @@ def test_diagnostic_frames(swept):
 def test_diagnostic_figure_groups_gap_auc_and_dead_units(swept):
     frame = load_study_result("tiny", swept[2]).snapshots
     fig = grouped_figure(frame, "model.pooling", DIAGNOSTIC_METRICS, "Diagnostics by")
-    assert [a.text for a in fig.layout.annotations] == list(DIAGNOSTIC_METRICS)
     assert len(fig.data) == 4 * 2
+    # before: the raw column names (gap, dead_train) and no axis titles
+    assert [a.text for a in fig.layout.annotations] == [
+        "train − validation accuracy", "ROC AUC, macro one-vs-rest",
+        "dead ReLU units, train set (fraction)", "dead ReLU units, test set (fraction)"]
+    assert [fig.layout[f"yaxis{i}"].title.text for i in ("", 2, 3, 4)] == [
+        "accuracy difference (fraction)", "area under the ROC curve",
+        "fraction of hidden dense units", "fraction of hidden dense units"]
+    assert fig.layout.xaxis.title.text == "model.pooling"
+
+
+def test_grouped_by_a_param_is_one_point_per_trial_at_its_last_snapshot(swept):
+    # before: both snapshot epochs of each trial in one box, unsaid (2 trials showed as 4)
+    frame = load_study_result("tiny", swept[2]).snapshots
+    by_pooling = grouped_figure(frame, "model.pooling")
+    assert [len(trace.y) for trace in by_pooling.data] == [1] * 6  # 2 values x 3 metrics
+    assert by_pooling.layout.title.subtitle.text == (
+        "each trial at its last snapshot (epoch 2): one point per trial")
+    last = frame[frame["epoch"] == 2].set_index("model.pooling")["test_accuracy"]
+    test_boxes = [t for t in by_pooling.data if t.xaxis == "x2"]
+    assert {t.name: t.y[0] for t in test_boxes} == last.to_dict()
+    by_epoch = grouped_figure(frame, "epoch")
+    assert [len(trace.y) for trace in by_epoch.data] == [2] * 6  # 2 epochs x 3 metrics
+    assert "one point per trial and epoch" in by_epoch.layout.title.subtitle.text
+
+
+def test_learning_curves_name_trials_by_their_values_on_whole_epochs(swept):
+    from sweep.report.figures import curves_figure
+
+    result = load_study_result("tiny", swept[2])
+    fig = curves_figure(result.curves, result.params)
+    pooling = dict(zip(result.trials["trial"], result.trials["model.pooling"]))
+    assert {t.name for t in fig.data} == {f"pooling={pooling[n]} (trial {n})" for n in pooling}
+    assert (fig.layout.xaxis.tickmode, fig.layout.xaxis.dtick) == ("linear", 1)
+    assert fig.layout.xaxis.tickformat == "d" and fig.layout.yaxis.title.text.startswith(
+        "accuracy")
+    many = result.curves.assign(epoch=result.curves["epoch"] * 15)  # up to epoch 30
+    assert curves_figure(many, result.params).layout.xaxis.dtick == 5
+
+
+def test_heatmaps_name_every_class(swept):
+    # before: classes 0-9 for every dataset, and plotly thinned the ticks out
+    from sweep.report.figures import confusion_figure, per_class_figure
+
+    result = load_study_result("tiny", swept[2])
+    assert result.class_names == ("0", "1", "2")  # the tiny npz has no class_names array
+    names = ("airplane", "automobile", "bird")
+    heat = per_class_figure(result.per_class, "model.pooling", names)
+    assert list(heat.data[0].x) == list(names)
+    assert list(heat.layout.xaxis.tickvals) == list(heat.layout.xaxis.ticktext) == list(names)
+    confusion = confusion_figure(result.best_confusion, result.best_trial, names)
+    assert list(confusion.data[0].x) == list(confusion.data[0].y) == list(names)
+    assert confusion.layout.yaxis.tickmode == confusion.layout.xaxis.tickmode == "array"
 
 
 def test_report_command_writes_html(swept, tmp_path):
@@ -80,9 +131,12 @@ def test_report_command_writes_html(swept, tmp_path):
     result = load_study_result("tiny", swept[2])
     out = write_report(result, report_figures(result), tmp_path / "r.html", tmp / "artifacts")
     page = out.read_text()
-    assert page.count("Plotly.newPlot") == 7 and "sweep report: tiny" in page
-    # the last snapshot's two pictures of each of the two trials, embedded
+    assert page.count("<div id='sweep-figure-") == 7 and "sweep report: tiny" in page
+    # the last snapshot's two pictures of each of the two trials (best, worst), embedded
     assert page.count("<img src='data:image/png;base64,") == 4
+    # before: 4.9 MB, plotly.js as it is and the template in every figure
+    assert len(page.encode()) < 2_200_000
+    assert page.count('"template"') == 1 and "<script src=" not in page
 
 
 def test_unknown_study_lists_what_is_there(swept):

@@ -38,17 +38,21 @@ def storage_url(request, db_url):
 
 @pytest.fixture
 def postgres_db(postgres, monkeypatch, request):
-    """A study name of its own on the suite's PostgreSQL server (its password from the
-    environment, as a user would give it)."""
+    """The suite's PostgreSQL server (its password from the environment, as a user would give
+    it), with no study named tiny before or after."""
     from conftest import PG_PASSWORD
 
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
-    for name in ("tiny",):
-        try:
-            optuna.delete_study(study_name=name, storage=postgres)
-        except KeyError:
-            pass
-    return postgres
+    _forget(postgres)
+    yield postgres
+    _forget(postgres)  # the server is the suite's: leave no study named tiny behind
+
+
+def _forget(url: str) -> None:
+    try:
+        optuna.delete_study(study_name="tiny", storage=url)
+    except KeyError:
+        pass
 
 
 def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, storage_url,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -117,6 +120,8 @@ def test_ctrl_c_stops_every_worker_and_gives_the_points_back(tmp_path, tiny_npz,
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
     assert "Traceback" not in output
+    # before: once per worker and once by the parent
+    assert output.count("interrupted; run the same command again to continue") == 1
     trials = optuna.load_study(study_name="tiny", storage=db_url).trials
     assert len(trials) == 2
     assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted")
@@ -157,3 +162,74 @@ def test_local_workers_get_the_storage_password_outside_their_command_line(
     assert PG_PASSWORD not in out
     trials = optuna.load_study(study_name="password_check", storage=url).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+
+
+BANNERS = ("oneDNN", "absl::InitializeLog", "cuda drivers", "cpu_feature_guard",
+           "A new study created")
+
+
+def test_two_workers_print_one_console(tmp_path, tiny_npz, db_url):
+    # before: two trials both printed `trial 1/4`, `4/4` never came, a summary per worker
+    # (each counting half), TensorFlow's banners once per process, `#0` beside `trial 0`
+    raw = tiny_study(tiny_npz, search={"params": {"model.pooling": ["max", "avg"],
+                                                  "model.kernel": [2, 3]}})
+    path = write_study(tmp_path, raw)
+    proc = _sweep("run", str(path), "--storage", db_url, "--workers", "2", cwd=tmp_path)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    lines = output.splitlines()
+    assert lines[0] == "[tiny] 4 points: 0 already done, 4 to train; 2 workers on " \
+                       f"{os.cpu_count()} CPU cores"
+    assert not [line for line in lines if any(b in line for b in BANNERS)]
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    trials = {t.number: t for t in study.trials}
+    places = {}
+    for line in lines:
+        found = re.match(r"\[tiny\] trial (\d+) \((\d) of 4\) pooling=(\w+) kernel=(\d) epoch", line)
+        if found:
+            number, place, pooling, kernel = found.groups()
+            params = trials[int(number)].params  # Optuna's number, the dashboard's
+            assert (params["model.pooling"], params["model.kernel"]) == (pooling, int(kernel))
+            assert places.setdefault(int(number), int(place)) == int(place)
+    assert sorted(places) == sorted(trials) and sorted(places.values()) == [1, 2, 3, 4]
+    summaries = [line for line in lines if " points: " in line and "run now" in line]
+    assert summaries == [f"[tiny] 4 points: 4 run now (0 failed), 0 already done; best "
+                         f"val_accuracy {study.best_value:.4f} (trial {study.best_trial.number})"]
+
+
+def _on_a_terminal(args: list[str], cwd) -> tuple[int, str]:
+    """Run ``sweep ARGS`` with a pseudo-terminal as its stdin, stdout and stderr."""
+    parent, child = pty.openpty()
+    env = os.environ | {"TERM": "xterm", "COLUMNS": "160"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
+                            stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([parent], [], [], 1.0)
+        try:
+            data = os.read(parent, 65536) if ready else b""
+        except OSError:  # the terminal's other end closed
+            break
+        if ready and not data:
+            break
+        seen += data
+        if not ready and proc.poll() is not None:
+            break
+    os.close(parent)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_a_terminal_gets_a_live_view(tmp_path, tiny_npz, db_url):
+    path = write_study(tmp_path, tiny_study(tiny_npz))  # 2 points
+    code, screen = _on_a_terminal(["run", str(path), "--storage", db_url, "--workers", "2"],
+                                  tmp_path)
+    assert code == 0, screen
+    assert "\x1b[2K" in screen and "\x1b[1A" in screen  # drawn in place, line over line
+    assert "of 2 trials done" in screen and "elapsed" in screen and " left" in screen
+    assert re.search(r"  trial \d \([12] of 2\) pooling=(max|avg) .*epoch [012]/2", screen)
+    ended = re.findall(r"\[tiny\] trial \d \(([12]) of 2\) pooling=\w+: complete, "
+                       r"val_accuracy [\d.]+", screen)
+    assert sorted(ended) == ["1", "2"]
+    assert not [b for b in BANNERS if b in screen]
+    assert screen.count("[tiny] 2 points: 2 run now (0 failed), 0 already done") == 1

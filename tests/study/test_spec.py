@@ -81,6 +81,29 @@ def test_ranges_for_random_sampler(tmp_path, tiny_npz):
     assert batch.integer and batch.step == 8
 
 
+NOTATIONS = ["1e-3", "5E-4", "1.0e-3", ".001", "1.5e3", "2E+2"]
+
+
+@pytest.mark.parametrize("text", NOTATIONS)
+def test_numbers_in_every_usual_notation_are_numbers(tmp_path, text):
+    # before: YAML 1.1 read 1e-3 as a string, refused as "expected a number ..., got '1e-3'"
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "name: notation\ndataset: {name: digits}\n"
+        f"training: {{learning_rate: {text}, schedule: inverse_time, decay: {text}}}\n"
+        "search: {sampler: random, n_trials: 2, params: "
+        f"{{training.learning_rate: {{low: 1e-9, high: {text}, log: true}}}}}}\n")
+    spec = load_study(str(path))
+    assert spec.config["training"]["learning_rate"] == float(text)
+    assert spec.config["training"]["decay"] == float(text)
+    assert (spec.search.params[0].low, spec.search.params[0].high) == (1e-9, float(text))
+    override = load_study(str(path), [f"training.decay={text}", "seed=1"])
+    assert override.config["training"]["decay"] == float(text)
+    with pytest.raises(SpecError, match=rf"training\.decay: expected a number in \[0, inf\], "
+                                        rf"got {-float(text)!r}"):
+        load_study(str(path), [f"training.decay=-{text}"])
+
+
 BAD = [
     # (what to change in the tiny study, expected message fragment)
     ({"model": {"dropout": 1.5}}, r"model\.dropout: expected a number in \[0, 1\), got 1\.5"),
@@ -156,6 +179,9 @@ def test_missing_study_lists_known_ones():
         (["run", "quickstart", "--workers", "0"], "--workers and --trials-per-gpu must be at"),
         (["run", "quickstart", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open"),
         (["run", "quickstart", "--storage", "nonsense://"], "cannot open"),
+        # before: "must hold train/ and test/ ..." without the study file
+        (["run", "quickstart", "--set", "dataset.name=folder", "--set", "dataset.path=/no/dir"],
+         "studies/quickstart.yaml: dataset.path: /no/dir does not exist"),
         (["run", "quickstart", "--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db"],
          "cannot open"),
     ],
@@ -172,3 +198,11 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert "s3cret" not in err[0]
     assert not (tmp_path / "x.db").exists()
     assert not (tmp_path / "reports").exists()
+
+
+def test_describe_names_the_study_file_of_a_missing_dataset(capsys):
+    args = ["describe", "quickstart", "--set", "dataset.name=npz", "--set", "dataset.path=x.npz"]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sweep: error: ") and line.endswith(
+        "studies/quickstart.yaml: dataset.path: x.npz does not exist (expected an .npz file)")

@@ -66,8 +66,10 @@ def test_median_pruner_stops_hopeless_trials(tmp_path, tiny_npz, db_url, monkeyp
     result = load_study_result("tiny", db_url)
     states = dict(zip(result.trials["trial"], result.trials["state"]))
     assert sorted(states.values()) == ["COMPLETE"] * 5 + ["PRUNED"] * 2
-    dotted = {t.name for t in curves_figure(result.curves).data if t.line.dash == "dot"}
-    assert dotted == {f"trial {trials[lr].number} (pruned)" for lr in HOPELESS}
+    dotted = {t.name for t in curves_figure(result.curves, result.params).data
+              if t.line.dash == "dot"}
+    assert dotted == {f"learning_rate={lr} (trial {trials[lr].number}, pruned)"
+                      for lr in HOPELESS}
     page = (tmp_path / "reports" / "tiny.html").read_text()
     assert page.count("<td>PRUNED</td>") == 2
 

@@ -1,0 +1,67 @@
+"""The command line as a user first meets it: --help, --version, and the README's table."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import _parser
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _sweep(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_help_says_what_sweep_is_for():
+    # before: the module docstring, "Thin: parse arguments, call the stages, ..."
+    out = _sweep("--help").stdout
+    assert "Thin" not in out and "parse arguments" not in out
+    assert "Hyperparameter sweeps for small Keras image classifiers" in out
+    assert "sweep run quickstart" in out
+
+
+def test_version_names_sweep_and_its_frameworks():
+    proc = _sweep("--version")
+    assert proc.returncode == 0
+    line = proc.stdout.strip()
+    for name, dist in (("sweep", "sweep"), ("Keras", "keras"), ("TensorFlow", "tensorflow"),
+                       ("Optuna", "optuna")):
+        assert f"{name} {metadata.version(dist)}" in line
+    assert "\n" not in line
+
+
+def test_submit_usage_shows_what_each_scheduler_requires():
+    # before: `--time` showed as optional although Slurm refuses a submission without it
+    out = _sweep("submit", "--help").stdout
+    usage = out[: out.index("\n\n")]
+    assert "--scheduler slurm --time HH:MM:SS" in usage
+    assert "--scheduler kubernetes" in usage
+    assert "slurm (--time is required)" in out
+
+
+def _commands() -> dict:
+    """The subcommands' parsers by name."""
+    return next(a for a in _parser()._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_readme_table_lists_every_option_of_every_command(name):
+    # before: the rows of status, report and export left out --storage
+    options = {o for action in _commands()[name]._actions for o in action.option_strings
+               if o.startswith("--") and o != "--help"}
+    rows = [line for line in README.splitlines() if line.startswith(f"| `sweep {name} ")]
+    assert rows, f"no README row for sweep {name}"
+    documented = set(re.findall(r"--[a-z-]+", README))
+    assert options <= documented, sorted(options - documented)
+    if "--storage" in options and name in ("status", "report", "export"):
+        assert "--storage URL" in rows[0]
