@@ -21,10 +21,9 @@ def run(spec, url: str, folder: Path) -> tuple[float, int]:
     """Seconds of one ``run_sweep`` call, and how many trials it ran."""
     from sweep.run import run_sweep
 
-    with open(os.devnull, "w") as null:
-        started = time.perf_counter()
-        result = run_sweep(spec, url, out=null, artifact_dir=None,
-                           checkpoint_dir=folder / "checkpoints")
+    started = time.perf_counter()
+    result = run_sweep(spec, url, artifact_dir=None, checkpoint_dir=folder / "checkpoints",
+                       on_event=lambda event: None)  # no progress lines
     return time.perf_counter() - started, result.ran
 
 
