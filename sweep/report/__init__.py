@@ -13,6 +13,8 @@ from sweep.report.html import (
 )
 from sweep.report.status import study_status
 
-__all__ = ["StudyResult", "compare_figures", "compare_studies", "export", "export_model", "grouped_figure",
-           "load_study_result", "report_figures", "study_status", "write_comparison",
-           "write_report"]
+__all__ = [
+    "StudyResult", "compare_figures", "compare_studies", "export", "export_model",
+    "grouped_figure", "load_study_result", "report_figures", "study_status",
+    "write_comparison", "write_report",
+]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import optuna
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sweep.run import claims
@@ -33,8 +31,7 @@ def study_status(name: str, storage_url: str) -> str:
         front = sorted(t.number for t in study.best_trials if t.number in shown)
         lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
     elif counts["complete"]:
-        best = _best([t for t in current if t.state == TrialState.COMPLETE],
-                     study.directions[0])
+        best = stored.best(current)
         lines.append(f"best {stored.metrics[0]} {best.value:.4f}: trial {best.number} "
                      f"{best.params}")
     epochs = epochs_frame(store, stored.study_id)
@@ -58,10 +55,3 @@ def study_status(name: str, storage_url: str) -> str:
             )
             lines.append(f"failed: trial {t.number} {t.params}: {reason}")
     return "\n".join(lines)
-
-
-def _best(complete: list, direction) -> "optuna.trial.FrozenTrial":
-    """The best of the complete trials shown (Optuna's own best_trial would also look at
-    history: a trial continued since, or of a value the study no longer has)."""
-    pick = min if direction == StudyDirection.MINIMIZE else max
-    return pick(complete, key=lambda t: t.value)

@@ -1,8 +1,8 @@
 """Stage 7, running: workers claim points (``claims``, with a heartbeat) of a prepared study
-(``plan``), train them one at a time (``worker``), tell what they do as events (``progress``)
-that one console shows, live on a terminal (``console``), stop between batches on Ctrl-C (``interrupt``), keep framework
-start-up banners off the screen (``quiet``), and run as local processes pinned to GPUs or
-cores (``local``).
+(``plan``), train them one at a time (``worker``), tell what they do as events
+(``progress``) that one console shows, live on a terminal (``console``), stop between
+batches on Ctrl-C (``interrupt``), keep framework start-up banners off the screen
+(``quiet``), and run as local processes pinned to GPUs or cores (``local``).
 
 Nothing here imports Keras at import time; a worker loads it with its first trial.
 """

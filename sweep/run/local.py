@@ -167,7 +167,7 @@ def _read_lines(worker: int, pipe, inbox: queue.Queue) -> None:
 def _best_so_far(store, spec: StudySpec) -> dict:
     """The study's best so far, read from the storage: fresher than what any one worker saw."""
     best = SweepResult(total=0)
-    best.update_best(load_study(store, spec.name))
+    best.update_best(store, load_study(store, spec.name))
     return best.best()
 
 

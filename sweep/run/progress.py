@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import optuna
 
+from sweep.store import StoredStudy
+
 from sweep.study import StudySpec, point_text
 
 END_STATES = ("complete", "failed", "pruned", "lost")
@@ -82,16 +84,18 @@ class SweepResult:
                 f"{extra}), {self.skipped} already done; "
                 f"{self.best_text(spec) or 'no completed trial'}")
 
-    def update_best(self, study: optuna.Study) -> None:
-        """Read the best so far from the study (Optuna's best: complete trials only)."""
+    def update_best(self, storage, study: optuna.Study) -> None:
+        """Read the best so far from the study: among the trials that are its results now
+        (``StoredStudy.current``), complete ones only."""
+        stored = StoredStudy.read(storage, study)
+        current = stored.current(study.get_trials(deepcopy=False))
         if len(study.directions) > 1:
-            self.pareto = len(study.best_trials)
+            shown = {t.number for t in current if t.state.name == "COMPLETE"}
+            self.pareto = len({t.number for t in study.best_trials} & shown)
             return
-        try:
-            best = study.best_trial
-        except ValueError:  # no completed trial yet
-            return
-        self.best_value, self.best_trial = best.value, best.number
+        best = stored.best(current)
+        if best is not None:
+            self.best_value, self.best_trial = best.value, best.number
 
 
 def trial_label(start: dict, total: int) -> str:

@@ -102,7 +102,7 @@ def run_sweep(
         store, spec.name, pruner=pruner,
         sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(store, spec.name)
                              + os.getpid()))
-    result.update_best(shared or load_study(store, spec.name))
+    result.update_best(store, shared or load_study(store, spec.name))
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
@@ -179,7 +179,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     claims.update(w.store.engine, w.study_id, point, w.name, state="done")
     remove_checkpoint(checkpoint)
     if state == TrialState.COMPLETE:
-        w.result.update_best(study)
+        w.result.update_best(w.store, study)
     w.end(trial.number, STATE_WORDS[state], note)
 
 

@@ -64,6 +64,14 @@ class StoredStudy:
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
 
+    def best(self, current: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+        """The best complete trial among ``current`` (the first objective), or None. Optuna's
+        own ``best_trial`` would also look at history: a trial continued since, or of a value
+        the study no longer has."""
+        complete = [t for t in current if t.state == TrialState.COMPLETE]
+        pick = min if self.directions[0] == "minimize" else max
+        return pick(complete, key=lambda t: t.values[0]) if complete else None
+
     @classmethod
     def read(cls, storage: optuna.storages.RDBStorage, study: optuna.Study) -> StoredStudy:
         stored = study.user_attrs.get("study", {})
