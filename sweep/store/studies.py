@@ -50,7 +50,7 @@ class StoredStudy:
                   if k in ("dataset", "model", "training", "hp")}
         latest: dict[str, optuna.trial.FrozenTrial] = {}
         for t in trials:
-            if "config" not in t.user_attrs:  # asked a moment ago: not started yet
+            if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
                 latest[f"#{t.number}"] = t
                 continue
             own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}

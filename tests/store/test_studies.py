@@ -60,3 +60,18 @@ def test_a_database_keyed_by_study_name_is_migrated(tmp_path):
         claim = conn.execute(sa.text("SELECT * FROM sweep_claims")).mappings().one()
     assert dict(claim) == {"study_id": study_id, "point": "p", "worker": "h:1",
                            "state": "done", "trial_number": 0, "heartbeat": 1.0}
+
+
+def test_a_trial_that_is_starting_is_current_before_its_seed_is_stored(tmp_path):
+    # before: the --workers parent read a trial between its config and seed attributes and
+    # crashed on KeyError: 'seed'
+    from sweep.store import StoredStudy
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_storage(url)
+    study = optuna.create_study(study_name="s", storage=store)
+    study.set_user_attr("study", {"search": {"params": {}}, "model": {}, "seed": 0})
+    trial = study.ask()
+    trial.set_user_attr("config", {"model": {}})  # the seed comes in the next transaction
+    stored = StoredStudy.read(store, study)
+    assert [t.number for t in stored.current(study.get_trials())] == [trial.number]
