@@ -29,7 +29,7 @@ from sweep.errors import StorageError
 from sweep.store.engine import safe_url
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.schema import SEARCHABLE, default_of
-from sweep.study.space import RUN_FIELDS, flatten
+from sweep.study.space import RUN_FIELDS, described, flatten
 
 CHOICES_ATTR = "choices"  # user attribute: {param: [stored values, append-only]}
 _TRIAL_PARAMS = sa.table("trial_params", sa.column("trial_id"), sa.column("param_name"),
@@ -89,8 +89,7 @@ def stored_choices(study: optuna.Study) -> dict[str, list]:
     if CHOICES_ATTR in study.user_attrs:
         return study.user_attrs[CHOICES_ATTR]
     params = study.user_attrs.get("study", {}).get("search", {}).get("params", {})
-    return {name: [ChoiceParam.encode(v) for v in _values(d)] for name, d in params.items()
-            if _values(d) is not None}
+    return {c.name: [c.encode(v) for v in c.values] for c in described(params)}
 
 
 def merged_choices(study: optuna.Study | None, spec: StudySpec) -> dict[str, list]:
@@ -116,16 +115,11 @@ def _sections(study_dict: dict) -> dict:
     return flatten({k: v for k, v in study_dict.items() if k not in ("search", "name")})
 
 
-def _values(described) -> list | None:
-    if isinstance(described, list):
-        return described
-    return described.get("values") if isinstance(described, dict) else None
-
-
 def _refuse_fewer_choices(storage, spec: StudySpec, stored_params: dict) -> None:
     """A random or tpe sampler draws from every choice Optuna has: a value cannot leave."""
+    stored = {c.name: list(c.values) for c in described(stored_params)}
     for p in spec.search.params:
-        before = _values(stored_params.get(p.name, [])) or []
+        before = stored.get(p.name, [])
         if isinstance(p, ChoiceParam) and not set(map(repr, before)) <= set(map(repr, p.values)):
             raise StorageError(
                 f"{spec.source}: search.params.{p.name}: the {spec.search.sampler} sampler "
