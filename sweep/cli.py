@@ -243,12 +243,14 @@ def _train_here(spec, args, report: bool = False) -> int:
 
 def _describe(args) -> int:
     from sweep.models import complete_spec
-    from sweep.models.describe import configurations, format_configurations
+    from sweep.models.describe import configurations, dataset_balance, format_configurations
     from sweep.study import load_study
 
     spec = complete_spec(load_study(args.study, args.set))  # runs a hypermodel's build(hp)
     print(format_configurations(spec, configurations(spec, args.data_dir)))
+    print("\n" + "\n".join(dataset_balance(spec, args.data_dir)))
     return 0
+
 
 
 def _report(args) -> int:

@@ -7,6 +7,9 @@ disagree (a test compares every count with Keras' own). Pure Python: ``sweep des
 the ``max_params`` constraint never import Keras.
 
 Families (the words used in study files):
+- ``training.augment`` (given to ``plan`` as ``augment``): random crop after zero padding,
+  flip, translation, rotation, contrast, in that order, at the input; no parameters, the
+  image's shape (Keras preprocessing layers: active while fitting only).
 - ``block: conv``: per entry of ``filters`` a Conv2D ``kernel`` x ``kernel`` with bias, ReLU
   (with ``batch_norm``: Conv -> BatchNorm -> ReLU).
 - ``block: separable``: a depthwise ``kernel`` x ``kernel`` then a pointwise 1x1 convolution,
@@ -26,6 +29,11 @@ from dataclasses import dataclass, field
 from sweep.errors import ConfigError
 
 POOL_SIZE = 2  # pooling window and stride, in pixels
+# training.augment's fields, in the order their layers meet the image: field -> layer kind
+AUGMENTS = {"crop_padding": "random_crop", "flip": "random_flip",
+            "translate": "random_translation", "rotation": "random_rotation",
+            "contrast": "random_contrast"}
+AUGMENT_OFF = {"flip": "none"}  # the value that means "no such change" (0 for the others)
 BN_PARAMS_PER_CHANNEL = 4  # gamma, beta (trained), moving mean and variance (not trained)
 
 
@@ -39,7 +47,7 @@ class LayerSpec:
     """
 
     name: str
-    kind: str  # conv, depthwise, batch_norm, relu, pool, dropout, flatten, dense, gap
+    kind: str  # conv, depthwise, batch_norm, relu, pool, dropout, flatten, dense, gap, AUGMENTS
     args: dict = field(default_factory=dict)
     shape: tuple[int, ...] = ()
     receptive_field: int = 1
@@ -79,8 +87,10 @@ class Architecture:
         ]
 
 
-def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int) -> Architecture:
-    """Analyse the layers ``model_cfg`` asks for on images of ``input_shape``.
+def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
+         augment: dict | None = None) -> Architecture:
+    """Analyse the layers ``model_cfg`` asks for on images of ``input_shape``, after the
+    augmentation layers ``augment`` (``training.augment``) asks for.
 
     Raises:
         ConfigError: the configuration cannot be built (a kernel or pooling window wider than
@@ -88,6 +98,10 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int) -> Arc
             after a global-average-pooling head).
     """
     stack = _Stack(tuple(input_shape))
+    for key, kind in AUGMENTS.items():
+        value = (augment or {}).get(key, AUGMENT_OFF.get(key, 0))
+        if value != AUGMENT_OFF.get(key, 0):
+            stack.add(kind.removeprefix("random_"), kind, amount=value)
     filters = model_cfg["filters"]
     pools = _pool_positions(model_cfg)
     separable = model_cfg.get("block", "conv") == "separable"

@@ -8,32 +8,51 @@ up as a NaN loss instead of being clipped away). Only Keras 3 APIs, so any backe
 
 from __future__ import annotations
 
-from sweep.models.architecture import POOL_SIZE, LayerSpec, plan
+from sweep.models.architecture import AUGMENTS, POOL_SIZE, LayerSpec, plan
 
 
-def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
-    """A Sequential model for one trial; raises ConfigError when it cannot be built."""
+def kernel_l2(training: dict) -> float:
+    """The L2 factor on the kernels that ``training.weight_decay`` means: a loss term, except
+    under AdamW, whose decay is decoupled from the loss (the optimizer's own argument)."""
+    return 0.0 if training["optimizer"] == "adamw" else training["weight_decay"]
+
+
+def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int, *,
+                augment: dict | None = None, l2: float = 0.0, seed: int | None = None):
+    """A Sequential model for one trial; raises ConfigError when it cannot be built.
+
+    Args:
+        augment: ``training.augment``: its layers come first, seeded from ``seed``.
+        l2: L2 regularisation factor on every conv and dense kernel (0: none).
+    """
     import keras
 
-    layers = [_keras_layer(spec) for spec in plan(model_cfg, input_shape, num_classes).layers]
+    architecture = plan(model_cfg, input_shape, num_classes, augment)
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    layers = [_keras_layer(spec, input_shape, regularizer, None if seed is None else seed + i)
+              for i, spec in enumerate(architecture.layers)]
     return keras.Sequential([keras.Input(shape=input_shape), *layers])
 
 
-def _keras_layer(spec: LayerSpec):
+def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed):
     from keras import layers
 
     a = spec.args
+    if spec.kind in AUGMENTS.values():
+        return _augment_layer(spec, input_shape, seed)
     if spec.kind == "conv":
         return layers.Conv2D(a["filters"], a["kernel"], padding=a["padding"], use_bias=a["bias"],
-                             activation=a["activation"], name=spec.name)
+                             activation=a["activation"], kernel_regularizer=regularizer,
+                             name=spec.name)
     if spec.kind == "depthwise":
         return layers.DepthwiseConv2D(a["kernel"], padding=a["padding"], use_bias=False,
-                                      name=spec.name)
+                                      depthwise_regularizer=regularizer, name=spec.name)
     if spec.kind == "pool":
         pool = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[a["pool"]]
         return pool(POOL_SIZE, name=spec.name)
     if spec.kind == "dense":
-        return layers.Dense(a["units"], activation=a["activation"], name=spec.name)
+        return layers.Dense(a["units"], activation=a["activation"],
+                            kernel_regularizer=regularizer, name=spec.name)
     if spec.kind == "dropout":
         return layers.Dropout(a["rate"], name=spec.name)
     simple = {
@@ -43,3 +62,23 @@ def _keras_layer(spec: LayerSpec):
         "gap": layers.GlobalAveragePooling2D,
     }
     return simple[spec.kind](name=spec.name)
+
+
+def _augment_layer(spec: LayerSpec, input_shape, seed):
+    """Keras' preprocessing layer for one ``training.augment`` field (images in [0, 1])."""
+    from keras import layers
+
+    amount, name = spec.args["amount"], spec.name
+    if spec.kind == "random_crop":
+        # Padding by p and cropping back at a random place is a shift by a whole number of
+        # pixels in [-p, p] with zeros coming in: one layer, per image, identity in evaluation.
+        height, width = input_shape[0], input_shape[1]
+        return layers.RandomTranslation(amount / height, amount / width, fill_mode="constant",
+                                        interpolation="nearest", seed=seed, name=name)
+    if spec.kind == "random_flip":
+        return layers.RandomFlip(amount, seed=seed, name=name)
+    if spec.kind == "random_translation":
+        return layers.RandomTranslation(amount, amount, seed=seed, name=name)
+    if spec.kind == "random_rotation":
+        return layers.RandomRotation(amount, seed=seed, name=name)
+    return layers.RandomContrast(amount, value_range=(0, 1), seed=seed, name=name)

@@ -2,7 +2,8 @@
 
 For each distinct model configuration of the search space: each layer's output shape,
 receptive field (input pixels) and parameter count, the totals, and whether the
-configuration can be built and meets the study's constraints. Pure Python: no Keras.
+configuration can be built and meets the study's constraints; for the dataset, each split's
+images per class. Pure Python: no Keras.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from sweep.data import input_spec
-from sweep.errors import ConfigError
+import numpy as np
+
+from sweep.data import Dataset, input_spec, load_dataset
+from sweep.errors import ConfigError, DataError
 from sweep.models.architecture import Architecture, plan
+from sweep.models.build import kernel_l2
 from sweep.study import ChoiceParam, StudySpec, resolve
 
-SHAPE_FIELDS = ("model.", "dataset.")  # searched fields that can change an architecture
+# searched fields that change a model: its layers, its input, its kernels' L2 term
+SHAPE_FIELDS = ("model.", "dataset.", "training.augment", "training.weight_decay",
+                "training.optimizer")
 
 
 @dataclass
@@ -25,6 +31,7 @@ class ConfigurationResult:
     values: dict
     architecture: Architecture | None
     problem: str | None  # why it is rejected before training, or None
+    l2: float = 0.0  # the L2 factor on its conv and dense kernels
 
 
 def configurations(spec: StudySpec, data_dir: str | None = None) -> list[ConfigurationResult]:
@@ -43,13 +50,15 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
     for combo in itertools.product(*choices):
         values = {p.name: v for p, v in zip(shaping, combo)}
         config = resolve(spec.config, values)
-        key = repr((config["model"], config["dataset"]))
+        l2 = kernel_l2(config["training"])
+        key = repr((config["model"], config["dataset"], config["training"]["augment"], l2))
         if key in seen:
             continue
         seen.add(key)
         input_shape, num_classes = input_spec(config["dataset"], data_dir, spec.source)
         try:
-            architecture = plan(config["model"], input_shape, num_classes)
+            architecture = plan(config["model"], input_shape, num_classes,
+                                config["training"]["augment"])
         except ConfigError as err:
             results.append(ConfigurationResult(values, None, f"cannot be built: {err}"))
             continue
@@ -57,7 +66,7 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
         problem = None
         if limit is not None and architecture.params > limit:
             problem = f"over max_params {limit:,}: rejected before training"
-        results.append(ConfigurationResult(values, architecture, problem))
+        results.append(ConfigurationResult(values, architecture, problem, l2))
     return results
 
 
@@ -69,12 +78,55 @@ def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -
         lines += ["", f"[{i}/{len(results)}] {chosen}"]
         if result.architecture is not None:
             lines += _table(result.architecture)
+            if result.l2:
+                lines.append(f"  weight decay: L2 {result.l2:g} on every conv and dense kernel "
+                             "(added to the loss)")
         elif result.problem is None:  # a KerasTuner hypermodel: only its build(hp) knows
             lines.append(f"  a KerasTuner hypermodel ({spec.hypermodel}): "
                          "its layers are analysed when each trial builds it")
         if result.problem:
             lines.append(f"  REJECTED: {result.problem}")
     return "\n".join(lines)
+
+
+KERAS_DATASETS = ("cifar10", "cifar100", "fashion_mnist", "mnist")
+UNBALANCED = 2.0  # a split whose largest class has more than this times its smallest's images
+LISTED_CLASSES = 20  # splits of at most this many classes list every class's count
+
+
+def dataset_balance(spec: StudySpec, data_dir: str | None = None) -> list[str]:
+    """``class_balance`` of the study's dataset, or why it is not counted: describe
+    downloads nothing, so a Keras dataset is counted from the archives in ``data_dir``."""
+    name = spec.config["dataset"]["name"]
+    if name in KERAS_DATASETS and not data_dir:
+        return [f"class counts: not counted ({name} is read from SWEEP_DATA_DIR or "
+                "--data-dir; describe downloads nothing)"]
+    try:
+        return class_balance(load_dataset(spec.config["dataset"], spec.seed, data_dir,
+                                          spec.source))
+    except DataError as err:
+        return [f"class counts: not available ({err})"]
+
+
+def class_balance(data: Dataset) -> list[str]:
+    """Each split's images per class (the seeds' first look at a dataset), and a warning
+    line for a split whose classes differ by more than ``UNBALANCED`` times."""
+    names = data.class_names or tuple(str(k) for k in range(data.num_classes))
+    lines = [f"{data.name}: {data.num_classes} classes"]
+    warnings = []
+    for split, labels in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test)):
+        counts = np.bincount(labels, minlength=data.num_classes)
+        low, high = int(counts.argmin()), int(counts.argmax())
+        lines.append(f"  {split:<5} {len(labels):>7,} images, {counts[low]:,} to "
+                     f"{counts[high]:,} per class")
+        if data.num_classes <= LISTED_CLASSES:
+            lines.append("        " + "  ".join(f"{n}: {c:,}" for n, c in zip(names, counts)))
+        if counts[high] > UNBALANCED * counts[low]:
+            ratio = "no" if counts[low] == 0 else f"{counts[high] / counts[low]:.1f}x fewer"
+            warnings.append(f"WARNING: {split} split is unbalanced: class {names[low]!r} has "
+                            f"{counts[low]:,} images, {ratio} than {names[high]!r} "
+                            f"({counts[high]:,})")
+    return lines + warnings
 
 
 def _table(architecture: Architecture) -> list[str]:

@@ -53,6 +53,7 @@ class StudyResult:
     best_confusion: list | None = None
     class_names: tuple[str, ...] = ()
     study_id: int | None = None
+    at: str = "last"  # objective.at: a trial's value is at its last epoch or at its best
 
     @property
     def metric(self) -> str:
@@ -79,6 +80,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         rows.append({
             "trial": t.number, "state": t.state.name,
             "value": t.values[0] if t.values else None,
+            "value_epoch": t.user_attrs.get("objective_epoch"),
             **chosen,
             "param_count": t.user_attrs.get("param_count"),
             "receptive_field": t.user_attrs.get("receptive_field"),
@@ -96,8 +98,8 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         if t.state.name == "COMPLETE":
             pictures += _pictures(store, t)
     trials = _best_first(pd.DataFrame(rows, columns=[
-        "trial", "state", "value", *params, "param_count", "receptive_field", "train_seconds",
-        "fail_reason"]), front, directions[0])
+        "trial", "state", "value", "value_epoch", *params, "param_count", "receptive_field",
+        "train_seconds", "fail_reason"]), front, directions[0])
     epochs = epochs_frame(store, stored.study_id).rename(columns={"trial_number": "trial"})
     info = trials[["trial", "state", "value", *params, "param_count", "receptive_field"]]
     curves = info.merge(epochs, on="trial").sort_values(["trial", "epoch"])
@@ -123,6 +125,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         best_confusion=None if best_trial is None else _last_confusion(all_trials[best_trial]),
         class_names=stored.class_names,
         study_id=stored.study_id,
+        at=stored.at,
     )
 
 

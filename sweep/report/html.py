@@ -27,6 +27,8 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
     title = html.escape(f"sweep report: {result.name}")
     body = figures_html(figures) if figures else "<p>No completed trials yet.</p>"
     objective = ", ".join(f"{m} ({d})" for m, d in zip(result.metrics, result.directions))
+    objective += (", each trial at its best epoch (value_epoch)" if result.at == "best"
+                  else ", at each trial's last epoch")
     path.write_text(
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
         f"<body><h1>{title}</h1><p>objective: {html.escape(objective)}</p>"

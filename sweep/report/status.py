@@ -32,7 +32,10 @@ def study_status(name: str, storage_url: str) -> str:
         lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
     elif counts["complete"]:
         best = stored.best(current)
-        lines.append(f"best {stored.metrics[0]} {best.value:.4f}: trial {best.number} "
+        epoch = best.user_attrs.get("objective_epoch")
+        where = "" if epoch is None else f" at epoch {epoch}" + (
+            " (its best)" if stored.at == "best" else "")
+        lines.append(f"best {stored.metrics[0]} {best.value:.4f}{where}: trial {best.number} "
                      f"{best.params}")
     epochs = epochs_frame(store, stored.study_id)
     last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}

@@ -64,6 +64,11 @@ class StoredStudy:
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
 
+    @property
+    def at(self) -> str:
+        """``objective.at``: each trial's value is its metric at the last epoch or its best."""
+        return self.definition.get("objective", {}).get("at", "last")
+
     def best(self, current: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
         """The best complete trial among ``current`` (the first objective), or None. Optuna's
         own ``best_trial`` would also look at history: a trial continued since, or of a value

@@ -9,7 +9,12 @@ import re
 
 
 class Bad(Exception):
-    """A value does not match its field; the argument says what was expected."""
+    """A value does not match its field; the argument says what was expected. ``key`` names
+    the entry of a mapping field that is wrong (``training.augment`` -> ``flip``)."""
+
+    def __init__(self, expected: str, key: str | None = None):
+        super().__init__(expected)
+        self.key = key
 
 
 def integer(low: int | None = None, high: int | None = None):
@@ -88,6 +93,27 @@ def one_or_list(check):
             raise Bad(f"{bad}, or a list of them") from None
 
     return checked
+
+
+def mapping(fields: dict):
+    """A mapping of its own fields (``{key: (validator, default)}``), missing keys at their
+    defaults. Every key at its default gives None: nothing set, as if the field were null."""
+
+    def check(v):
+        if not isinstance(v, dict):
+            raise Bad("a mapping with keys " + ", ".join(fields) + ", or null")
+        for key in v:
+            if key not in fields:
+                raise Bad("one of the keys " + ", ".join(fields), key=str(key))
+        out = {}
+        for key, (validate, default) in fields.items():
+            try:
+                out[key] = validate(v[key]) if key in v else default
+            except Bad as bad:
+                raise Bad(str(bad), key=key) from None
+        return None if all(out[k] == d for k, (_, d) in fields.items()) else out
+
+    return check
 
 
 def optional(check):

@@ -17,7 +17,7 @@ import yaml
 from sweep.defaults import STUDIES_DIR
 from sweep.errors import SpecError
 from sweep.study.fields import REQUIRED, Bad
-from sweep.study.schema import SCHEMA, SEARCHABLE, TOP
+from sweep.study.schema import SCHEMA, SEARCHABLE, TOP, field_spec
 from sweep.study.space import ChoiceParam, Param, RangeParam
 from sweep.study.spec import SearchSpec, StudySpec
 
@@ -145,6 +145,9 @@ def validate(raw: dict, source: str) -> StudySpec:
                                     f"got {objective['direction']!r}")
     if len(set(metrics)) != len(metrics):
         fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
+    if objective["at"] == "best" and len(metrics) > 1:
+        fail("objective.at", "best needs one metric: each of several metrics would have its "
+                             "own best epoch, and a Pareto front mixes them; use at: last")
     if len(metrics) > 1 and search["pruner"] != "none":
         fail("search.pruner", "Optuna prunes single-objective studies only; use pruner: none "
                               f"with {len(metrics)} objective metrics")
@@ -159,6 +162,7 @@ def validate(raw: dict, source: str) -> StudySpec:
         seed=top["seed"],
         constraints=constraints,
         hypermodel=hypermodel,
+        at=objective["at"],
     )
 
 
@@ -171,7 +175,9 @@ def _field(given: dict, key: str, spec, field: str, fail):
     try:
         return check(given[key])
     except Bad as bad:
-        fail(field, f"expected {bad}, got {given[key]!r}")
+        if bad.key is None:
+            fail(field, f"expected {bad}, got {given[key]!r}")
+        fail(f"{field}.{bad.key}", f"expected {bad}, got {given[key].get(bad.key)!r}")
 
 
 def _reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
@@ -180,13 +186,6 @@ def _reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(known)}"
             fail(f"{prefix}{key}", "unknown key" + hint)
-
-
-def _field_check(dotted: str):
-    if dotted == "seed":
-        return TOP["seed"][0]
-    section, key = dotted.split(".", 1)
-    return SCHEMA[section][key][0]
 
 
 def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
@@ -200,7 +199,10 @@ def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
             close = difflib.get_close_matches(str(name), sorted(SEARCHABLE), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             fail(field, f"does not point at a searchable field of the study{hint}")
-        check = _field_check(name)
+        parent = name.rpartition(".")[0]
+        if parent in given:
+            fail(field, f"{parent} is searched too; search one or the other")
+        check = field_spec(name)[0]
         if isinstance(values, list):
             if not values:
                 fail(field, "empty list; expected at least one value")
@@ -253,6 +255,16 @@ def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) 
         if p.name.startswith("model."):
             fail(f"search.params.{p.name}",
                  f"not used with {HYPERMODEL}; declare it with hp.* in build(hp)")
+    training, searched = config["training"], {p.name for p in params}
+    if training["augment"] or any(n.startswith("training.augment") for n in searched):
+        fail("training.augment", f"not applied to a {HYPERMODEL}: put Keras' preprocessing "
+                                 "layers (RandomFlip, ...) in build(hp), where they stay part "
+                                 "of the model")
+    if (training["weight_decay"] or "training.weight_decay" in searched) and (
+            training["optimizer"] != "adamw" or "training.optimizer" in searched):
+        fail("training.weight_decay", f"L2 on the kernels of a {HYPERMODEL} is build(hp)'s to "
+                                      "set (kernel_regularizer); or use optimizer: adamw, whose "
+                                      "decoupled decay needs no layer")
     config["model"], config["hp"] = {"hypermodel": given["hypermodel"]}, {}
 
 
@@ -288,8 +300,10 @@ def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
     def fixed(key, value):
         return f"training.{key}" not in searched and training[key] == value
 
-    if (training["momentum"] or "training.momentum" in searched) and fixed("optimizer", "adam"):
-        fail("training.momentum", "applies to the sgd and rmsprop optimizers, not adam")
+    if (training["momentum"] or "training.momentum" in searched) and (
+            "training.optimizer" not in searched and training["optimizer"] in ("adam", "adamw")):
+        fail("training.momentum", f"applies to the sgd and rmsprop optimizers, not "
+                                  f"{training['optimizer']}")
     if (training["decay"] or "training.decay" in searched) and not (
         "training.schedule" in searched or training["schedule"] == "inverse_time"
     ):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweep.study.fields import (
-    REQUIRED, boolean, choice, int_list, integer, number, one_or_list, optional, text,
+    REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional, text,
 )
 
 DATASET_NAMES = ("digits", "cifar10", "cifar100", "fashion_mnist", "mnist", "folder", "npz")
@@ -18,6 +18,18 @@ METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accu
            "roc_auc", "param_count")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("grid", "random", "tpe")
+
+# Random changes to the training images (Keras preprocessing layers at the model's input:
+# active while fitting, identity in evaluation and prediction). Every field at its default
+# means no augmentation; ``augment: null`` says the same.
+AUGMENT: dict[str, tuple[Any, Any]] = {
+    "flip": (choice("none", "horizontal", "vertical", "horizontal_and_vertical"), "none"),
+    "translate": (number(0, 1, high_open=True), 0.0),  # up to this fraction of height/width
+    "crop_padding": (integer(0), 0),  # zero-pad by this many pixels, crop back at random
+    "rotation": (number(0, 0.5), 0.0),  # up to this fraction of a full turn, either way
+    "contrast": (number(0, 1, high_open=True), 0.0),  # contrast scaled by 1 +- this
+}
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -47,7 +59,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
                        None),
     },
     "training": {
-        "optimizer": (choice("adam", "sgd", "rmsprop"), "adam"),
+        "optimizer": (choice(*OPTIMIZER_NAMES), "adam"),
         "learning_rate": (number(0, low_open=True), 0.001),  # per step, at epoch 1
         "momentum": (number(0, 1, high_open=True), 0.0),  # sgd and rmsprop
         # constant; inverse_time: lr / (1 + decay * (epoch - 1)); cosine: to 0 at the last epoch
@@ -58,6 +70,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "stop_at_loss": (optional(number(0, low_open=True)), None),  # stop when train loss <=
         "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
         "tensorboard": (boolean, False),  # TensorBoard logs per trial (logging only)
+        # L2 on conv and dense kernels (loss += weight_decay * sum of squares); with adamw,
+        # AdamW's decoupled decay instead (each step: w -= learning_rate * weight_decay * w)
+        "weight_decay": (number(0), 0.0),
+        "label_smoothing": (number(0, 1, high_open=True), 0.0),
+        "augment": (optional(mapping(AUGMENT)), None),
     },
     "constraints": {
         "max_params": (optional(integer(1)), None),  # reject larger models before training
@@ -66,6 +83,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         # one metric, or a list for a multi-objective study (a Pareto front)
         "metric": (one_or_list(choice(*METRICS)), ["val_accuracy"]),
         "direction": (optional(one_or_list(choice(*DIRECTIONS))), None),
+        # the metric at the last epoch run, or at its best epoch (test metrics: best snapshot)
+        "at": (choice("last", "best"), "last"),
     },
     "search": {
         "sampler": (choice(*SAMPLERS), "grid"),
@@ -82,8 +101,11 @@ TOP = {
 }
 # Search keys may point at any leaf of these sections but the hypermodel reference (one study
 # is one model family), or at the top-level seed.
+# Fields whose value is a mapping of their own fields: each of those is a dotted field too.
+SUBFIELDS = {"training.augment": AUGMENT}
 SEARCHABLE = (
     {f"{s}.{k}" for s in ("model", "training") for k in SCHEMA[s]}
+    | {f"{field}.{k}" for field, sub in SUBFIELDS.items() for k in sub}
     | {"dataset.validation_split", "dataset.max_train", "seed"}
 ) - {"model.hypermodel"}
 
@@ -91,9 +113,20 @@ SEARCHABLE = (
 _NO_DEFAULT = object()
 
 
+def field_spec(dotted: str) -> tuple[Any, Any] | None:
+    """``(validator, default)`` of a dotted field (``model.kernel``, ``training.augment.flip``,
+    ``seed``), or None for a name the schema does not have."""
+    if dotted in TOP:
+        return TOP[dotted]
+    section, _, key = dotted.partition(".")
+    parent, _, sub = dotted.rpartition(".")
+    if parent in SUBFIELDS:
+        return SUBFIELDS[parent].get(sub)
+    return SCHEMA.get(section, {}).get(key)
+
+
 def default_of(dotted: str):
     """The schema default of a dotted field (``model.kernel``), or a value equal to nothing
     for fields without one (required fields, hypermodel hps)."""
-    section, _, key = dotted.partition(".")
-    default = SCHEMA.get(section, {}).get(key, (None, _NO_DEFAULT))[1]
+    default = (field_spec(dotted) or (None, _NO_DEFAULT))[1]
     return _NO_DEFAULT if default is REQUIRED else default

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sweep.study.schema import default_of
+from sweep.study.schema import SUBFIELDS, default_of
 
 # Fields that say how long or how visibly a trial trains, not what it is: a study may raise its
 # epochs (trials continue where they stopped) or change them without retraining anything.
@@ -144,7 +144,9 @@ def resolve(config: dict, values: dict) -> dict:
     for dotted, value in values.items():
         *parents, leaf = dotted.split(".")
         node = out
-        for part in parents:
+        for i, part in enumerate(parents):
+            if node[part] is None:  # a mapping field left null, one of whose fields is searched
+                node[part] = {k: d for k, (_, d) in SUBFIELDS[".".join(parents[: i + 1])].items()}
             node = node[part]
         node[leaf] = value
     return out

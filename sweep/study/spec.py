@@ -36,6 +36,7 @@ class StudySpec:
     constraints: dict
     hypermodel: str | None = None  # "path/to/file.py:name", relative to the study file
     hp_collected: bool = False
+    at: str = "last"  # objective.at: the metric at the last epoch run, or at its best one
 
     @property
     def metric(self) -> str:
@@ -56,7 +57,8 @@ class StudySpec:
                 "params": {p.name: p.describe() for p in self.search.params},
                 "n_trials": self.search.n_trials,
             } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {}),
-            "objective": {"metric": list(self.metrics), "direction": list(self.directions)},
+            "objective": {"metric": list(self.metrics), "direction": list(self.directions),
+                          "at": self.at},
             "seed": self.seed,
             "constraints": dict(self.constraints),
         }

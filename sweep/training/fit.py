@@ -23,9 +23,36 @@ from sweep.training.probe import EVAL_BATCH_SIZE, SnapshotProbe
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
+
+
+@keras.saving.register_keras_serializable(package="sweep")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy from logits against integer labels smoothed towards uniform: the true
+    class gets ``1 - smoothing + smoothing / classes``, every other ``smoothing / classes``
+    (Keras' own sparse loss has no smoothing)."""
+
+    def __init__(self, smoothing: float, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
+                                                     label_smoothing=self.smoothing)
+
+    def get_config(self):
+        return super().get_config() | {"smoothing": self.smoothing}
+
+
+def loss_for(label_smoothing: float) -> keras.losses.Loss:
+    if label_smoothing:
+        return SmoothedCrossentropy(label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 @dataclass
@@ -125,6 +152,8 @@ def train(
     momentum: float = 0.0,
     schedule: str = "constant",
     decay: float = 0.0,
+    weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
     stop_at_loss: float | None = None,
     stop_requested: Callable[[], bool] | None = None,
     snapshots: list[int] | None = None,
@@ -141,6 +170,9 @@ def train(
         learning_rate: per optimizer step, at the first epoch.
         momentum: for sgd and rmsprop.
         schedule, decay: see ``learning_rate_at``; set at the start of each epoch.
+        weight_decay: AdamW's decoupled decay (adamw only; for the others it is an L2 term
+            the model's layers carry, see ``sweep.models.kernel_l2``).
+        label_smoothing: in [0, 1); the loss's targets smoothed towards uniform.
         stop_at_loss: stop after the first epoch whose training loss is at most this (that
             epoch is then a snapshot too).
         stop_requested: asked after every batch; True raises KeyboardInterrupt there.
@@ -160,10 +192,12 @@ def train(
     # (its study then cannot set a schedule: sweep.models.hypermodel.COMPILED_REFUSES).
     if not done and not getattr(model, "compiled", False):
         on_cpu = device_description() == "cpu"
-        extra = {"momentum": momentum} if optimizer != "adam" else {}
+        extra = {"momentum": momentum} if optimizer in ("sgd", "rmsprop") else {}
+        if optimizer == "adamw":
+            extra = {"weight_decay": weight_decay}
         model.compile(
             optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **extra),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=loss_for(label_smoothing),
             metrics=["accuracy"],
             steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
         )

@@ -18,7 +18,7 @@ import optuna
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
-from sweep.models import build_model, plan
+from sweep.models import build_model, kernel_l2, plan
 from sweep.models.hypermodel import build_model as build_hypermodel
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
@@ -76,7 +76,8 @@ def run_trial(
     # sweep's own models are analysed (and rejected if they cannot be built) before anything
     # is built; a KerasTuner hypermodel is only known once built
     hyper = "hypermodel" in config["model"]
-    architecture = None if hyper else _analyse(trial, config["model"], data)
+    training = config["training"]
+    architecture = None if hyper else _analyse(trial, config["model"], training["augment"], data)
 
     def report(row: dict) -> None:
         on_epoch(row)
@@ -95,7 +96,7 @@ def run_trial(
         for row in done:
             report(row)
     else:
-        model, done = _new_model(config, data, spec.source), []
+        model, done = _new_model(config, seed, data, spec.source), []
     param_count = int(model.count_params())
     if architecture is not None:
         assert param_count == architecture.params, "architecture.plan miscounted"
@@ -104,7 +105,6 @@ def run_trial(
     if limit is not None and param_count > limit:
         raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
 
-    training = config["training"]
     try:
         result = train(
             model,
@@ -116,6 +116,8 @@ def run_trial(
             momentum=training["momentum"],
             schedule=training["schedule"],
             decay=training["decay"],
+            weight_decay=training["weight_decay"],
+            label_smoothing=training["label_smoothing"],
             stop_at_loss=training["stop_at_loss"],
             stop_requested=stop_requested,
             snapshots=training["snapshots"],
@@ -141,27 +143,34 @@ def run_trial(
         trial.set_user_attr("stopped_epoch", result.stopped_epoch)
     _record_details(trial, result.details, artifact_store, data.class_names,
                     earlier_diagnostics or {})
-    values = [_objective_value(m, result, param_count) for m in spec.metrics]
+    rows = {m: _objective_row(result, m, spec.at, d)
+            for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
+    if spec.metric in rows:  # the epoch the (first) objective's value comes from
+        trial.set_user_attr("objective_epoch", rows[spec.metric]["epoch"])
+    values = [rows[m][m] if m in rows else float(param_count) for m in spec.metrics]
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _objective_value(metric: str, result, param_count: int) -> float:
-    """One objective's value: test metrics are known at snapshots only (the last one counts);
-    the others from the last epoch."""
-    if metric == "param_count":
-        return float(param_count)
-    if metric.startswith("test") or metric == "roc_auc":
-        return result.snapshots[max(result.snapshots)][metric]
-    return result.epochs[-1][metric]
+def _objective_row(result, metric: str, at: str, direction: str) -> dict:
+    """The epoch row an objective's value comes from: test metrics are known at snapshots
+    only, the others at every epoch; of those, the last (``at: last``) or the best one
+    (``at: best``, the earliest of equals)."""
+    at_snapshots = metric.startswith("test") or metric == "roc_auc"
+    rows = [result.snapshots[e] for e in sorted(result.snapshots)] if at_snapshots \
+        else result.epochs
+    if at == "last":
+        return rows[-1]
+    pick = min if direction == "minimize" else max
+    return pick(rows, key=lambda row: row[metric])
 
 
-def _analyse(trial, model_cfg: dict, data: Dataset):
+def _analyse(trial, model_cfg: dict, augment: dict | None, data: Dataset):
     """Lay out the model before building it; store its receptive field and layer table.
 
     Raises:
         ConfigError: it cannot be built.
     """
-    architecture = plan(model_cfg, data.input_shape, data.num_classes)
+    architecture = plan(model_cfg, data.input_shape, data.num_classes, augment)
     trial.set_user_attr("receptive_field", architecture.receptive_field)
     trial.set_user_attr("layers", architecture.rows())
     return architecture
@@ -193,9 +202,12 @@ def _record_details(trial, details: dict[int, dict], artifact_store,
                 )
 
 
-def _new_model(config: dict, data: Dataset, study_source: str):
+def _new_model(config: dict, seed: int, data: Dataset, study_source: str):
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
     if "hypermodel" in config["model"]:
         return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
                                 data.input_shape, data.num_classes)
-    return build_model(config["model"], data.input_shape, data.num_classes)
+    training = config["training"]
+    return build_model(config["model"], data.input_shape, data.num_classes,
+                       augment=training["augment"], seed=seed,
+                       l2=kernel_l2(training))
