@@ -44,3 +44,30 @@ def test_describe_of_a_bad_study_is_one_line(tmp_path, capsys):
     assert main(["describe", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "model.head: expected one of flatten, gap" in err
+
+
+def test_describe_counts_each_splits_classes_and_warns_when_unbalanced(tmp_path, capsys):
+    import numpy as np
+
+    from conftest import tiny_arrays, tiny_study, write_study
+
+    x_train, y_train, x_test, y_test = tiny_arrays(n_train=90, classes=3)
+    keep = (y_train != 2) | (np.arange(len(y_train)) < 15)  # class 2: 5 of 30 images left
+    npz = tmp_path / "unbalanced.npz"
+    np.savez(npz, x_train=x_train[keep], y_train=y_train[keep], x_test=x_test, y_test=y_test)
+    raw = tiny_study(npz, training={"epochs": 1, "augment": {"flip": "horizontal"}},
+                     dataset={"name": "npz", "path": str(npz), "validation_split": 0.1})
+    assert main(["describe", str(write_study(tmp_path, raw))]) == 0
+    out = capsys.readouterr().out
+    assert "flip" in out  # the augmentation layer is part of the model's table
+    assert "  train      59 images, 4 to 28 per class\n        0: 28  1: 27  2: 4\n" in out
+    assert ("WARNING: train split is unbalanced: class '2' has 4 images, 7.0x fewer than '0' "
+            "(28)") in out
+    assert "WARNING: test split" not in out  # 8 per class
+
+
+def test_describe_of_the_digits_quickstart_lists_balanced_counts(capsys):
+    assert main(["describe", "quickstart"]) == 0
+    out = capsys.readouterr().out
+    assert "digits: 10 classes" in out and "  test      359 images" in out
+    assert "WARNING" not in out

@@ -136,6 +136,28 @@ BAD = [
      r"constraints\.max_params: expected an integer >= 1, got '100k'"),
     ({"model": {"block": "inception"}}, r"model\.block: expected one of conv, separable"),
     ({"name": "has spaces"}, r"name: expected a name of letters"),
+    ({"training": {"augment": {"flip": "sideways"}}},
+     r"training\.augment\.flip: expected one of none, horizontal, vertical, "
+     r"horizontal_and_vertical, got 'sideways'"),
+    ({"training": {"augment": {"zoom": 0.1}}},
+     r"training\.augment\.zoom: expected one of the keys flip, translate, crop_padding"),
+    ({"training": {"augment": "flip"}}, r"training\.augment: expected a mapping with keys flip"),
+    ({"training": {"augment": {"translate": 1.5}}},
+     r"training\.augment\.translate: expected a number in \[0, 1\), got 1\.5"),
+    ({"search": {"params": {"training.augment.flip": ["none", "upside"]}}},
+     r"search\.params\.training\.augment\.flip: every value must be one of none"),
+    ({"search": {"params": {"training.augment": [None, {"flip": "horizontal"}],
+                            "training.augment.translate": [0.0, 0.1]}}},
+     r"search\.params\.training\.augment\.translate: training\.augment is searched too"),
+    ({"training": {"label_smoothing": 1.0}},
+     r"training\.label_smoothing: expected a number in \[0, 1\), got 1\.0"),
+    ({"training": {"weight_decay": -0.1}}, r"training\.weight_decay: expected a number in \[0, inf\]"),
+    ({"training": {"optimizer": "adamw", "momentum": 0.9}},
+     r"training\.momentum: applies to the sgd and rmsprop optimizers, not adamw"),
+    ({"objective": {"metric": ["val_accuracy", "param_count"], "at": "best"}},
+     r"objective\.at: best needs one metric"),
+    ({"objective": {"metric": "val_accuracy", "at": "first"}},
+     r"objective\.at: expected one of last, best"),
 ]
 
 
@@ -206,3 +228,38 @@ def test_describe_names_the_study_file_of_a_missing_dataset(capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("sweep: error: ") and line.endswith(
         "studies/quickstart.yaml: dataset.path: x.npz does not exist (expected an .npz file)")
+
+
+def test_an_augment_field_axis_fills_the_other_fields_with_their_defaults(tmp_path, tiny_npz):
+    from sweep.study import resolve
+    from sweep.study.space import identity
+
+    raw = tiny_study(tiny_npz, search={"params": {"training.augment.flip": ["none", "vertical"]}})
+    spec = load_study(str(write_study(tmp_path, raw)))
+    assert spec.config["training"]["augment"] is None  # the default: no augmentation
+    flipped = resolve(spec.config, {"training.augment.flip": "vertical"})["training"]["augment"]
+    assert flipped == {"flip": "vertical", "translate": 0.0, "crop_padding": 0, "rotation": 0.0,
+                       "contrast": 0.0}
+    # "flip: none" trains what no augmentation trains: the same point, the same identity
+    plain = resolve(spec.config, {"training.augment.flip": "none"})
+    assert identity(plain, 0) == identity(spec.config, 0)
+    assert identity(resolve(spec.config, {"training.augment.flip": "vertical"}), 0) != \
+        identity(spec.config, 0)
+    # a mapping whose every field is at its default is no augmentation
+    none = tiny_study(tiny_npz, training={"epochs": 2, "augment": {"flip": "none"}})
+    assert load_study(str(write_study(tmp_path, none, "none.yaml"))).config["training"][
+        "augment"] is None
+
+
+def test_a_hypermodel_study_refuses_augment_and_l2_weight_decay(tmp_path, tiny_npz):
+    (tmp_path / "hm.py").write_text("def build(hp):\n    pass\n")
+    for training, field in (({"augment": {"flip": "horizontal"}}, "training.augment"),
+                            ({"weight_decay": 1e-4}, "training.weight_decay")):
+        raw = tiny_study(tiny_npz, model={"hypermodel": "hm.py:build"}, training=training,
+                         search={"params": {}})
+        with pytest.raises(SpecError, match=rf"{field}: "):
+            load_study(str(write_study(tmp_path, raw)))
+    adamw = tiny_study(tiny_npz, model={"hypermodel": "hm.py:build"}, search={"params": {}},
+                       training={"optimizer": "adamw", "weight_decay": 1e-4})
+    assert load_study(str(write_study(tmp_path, adamw))).config["training"]["weight_decay"] \
+        == 1e-4
