@@ -21,6 +21,8 @@ def _totals(capsys, study: str) -> list[int]:
     ("filters", [55_098, 113_386, 243_786]),  # Fashion-MNIST 16 / 32 / 64 filters
     ("conv_width", [122_570, 160_970, 122_570, 160_970]),  # kernel 7 cannot be built
     ("separable_under_100k", [35_387, 35_387, 42_907, 42_907, 111_131, 111_131]),
+    ("augmentation", [35_387] * 4),  # augmentation layers have no parameters
+    ("weight_decay", [35_387] * 4),
 ])
 def test_seed_studies_have_the_seeds_parameter_counts(capsys, study, counts):
     assert _totals(capsys, study) == counts
