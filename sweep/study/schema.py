@@ -6,6 +6,7 @@ live in their stages, keyed by the same words, and a test checks that the two ag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sweep.study.fields import (
@@ -18,6 +19,10 @@ METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accu
            "roc_auc", "param_count")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("grid", "random", "tpe")
+
+# A study's name is a file and folder name (reports/NAME.html, checkpoints/NAME/, ...): no '/',
+# and no leading '.', so neither '.' nor '..' nor a hidden file.
+NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -76,7 +81,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     },
 }
 TOP = {
-    "name": (text(r"[A-Za-z0-9_.-]+", "a name of letters, digits, '_', '-', '.'"), REQUIRED),
+    "name": (text(NAME, "a name of letters, digits, '_', '-', '.' (not first)"), REQUIRED),
     "description": (text(), ""),
     "seed": (integer(0), 0),
 }
@@ -89,6 +94,17 @@ SEARCHABLE = (
 
 
 _NO_DEFAULT = object()
+
+
+def file_name(study_name: str) -> str:
+    """``study_name`` as one safe file name, for the paths built from a name read from storage
+    (a study made with stock Optuna may be called ``../x`` or ``my study``): every run of
+    other characters becomes ``_``, and a leading ``.`` gets a ``_`` before it. A valid study
+    file's name is returned as it is."""
+    if re.fullmatch(NAME, study_name):
+        return study_name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
+    return "_" + safe if safe.startswith(".") or not safe else safe
 
 
 def default_of(dotted: str):
