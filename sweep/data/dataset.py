@@ -115,9 +115,9 @@ def _checked(raw, where: str, names: tuple[str, ...]):
                             f"{num_classes - 1} (the {num_classes} classes)")
         empty = np.flatnonzero(np.bincount(y, minlength=num_classes) == 0)
         if len(empty):
-            raise DataError(f"{where}: class {names[empty[0]]!r} has no {split} images "
-                            f"({len(empty)} empty class(es)); every class needs images in "
-                            "both splits")
+            others = f" (nor have {len(empty) - 1} other classes)" if len(empty) > 1 else ""
+            raise DataError(f"{where}: class {names[empty[0]]!r} has no {split} images"
+                            f"{others}; every class needs images in both splits")
     return x_train, y_train.astype("int32"), x_test, y_test.astype("int32"), num_classes
 
 

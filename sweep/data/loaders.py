@@ -155,7 +155,7 @@ def _folder(cfg: dict, data_dir: str | None) -> Raw:
         raise DataError(f"dataset.path: {train_dir} has no class folders")
     tested = folder_classes(root, "test")
     if tested != classes:
-        raise DataError(f"dataset.path: {root}: train/ and test/ hold different classes "
+        raise DataError(f"{root}: train/ and test/ hold different classes "
                         f"(only in train/: {_listed(set(classes) - set(tested))}; only in "
                         f"test/: {_listed(set(tested) - set(classes))})")
     first: list = []  # (size, mode) of the first image; the rest are converted to match
