@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -10,7 +12,7 @@ from sweep.cli import main
 from sweep.errors import SpecError
 from sweep.defaults import STUDIES_DIR
 from sweep.models import complete_spec
-from sweep.study import ChoiceParam, RangeParam, load_study
+from sweep.study import ChoiceParam, RangeParam, file_name, load_study
 
 SHIPPED = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
 
@@ -136,6 +138,10 @@ BAD = [
      r"constraints\.max_params: expected an integer >= 1, got '100k'"),
     ({"model": {"block": "inception"}}, r"model\.block: expected one of conv, separable"),
     ({"name": "has spaces"}, r"name: expected a name of letters"),
+    ({"name": ".."}, r"name: expected a name of letters, digits, '_', '-', '\.' \(not first\)"),
+    ({"name": "."}, r"name: expected a name of letters"),
+    ({"name": "../x"}, r"name: expected a name of letters"),
+    ({"name": ".hidden"}, r"name: expected a name of letters"),
 ]
 
 
@@ -206,3 +212,14 @@ def test_describe_names_the_study_file_of_a_missing_dataset(capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("sweep: error: ") and line.endswith(
         "studies/quickstart.yaml: dataset.path: x.npz does not exist (expected an .npz file)")
+
+
+@pytest.mark.parametrize("stored", ["../../x", "..", ".", "/tmp/abs", "my study", "a/b", ""])
+def test_a_stored_name_becomes_one_safe_file_name(stored):
+    # a study made with stock Optuna may be named anything; paths are built from file_name
+    from sweep.study.schema import NAME
+
+    safe = file_name(stored)
+    assert re.fullmatch(NAME, safe) and "/" not in safe and safe not in (".", "..")
+    assert file_name(safe) == safe
+    assert file_name("conv_width-2.v1") == "conv_width-2.v1"  # a study file's name: as it is
