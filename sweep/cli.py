@@ -267,7 +267,6 @@ def _write_report(name: str, args, out: Path | None = None) -> Path:
     figures are saved into the study too, for optuna-dashboard."""
     from sweep.report import load_study_result, report_figures, write_report
     from sweep.report.dashboard import save_figures
-
     from sweep.study import file_name
 
     out = out or defaults.REPORTS_DIR / f"{file_name(name)}.html"

@@ -213,8 +213,9 @@ def _reading(path: Path, what: str):
 
 
 def _reason(err: Exception) -> str:
-    text = str(err).splitlines()[0][:160] if str(err) else ""
-    return text or type(err).__name__
+    """The first line of an error's message (its type where it has none)."""
+    lines = str(err).splitlines()
+    return lines[0][:160] if lines else type(err).__name__
 
 
 def _listed(names: set[str]) -> str:
