@@ -269,8 +269,9 @@ def _write_report(name: str, args, out: Path | None = None) -> Path:
     figures are saved into the study too, for optuna-dashboard."""
     from sweep.report import load_study_result, report_figures, write_report
     from sweep.report.dashboard import save_figures
+    from sweep.study import file_name
 
-    out = out or defaults.REPORTS_DIR / f"{name}.html"
+    out = out or defaults.REPORTS_DIR / f"{file_name(name)}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = load_study_result(name, args.storage)
     figures = report_figures(result)
@@ -280,12 +281,14 @@ def _write_report(name: str, args, out: Path | None = None) -> Path:
 
 def _export(args) -> int:
     from sweep.report import export, export_model, load_study_result
+    from sweep.study import file_name
 
     result = load_study_result(_study_name(args.study), args.storage)
     if args.model is not None:
         print(export_model(result, args.model, args.checkpoint_dir, args.out))
     else:
-        print(export(result, args.format, args.out or Path(f"{result.name}.{args.format}")))
+        default = Path(f"{file_name(result.name)}.{args.format}")
+        print(export(result, args.format, args.out or default))
     return 0
 
 

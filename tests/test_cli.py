@@ -65,3 +65,27 @@ def test_readme_table_lists_every_option_of_every_command(name):
     assert options <= documented, sorted(options - documented)
     if "--storage" in options and name in ("status", "report", "export"):
         assert "--storage URL" in rows[0]
+
+
+def test_a_stored_study_named_like_a_path_writes_only_in_the_working_folder(tmp_path,
+                                                                            monkeypatch):
+    # a study made with stock Optuna may be called '../../x': reports, exports and a
+    # comparison default to one safe file name each, inside the working folder
+    import optuna
+
+    from sweep.cli import main
+
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    url = f"sqlite:///{work / 'sweeps.db'}"
+    names = ["../../escape", str(tmp_path / "absolute")]
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=url)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    for argv in (["report", names[0]], ["export", names[0]], ["report", names[1]],
+                 ["report", *names]):
+        assert main([*argv, "--storage", url]) == 0, argv
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert all(p.startswith("a/b/") for p in written), written
+    assert "a/b/reports/_.._.._escape.html" in written and "a/b/_.._.._escape.csv" in written

@@ -40,15 +40,16 @@ FIXED = {"cifar10": CIFAR10, "fashion_mnist": FASHION_MNIST, "mnist": DIGITS,
          "digits": DIGITS}
 
 
-def folder_classes(root: Path) -> list[str]:
-    """The class folders of ``root/train``, sorted: class k is the k-th (the folder loader's
-    numbering)."""
-    return sorted(p.name for p in (Path(root) / "train").iterdir() if p.is_dir())
+def folder_classes(root: Path, split: str = "train") -> list[str]:
+    """The class folders of ``root/train`` (or another split), sorted: class k is the k-th
+    (the folder loader's numbering). Hidden folders (``.ipynb_checkpoints``) are no class."""
+    return sorted(p.name for p in (Path(root) / split).iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
 
 
-def class_names(cfg: dict, num_classes: int) -> tuple[str, ...]:
-    """The names of the ``num_classes`` classes of the dataset in ``cfg`` (see the module
-    docstring); the class numbers where a dataset has no names."""
+def declared_names(cfg: dict) -> tuple[str, ...]:
+    """The class names the dataset in ``cfg`` declares, all of them (see the module
+    docstring); () for an npz file without a ``class_names`` array."""
     name = cfg["name"]
     if name == "cifar100":
         names = CIFAR100_COARSE if cfg["label_mode"] == "coarse" else CIFAR100_FINE
@@ -59,5 +60,11 @@ def class_names(cfg: dict, num_classes: int) -> tuple[str, ...]:
             names = [str(n) for n in f["class_names"]] if "class_names" in f else ()
     else:
         names = FIXED.get(name, ())
-    names = tuple(names)[:num_classes]
+    return tuple(names)
+
+
+def class_names(cfg: dict, num_classes: int) -> tuple[str, ...]:
+    """The names of the ``num_classes`` classes of the dataset in ``cfg``; the class numbers
+    where a dataset has no names."""
+    names = declared_names(cfg)[:num_classes]
     return names + tuple(str(i) for i in range(len(names), num_classes))

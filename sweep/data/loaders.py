@@ -8,8 +8,12 @@ internet. Keras is imported inside the loaders only, so nothing else pays for Te
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 import tarfile
+import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 DIGITS_SCALE = 4  # digits are 8x8; each pixel becomes a 4x4 block -> 32x32, like CIFAR
 
 Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
+# The SHA-256 of the publishers' archives, which Keras checks after a download: an archive in
+# SWEEP_DATA_DIR must be that file (and so is a trusted pickle). Keras has none for
+# Fashion-MNIST's idx files.
+ARCHIVE_SHA256 = {
+    "cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    "cifar-100-python.tar.gz": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+    "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+}
+# What reading a damaged file raises: ended streams (gzip, zip, tar), bad headers, pickles.
+DAMAGED = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile, tarfile.TarError,
+           pickle.UnpicklingError)
+
 
 def _digits(cfg: dict, data_dir: str | None) -> Raw:
     """scikit-learn's 1,797 real 8x8 handwritten digits (values 0..16), shipped with the package.
@@ -53,7 +69,7 @@ def _cifar(cfg: dict, data_dir: str | None, *, classes: int) -> Raw:
             lambda: keras.datasets.cifar100.load_data(label_mode=cfg["label_mode"]),
         )
     label_key = b"labels" if classes == 10 else f"{cfg['label_mode']}_labels".encode()
-    with tarfile.open(local) as tar:
+    with _reading(local, f"a CIFAR-{classes} python archive"), tarfile.open(local) as tar:
         batches = {}
         for member in tar.getmembers():
             if member.isfile():
@@ -89,11 +105,11 @@ def _fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
             "fashion_mnist", "the 4 idx .gz files", keras.datasets.fashion_mnist.load_data
         )
 
-    def idx(path, offset):
-        with gzip.open(path, "rb") as f:
-            return np.frombuffer(f.read(), np.uint8, offset=offset)
+    def idx(path, offset, shape=()):
+        with _reading(path, "a gzip'd idx file"), gzip.open(path, "rb") as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset).reshape(-1, *shape)
 
-    x_train, x_test = idx(paths[0], 16).reshape(-1, 28, 28), idx(paths[2], 16).reshape(-1, 28, 28)
+    x_train, x_test = idx(paths[0], 16, (28, 28)), idx(paths[2], 16, (28, 28))
     return x_train, idx(paths[1], 8), x_test, idx(paths[3], 8)
 
 
@@ -114,7 +130,10 @@ def _npz(cfg: dict, data_dir: str | None) -> Raw:
 
 
 def _npz_arrays(path: Path) -> Raw:
-    with np.load(path, allow_pickle=False) as f:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an .npz file (no zip archive: truncated, or another kind "
+                        "of file)")
+    with _reading(path, "an .npz file"), np.load(path, allow_pickle=False) as f:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
         if missing:
             raise DataError(f"{path}: missing arrays {', '.join(missing)}")
@@ -134,20 +153,29 @@ def _folder(cfg: dict, data_dir: str | None) -> Raw:
     classes = folder_classes(root)
     if not classes:
         raise DataError(f"dataset.path: {train_dir} has no class folders")
+    tested = folder_classes(root, "test")
+    if tested != classes:
+        raise DataError(f"{root}: train/ and test/ hold different classes "
+                        f"(only in train/: {_listed(set(classes) - set(tested))}; only in "
+                        f"test/: {_listed(set(tested) - set(classes))})")
     first: list = []  # (size, mode) of the first image; the rest are converted to match
 
     def read(split_dir: Path):
         xs, ys = [], []
         for label, name in enumerate(classes):
             for file in sorted((split_dir / name).glob("*")):
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):
                     continue
-                with Image.open(file) as img:
-                    if not first:
-                        first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
-                    size, mode = first[0]
-                    img = img.convert(mode)
-                    xs.append(np.asarray(img if img.size == size else img.resize(size)))
+                try:  # an unreadable image is refused: a dataset does not shrink unseen
+                    with Image.open(file) as img:
+                        if not first:
+                            first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
+                        size, mode = first[0]
+                        img = img.convert(mode)
+                        xs.append(np.asarray(img if img.size == size else img.resize(size)))
+                except (*DAMAGED, SyntaxError, Image.DecompressionBombError) as err:
+                    raise DataError(f"{file}: not a readable image ({_reason(err)}); remove "
+                                    "or replace it") from None
                 ys.append(label)
         if not xs:
             raise DataError(f"dataset.path: no images under {split_dir}")
@@ -157,9 +185,41 @@ def _folder(cfg: dict, data_dir: str | None) -> Raw:
 
 
 def _local(data_dir: str | None, name: str) -> Path | None:
-    if data_dir and (Path(data_dir) / name).is_file():
-        return Path(data_dir) / name
-    return None
+    """``data_dir/name`` if it is there, after checking a publisher's archive's checksum."""
+    if not data_dir or not (Path(data_dir) / name).is_file():
+        return None
+    path = Path(data_dir) / name
+    want = ARCHIVE_SHA256.get(path.name)
+    if want is not None:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != want:
+            raise DataError(
+                f"{path}: not the published archive ({path.stat().st_size:,} bytes, SHA-256 "
+                f"{digest.hexdigest()[:16]}..., expected {want[:16]}...): truncated, damaged or "
+                "another file; download it again")
+    return path
+
+
+@contextmanager
+def _reading(path: Path, what: str):
+    """Whatever reading a damaged ``path`` raises becomes one line naming the file."""
+    try:
+        yield
+    except DAMAGED as err:
+        raise DataError(f"{path}: cannot read it as {what} ({_reason(err)})") from None
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an error's message (its type where it has none)."""
+    lines = str(err).splitlines()
+    return lines[0][:160] if lines else type(err).__name__
+
+
+def _listed(names: set[str]) -> str:
+    return ", ".join(repr(n) for n in sorted(names)) or "none"
 
 
 def _download(name: str, archive: str, load) -> Raw:

@@ -13,6 +13,7 @@ from sweep.defaults import REPORTS_DIR
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.gallery import pictures_html
 from sweep.report.page import figures_html
+from sweep.study import file_name
 from sweep.training.checkpoints import kept_model_file
 
 
@@ -60,12 +61,12 @@ def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
         number = int(which)
     else:
         raise UsageError(f"--model {which!r}: expected best or a trial number")
-    kept = kept_model_file(checkpoint_dir, result.name, number)
+    kept = kept_model_file(checkpoint_dir, file_name(result.name), number)
     if not kept.is_file():
         raise UsageError(f"--model {which}: trial {number} of {result.name!r} has no kept "
                          f"model at {kept} (kept for trials that completed; --checkpoint-dir "
                          "names the folder the runs used)")
-    out = out or Path(f"{result.name}-trial{number}.keras")
+    out = out or Path(f"{file_name(result.name)}-trial{number}.keras")
     shutil.copyfile(kept, out)
     return out
 
@@ -76,7 +77,7 @@ def compare_studies(names: list[str], storage_url: str, out: Path | None = None)
     from sweep.report.figures import compare_figures
 
     results = [load_study_result(name, storage_url) for name in names]
-    out = out or REPORTS_DIR / f"compare-{'-'.join(names)}.html"
+    out = out or REPORTS_DIR / f"compare-{'-'.join(map(file_name, names))}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_comparison(results, compare_figures(results), out)
 

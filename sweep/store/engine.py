@@ -22,6 +22,7 @@ from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OUR_TABLES, metada
 # outcome of contention, so this only bounds a stuck process.
 SQLITE_BUSY_TIMEOUT_S = 600
 CREATE_TRIES = 5  # opening attempts when workers starting together race to create tables
+SQLITE_HEADER = b"SQLite format 3\0"  # the first 16 bytes of every SQLite 3 database file
 _OPTUNA_STUDIES = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
 
 
@@ -63,6 +64,8 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and not create and (not parsed.database or not Path(parsed.database).is_file()):
         raise StorageError(f"--storage {safe_url(url)}: no such database file")
+    if sqlite and parsed.database:
+        _refuse_non_sqlite(url, Path(parsed.database))
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
     for attempt in range(1, CREATE_TRIES + 1):
         try:
@@ -81,6 +84,22 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
                 time.sleep(0.2 * attempt)  # the winner's tables are there now, or soon
                 continue
             raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
+
+
+def _refuse_non_sqlite(url: str, path: Path) -> None:
+    """A file that is not a SQLite database is left as it is: SQLite itself would take a file
+    shorter than its header for an empty database and write its tables over it. An empty file
+    is an empty database."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except (FileNotFoundError, IsADirectoryError):
+        return  # created here / refused by SQLite itself, in one line below
+    except OSError as err:
+        raise StorageError(f"--storage {safe_url(url)}: cannot read {path} ({err.strerror})")
+    if head and head != SQLITE_HEADER:
+        raise StorageError(f"--storage {safe_url(url)}: {path} is not a SQLite database (it "
+                           f"does not begin with 'SQLite format 3'); left as it is")
 
 
 def purge_orphans(engine: sa.engine.Engine) -> None:

@@ -6,6 +6,7 @@ live in their stages, keyed by the same words, and a test checks that the two ag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sweep.study.fields import (
@@ -30,6 +31,9 @@ AUGMENT: dict[str, tuple[Any, Any]] = {
     "contrast": (number(0, 1, high_open=True), 0.0),  # contrast scaled by 1 +- this
 }
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
+# A study's name is a file and folder name (reports/NAME.html, checkpoints/NAME/, ...): no '/',
+# and no leading '.', so neither '.' nor '..' nor a hidden file.
+NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -95,7 +99,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     },
 }
 TOP = {
-    "name": (text(r"[A-Za-z0-9_.-]+", "a name of letters, digits, '_', '-', '.'"), REQUIRED),
+    "name": (text(NAME, "a name of letters, digits, '_', '-', '.' (not first)"), REQUIRED),
     "description": (text(), ""),
     "seed": (integer(0), 0),
 }
@@ -123,6 +127,15 @@ def field_spec(dotted: str) -> tuple[Any, Any] | None:
     if parent in SUBFIELDS:
         return SUBFIELDS[parent].get(sub)
     return SCHEMA.get(section, {}).get(key)
+def file_name(study_name: str) -> str:
+    """``study_name`` as one safe file name, for the paths built from a name read from storage
+    (a study made with stock Optuna may be called ``../x`` or ``my study``): every run of
+    other characters becomes ``_``, and a leading ``.`` gets a ``_`` before it. A valid study
+    file's name is returned as it is."""
+    if re.fullmatch(NAME, study_name):
+        return study_name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
+    return "_" + safe if safe.startswith(".") or not safe else safe
 
 
 def default_of(dotted: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -10,7 +12,7 @@ from sweep.cli import main
 from sweep.errors import SpecError
 from sweep.defaults import STUDIES_DIR
 from sweep.models import complete_spec
-from sweep.study import ChoiceParam, RangeParam, load_study
+from sweep.study import ChoiceParam, RangeParam, file_name, load_study
 
 SHIPPED = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
 
@@ -158,6 +160,10 @@ BAD = [
      r"objective\.at: best needs one metric"),
     ({"objective": {"metric": "val_accuracy", "at": "first"}},
      r"objective\.at: expected one of last, best"),
+    ({"name": ".."}, r"name: expected a name of letters, digits, '_', '-', '\.' \(not first\)"),
+    ({"name": "."}, r"name: expected a name of letters"),
+    ({"name": "../x"}, r"name: expected a name of letters"),
+    ({"name": ".hidden"}, r"name: expected a name of letters"),
 ]
 
 
@@ -263,3 +269,14 @@ def test_a_hypermodel_study_refuses_augment_and_l2_weight_decay(tmp_path, tiny_n
                        training={"optimizer": "adamw", "weight_decay": 1e-4})
     assert load_study(str(write_study(tmp_path, adamw))).config["training"]["weight_decay"] \
         == 1e-4
+
+
+@pytest.mark.parametrize("stored", ["../../x", "..", ".", "/tmp/abs", "my study", "a/b", ""])
+def test_a_stored_name_becomes_one_safe_file_name(stored):
+    # a study made with stock Optuna may be named anything; paths are built from file_name
+    from sweep.study.schema import NAME
+
+    safe = file_name(stored)
+    assert re.fullmatch(NAME, safe) and "/" not in safe and safe not in (".", "..")
+    assert file_name(safe) == safe
+    assert file_name("conv_width-2.v1") == "conv_width-2.v1"  # a study file's name: as it is
