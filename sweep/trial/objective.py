@@ -26,6 +26,7 @@ from sweep.training import diagnostics, pictures
 from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import train
+from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
 
@@ -105,6 +106,9 @@ def run_trial(
         raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
 
     training = config["training"]
+    board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" if training.get(
+        "tensorboard") else None
+    session = TrialSession(spec, values, board) if board is not None else None
     try:
         result = train(
             model,
@@ -123,8 +127,7 @@ def run_trial(
             done=done,
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
-            tensorboard_dir=TENSORBOARD_DIR / spec.name / f"trial-{trial.number}"
-            if training.get("tensorboard") else None,
+            tensorboard_dir=board,
         )
     except Exception as err:
         if not out_of_memory(err):
@@ -142,6 +145,8 @@ def run_trial(
     _record_details(trial, result.details, artifact_store, data.class_names,
                     earlier_diagnostics or {})
     values = [_objective_value(m, result, param_count) for m in spec.metrics]
+    if session is not None:  # TensorBoard's HParams tab: this trial's objective
+        session.end(values, result.epochs[-1]["epoch"])
     return values[0] if len(values) == 1 else tuple(values)
 
 
