@@ -19,7 +19,8 @@ from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
 from sweep.models import build_model, plan
-from sweep.models.hypermodel import build_model as build_hypermodel
+from sweep.models.hyperfit import trial_fit
+from sweep.models.hypermodel import build_model as build_hypermodel, load_hypermodel
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.training import diagnostics, pictures
@@ -78,6 +79,7 @@ def run_trial(
     # is built; a KerasTuner hypermodel is only known once built
     hyper = "hypermodel" in config["model"]
     architecture = None if hyper else _analyse(trial, config["model"], data)
+    hypermodel = load_hypermodel(config["model"]["hypermodel"], spec.source) if hyper else None
 
     def report(row: dict) -> None:
         on_epoch(row)
@@ -96,7 +98,7 @@ def run_trial(
         for row in done:
             report(row)
     else:
-        model, done = _new_model(config, data, spec.source), []
+        model, done = _new_model(config, data, hypermodel), []
     param_count = int(model.count_params())
     if architecture is not None:
         assert param_count == architecture.params, "architecture.plan miscounted"
@@ -128,6 +130,7 @@ def run_trial(
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
             tensorboard_dir=board,
+            fit=trial_fit(hypermodel.fit, config["hp"]) if hyper else None,
         )
     except Exception as err:
         if not out_of_memory(err):
@@ -198,9 +201,8 @@ def _record_details(trial, details: dict[int, dict], artifact_store,
                 )
 
 
-def _new_model(config: dict, data: Dataset, study_source: str):
+def _new_model(config: dict, data: Dataset, hypermodel):
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
-    if "hypermodel" in config["model"]:
-        return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
-                                data.input_shape, data.num_classes)
+    if hypermodel is not None:
+        return build_hypermodel(hypermodel, config["hp"], data.input_shape, data.num_classes)
     return build_model(config["model"], data.input_shape, data.num_classes)
