@@ -12,13 +12,12 @@ from typing import Callable
 def fit_through(fit: Callable, model, x, y, defaults: dict, **kwargs) -> None:
     """Call ``fit(model, x, y, **kwargs)``; while it runs, the ``model.fit`` it calls fills in
     ``defaults`` (sweep's batch size, validation batch size, shuffling) for the keywords the
-    function does not set itself, where it trains on arrays (a ``tf.data`` dataset or a
-    generator batches itself and takes none of them)."""
+    function does not set itself (Keras ignores them for a ``tf.data`` dataset, which
+    batches itself)."""
     plain = model.fit
 
     def with_defaults(*args, **given):
-        data = args[0] if args else given.get("x")
-        return plain(*args, **(defaults | given if hasattr(data, "shape") else given))
+        return plain(*args, **(defaults | given))
 
     model.fit = with_defaults  # shadows Model.fit on this instance only, while fit runs
     try:
