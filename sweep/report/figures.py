@@ -204,8 +204,9 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
         figures += [grouped_figure(result.snapshots, by, DIAGNOSTIC_METRICS, "Diagnostics by")
                     for by in groups]
     if not result.per_class.empty:
+        # a conditional param may have no value in any trial yet (its parent never chose it)
         figures += [per_class_figure(result.per_class, by, result.class_names)
-                    for by in result.params]
+                    for by in result.params if result.per_class[by].notna().any()]
     if result.best_confusion is not None:
         figures.append(confusion_figure(result.best_confusion, result.best_trial,
                                         result.class_names))

@@ -86,20 +86,31 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
             raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
 
 
+_checked: set[Path] = set()  # database files whose header this process read already
+
+
 def _refuse_non_sqlite(url: str, path: Path) -> None:
     """A file that is not a SQLite database is left as it is: SQLite itself would take a file
     shorter than its header for an empty database and write its tables over it. An empty file
-    is an empty database."""
+    is an empty database.
+
+    Read once per process, before SQLite opens the file here: closing any descriptor of a
+    file drops every POSIX lock this process holds on it, SQLite's too, and a process that
+    lost its locks lets another one checkpoint the WAL away under it ("database disk image
+    is malformed")."""
+    if path.resolve() in _checked:
+        return
     try:
         with path.open("rb") as f:
             head = f.read(len(SQLITE_HEADER))
     except (FileNotFoundError, IsADirectoryError):
-        return  # created here / refused by SQLite itself, in one line below
+        head = b""  # created here / refused by SQLite itself, in one line below
     except OSError as err:
         raise StorageError(f"--storage {safe_url(url)}: cannot read {path} ({err.strerror})")
     if head and head != SQLITE_HEADER:
         raise StorageError(f"--storage {safe_url(url)}: {path} is not a SQLite database (it "
                            f"does not begin with 'SQLite format 3'); left as it is")
+    _checked.add(path.resolve())
 
 
 def purge_orphans(engine: sa.engine.Engine) -> None:

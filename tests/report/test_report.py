@@ -184,3 +184,17 @@ def test_best_means_best_among_complete_trials(tmp_path, tiny_npz, monkeypatch, 
     assert figure.layout.xaxis.title.text == f"predicted class (trial {complete.number})"
     assert confusion_figure(result.best_confusion, result.best_trial) == figure
     assert f": trial {complete.number} " in study_status("tiny", url).splitlines()[1]
+
+
+def test_a_param_no_trial_has_yet_draws_no_per_class_figure(swept):
+    # a conditional hp whose parent never chose it: all NaN (before: ValueError, NaN to int)
+    import dataclasses
+
+    _, _, url = swept
+    result = load_study_result("tiny", url)
+    unseen = dataclasses.replace(result, params=(*result.params, "hp.units"), **{
+        frame: getattr(result, frame).assign(**{"hp.units": None})
+        for frame in ("snapshots", "curves", "trials", "per_class")})
+    titles = [f.layout.title.text for f in report_figures(unseen)]
+    assert "Per-class test accuracy by model.pooling" in titles
+    assert "Per-class test accuracy by hp.units" not in titles
