@@ -11,7 +11,7 @@ as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
 install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-  if [ ! -s "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  if [ ! -f "${POSTGRES_PASSWORD_FILE:-}" ] || [ ! -s "$POSTGRES_PASSWORD_FILE" ]; then
     echo "postgres-entrypoint: POSTGRES_PASSWORD_FILE must name a file holding the password" >&2
     exit 1
   fi
