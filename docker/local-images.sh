@@ -44,10 +44,16 @@ secrets=()
 [[ -f $CA_BUNDLE ]] && secrets+=(--secret "id=ca-bundle,src=$CA_BUNDLE")
 [[ -f $PIP_CONF ]] && secrets+=(--secret "id=pip.conf,src=$PIP_CONF")
 
-echo "building $POSTGRES_IMAGE (Debian's postgresql on $BASE_IMAGE)"
+# Both at once: apt-get's downloads and pip's overlap.
+echo "building $POSTGRES_IMAGE and $SWEEP_IMAGE on $BASE_IMAGE (pip installs TensorFlow the first time)"
 build --quiet --network host --build-arg BASE="$BASE_IMAGE" -t "$POSTGRES_IMAGE" \
-  docker/postgres >/dev/null
-echo "building $SWEEP_IMAGE on $BASE_IMAGE (pip installs TensorFlow the first time)"
+  docker/postgres >/dev/null &
+postgres=$!
 build --quiet --network host --build-arg BASE="$BASE_IMAGE" "${secrets[@]}" \
-  -f docker/Dockerfile -t "$SWEEP_IMAGE" . >/dev/null
+  -f docker/Dockerfile -t "$SWEEP_IMAGE" . >/dev/null &
+sweep=$!
+failed=()
+wait "$postgres" || failed+=("$POSTGRES_IMAGE")
+wait "$sweep" || failed+=("$SWEEP_IMAGE")
+((${#failed[@]} == 0)) || die "building ${failed[*]} failed (the build's output is above)"
 echo "built $SWEEP_IMAGE and $POSTGRES_IMAGE"

@@ -56,7 +56,8 @@ def test_compose_names_postgres_dashboard_and_workers(compose):
 def test_the_password_reaches_every_service_as_a_secret_file_only(compose):
     raw = (DOCKER / "compose.yaml").read_text()
     assert compose["secrets"] == {"db_password": {"file": "db_password"}}  # docker/db_password
-    assert _compose(SWEEP_DB_PASSWORD_FILE="/srv/pw")["secrets"]["db_password"]["file"] == "/srv/pw"
+    moved = _compose(SWEEP_DB_PASSWORD_FILE="/srv/pw")["secrets"]["db_password"]
+    assert moved == {"file": "/srv/pw"}
     assert "docker/db_password" in (ROOT / ".gitignore").read_text().splitlines()
     for name in ("dashboard", "worker"):
         service = compose["services"][name]
@@ -135,19 +136,22 @@ def _pip_installs(text: str) -> list[list[str]]:
 def test_image_installs_the_package_as_the_makefile_does():
     lines = _dockerfile_lines(DOCKER / "Dockerfile")
     assert "ARG BASE=tensorflow/tensorflow:2.21.0-gpu" in lines and "FROM ${BASE}" in lines
-    (install,) = [line for line in lines if "pip install" in line]
+    deps, package = [line for line in lines if "pip install" in line]
     makefile = (ROOT / "Makefile").read_text()
     recipes = "\n".join(re.findall(r"^\t(\$\(BIN\)/pip install .*)$", makefile, re.M)[:2])
-    assert _pip_installs(install) == _pip_installs(recipes) == [["--upgrade", "pip"], ["-e", "."]]
-    copied = {line.split()[1] for line in lines if line.startswith("COPY")}
-    assert {"sweep", "studies", "pyproject.toml"} <= copied  # what `-e .` needs
+    assert _pip_installs(deps) == _pip_installs(recipes) == [["--upgrade", "pip"], ["-e", "."]]
+    assert _pip_installs(package) == [["-e", "."]]  # again with the code: the layer after
+    copied = [line.split()[1] for line in lines if line.startswith("COPY")]
+    assert copied == ["pyproject.toml", "README.md", "sweep", "studies"]  # what `-e .` needs
 
 
 def test_the_build_gets_the_ca_bundle_and_pip_conf_as_secrets_and_nothing_else():
-    (install,) = [line for line in _dockerfile_lines(DOCKER / "Dockerfile") if "pip install" in line]
-    mounts = dict(re.findall(r"--mount=type=secret,id=([\w.-]+),target=(\S+)", install))
-    assert mounts == {"ca-bundle": "/etc/ssl/certs/ca-certificates.crt", "pip.conf": "/etc/pip.conf"}
-    assert "--mount=type=cache,target=/root/.cache/pip" in install  # downloads kept, not in layers
+    lines = _dockerfile_lines(DOCKER / "Dockerfile")
+    for install in [line for line in lines if "pip install" in line]:
+        mounts = dict(re.findall(r"--mount=type=secret,id=([\w.-]+),target=(\S+)", install))
+        assert mounts == {"ca-bundle": "/etc/ssl/certs/ca-certificates.crt",
+                          "pip.conf": "/etc/pip.conf"}, install
+        assert "--mount=type=cache,target=/root/.cache/pip" in install  # kept, not in layers
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") + 1:ignore.index("**/__pycache__")] == [
         "!pyproject.toml", "!README.md", "!sweep/", "!studies/"]  # not .venv, not db_password

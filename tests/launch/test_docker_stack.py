@@ -18,6 +18,7 @@ import tarfile
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -121,7 +122,17 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(images, password_file):
+def layer_scan(images, password_file):
+    """The images' layers read for the password and the build's files (`_layer_files`), in
+    a thread while the stack runs: `docker save` of 3 GB takes a minute or more."""
+    password = password_file.read_text().strip().encode()
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_layer_files, [IMAGES["SWEEP_IMAGE"], IMAGES["POSTGRES_IMAGE"]],
+                          password)
+
+
+@pytest.fixture(scope="module")
+def stack(images, password_file, layer_scan):  # layer_scan: started before the stack
     """The stack up; its workers finished, the report's figures saved into the study."""
     stack = Stack(password_file)
     try:
@@ -196,14 +207,14 @@ def _other_addresses() -> list[str]:
     return [a for a in found if not a.startswith("127.")]
 
 
-def test_the_password_is_in_no_inspect_output_log_or_layer(stack, password_file):
+def test_the_password_is_in_no_inspect_output_log_or_layer(stack, password_file, layer_scan):
     password = password_file.read_text().strip()
     images = [IMAGES["SWEEP_IMAGE"], IMAGES["POSTGRES_IMAGE"]]
     inspected = _docker("inspect", *stack.containers(), *images)
     assert "SWEEP_STORAGE_PASSWORD_FILE" in inspected and password not in inspected
     logs = stack.compose("logs", "--no-color")
     assert "6 points" in logs.stdout and password not in logs.stdout + logs.stderr
-    layers = _layer_files(images, password.encode())
+    layers = layer_scan.result(timeout=600)
     assert not layers["password"], layers["password"]
     # The build's CA bundle and pip configuration reached pip only, in no layer.
     assert layers["pip.conf"] <= {0}, "etc/pip.conf is in a layer"
@@ -263,5 +274,6 @@ def test_down_leaves_no_container_and_no_volume(stack):
     down = stack.compose("down", "--volumes")
     assert down.returncode == 0, down.stderr
     assert stack.containers() == []
-    volumes = _docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}")
+    volumes = _docker("volume", "ls", "-q", "--filter",
+                      f"label=com.docker.compose.project={PROJECT}")
     assert volumes.split() == []
