@@ -69,7 +69,7 @@ docker-engine:
 	  apt-get install -y --no-install-recommends docker.io debootstrap docker-compose)
 
 test-docker: $(DEV_STAMP) docker-engine
-	$(BIN)/python -m pytest -m docker -s
+	$(BIN)/python -m pytest -m docker -s --durations=0
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

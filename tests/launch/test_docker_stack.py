@@ -73,13 +73,15 @@ def password_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def images(engine, password_file):
+    start = time.monotonic()
     proc = subprocess.run(["bash", ROOT / "docker" / "local-images.sh"], cwd=ROOT,
                           env=os.environ | IMAGES | {"DOCKER": DOCKER},
                           capture_output=True, text=True, timeout=BUILD_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(proc.stdout, end="")
     size = int(_docker("image", "inspect", "-f", "{{.Size}}", IMAGES["SWEEP_IMAGE"]))
-    print(f"{IMAGES['SWEEP_IMAGE']}: {size / 1e9:.2f} GB")
+    print(f"images ready in {time.monotonic() - start:.0f} s; "
+          f"{IMAGES['SWEEP_IMAGE']}: {size / 1e9:.2f} GB")
 
 
 def _free_port() -> int:
@@ -147,13 +149,15 @@ def stack(images, password_file, layer_scan):  # layer_scan: started before the 
 
 
 def _wait_for_workers(stack: Stack) -> None:
-    deadline = time.monotonic() + TRAIN_S
+    start = time.monotonic()
+    deadline = start + TRAIN_S
     while time.monotonic() < deadline:
         workers = stack.containers("worker")
         states = _docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
                          *workers).splitlines() if workers else []
         if len(states) == 2 and all(s.startswith("exited") for s in states):
             assert states == ["exited 0", "exited 0"], stack.compose("logs").stdout[-4000:]
+            print(f"2 workers trained {POINTS} points in {time.monotonic() - start:.0f} s")
             return
         time.sleep(3)
     raise AssertionError(f"workers not done after {TRAIN_S} s:\n"
