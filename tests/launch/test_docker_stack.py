@@ -216,6 +216,10 @@ def test_the_password_is_in_no_inspect_output_log_or_layer(stack, password_file,
     images = [IMAGES["SWEEP_IMAGE"], IMAGES["POSTGRES_IMAGE"]]
     inspected = _docker("inspect", *stack.containers(), *images)
     assert "SWEEP_STORAGE_PASSWORD_FILE" in inspected and password not in inspected
+    for service in ("postgres", "dashboard"):  # still running: their processes' arguments
+        (container,) = stack.containers(service)
+        arguments = _docker("top", container, "-eo", "pid,args")
+        assert service in arguments and password not in arguments
     logs = stack.compose("logs", "--no-color")
     assert "6 points" in logs.stdout and password not in logs.stdout + logs.stderr
     layers = layer_scan.result(timeout=600)
