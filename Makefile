@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-grow bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-grow bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,17 @@ slurm:
 
 test-cluster: $(DEV_STAMP) postgres-server slurm
 	$(BIN)/python -m pytest -m cluster
+
+# Debian's Docker engine and client, debootstrap (the local base image) and docker-compose;
+# `make test-docker` builds the images of docker/ on that base and runs docker/compose.yaml
+# end to end (tests/launch/test_docker_stack.py); .ci/run calls it last. Needs root, as CI has.
+docker-engine:
+	@command -v dockerd >/dev/null && [ -x /usr/bin/docker ] && command -v debootstrap >/dev/null && \
+	  command -v docker-compose >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y --no-install-recommends docker.io debootstrap docker-compose)
+
+test-docker: $(DEV_STAMP) docker-engine
+	$(BIN)/python -m pytest -m docker -s --durations=0
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     args = _parser().parse_args(argv)
     try:
+        password_file = os.environ.get(defaults.PASSWORD_FILE_ENV)
+        if password_file and getattr(args, "storage", None):
+            from sweep.store import with_password_file
+
+            args.storage = with_password_file(args.storage, password_file)
         return args.command(args) or 0
     except SweepError as err:
         print(f"sweep: error: {err}", file=sys.stderr)

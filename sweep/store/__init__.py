@@ -2,7 +2,7 @@
 (``tables``), opened by ``engine``; a study's lifecycle and the one reader of what sweep
 stores on it (``studies``); the epochs table (``epochs``)."""
 
-from sweep.store.engine import open_storage, safe_url, split_password
+from sweep.store.engine import open_storage, safe_url, split_password, with_password_file
 from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.studies import (
     StoredStudy, artifact_store, create_study, existing_study, load_study, mark_dead,
@@ -12,5 +12,5 @@ from sweep.store.studies import (
 __all__ = [
     "StoredStudy", "artifact_store", "create_study", "epochs_frame", "existing_study",
     "load_study", "mark_dead", "open_storage", "record_class_names", "record_epoch", "safe_url",
-    "split_password",
+    "split_password", "with_password_file",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy as sa
 
-from sweep.defaults import DEFAULT_STORAGE
+from sweep.defaults import DEFAULT_STORAGE, PASSWORD_FILE_ENV
 from sweep.errors import StorageError
 from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OUR_TABLES, metadata
 
@@ -51,6 +51,28 @@ def split_password(url: str) -> tuple[str, str | None]:
         database=parsed.database, query=parsed.query,
     )
     return bare.render_as_string(hide_password=False), parsed.password
+
+
+def with_password_file(url: str, path: str) -> str:
+    """``url`` with the password kept in the file ``path`` (its text less a final newline, as
+    PostgreSQL's image reads ``POSTGRES_PASSWORD_FILE``), when the URL names a server and has
+    no password of its own; ``url`` unchanged otherwise.
+
+    Raises:
+        StorageError: the file cannot be read or is empty.
+    """
+    parsed = parse_url(url)
+    if parsed.password is not None or parsed.get_backend_name() == "sqlite":
+        return url
+    try:
+        password = Path(path).read_text().rstrip("\r\n")
+    except OSError as err:
+        raise StorageError(f"${PASSWORD_FILE_ENV} {path}: cannot read the database password "
+                           f"({err.strerror})") from None
+    if not password:
+        raise StorageError(f"${PASSWORD_FILE_ENV} {path}: the file is empty; put the database "
+                           "password in it")
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:

@@ -53,6 +53,23 @@ def test_wrong_password_is_one_line_without_the_secret(tmp_path, postgres):
     assert PG_PASSWORD not in proc.stderr + proc.stdout
 
 
+def test_the_password_file_opens_the_server(tmp_path, postgres):
+    # docker/compose.yaml's route: the URL and no PGPASSWORD in the environment, the
+    # password in a secret file that $SWEEP_STORAGE_PASSWORD_FILE names.
+    secret = tmp_path / "db_password"
+    secret.write_text(PG_PASSWORD + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    status = [sys.executable, "-m", "sweep.cli", "status", "nosuch", "--storage", postgres]
+    refused = subprocess.run(status, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env=env)
+    assert "cannot open" in refused.stderr  # no password: the server says no
+    proc = subprocess.run(status, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=env | {"SWEEP_STORAGE_PASSWORD_FILE": str(secret)})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("sweep: error: no study named 'nosuch' in ")  # it got in
+    assert PG_PASSWORD not in proc.stderr + proc.stdout
+
+
 def test_workers_opening_an_empty_database_at_once_all_get_in(postgres, monkeypatch):
     # A job array's workers start together on an empty database and all create the tables.
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
