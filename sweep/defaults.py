@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_STORAGE = "sqlite:///sweeps.db"
 STORAGE_ENV = "SWEEP_STORAGE"  # a storage URL, used when --storage is not given
+WORKERS_ENV = "SWEEP_WORKERS"  # `sweep run --workers` when not given: a number or auto
 DATA_DIR_ENV = "SWEEP_DATA_DIR"  # a folder of pre-downloaded dataset archives
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"  # the shipped study files
 CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
