@@ -6,7 +6,9 @@ A translator, not a second vocabulary. The user's ``build(hp)`` runs with KerasT
 ``conditional_scope``) becomes sweep's search params (``space.ChoiceParam`` /
 ``RangeParam`` named ``hp.<name>``), which the samplers, claims, storage and report
 already handle. A trial then builds its model the way KerasTuner's tuners do: the trial's
-values are set on a fresh ``HyperParameters`` and ``build(hp)`` reads them.
+values are set on a fresh ``HyperParameters`` and ``build(hp)`` reads them. A ``HyperModel``
+with its own ``fit(hp, model, ...)`` (``hyperfit``) has that run too while collecting, so the
+hps it declares become search params as well, and a trial trains through it.
 
 Knows KerasTuner and Keras (to check the returned model); never Optuna.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from sweep.errors import ConfigError, SpecError
+from sweep.models.hyperfit import FitProbeError, own_fit, probe_fit
 from sweep.study import ChoiceParam, Param, RangeParam, StudySpec
 from sweep.study.schema import SCHEMA
 
@@ -35,19 +38,34 @@ MAX_BUILDS = 200  # builds spent collecting one space
 # Training fields that set sweep's own optimizer and its learning rate: a hypermodel that
 # compiles its model keeps its own, so these would be silently ignored (or, for a schedule,
 # overwrite its learning rate each epoch).
-COMPILED_REFUSES = ("optimizer", "learning_rate", "momentum", "schedule", "decay")
+COMPILED_REFUSES = ("optimizer", "learning_rate", "momentum", "schedule", "decay", "weight_decay",
+                    "label_smoothing")
 
 
 @dataclass(frozen=True)
 class HypermodelSpec:
-    """What collecting a hypermodel's space found: its search params and whether ``build``
-    returns a compiled model (its own optimizer and loss then replace ``training``'s)."""
+    """What collecting a hypermodel's space found: its search params, whether ``build``
+    returns a compiled model (its own optimizer and loss then replace ``training``'s), and
+    the keywords its own ``fit`` sets on ``model.fit`` (``batch_size``, ``shuffle``, ...)."""
 
     params: tuple[Param, ...]
     compiled: bool
+    fit_sets: frozenset = frozenset()
 
 
-def load_build(ref: str, study_source: str) -> Callable:
+@dataclass(frozen=True)
+class Hypermodel:
+    """A loaded hypermodel: its ``build(hp)``, and its own ``fit(hp, model, *args, **kwargs)``
+    or None (KerasTuner's default fit, ``model.fit``). One object serves both, as in
+    KerasTuner, so a ``fit`` may read what ``build`` kept on ``self``."""
+
+    ref: str  # file.py:name, as the study gives it
+    source: str  # the study file
+    build: Callable
+    fit: Callable | None
+
+
+def load_hypermodel(ref: str, study_source: str) -> Hypermodel:
     """The function (or ``keras_tuner.HyperModel`` class or instance) named by
     ``file.py:name``; a relative file is relative to the study file's folder."""
     file, _, name = ref.rpartition(":")
@@ -77,28 +95,32 @@ def load_build(ref: str, study_source: str) -> Callable:
     build = getattr(target, "build", target)
     if not callable(build):
         raise SpecError(f"{where}: {name!r} in {path} is not a function build(hp)")
-    return build
+    return Hypermodel(ref, study_source, build, own_fit(target))
 
 
 def collect(ref: str, study_source: str, sampler: str) -> HypermodelSpec:
-    """Run ``build(hp)`` to collect its search space as sweep params.
+    """Run ``build(hp)`` (then the hypermodel's own ``fit``, if any, with the same ``hp``) to
+    collect its search space as sweep params.
 
     Raises:
         SpecError: naming the study file and ``model.hypermodel``: the file or function is
-            missing, ``build`` raises or returns no Keras model, or the grid sampler meets a
-            hp it cannot enumerate (a ``hp.Float`` without ``step``).
+            missing, ``build`` or ``fit`` raises, ``build`` returns no Keras model, ``fit``
+            does not train through one ``model.fit`` with sweep's callbacks, or the grid
+            sampler meets a hp it cannot enumerate (a ``hp.Float`` without ``step``).
     """
-    build = load_build(ref, study_source)
+    hypermodel = load_hypermodel(ref, study_source)
     found: dict = {}  # name -> KerasTuner hp, in the order first registered
-    queue, tried, compiled = [{}], set(), None
+    queue, tried, compiled, fit_sets = [{}], set(), None, frozenset()
     while queue and len(tried) < MAX_BUILDS:
         values = queue.pop(0)
         key = repr(sorted(values.items()))
         if key in tried:
             continue
         tried.add(key)
-        hp, model = _build(build, values, ref, study_source)
+        hp, model = _build(hypermodel.build, values, ref, study_source)
         compiled = _is_compiled(model) if compiled is None else compiled
+        if hypermodel.fit is not None:
+            fit_sets |= _probe(hypermodel.fit, hp, model, values, study_source)
         new = []
         for h in hp.space:
             if h.name not in found:
@@ -112,7 +134,7 @@ def collect(ref: str, study_source: str, sampler: str) -> HypermodelSpec:
                 continue
             queue += [values | {h.name: v} for v in h.values if v != hp.values[h.name]]
     params = tuple(_to_param(h, sampler, study_source) for h in found.values())
-    return HypermodelSpec(params=params, compiled=bool(compiled))
+    return HypermodelSpec(params=params, compiled=bool(compiled), fit_sets=fit_sets)
 
 
 def complete_spec(spec: StudySpec) -> StudySpec:
@@ -123,13 +145,18 @@ def complete_spec(spec: StudySpec) -> StudySpec:
     Raises:
         SpecError: naming the field at fault: ``build`` cannot be collected (see ``collect``),
             or the hypermodel compiles its model with its own optimizer while the study sets
-            one of the training fields that only apply to sweep's own optimizer.
+            one of the training fields that only apply to sweep's own optimizer, or its own
+            ``fit`` sets the batch size while the study sets ``training.batch_size``.
     """
     if spec.hypermodel is None or spec.hp_collected:
         return spec
     found = collect(spec.hypermodel, spec.source, spec.search.sampler)
+    training, searched = spec.config["training"], {p.name for p in spec.search.params}
+    if "batch_size" in found.fit_sets and ("training.batch_size" in searched or training[
+            "batch_size"] != SCHEMA["training"]["batch_size"][1]):
+        raise SpecError(f"{spec.source}: training.batch_size: not used, the fit of {FIELD} "
+                        "sets batch_size itself (sweep it with hp.* in fit)")
     if found.compiled:
-        training, searched = spec.config["training"], {p.name for p in spec.search.params}
         for key in COMPILED_REFUSES:
             if f"training.{key}" in searched or training[key] != SCHEMA["training"][key][1]:
                 raise SpecError(f"{spec.source}: training.{key}: not used, {FIELD} compiles its "
@@ -138,8 +165,7 @@ def complete_spec(spec: StudySpec) -> StudySpec:
     return dataclasses.replace(spec, search=search, hp_collected=True)
 
 
-def build_model(ref: str, study_source: str, values: dict, input_shape: tuple,
-                num_classes: int):
+def build_model(hypermodel: Hypermodel, values: dict, input_shape: tuple, num_classes: int):
     """The trial's Keras model: ``build(hp)`` with ``values`` (``{name: value}``, without the
     ``hp.`` prefix) set on KerasTuner's HyperParameters.
 
@@ -152,7 +178,7 @@ def build_model(ref: str, study_source: str, values: dict, input_shape: tuple,
     """
     import keras
 
-    _, model = _build(load_build(ref, study_source), values, ref, study_source,
+    _, model = _build(hypermodel.build, values, hypermodel.ref, hypermodel.source,
                       fail=ConfigError)
     if not model.built:
         model.build((None, *input_shape))
@@ -186,6 +212,19 @@ def _build(build, values: dict, ref: str, source: str, fail=SpecError):
         message = f"{ref} returned {type(model).__name__}, expected a Keras model"
         raise fail(f"{source}: {FIELD}: {message}" if fail is SpecError else message)
     return hp, model
+
+
+def _probe(fit, hp, model, values: dict, source: str) -> frozenset[str]:
+    """``hyperfit.probe_fit``, its failures as the study's one-line error."""
+    at = f" with {values}" if values else ""
+    try:
+        return probe_fit(fit, hp, model)
+    except FitProbeError as err:
+        raise SpecError(f"{source}: {FIELD}: fit(hp, model, ...){at}: {err}") from None
+    except Exception as err:
+        raise SpecError(f"{source}: {FIELD}: fit(hp, model, ...){at} raised {_one_line(err)} "
+                        "(sweep calls it as fit(hp, model, x, y, epochs=..., initial_epoch=..., "
+                        "validation_data=..., callbacks=..., verbose=0))") from None
 
 
 def _to_param(h, sampler: str, source: str) -> Param:

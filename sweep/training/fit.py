@@ -17,9 +17,11 @@ import keras
 
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S
+from sweep.errors import ConfigError
 from sweep.training.checkpoints import save_checkpoint
 from sweep.training.device import ACCELERATOR_STEPS_PER_EXECUTION, device_description
 from sweep.training.probe import EVAL_BATCH_SIZE, SnapshotProbe
+from sweep.training.user_fit import fit_through
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -162,6 +164,7 @@ def train(
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     tensorboard_dir: Path | None = None,
+    fit: Callable | None = None,
 ) -> TrainResult:
     """Compile and fit ``model`` on ``data``; test metrics and diagnostics at snapshot epochs.
 
@@ -184,6 +187,13 @@ def train(
         checkpoint_every_s: save at the end of an epoch when this many seconds passed since
             the last save (a save costs ~40 ms for the conv_width model).
         tensorboard_dir: where Keras' TensorBoard callback writes this run's logs, or None.
+        fit: trains in place of ``model.fit``, called as ``fit(model, x, y, epochs=...,
+            initial_epoch=..., validation_data=..., callbacks=..., verbose=0)`` (a KerasTuner
+            hypermodel's own fit); the ``model.fit`` it calls fills in ``batch_size``,
+            ``validation_batch_size`` and ``shuffle=True`` where it sets none.
+
+    Raises:
+        ConfigError: ``fit`` trained no epoch through sweep's callbacks.
     """
     snapshots = snapshots or [epochs]
     result = TrainResult(epochs=list(done))
@@ -210,17 +220,16 @@ def train(
     if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
         callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     started = time.perf_counter()
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=batch_size,
-        initial_epoch=len(result.epochs),
-        epochs=epochs,
-        validation_data=(data.x_val, data.y_val),
-        validation_batch_size=EVAL_BATCH_SIZE,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    settings = {"batch_size": batch_size, "validation_batch_size": EVAL_BATCH_SIZE,
+                "shuffle": True}
+    run = {"initial_epoch": len(result.epochs), "epochs": epochs,
+           "validation_data": (data.x_val, data.y_val), "callbacks": callbacks, "verbose": 0}
+    if fit is None:
+        model.fit(data.x_train, data.y_train, **settings, **run)
+    else:
+        fit_through(fit, model, data.x_train, data.y_train, settings, **run)
+        if len(result.epochs) == len(done) < epochs:
+            raise ConfigError("the hypermodel's fit trained no epoch through model.fit with "
+                              "sweep's callbacks")
     result.seconds = time.perf_counter() - started
     return result

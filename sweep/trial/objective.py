@@ -19,13 +19,15 @@ from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
 from sweep.models import build_model, kernel_l2, plan
-from sweep.models.hypermodel import build_model as build_hypermodel
+from sweep.models.hyperfit import trial_fit
+from sweep.models.hypermodel import build_model as build_hypermodel, load_hypermodel
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.training import diagnostics, pictures
 from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import train
+from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
 
@@ -78,6 +80,7 @@ def run_trial(
     hyper = "hypermodel" in config["model"]
     training = config["training"]
     architecture = None if hyper else _analyse(trial, config["model"], training["augment"], data)
+    hypermodel = load_hypermodel(config["model"]["hypermodel"], spec.source) if hyper else None
 
     def report(row: dict) -> None:
         on_epoch(row)
@@ -96,7 +99,7 @@ def run_trial(
         for row in done:
             report(row)
     else:
-        model, done = _new_model(config, seed, data, spec.source), []
+        model, done = _new_model(config, seed, data, hypermodel), []
     param_count = int(model.count_params())
     if architecture is not None:
         assert param_count == architecture.params, "architecture.plan miscounted"
@@ -105,6 +108,9 @@ def run_trial(
     if limit is not None and param_count > limit:
         raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
 
+    board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" if training.get(
+        "tensorboard") else None
+    session = TrialSession(spec, values, board) if board is not None else None
     try:
         result = train(
             model,
@@ -125,8 +131,8 @@ def run_trial(
             done=done,
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
-            tensorboard_dir=TENSORBOARD_DIR / spec.name / f"trial-{trial.number}"
-            if training.get("tensorboard") else None,
+            tensorboard_dir=board,
+            fit=trial_fit(hypermodel.fit, config["hp"]) if hyper else None,
         )
     except Exception as err:
         if not out_of_memory(err):
@@ -148,6 +154,8 @@ def run_trial(
     if spec.metric in rows:  # the epoch the (first) objective's value comes from
         trial.set_user_attr("objective_epoch", rows[spec.metric]["epoch"])
     values = [rows[m][m] if m in rows else float(param_count) for m in spec.metrics]
+    if session is not None:  # TensorBoard's HParams tab: this trial's objective
+        session.end(values, result.epochs[-1]["epoch"])
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -202,12 +210,10 @@ def _record_details(trial, details: dict[int, dict], artifact_store,
                 )
 
 
-def _new_model(config: dict, seed: int, data: Dataset, study_source: str):
+def _new_model(config: dict, seed: int, data: Dataset, hypermodel):
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
-    if "hypermodel" in config["model"]:
-        return build_hypermodel(config["model"]["hypermodel"], study_source, config["hp"],
-                                data.input_shape, data.num_classes)
+    if hypermodel is not None:
+        return build_hypermodel(hypermodel, config["hp"], data.input_shape, data.num_classes)
     training = config["training"]
     return build_model(config["model"], data.input_shape, data.num_classes,
-                       augment=training["augment"], seed=seed,
-                       l2=kernel_l2(training))
+                       augment=training["augment"], seed=seed, l2=kernel_l2(training))

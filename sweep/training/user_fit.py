@@ -1,0 +1,26 @@
+"""Training through a function that stands in for ``model.fit``: a KerasTuner hypermodel's own
+``fit(hp, model, x, y, **kwargs)``, its ``hp`` bound (``sweep.models.hyperfit.trial_fit``).
+
+Knows Keras only: the function is a plain callable ``fit(model, x, y, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def fit_through(fit: Callable, model, x, y, defaults: dict, **kwargs) -> None:
+    """Call ``fit(model, x, y, **kwargs)``; while it runs, the ``model.fit`` it calls fills in
+    ``defaults`` (sweep's batch size, validation batch size, shuffling) for the keywords the
+    function does not set itself (Keras ignores them for a ``tf.data`` dataset, which
+    batches itself)."""
+    plain = model.fit
+
+    def with_defaults(*args, **given):
+        return plain(*args, **(defaults | given))
+
+    model.fit = with_defaults  # shadows Model.fit on this instance only, while fit runs
+    try:
+        fit(model, x, y, **kwargs)
+    finally:
+        del model.fit
