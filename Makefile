@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-grow bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster postgres-server chromium slurm bench bench-whole bench-precision bench-grow bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,8 +60,17 @@ slurm:
 test-cluster: $(DEV_STAMP) postgres-server slurm
 	$(BIN)/python -m pytest -m cluster
 
+# Every figure of docs/benchmark.md with its reference (about 20 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_whole.py
+	$(BIN)/python benchmarks/bench_precision.py
+
+bench-whole: $(STAMP)
+	$(BIN)/python benchmarks/bench_whole.py
+
+bench-precision: $(STAMP)
+	$(BIN)/python benchmarks/bench_precision.py
 
 bench-grow: $(STAMP)
 	$(BIN)/python benchmarks/bench_grow.py
