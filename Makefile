@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-grow bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-grow bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,8 +71,17 @@ docker-engine:
 test-docker: $(DEV_STAMP) docker-engine
 	$(BIN)/python -m pytest -m docker -s --durations=0
 
+# Every figure of docs/benchmark.md with its reference (about 20 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_whole.py
+	$(BIN)/python benchmarks/bench_precision.py
+
+bench-whole: $(STAMP)
+	$(BIN)/python benchmarks/bench_whole.py
+
+bench-precision: $(STAMP)
+	$(BIN)/python benchmarks/bench_precision.py
 
 bench-grow: $(STAMP)
 	$(BIN)/python benchmarks/bench_grow.py

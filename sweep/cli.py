@@ -16,6 +16,7 @@ import sweep
 from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
+from sweep.run.local import add_worker_options
 
 PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console
 
@@ -113,12 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         )
     for p in (run, worker, submit, dash):
         artifact_dir(p)
-    run.add_argument("--workers", type=int, default=None,
-                     help="worker processes on this machine (default: 1, or GPUs x K)")
-    run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
-                     help="pin workers to these GPUs (auto: every GPU nvidia-smi lists)")
-    run.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
-                     help="workers sharing one GPU (default: 1)")
+    add_worker_options(run)
     for p, choices in ((run, PROGRESS[:3]), (worker, PROGRESS)):
         p.add_argument("--progress", choices=choices, default="auto",
                        help="live: a live view; plain: one line per epoch; auto: live when "
@@ -161,17 +157,24 @@ def _run(args) -> int:
     from sweep.study import load_study
 
     spec = load_study(args.study, args.set)
-    if args.gpus is None and args.workers in (None, 1):
+    if args.gpus is None and args.workers == 1:
         return _train_here(spec, args, report=True)
-    from sweep.run.local import resolve_devices, run_workers
+    from sweep.models import complete_spec
+    from sweep.run import claims
     from sweep.run.console import sweep_console
+    from sweep.run.local import resolve_devices, run_workers
+    from sweep.run.plan import prepare
 
-    workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu)
+    plan = prepare(complete_spec(spec), args.storage, args.data_dir)  # once, here
+    pending = claims.pending(plan.store.engine, plan.study_id, list(plan.points))
+    workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu, pending)
+    if workers == 1 and args.gpus is None:  # auto, one point left: this process, all threads
+        return _train_here(spec, args, report=True, plan=plan)
     _quiet_optuna()
     with sweep_console(spec, args.progress) as console:
         code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
                            workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
-                           data_dir=args.data_dir, console=console)
+                           data_dir=args.data_dir, console=console, plan=plan)
     if code == 130:
         raise KeyboardInterrupt
     if code == 0:
@@ -228,8 +231,9 @@ def _submit(args) -> int:
     return 0
 
 
-def _train_here(spec, args, report: bool = False) -> int:
-    """Run the worker loop in this process; with ``report``, write the report after."""
+def _train_here(spec, args, report: bool = False, plan=None) -> int:
+    """Run the worker loop in this process (on ``plan`` when the study is prepared already);
+    with ``report``, write the report after."""
     from sweep.run import run_sweep, sweep_console
     from sweep.run.quiet import native_banners_filtered
 
@@ -238,7 +242,7 @@ def _train_here(spec, args, report: bool = False) -> int:
         result = run_sweep(spec, args.storage, data_dir=args.data_dir,
                            checkpoint_dir=args.checkpoint_dir,
                            checkpoint_every_s=args.checkpoint_every,
-                           artifact_dir=args.artifact_dir, on_event=console.event)
+                           artifact_dir=args.artifact_dir, on_event=console.event, plan=plan)
     if args.progress != "jsonl":
         print(result.summary(spec))
     if report:

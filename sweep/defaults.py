@@ -12,6 +12,7 @@ STORAGE_ENV = "SWEEP_STORAGE"  # a storage URL, used when --storage is not given
 # A file holding the storage URL's password (a Docker or Kubernetes secret), used when the URL
 # has none: the password then shows in no environment variable or argument.
 PASSWORD_FILE_ENV = "SWEEP_STORAGE_PASSWORD_FILE"
+WORKERS_ENV = "SWEEP_WORKERS"  # `sweep run --workers` when not given: a number or auto
 DATA_DIR_ENV = "SWEEP_DATA_DIR"  # a folder of pre-downloaded dataset archives
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"  # the shipped study files
 CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers

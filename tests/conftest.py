@@ -16,6 +16,12 @@ import pytest
 import yaml
 
 from sweep.cli import main
+from sweep.defaults import WORKERS_ENV
+
+# `sweep run` trains in the test's own process unless a test asks for workers (--workers N or
+# auto): most tests look at what one process did, and a 1-second trial does not repay
+# starting TensorFlow in two children. The default itself (auto) is tested in test_local.py.
+os.environ[WORKERS_ENV] = "1"
 
 PG_PASSWORD = "pg-secret-7f3a"  # the throwaway server's; must never appear in any output
 

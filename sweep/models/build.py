@@ -8,6 +8,8 @@ up as a NaN loss instead of being clipped away). Only Keras 3 APIs, so any backe
 
 from __future__ import annotations
 
+import contextlib
+
 from sweep.models.architecture import AUGMENTS, POOL_SIZE, LayerSpec, plan
 
 
@@ -18,23 +20,43 @@ def kernel_l2(training: dict) -> float:
 
 
 def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int, *,
-                augment: dict | None = None, l2: float = 0.0, seed: int | None = None):
+                augment: dict | None = None, l2: float = 0.0, seed: int | None = None,
+                precision: str = "float32"):
     """A Sequential model for one trial; raises ConfigError when it cannot be built.
 
     Args:
         augment: ``training.augment``: its layers come first, seeded from ``seed``.
         l2: L2 regularisation factor on every conv and dense kernel (0: none).
+        precision: ``training.precision``, Keras' dtype policy for every layer but the last,
+            which gives float32 logits (so the loss and the metrics are float32).
     """
     import keras
 
     architecture = plan(model_cfg, input_shape, num_classes, augment)
     regularizer = keras.regularizers.L2(l2) if l2 else None
-    layers = [_keras_layer(spec, input_shape, regularizer, None if seed is None else seed + i)
-              for i, spec in enumerate(architecture.layers)]
-    return keras.Sequential([keras.Input(shape=input_shape), *layers])
+    last = len(architecture.layers) - 1
+    with dtype_policy(precision):
+        layers = [_keras_layer(spec, input_shape, regularizer, None if seed is None else seed + i,
+                               {"dtype": "float32"} if i == last else {})
+                  for i, spec in enumerate(architecture.layers)]
+        return keras.Sequential([keras.Input(shape=input_shape), *layers])
 
 
-def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed):
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to ``name`` while layers are made (they take it when
+    constructed), then back to what it was."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed, dtype: dict):
     from keras import layers
 
     a = spec.args
@@ -52,7 +74,7 @@ def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed):
         return pool(POOL_SIZE, name=spec.name)
     if spec.kind == "dense":
         return layers.Dense(a["units"], activation=a["activation"],
-                            kernel_regularizer=regularizer, name=spec.name)
+                            kernel_regularizer=regularizer, name=spec.name, **dtype)
     if spec.kind == "dropout":
         return layers.Dropout(a["rate"], name=spec.name)
     simple = {
@@ -61,7 +83,7 @@ def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed):
         "flatten": layers.Flatten,
         "gap": layers.GlobalAveragePooling2D,
     }
-    return simple[spec.kind](name=spec.name)
+    return simple[spec.kind](name=spec.name, **dtype)
 
 
 def _augment_layer(spec: LayerSpec, input_shape, seed):

@@ -18,6 +18,7 @@ Nothing here imports Keras: the parent only prepares the study and watches.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
@@ -28,12 +29,12 @@ import sys
 import threading
 import time
 
-from sweep.defaults import STORAGE_ENV
+from sweep.defaults import STORAGE_ENV, WORKERS_ENV
 from sweep.errors import UsageError
 from sweep.models import complete_spec
 from sweep.run import claims
 from sweep.run.console import SweepConsole
-from sweep.run.plan import prepare
+from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult
 from sweep.store import load_study, mark_dead
 from sweep.study import StudySpec
@@ -54,12 +55,54 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in listing.splitlines() if line.strip()]
 
 
-def resolve_devices(workers: int | None, gpus: str | None, per_gpu: int) -> tuple[int, list]:
-    """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices)."""
-    if (workers is not None and workers < 1) or per_gpu < 1:
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity: a cgroup or ``taskset`` may give it
+    fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def add_worker_options(run: argparse.ArgumentParser) -> None:
+    """Declare ``sweep run``'s options for local workers (read by ``resolve_devices``)."""
+    run.add_argument("--workers", type=_workers, default=os.environ.get(WORKERS_ENV, "auto"),
+                     help=f"worker processes on this machine: a number, or auto (the default, "
+                          f"or ${WORKERS_ENV}): GPUs x K, else one per CPU core; at most one "
+                          "per point left")
+    run.add_argument("--gpus", default=None, metavar="auto|0,1,...",
+                     help="pin workers to these GPUs (auto: every GPU nvidia-smi lists)")
+    run.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
+                     help="workers sharing one GPU (default: 1)")
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
+def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
+                    pending: int) -> tuple[int, list]:
+    """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices),
+    for a study with ``pending`` points left.
+
+    ``--workers auto`` (the default): ``per_gpu`` workers per GPU where there are GPUs; on a
+    CPU machine one single-threaded worker per core, as the measured figures say (README:
+    "Workers"): small CNNs at batch 32 gain little from a second thread per trial, and a
+    second trial on the other core nearly doubles the trials per hour. Never more workers
+    than points left, so a single point trains in this process with every thread.
+    """
+    if per_gpu < 1 or (workers != "auto" and workers is not None and workers < 1):
         raise UsageError("--workers and --trials-per-gpu must be at least 1")
-    found = detect_gpus() if gpus == "auto" else (gpus or "").split(",")
+    auto = workers == "auto"
+    found = detect_gpus() if gpus == "auto" or (auto and gpus is None) else (gpus or "").split(",")
     found = [g.strip() for g in found if g.strip()]
+    if auto:
+        return max(1, min(len(found) * per_gpu if found else cpu_cores(), pending)), found
     return workers or max(1, len(found) * per_gpu), found
 
 
@@ -96,6 +139,7 @@ def run_workers(
     per_gpu: int,
     data_dir: str | None = None,
     console: SweepConsole,
+    plan: Plan | None = None,
 ) -> int:
     """Run ``workers`` children of ``sweep worker <worker_args>`` (the study file and the
     options, not ``--storage``) on ``storage_url`` until the study is done, showing what
@@ -104,10 +148,12 @@ def run_workers(
     Returns:
         0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
         failed with a user error (it is not restarted: its siblings would fail the same way).
+    ``plan``: the study as ``prepare`` made it already (else it is prepared here: the parent
+    creates or grows the study once, before any child starts).
     """
-    plan = prepare(complete_spec(spec), storage_url, data_dir)  # creates the study once, here
+    plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id, keys = plan.spec, plan.store, plan.study_id, list(plan.points)
-    host, cores = socket.gethostname(), os.cpu_count() or 1
+    host, cores = socket.gethostname(), cpu_cores()
     command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args, "--progress", "jsonl"]
     inbox: queue.Queue = queue.Queue()
     pipes: dict[int, list[threading.Thread]] = {}

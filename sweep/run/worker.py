@@ -29,7 +29,7 @@ from sweep.models import complete_spec
 from sweep.run import claims
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
-from sweep.run.plan import prepare
+from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult
 from sweep.store import artifact_store, load_study, mark_dead, record_epoch
 from sweep.study import ChoiceParam, StudySpec
@@ -80,6 +80,7 @@ def run_sweep(
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_dir: Path | None = ARTIFACT_DIR,
     on_event: Callable[[dict], None] | None = None,
+    plan: Plan | None = None,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -88,9 +89,10 @@ def run_sweep(
     all done waits while others still train, to take over the points of any that die.
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). What happens goes to ``on_event`` as events
-    (``progress``; default: plain lines on stderr).
+    (``progress``; default: plain lines on stderr). ``plan``: the study as ``prepare`` made
+    it already in this process, else it is prepared here.
     """
-    plan = prepare(complete_spec(spec), storage_url, data_dir)
+    plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
     keys = list(points)
     engine = store.engine

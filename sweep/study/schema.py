@@ -79,6 +79,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "weight_decay": (number(0), 0.0),
         "label_smoothing": (number(0, 1, high_open=True), 0.0),
         "augment": (optional(mapping(AUGMENT)), None),
+        # Keras' dtype policy: mixed_* computes in 16 bits, keeps float32 weights, logits,
+        # losses and metrics (mixed_float16 with loss scaling)
+        "precision": (choice("float32", "mixed_bfloat16", "mixed_float16"), "float32"),
     },
     "constraints": {
         "max_params": (optional(integer(1)), None),  # reject larger models before training

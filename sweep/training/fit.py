@@ -20,7 +20,7 @@ from sweep.defaults import CHECKPOINT_EVERY_S
 from sweep.errors import ConfigError
 from sweep.training.checkpoints import save_checkpoint
 from sweep.training.device import ACCELERATOR_STEPS_PER_EXECUTION, device_description
-from sweep.training.probe import EVAL_BATCH_SIZE, SnapshotProbe
+from sweep.training.probe import EVAL_BATCH_SIZE, probe_for
 from sweep.training.user_fit import fit_through
 
 OPTIMIZERS = {
@@ -114,7 +114,7 @@ class _Recorder(keras.callbacks.Callback):
                 self.result.stopped_epoch = epoch + 1
                 self.model.stop_training = True
             if epoch + 1 in self.snapshots or self.result.stopped_epoch:
-                self.probe = self.probe or SnapshotProbe(self.model)
+                self.probe = self.probe or probe_for(self.model)
                 details = self.probe.details(self.data)
                 row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
                 self.result.snapshots[epoch + 1] = row

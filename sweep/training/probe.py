@@ -5,6 +5,8 @@ there are hidden dense layers). Numbers only; ``diagnostics.py`` does the arithm
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -16,6 +18,17 @@ from sweep.training import diagnostics
 EVAL_BATCH_SIZE = 512
 # Test images in the PCA picture of a snapshot: enough to see clusters, small to store.
 PCA_POINTS = 2000
+
+
+_probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its probe
+
+
+def probe_for(model: keras.Model) -> "SnapshotProbe":
+    """The model's probe, made once per model (so a compiled model kept for the next trial,
+    ``sweep.training.reuse``, keeps its traced inference function too)."""
+    if model not in _probes:
+        _probes[model] = SnapshotProbe(model)
+    return _probes[model]
 
 
 class SnapshotProbe:

@@ -7,6 +7,7 @@ snapshot results, provenance). It works with any trial, including ``optuna.trial
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
 from sweep.models import build_model, kernel_l2, plan
+from sweep.models.build import dtype_policy
 from sweep.models.hyperfit import trial_fit
 from sweep.models.hypermodel import build_model as build_hypermodel, load_hypermodel
 from sweep.study import StudySpec
@@ -27,6 +29,7 @@ from sweep.training import diagnostics, pictures
 from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import train
+from sweep.training.reuse import remember, reuse
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
@@ -100,6 +103,11 @@ def run_trial(
             report(row)
     else:
         model, done = _new_model(config, seed, data, hypermodel), []
+    step_key = None if hyper or done else _step_key(config, data)
+    if step_key is not None:  # an earlier trial's compiled step, when it can train this one
+        fresh, model = model, reuse(step_key, model, training["learning_rate"])
+        if model is not fresh:
+            trial.set_user_attr("reused_step", True)
     param_count = int(model.count_params())
     if architecture is not None:
         assert param_count == architecture.params, "architecture.plan miscounted"
@@ -139,6 +147,8 @@ def run_trial(
             raise
         raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
     trial.set_user_attr("train_seconds", result.seconds)
+    if step_key is not None and result.nan_epoch is None:
+        remember(step_key, model)
     if result.nan_epoch is not None:
         raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
     if keep is not None:
@@ -170,6 +180,21 @@ def _objective_row(result, metric: str, at: str, direction: str) -> dict:
         return rows[-1]
     pick = min if direction == "minimize" else max
     return pick(rows, key=lambda row: row[metric])
+
+
+def _step_key(config: dict, data: Dataset) -> str | None:
+    """What a compiled training step is made of (``sweep.training.reuse``), or None where it
+    is not kept (float16 loss scaling keeps a state of its own)."""
+    training = config["training"]
+    if training["precision"] == "mixed_float16":
+        return None
+    constants = {k: training[k] for k in ("augment", "precision", "optimizer",
+                                          "label_smoothing", "batch_size")}
+    if training["optimizer"] in ("sgd", "rmsprop"):
+        constants["momentum"] = training["momentum"]
+    constants["weight_decay"] = training["weight_decay"]  # the L2 factor, or AdamW's
+    return json.dumps([config["model"], constants, data.name, data.input_shape,
+                       data.num_classes], sort_keys=True, default=str)
 
 
 def _analyse(trial, model_cfg: dict, augment: dict | None, data: Dataset):
@@ -212,8 +237,11 @@ def _record_details(trial, details: dict[int, dict], artifact_store,
 
 def _new_model(config: dict, seed: int, data: Dataset, hypermodel):
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
-    if hypermodel is not None:
-        return build_hypermodel(hypermodel, config["hp"], data.input_shape, data.num_classes)
     training = config["training"]
+    if hypermodel is not None:
+        with dtype_policy(training["precision"]):  # build(hp)'s layers take the policy
+            return build_hypermodel(hypermodel, config["hp"], data.input_shape,
+                                    data.num_classes)
     return build_model(config["model"], data.input_shape, data.num_classes,
-                       augment=training["augment"], seed=seed, l2=kernel_l2(training))
+                       augment=training["augment"], seed=seed, l2=kernel_l2(training),
+                       precision=training["precision"])

@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from sweep.run.local import worker_env
 from sweep.training.checkpoints import checkpoint_file
 from sweep.report import study_status
 from sweep.store import epochs_frame, open_storage
+from sweep.store.tables import CLAIMS
 
 pytestmark = pytest.mark.slow
 
@@ -233,3 +235,48 @@ def test_a_terminal_gets_a_live_view(tmp_path, tiny_npz, db_url):
     assert sorted(ended) == ["1", "2"]
     assert not [b for b in BANNERS if b in screen]
     assert screen.count("[tiny] 2 points: 2 run now (0 failed), 0 already done") == 1
+
+
+def test_auto_is_one_worker_per_core_or_k_per_gpu_and_never_more_than_the_points_left():
+    from sweep.run.local import cpu_cores, resolve_devices
+
+    cores = cpu_cores()
+    assert resolve_devices("auto", None, 1, 100) == (cores, [])  # no nvidia-smi here
+    assert resolve_devices("auto", None, 1, 1) == (1, [])
+    assert resolve_devices("auto", "0,1", 3, 100) == (6, ["0", "1"])
+    assert resolve_devices("auto", "0,1", 3, 4) == (4, ["0", "1"])
+    assert resolve_devices(3, None, 1, 1) == (3, [])  # a number is what it says
+
+
+def _claimed_by(db_url: str) -> set[str]:
+    store = open_storage(db_url)
+    study_id = store.get_study_id_from_name("tiny")
+    with store.engine.connect() as conn:
+        return {row.worker for row in conn.execute(
+            CLAIMS.select().where(CLAIMS.c.study_id == study_id))}
+
+
+def test_the_default_runs_one_worker_per_core_and_a_last_point_in_this_process(
+        tmp_path, tiny_npz, db_url):
+    from sweep.run.local import cpu_cores
+
+    env = {k: v for k, v in os.environ.items() if k != "SWEEP_WORKERS"}  # the user's default
+    raw = tiny_study(tiny_npz, search={"params": {"model.pooling": ["max", "avg", "none"]}})
+    raw["training"] = {"epochs": 1, "batch_size": 16}
+    proc = _sweep("run", str(write_study(tmp_path, raw)), "--storage", db_url, cwd=tmp_path,
+                  env=env)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    workers = min(cpu_cores(), 3)
+    first = _claimed_by(db_url)
+    assert len(first) == workers
+    if workers > 1:
+        assert f"{workers} workers on {cpu_cores()} CPU cores" in output
+        assert f"{proc.pid}" not in {w.rsplit(":", 1)[1] for w in first}
+    # a new value: one point left, trained by `sweep run` itself, with every thread
+    raw["search"]["params"] = {"model.pooling": ["max"], "model.kernel": [3, 2]}
+    again = _sweep("run", str(write_study(tmp_path, raw)), "--storage", db_url, cwd=tmp_path,
+                   env=env)
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, output
+    assert _claimed_by(db_url) - first == {f"{socket.gethostname()}:{again.pid}"}

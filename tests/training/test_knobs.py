@@ -147,3 +147,19 @@ def test_a_checkpoint_keeps_the_smoothed_loss_and_the_augmentation(tmp_path):
     more = train(resumed, data, optimizer="adamw", learning_rate=0.01, batch_size=16, epochs=2,
                  done=done)
     assert [r["epoch"] for r in more.epochs] == [1, 2]
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_16_bits_and_keeps_float32_logits_and_metrics(precision):
+    data = _tiny_dataset()
+    model = build_model(CFG, data.input_shape, data.num_classes, precision=precision)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    conv = model.get_layer("conv1")
+    assert conv.compute_dtype == precision.removeprefix("mixed_") and conv.kernel.dtype == "float32"
+    assert model.layers[-1].compute_dtype == "float32"
+    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2)
+    assert str(model.predict_on_batch(data.x_val).dtype) == "float32"
+    if precision == "mixed_float16":  # Keras scales the loss so float16 gradients keep digits
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert all(np.isfinite(r["train_loss"]) for r in result.epochs)
+    assert result.epochs[-1]["train_loss"] < result.epochs[0]["train_loss"]
