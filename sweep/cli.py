@@ -165,12 +165,12 @@ def _run(args) -> int:
     from sweep.run.local import resolve_devices, run_workers
     from sweep.run.plan import prepare
 
+    _quiet_optuna()
     plan = prepare(complete_spec(spec), args.storage, args.data_dir)  # once, here
     pending = claims.pending(plan.store.engine, plan.study_id, list(plan.points))
     workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu, pending)
     if workers == 1 and args.gpus is None:  # auto, one point left: this process, all threads
         return _train_here(spec, args, report=True, plan=plan)
-    _quiet_optuna()
     with sweep_console(spec, args.progress) as console:
         code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
                            workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
