@@ -154,15 +154,16 @@ def _study_name(arg: str) -> str:
 
 
 def _run(args) -> int:
+    from sweep.run.local import check_worker_options, resolve_devices, run_workers
     from sweep.study import load_study
 
+    check_worker_options(args.workers, args.trials_per_gpu)  # before storage is opened
     spec = load_study(args.study, args.set)
     if args.gpus is None and args.workers == 1:
         return _train_here(spec, args, report=True)
     from sweep.models import complete_spec
     from sweep.run import claims
     from sweep.run.console import sweep_console
-    from sweep.run.local import resolve_devices, run_workers
     from sweep.run.plan import prepare
 
     _quiet_optuna()

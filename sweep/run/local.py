@@ -85,6 +85,12 @@ def _workers(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
+def check_worker_options(workers: int | str | None, per_gpu: int) -> None:
+    """Refuse counts below one before anything is loaded or opened."""
+    if per_gpu < 1 or (workers != "auto" and workers is not None and workers < 1):
+        raise UsageError("--workers and --trials-per-gpu must be at least 1")
+
+
 def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
                     pending: int) -> tuple[int, list]:
     """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices),
@@ -96,8 +102,6 @@ def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
     second trial on the other core nearly doubles the trials per hour. Never more workers
     than points left, so a single point trains in this process with every thread.
     """
-    if per_gpu < 1 or (workers != "auto" and workers is not None and workers < 1):
-        raise UsageError("--workers and --trials-per-gpu must be at least 1")
     auto = workers == "auto"
     found = detect_gpus() if gpus == "auto" or (auto and gpus is None) else (gpus or "").split(",")
     found = [g.strip() for g in found if g.strip()]
