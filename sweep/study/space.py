@@ -140,13 +140,21 @@ def resolve(config: dict, values: dict) -> dict:
 
     A searched ``seed`` lands at ``config["seed"]``.
     """
-    out = copy.deepcopy(config)
+    return _set_in(copy.deepcopy(config), values, copy_path=False)
+
+
+def _set_in(out: dict, values: dict, copy_path: bool) -> dict:
+    """``values`` set into ``out`` (changed in place); with ``copy_path``, ``out`` is a
+    shallow copy and each mapping on a value's path is copied before it is changed, the rest
+    shared with the original (to read, not to change: ``shared_trial_config``)."""
     for dotted, value in values.items():
         *parents, leaf = dotted.split(".")
         node = out
         for i, part in enumerate(parents):
             if node[part] is None:  # a mapping field left null, one of whose fields is searched
                 node[part] = {k: d for k, (_, d) in SUBFIELDS[".".join(parents[: i + 1])].items()}
+            elif copy_path:
+                node[part] = dict(node[part])
             node = node[part]
         node[leaf] = value
     return out
@@ -176,6 +184,14 @@ def trial_config(config: dict, values: dict, seed: int) -> tuple[dict, int]:
     (a searched ``seed`` overrides the study's)."""
     resolved = resolve(config, values)
     return resolved, resolved.pop("seed", seed)
+
+
+def shared_trial_config(config: dict, values: dict, seed: int) -> tuple[dict, int]:
+    """``trial_config(config, values, seed)`` without copying all of ``config`` (the study's
+    sections): the mappings off the values' paths are ``config``'s own, to read, not to
+    change (for thousands of stored trials at a time)."""
+    resolved = _set_in(dict(config), values, copy_path=True)
+    return {k: v for k, v in resolved.items() if k != "seed"}, resolved.get("seed", seed)
 
 
 def identity(config: dict, seed: int, axes: frozenset | set = frozenset()) -> str:
