@@ -76,26 +76,26 @@ def read_trials(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | N
         values: dict[int, dict[int, float]] = {}
         for tid, objective, value, kind in conn.execute(
                 sa.select(_VALUES.c.trial_id, _VALUES.c.objective, _VALUES.c.value,
-                          _VALUES.c.value_type).where(of_study(_VALUES))):
+                          _VALUES.c.value_type).where(of_study(_VALUES))).all():
             values.setdefault(tid, {})[objective] = _INFINITE.get(kind, value)
         params: dict[int, dict] = {}
         for tid, name, value, dist in conn.execute(
                 sa.select(_PARAMS.c.trial_id, _PARAMS.c.param_name, _PARAMS.c.param_value,
                           _PARAMS.c.distribution_json).where(of_study(_PARAMS))
-                .order_by(_PARAMS.c.param_id)):
+                .order_by(_PARAMS.c.param_id)).all():
             params.setdefault(tid, {})[name] = _distribution(dist).to_external_repr(value)
         query = sa.select(_USER.c.trial_id, _USER.c.key, _USER.c.value_json).where(
             of_study(_USER))
         if user_keys is not None:
             query = query.where(_USER.c.key.in_(user_keys))
         attrs: dict[int, dict] = {}
-        for tid, key, value in conn.execute(query):
+        for tid, key, value in conn.execute(query).all():
             attrs.setdefault(tid, {})[key] = json.loads(value)
         files: dict[int, list] = {}
         if artifacts:
             for tid, value in conn.execute(
                     sa.select(_SYSTEM.c.trial_id, _SYSTEM.c.value_json).where(
-                        of_study(_SYSTEM), _SYSTEM.c.key.startswith(ARTIFACTS_PREFIX))):
+                        of_study(_SYSTEM), _SYSTEM.c.key.startswith(ARTIFACTS_PREFIX))).all():
                 meta = json.loads(json.loads(value))  # Optuna stores the meta's JSON text
                 files.setdefault(tid, []).append((meta["filename"], meta["artifact_id"]))
     out = [StoredTrial(

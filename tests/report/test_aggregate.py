@@ -101,3 +101,32 @@ def test_learning_curves_of_many_trials_are_a_band_and_the_best_lines():
     assert f"band of all {n} trials" in fig.layout.title.subtitle.text
     few = curves_figure(_curves(3), ("model.kernel",), [2])
     assert len(few.data) == 2 * 3  # one line per trial and panel, as before
+
+
+def test_a_report_of_many_trials_embeds_the_best_of_each_bin_and_lists_the_best(tmp_path):
+    from sweep.report import StudyResult, write_report
+    from sweep.report.gallery import MAX_LINKS, picture_trials
+    from sweep.report.html import MAX_TABLE_ROWS
+
+    n = MAX_TABLE_ROWS + 200
+    frame = _snapshots(n)
+    trials = frame.assign(state="COMPLETE", value=frame["test_accuracy"], fail_reason=None)
+    trials = trials.sort_values("value", ascending=False).reset_index(drop=True)
+    pictures = pd.DataFrame({"trial": frame["trial"], "epoch": 5, "kind": "pca",
+                             "artifact_id": [f"id{t}" for t in frame["trial"]]})
+    params = ("training.learning_rate", "model.pooling")
+    result = StudyResult(name="many", metrics=("val_accuracy",), directions=("maximize",),
+                         params=params, snapshots=frame, curves=pd.DataFrame(),
+                         trials=trials[["trial", "state", "value", *params, "fail_reason"]],
+                         pictures=pictures, study_id=1)
+    chosen = picture_trials(result)
+    keys = groups(trials, "training.learning_rate")
+    best_of_bins = {int(g["trial"].iloc[0]) for _, g in trials.groupby(keys, observed=True)}
+    assert best_of_bins <= set(chosen) and n - 1 in chosen and 0 in chosen  # best, worst
+    assert len(chosen) <= 2 + BINS + 3
+    (tmp_path / "artifacts").mkdir()
+    page = write_report(result, [], tmp_path / "r.html", tmp_path / "artifacts").read_text()
+    assert page.count("dashboard/studies/1/trials?numbers=") == MAX_LINKS
+    assert f"and {n - len(chosen) - MAX_LINKS} more" in page
+    assert page.count("<tr>") == MAX_TABLE_ROWS  # the body's rows (the header has a style)
+    assert f"The best {MAX_TABLE_ROWS} of {n} trials" in page
