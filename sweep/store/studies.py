@@ -15,7 +15,9 @@ from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
 from sweep.store.trials import StoredTrial
 from sweep.study import StudySpec, grid_points
-from sweep.study.space import described, identity, shared_trial_config, value_at
+from sweep.study.space import (
+    PointFields, described, identity_fields, identity_of, value_at,
+)
 
 AnyTrial = optuna.trial.FrozenTrial | StoredTrial  # Optuna's, or read in bulk (trials.py)
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
@@ -50,6 +52,7 @@ class StoredStudy:
         axes = frozenset(search)
         config = {k: v for k, v in self.definition.items()
                   if k in ("dataset", "model", "training", "hp")}
+        points = PointFields(config, self.definition.get("seed", 0), axes)
         latest: dict[str, AnyTrial] = {}
         for t in trials:
             if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
@@ -60,9 +63,9 @@ class StoredStudy:
             values = {k: v for k, v in values.items() if v is not None}
             if not all(_allowed(search[k], v) for k, v in values.items()):
                 continue
-            expected = shared_trial_config(config, values, self.definition.get("seed", 0))
-            key = identity(*expected, axes)
-            if key == identity(t.user_attrs["config"], t.user_attrs["seed"], axes):
+            key = identity_of(identity_fields(t.user_attrs["config"], t.user_attrs["seed"],
+                                              axes))
+            if key == identity_of(points.of(values)):
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
 
