@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-grow bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-grow bench-scale bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_whole.py
 	$(BIN)/python benchmarks/bench_precision.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 bench-whole: $(STAMP)
 	$(BIN)/python benchmarks/bench_whole.py
@@ -85,6 +86,10 @@ bench-precision: $(STAMP)
 
 bench-grow: $(STAMP)
 	$(BIN)/python benchmarks/bench_grow.py
+
+# 10,000 trials x 5 epochs (3 trained, the rest cloned in SQL): status, report, export, dashboard.
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 # On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
 bench-gpu:

@@ -6,15 +6,19 @@ writes the self-contained report and the exports; ``status`` answers ``sweep sta
 No Keras here: reading a stored study never loads TensorFlow.
 """
 
-from sweep.report.frames import StudyResult, load_study_result
-from sweep.report.figures import compare_figures, grouped_figure, report_figures
-from sweep.report.html import (
-    compare_studies, export, export_model, write_comparison, write_report,
-)
-from sweep.report.status import study_status
+from sweep._lazy import lazy_exports
 
-__all__ = [
-    "StudyResult", "compare_figures", "compare_studies", "export", "export_model",
-    "grouped_figure", "load_study_result", "report_figures", "study_status",
-    "write_comparison", "write_report",
-]
+# each name loads its module on first use: ``sweep status`` needs neither pandas nor plotly
+__getattr__, __all__ = lazy_exports(__name__, {
+    "StudyResult": "sweep.report.frames",
+    "load_study_result": "sweep.report.frames",
+    "compare_figures": "sweep.report.figures",
+    "grouped_figure": "sweep.report.figures",
+    "report_figures": "sweep.report.figures",
+    "compare_studies": "sweep.report.html",
+    "export": "sweep.report.html",
+    "export_model": "sweep.report.html",
+    "write_comparison": "sweep.report.html",
+    "write_report": "sweep.report.html",
+    "study_status": "sweep.report.status",
+})

@@ -16,6 +16,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from sweep.report.aggregate import (
+    MAX_BOX_POINTS, MAX_CURVES, best_trials, box_stats, curve_bands, groups,
+)
 from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
 from sweep.study import point_text
 
@@ -56,35 +59,45 @@ def _epochs(rows: pd.DataFrame) -> str:
 
 def grouped_figure(snapshots: pd.DataFrame, by: str, metrics=GROUPED_METRICS,
                    title: str = "Grouped by") -> go.Figure:
-    """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by``.
+    """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by`` (per
+    quantile bin of a many-valued param, ``aggregate.groups``).
 
     Grouped by a parameter, each trial is one point, at its last snapshot (a trial's
     snapshots are not independent results); grouped by ``epoch``, each trial has a point per
-    snapshot epoch. The subtitle says which.
+    snapshot epoch. The subtitle says which. A group of more than ``MAX_BOX_POINTS`` points
+    is drawn as its box only, from its quartiles (``aggregate.box_stats``).
     """
     if by == "epoch":
         rows, which = snapshots, "every snapshot of every trial: one point per trial and epoch"
     else:
         rows = last_epoch(snapshots)
         which = f"each trial at its last snapshot ({_epochs(rows)}): one point per trial"
+    keys = groups(rows, by)
+    if isinstance(keys.dtype, pd.CategoricalDtype) and rows[by].dtype != keys.dtype:
+        which += f"; {by} in {len(keys.cat.categories)} bins of about as many trials each"
+    sizes = keys.value_counts()
+    if (sizes > MAX_BOX_POINTS).any():
+        which += (f"; a group of more than {MAX_BOX_POINTS} points: its box only (quartiles, "
+                  "whiskers to the last point within 1.5 IQR)")
     metrics = [m for m in metrics if rows[m].notna().any()]
     fig = make_subplots(rows=1, cols=max(1, len(metrics)),
                         subplot_titles=[label(m) for m in metrics])
     for col, metric in enumerate(metrics, start=1):
-        for i, (value, group) in enumerate(rows.groupby(by, sort=True)):
-            fig.add_trace(
-                go.Box(
-                    y=group[metric],
-                    name=str(value),
-                    marker_color=PALETTE[i % len(PALETTE)],
-                    boxpoints="all",
-                    legendgroup=str(value),
-                    showlegend=col == 1,
-                    text=[f"trial {t}" for t in group["trial"]],
-                ),
-                row=1,
-                col=col,
-            )
+        stats = box_stats(rows, keys, metric).set_index("group")
+        for i, (value, group) in enumerate(rows.groupby(keys, sort=True, observed=True)):
+            style = {"name": str(value), "marker_color": PALETTE[i % len(PALETTE)],
+                     "legendgroup": str(value), "showlegend": col == 1}
+            if len(group) <= MAX_BOX_POINTS:
+                box = go.Box(y=group[metric], boxpoints="all",
+                             text=[f"trial {t}" for t in group["trial"]], **style)
+            elif value in stats.index:
+                s = stats.loc[value]
+                box = go.Box(x=[str(value)], q1=[s.q1], median=[s["median"]], q3=[s.q3],
+                             lowerfence=[s.lowerfence], upperfence=[s.upperfence],
+                             mean=[s["mean"]], hovertext=[f"{s['count']} trials"], **style)
+            else:
+                continue
+            fig.add_trace(box, row=1, col=col)
         fig.update_yaxes(title_text=_unit(metric), row=1, col=col)
         fig.update_xaxes(title_text=by, type="category", row=1, col=col)
     fig.update_layout(title={"text": f"{title} {by}", "subtitle": {"text": which}},
@@ -107,8 +120,9 @@ def class_labels(class_names: tuple[str, ...], count: int) -> list[str]:
 def per_class_figure(per_class: pd.DataFrame, by: str,
                      class_names: tuple[str, ...] = ()) -> go.Figure:
     """Mean per-class test accuracy (last snapshot of each trial) per value of ``by``."""
-    table = last_epoch(per_class).pivot_table(index=by, columns="class", values="accuracy",
-                                              aggfunc="mean")
+    rows = last_epoch(per_class)
+    table = rows.assign(**{by: groups(rows, by)}).pivot_table(
+        index=by, columns="class", values="accuracy", aggfunc="mean", observed=True)
     classes = class_labels(class_names, int(table.columns.max()) + 1)
     x = [classes[c] for c in table.columns]
     y = [str(v) for v in table.index]
@@ -160,12 +174,32 @@ def curve_name(trial: int, values: dict, pruned: bool = False) -> str:
         f"trial {trial}" + " (pruned)" * pruned)
 
 
-def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = ()) -> go.Figure:
+def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
+                  best: list[int] = ()) -> go.Figure:
     """Learning curves: train and validation accuracy per epoch, one line per trial, named
     by its values of ``params``; a pruned trial's line is dotted and stops where the pruner
-    stopped it."""
+    stopped it. More than ``MAX_CURVES`` trials: the median and the 10–90 % band of all of
+    them per epoch (``aggregate.curve_bands``), and the ``best`` trials as lines."""
     metrics = ("train_accuracy", "val_accuracy")
+    count = curves["trial"].nunique()
+    last = int(curves["epoch"].max()) if len(curves) else 1
     fig = make_subplots(rows=1, cols=2, subplot_titles=[label(m) for m in metrics])
+    many = count > MAX_CURVES
+    if many:
+        bands = curve_bands(curves, metrics)
+        for col, metric in enumerate(metrics, start=1):
+            band = bands[bands["metric"] == metric]
+            epochs = list(band["epoch"])
+            fig.add_trace(go.Scatter(
+                x=epochs + epochs[::-1], y=list(band["high"]) + list(band["low"])[::-1],
+                fill="toself", line_width=0, fillcolor="rgba(120,120,120,0.25)",
+                name="10–90 % of the trials", legendgroup="band", showlegend=col == 1,
+                hoverinfo="skip"), row=1, col=col)
+            fig.add_trace(go.Scatter(
+                x=epochs, y=band["median"], mode="lines", line_color="gray",
+                name="median of the trials", legendgroup="median", showlegend=col == 1,
+                text=[f"{n} trials" for n in band["trials"]]), row=1, col=col)
+        curves = curves[curves["trial"].isin(best)]
     for i, (trial, group) in enumerate(curves.groupby("trial", sort=True)):
         pruned = group["state"].iloc[0] == "PRUNED"
         name = curve_name(trial, {p: group[p].iloc[0] for p in params}, pruned)
@@ -179,10 +213,12 @@ def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = ()) -> go.Figu
                 row=1,
                 col=col,
             )
-    last = int(curves["epoch"].max()) if len(curves) else 1
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, last)
                 if last / s <= MAX_EPOCH_TICKS)
-    fig.update_layout(title="Learning curves", height=440, legend_title="trial")
+    subtitle = (f"the median and 10–90 % band of all {count} trials, the best {len(best)} "
+                "as lines" if many else "one line per trial")
+    fig.update_layout(title={"text": "Learning curves", "subtitle": {"text": subtitle}},
+                      height=460, legend_title="trial", margin={"t": 110})
     fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=step,
                      tickformat="d")
     fig.update_yaxes(title_text=_unit("train_accuracy"))
@@ -193,16 +229,17 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
     """The report's figures, in order: one grouped figure per swept param and the epoch, the
     learning curves, the Pareto front, then the diagnostics grouped the same way."""
     figures = []
-    groups = (*result.params, "epoch")
+    groupings = (*result.params, "epoch")
     if not result.snapshots.empty:
-        figures += [grouped_figure(result.snapshots, by) for by in groups]
+        figures += [grouped_figure(result.snapshots, by) for by in groupings]
     if not result.curves.empty:
-        figures.append(curves_figure(result.curves, result.params))
+        figures.append(curves_figure(result.curves, result.params,
+                                     best_trials(result.trials)))
     if not result.pareto.empty:
         figures.append(pareto_figure(result.pareto, result.metrics))
     if not result.snapshots.empty:
         figures += [grouped_figure(result.snapshots, by, DIAGNOSTIC_METRICS, "Diagnostics by")
-                    for by in groups]
+                    for by in groupings]
     if not result.per_class.empty:
         # a conditional param may have no value in any trial yet (its parent never chose it)
         figures += [per_class_figure(result.per_class, by, result.class_names)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import optuna
 import pandas as pd
 
 from sweep.defaults import DEFAULT_STORAGE
-from sweep.store import StoredStudy, epochs_frame, load_study, open_storage
+from sweep.store import (
+    StoredStudy, StoredTrial, epochs_frame, load_study, open_storage, read_trials,
+)
 from sweep.study import ChoiceParam
 from sweep.study.space import value_at
+
+# the user attributes the frames read (provenance and layers are never decoded here)
+FRAME_KEYS = ("config", "seed", "objective_epoch", "param_count", "receptive_field",
+              "train_seconds", "fail_reason", "diagnostics")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
     study = load_study(store, name)
     stored = StoredStudy.read(store, study)
     metrics, directions, params = stored.metrics, stored.directions, stored.params
-    all_trials = study.get_trials(deepcopy=False)
+    all_trials = read_trials(store.engine, stored.study_id, FRAME_KEYS, artifacts=True)
     shown = stored.current(all_trials)  # one trial per point of the study as it is now
     numbers = {t.number for t in shown}
     front = ({t.number for t in study.best_trials} & numbers) if len(directions) > 1 else set()
@@ -96,7 +101,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
             per_class += [{"trial": t.number, **chosen, "epoch": int(epoch), "class": c,
                            "accuracy": a} for c, a in enumerate(d["per_class_accuracy"])]
         if t.state.name == "COMPLETE":
-            pictures += _pictures(store, t)
+            pictures += _pictures(t)
     trials = _best_first(pd.DataFrame(rows, columns=[
         "trial", "state", "value", "value_epoch", *params, "param_count", "receptive_field",
         "train_seconds", "fail_reason"]), front, directions[0])
@@ -151,13 +156,13 @@ def _param_values(trial, params: tuple[str, ...]) -> dict:
             for p in params}
 
 
-def _pictures(store, trial) -> list[dict]:
+def _pictures(trial: StoredTrial) -> list[dict]:
     rows = []
-    for meta in optuna.artifacts.get_all_artifact_meta(trial, storage=store):
-        kind, _, rest = meta.filename.partition("-epoch")
+    for filename, artifact_id in trial.artifacts:
+        kind, _, rest = filename.partition("-epoch")
         if rest.endswith(".png") and kind in ("filters", "pca"):
             rows.append({"trial": trial.number, "epoch": int(rest[:-4]), "kind": kind,
-                         "artifact_id": meta.artifact_id})
+                         "artifact_id": artifact_id})
     return rows
 
 
@@ -171,7 +176,7 @@ def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
     ])
 
 
-def _last_confusion(trial: optuna.trial.FrozenTrial) -> list | None:
+def _last_confusion(trial: StoredTrial) -> list | None:
     """A trial's confusion matrix at its last snapshot (Optuna lists trials by number)."""
     diagnostics = trial.user_attrs.get("diagnostics", {})
     return diagnostics[max(diagnostics, key=int)]["confusion"] if diagnostics else None

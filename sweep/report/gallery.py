@@ -13,13 +13,17 @@ import html
 from pathlib import Path
 
 from sweep.defaults import DASHBOARD_HOST, DASHBOARD_PORT
+from sweep.report.aggregate import groups
 from sweep.report.frames import StudyResult, last_epoch
 from sweep.study import point_text
+
+MAX_LINKS = 100  # links to other trials' pages written out; the dashboard lists them all
 
 
 def picture_trials(result: StudyResult) -> dict[int, list[str]]:
     """The trials whose pictures are embedded, each with why (best first): the best and the
-    worst complete trial, and the best of each value of each swept parameter."""
+    worst complete trial, and the best of each value of each swept parameter (of each bin of
+    a many-valued one: ``aggregate.groups``)."""
     complete = result.trials[result.trials["state"] == "COMPLETE"]  # best first
     complete = complete[complete["trial"].isin(result.pictures["trial"])]
     if complete.empty:
@@ -27,7 +31,8 @@ def picture_trials(result: StudyResult) -> dict[int, list[str]]:
     chosen: dict[int, list[str]] = {}
     chosen.setdefault(int(complete["trial"].iloc[0]), []).append("best")
     for param in result.params:
-        for value, group in complete.groupby(param, sort=True):
+        for value, group in complete.groupby(groups(complete, param), sort=True,
+                                             observed=True):
             reason = f"best of {point_text({param: value})}"
             chosen.setdefault(int(group["trial"].iloc[0]), []).append(reason)
     chosen.setdefault(int(complete["trial"].iloc[-1]), []).append("worst")
@@ -77,7 +82,10 @@ def _others(result: StudyResult, shown: set[int]) -> str:
     others = sorted(set(result.pictures["trial"]) - shown)
     if not others:
         return ""
-    links = ", ".join(f"<a href='{dashboard_link(result, t)}'>trial {t}</a>" for t in others)
+    links = ", ".join(f"<a href='{dashboard_link(result, t)}'>trial {t}</a>"
+                      for t in others[:MAX_LINKS])
+    if len(others) > MAX_LINKS:
+        links += f" and {len(others) - MAX_LINKS} more"
     which = "other trial is" if len(others) == 1 else f"other {len(others)} trials are"
     return (f"<p>The pictures of the {which} on their pages in the "
             f"dashboard (<code>sweep dashboard --artifact-dir DIR</code> over this study's "

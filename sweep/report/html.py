@@ -16,6 +16,8 @@ from sweep.report.page import figures_html
 from sweep.study import file_name
 from sweep.training.checkpoints import kept_model_file
 
+MAX_TABLE_ROWS = 1000  # rows of the report's trials table (best first)
+
 
 def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
                  artifact_dir: Path | None = None) -> Path:
@@ -24,7 +26,12 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
     the figures' template inlined once; ``gallery``: which pictures). ``artifact_dir`` is the
     artifact store holding the trials' pictures."""
     trials = result.trials.assign(fail_reason=result.trials["fail_reason"].fillna(""))
-    table = trials.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+    table = trials.head(MAX_TABLE_ROWS).to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                                na_rep="")
+    if len(trials) > MAX_TABLE_ROWS:
+        table = (f"<p>The best {MAX_TABLE_ROWS} of {len(trials)} trials; all of them: "
+                 f"<code>sweep export {html.escape(result.name)}</code> or the dashboard."
+                 f"</p>{table}")
     title = html.escape(f"sweep report: {result.name}")
     body = figures_html(figures) if figures else "<p>No completed trials yet.</p>"
     objective = ", ".join(f"{m} ({d})" for m, d in zip(result.metrics, result.directions))

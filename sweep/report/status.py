@@ -8,7 +8,10 @@ from collections import Counter
 from optuna.trial import TrialState
 
 from sweep.run import claims
-from sweep.store import StoredStudy, epochs_frame, load_study, open_storage, safe_url
+from sweep.store import StoredStudy, epochs_frame, load_study, open_storage, read_trials, safe_url
+
+# the user attributes status reads (the rest, provenance and layers, is never decoded here)
+STATUS_KEYS = ("config", "seed", "objective_epoch", "fail_reason", "died", "interrupted")
 
 
 def study_status(name: str, storage_url: str) -> str:
@@ -17,7 +20,7 @@ def study_status(name: str, storage_url: str) -> str:
     store = open_storage(storage_url, create=False)
     study = load_study(store, name)
     stored = StoredStudy.read(store, study)
-    trials = study.get_trials(deepcopy=False)
+    trials = read_trials(store.engine, stored.study_id, STATUS_KEYS)  # in bulk, by number
     current = stored.current(trials)  # one per point; earlier attempts are history
     counts = Counter(t.state.name.lower() for t in current)
     history = len(trials) - len(current)
@@ -37,10 +40,12 @@ def study_status(name: str, storage_url: str) -> str:
             " (its best)" if stored.at == "best" else "")
         lines.append(f"best {stored.metrics[0]} {best.value:.4f}{where}: trial {best.number} "
                      f"{best.params}")
-    epochs = epochs_frame(store, stored.study_id)
-    last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
+    running = claims.running(store.engine, stored.study_id)
+    epochs = epochs_frame(store, stored.study_id) if running else None  # only for workers
+    last_epoch = (epochs.groupby("trial_number")["epoch"].max().to_dict()
+                  if running and len(epochs) else {})
     now = time.time()
-    for claim in claims.running(store.engine, stored.study_id):
+    for claim in running:
         if claim.trial_number is None or claim.trial_number >= len(trials):
             lines.append(f"worker {claim.worker}: starting a trial")
             continue

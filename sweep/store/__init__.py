@@ -1,16 +1,18 @@
 """Stage 6, storage: Optuna's RDB storage (SQLite or PostgreSQL) with sweep's two tables
 (``tables``), opened by ``engine``; a study's lifecycle and the one reader of what sweep
-stores on it (``studies``); the epochs table (``epochs``)."""
+stores on it (``studies``); the epochs table (``epochs``); the trials read in bulk
+(``trials``)."""
 
 from sweep.store.engine import open_storage, safe_url, split_password, with_password_file
 from sweep.store.epochs import epochs_frame, record_epoch
+from sweep.store.trials import StoredTrial, read_trials
 from sweep.store.studies import (
     StoredStudy, artifact_store, create_study, existing_study, load_study, mark_dead,
     record_class_names,
 )
 
 __all__ = [
-    "StoredStudy", "artifact_store", "create_study", "epochs_frame", "existing_study",
-    "load_study", "mark_dead", "open_storage", "record_class_names", "record_epoch", "safe_url",
-    "split_password", "with_password_file",
+    "StoredStudy", "StoredTrial", "artifact_store", "create_study", "epochs_frame",
+    "existing_study", "load_study", "mark_dead", "open_storage", "read_trials",
+    "record_class_names", "record_epoch", "safe_url", "split_password", "with_password_file",
 ]

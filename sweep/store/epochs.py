@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import optuna
-import pandas as pd
 import sqlalchemy as sa
 
 from sweep.store.tables import EPOCH_COLUMNS, EPOCHS
+
+if TYPE_CHECKING:  # pandas is imported by the readers of frames only (not ``sweep status``)
+    import pandas as pd
 
 
 def record_epoch(
@@ -21,6 +25,8 @@ def record_epoch(
 
 def epochs_frame(storage: optuna.storages.RDBStorage, study_id: int) -> pd.DataFrame:
     """Every stored epoch of the study: ``trial_number, epoch`` and the metric columns."""
+    import pandas as pd
+
     query = (
         sa.select(EPOCHS)
         .where(EPOCHS.c.study_id == study_id)

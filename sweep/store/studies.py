@@ -13,9 +13,13 @@ from optuna.trial import TrialState
 from sweep.errors import StorageError
 from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
+from sweep.store.trials import StoredTrial
 from sweep.study import StudySpec, grid_points
-from sweep.study.space import described, identity, trial_config, value_at
+from sweep.study.space import (
+    PointFields, described, identity_fields, identity_of, value_at,
+)
 
+AnyTrial = optuna.trial.FrozenTrial | StoredTrial  # Optuna's, or read in bulk (trials.py)
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
 
 
@@ -39,7 +43,7 @@ class StoredStudy:
     definition: dict
     class_names: tuple[str, ...] = ()
 
-    def current(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    def current(self, trials: list[AnyTrial]) -> list[AnyTrial]:
         """The trials that are the study's results now: the latest attempt at each point of
         the current definition. Earlier attempts (interrupted, or continued when the epochs
         grew) and trials of values the study no longer has are history: they stay in the
@@ -48,7 +52,8 @@ class StoredStudy:
         axes = frozenset(search)
         config = {k: v for k, v in self.definition.items()
                   if k in ("dataset", "model", "training", "hp")}
-        latest: dict[str, optuna.trial.FrozenTrial] = {}
+        points = PointFields(config, self.definition.get("seed", 0), axes)
+        latest: dict[str, AnyTrial] = {}
         for t in trials:
             if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
                 latest[f"#{t.number}"] = t
@@ -58,9 +63,9 @@ class StoredStudy:
             values = {k: v for k, v in values.items() if v is not None}
             if not all(_allowed(search[k], v) for k, v in values.items()):
                 continue
-            key = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
-            if key == identity(*trial_config(config, values, self.definition.get("seed", 0)),
-                               axes):
+            key = identity_of(identity_fields(t.user_attrs["config"], t.user_attrs["seed"],
+                                              axes))
+            if key == identity_of(points.of(values)):
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
 
@@ -69,7 +74,7 @@ class StoredStudy:
         """``objective.at``: each trial's value is its metric at the last epoch or its best."""
         return self.definition.get("objective", {}).get("at", "last")
 
-    def best(self, current: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    def best(self, current: list[AnyTrial]) -> AnyTrial | None:
         """The best complete trial among ``current`` (the first objective), or None. Optuna's
         own ``best_trial`` would also look at history: a trial continued since, or of a value
         the study no longer has."""

@@ -7,6 +7,7 @@ live in their stages, keyed by the same words, and a test checks that the two ag
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from sweep.study.fields import (
@@ -141,6 +142,7 @@ def file_name(study_name: str) -> str:
     return "_" + safe if safe.startswith(".") or not safe else safe
 
 
+@lru_cache(maxsize=None)  # the schema is fixed: identity() asks for every field of a trial
 def default_of(dotted: str):
     """The schema default of a dotted field (``model.kernel``), or a value equal to nothing
     for fields without one (required fields, hypermodel hps)."""

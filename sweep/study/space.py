@@ -140,13 +140,21 @@ def resolve(config: dict, values: dict) -> dict:
 
     A searched ``seed`` lands at ``config["seed"]``.
     """
-    out = copy.deepcopy(config)
+    return _set_in(copy.deepcopy(config), values, copy_path=False)
+
+
+def _set_in(out: dict, values: dict, copy_path: bool) -> dict:
+    """``values`` set into ``out`` (changed in place); with ``copy_path``, ``out`` is a
+    shallow copy and each mapping on a value's path is copied before it is changed, the rest
+    shared with the original (to read, not to change: ``shared_trial_config``)."""
     for dotted, value in values.items():
         *parents, leaf = dotted.split(".")
         node = out
         for i, part in enumerate(parents):
             if node[part] is None:  # a mapping field left null, one of whose fields is searched
                 node[part] = {k: d for k, (_, d) in SUBFIELDS[".".join(parents[: i + 1])].items()}
+            elif copy_path:
+                node[part] = dict(node[part])
             node = node[part]
         node[leaf] = value
     return out
@@ -178,15 +186,63 @@ def trial_config(config: dict, values: dict, seed: int) -> tuple[dict, int]:
     return resolved, resolved.pop("seed", seed)
 
 
+def shared_trial_config(config: dict, values: dict, seed: int) -> tuple[dict, int]:
+    """``trial_config(config, values, seed)`` without copying all of ``config`` (the study's
+    sections): the mappings off the values' paths are ``config``'s own, to read, not to
+    change (for thousands of stored trials at a time)."""
+    resolved = _set_in(dict(config), values, copy_path=True)
+    return {k: v for k, v in resolved.items() if k != "seed"}, resolved.get("seed", seed)
+
+
 def identity(config: dict, seed: int, axes: frozenset | set = frozenset()) -> str:
     """What a trial means, as a key: its config and seed, less the run fields (unless they
     are axes) and the fields left at their defaults. Two trials with the same identity train
     the same model the same way; so a point keeps its identity when an axis is added at the
     old fixed value, when the epochs grow, or when a newer sweep adds a field."""
+    return identity_of(identity_fields(config, seed, axes))
+
+
+def identity_fields(config: dict, seed: int, axes: frozenset | set = frozenset()) -> dict:
+    """What ``identity`` hashes: the config's dotted fields it keeps, and ``seed``."""
     flat = {k: v for k, v in flatten(config).items()
             if (k not in RUN_FIELDS or k in axes) and v != default_of(k)}
-    text = json.dumps(flat | {"seed": seed}, sort_keys=True, default=str)
+    return flat | {"seed": seed}
+
+
+def identity_of(fields: dict) -> str:
+    """``identity`` of ``identity_fields``' result."""
+    text = json.dumps(fields, sort_keys=True, default=str)
     return "cfg:" + hashlib.sha1(text.encode()).hexdigest()[:24]
+
+
+class PointFields:
+    """``identity_fields(*trial_config(config, values, seed), axes)`` for the values of many
+    trials of one study: the study's own fields are flattened once, and each trial's values
+    set into a copy of them (where a value would add or replace a mapping, the long way)."""
+
+    def __init__(self, config: dict, seed: int, axes: frozenset | set):
+        self._config, self._seed, self._axes = config, seed, axes
+        self._base = identity_fields(config, seed, axes)
+        flat = flatten(config)
+        self._plain = {  # axes whose value replaces one leaf of the flat config
+            name for name in axes if name == "seed" or (
+                "." in name and isinstance(value_at(config, name.rpartition(".")[0]), dict)
+                and not isinstance(value_at(config, name), dict)
+                and not any(k.startswith(name + ".") for k in flat))}
+
+    def of(self, values: dict) -> dict:
+        if not all(k in self._plain and not isinstance(v, dict) for k, v in values.items()):
+            return identity_fields(*shared_trial_config(self._config, values, self._seed),
+                                   self._axes)
+        fields = dict(self._base)
+        for name, value in values.items():
+            if name == "seed":
+                fields["seed"] = value
+            elif value != default_of(name):  # an axis: kept unless at its default
+                fields[name] = value
+            else:
+                fields.pop(name, None)
+        return fields
 
 
 def point_text(values: dict) -> str:

@@ -31,3 +31,33 @@ def test_resolve_sets_dotted_values_without_touching_the_study():
     assert resolved == {"model": {"kernel": 5, "pooling": "max"}, "training": {"epochs": 2},
                         "seed": 7}
     assert config["model"]["kernel"] == 3
+
+
+def test_point_fields_are_the_identity_fields_of_the_resolved_config():
+    import copy
+
+    config = {"model": {"kernel": 3, "pooling": "max", "filters": [16, 32], "dropout": 0.0},
+              "training": {"epochs": 5, "learning_rate": 0.001, "augment": None,
+                           "snapshots": [5]}}
+    before = copy.deepcopy(config)
+    cases = [
+        {"model.kernel": 5, "model.pooling": "avg"},
+        {"model.kernel": 3},  # at the study's own value
+        {"model.dropout": 0.0, "training.learning_rate": 0.01},  # dropout at its default
+        {"model.filters": [8, 8], "seed": 4},  # a list value, a searched seed
+        {"training.augment.flip": "horizontal"},  # into a mapping left null: the long way
+        {"training.augment": {"flip": "vertical"}},  # a mapping as the value: the long way
+        {"training.epochs": 9},  # a run field that is an axis
+        {"model.kernel": True},  # not 1: a different point
+    ]
+    for values in cases:
+        axes = frozenset(values) | {"model.kernel"}
+        points = space.PointFields(config, 0, axes)
+        expected = space.identity_fields(*space.trial_config(config, values, 0), axes)
+        assert points.of(values) == expected, values
+        assert space.identity_of(points.of(values)) == space.identity(
+            *space.trial_config(config, values, 0), axes)
+    assert config == before  # read, never changed
+    kernel = space.PointFields(config, 0, {"model.kernel"})
+    assert space.identity_of(kernel.of({"model.kernel": True})) != space.identity_of(
+        kernel.of({"model.kernel": 1}))
