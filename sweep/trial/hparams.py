@@ -32,7 +32,10 @@ def require_tensorboard(spec: StudySpec) -> None:
     """
     wanted = spec.config["training"].get("tensorboard") or any(
         p.name == "training.tensorboard" for p in spec.search.params)
-    if wanted and importlib.util.find_spec("tensorflow") is None:
+    if not wanted:
+        return
+    # found, not imported: the parent of local workers never loads TensorFlow
+    if importlib.util.find_spec("tensorflow") is None:
         import keras
 
         raise SpecError(f"{spec.source}: training.tensorboard needs TensorFlow (TensorBoard logs "
