@@ -20,6 +20,7 @@ from sweep.store import (
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
 from sweep.study.space import identity
+from sweep.trial.hparams import require_tensorboard
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,11 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
     study, and give back the done points that must train more epochs.
 
     The data is loaded before anything is written: a dataset that cannot be had (no download,
-    a wrong path) is one line of error and leaves no half-made study behind.
+    a wrong path), like TensorBoard logs asked for without TensorFlow, is one line of error
+    and leaves no half-made study behind.
     ``Plan.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
     """
+    require_tensorboard(spec)
     datasets: dict[str, Dataset] = {}
 
     def dataset_for(cfg: dict, seed: int) -> Dataset:

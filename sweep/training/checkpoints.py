@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 
@@ -49,10 +50,16 @@ def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
     """The compiled model and epoch rows saved by ``save_checkpoint``, or None."""
     import keras
 
+    from sweep.training.device import mark_jax_compilable
+
     rows_file = path.with_suffix(".json")
     if not path.is_file() or not rows_file.is_file():
         return None
-    return keras.models.load_model(path), json.loads(rows_file.read_text())
+    with warnings.catch_warnings():  # the saved jit_compile=True meets unmarked layers (JAX)
+        warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
+        model = keras.models.load_model(path)
+    mark_jax_compilable(model)  # and gets it back here
+    return model, json.loads(rows_file.read_text())
 
 
 def saved_epochs(path: Path) -> int:

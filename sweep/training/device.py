@@ -10,6 +10,38 @@ import keras
 ACCELERATOR_STEPS_PER_EXECUTION = 16
 
 
+def _jax_compilable() -> tuple[type, ...]:
+    """Keras' image-augmentation layers that say they cannot be XLA-compiled. That is true of
+    TensorFlow (its ImageProjectiveTransform op has no XLA kernel) but not of JAX, where they
+    are jax.numpy code; yet one of them turns the whole train step eager under JAX (on this
+    CPU, 2 epochs of a tiny CNN behind every ``training.augment`` layer took 14.4 s eager
+    against 4.3 s compiled)."""
+    from keras import layers
+
+    return (layers.RandomTranslation, layers.RandomRotation, layers.RandomZoom,
+            layers.RandomCrop, layers.RandomShear, layers.RandomPerspective)
+
+
+def mark_jax_compilable(model: keras.Model) -> None:
+    """Under the JAX backend, let XLA compile ``model``'s steps although it has augmentation
+    layers (``_jax_compilable``); a model compiled already (a checkpoint, a hypermodel's own
+    compile) is switched to compiled steps. Under other backends: nothing."""
+    if keras.backend.backend() != "jax":
+        return
+    marked = False
+    for layer in _all_layers(model):
+        if isinstance(layer, _jax_compilable()) and not layer.supports_jit:
+            layer.supports_jit = marked = True
+    if marked and getattr(model, "compiled", False):
+        model.jit_compile = True
+
+
+def _all_layers(layer):
+    for inner in getattr(layer, "layers", ()):
+        yield inner
+        yield from _all_layers(inner)
+
+
 def device_description() -> str:
     """The accelerator Keras trains on, in words ("cpu" when there is none)."""
     backend = keras.backend.backend()

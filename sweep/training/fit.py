@@ -19,7 +19,9 @@ from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S
 from sweep.errors import ConfigError
 from sweep.training.checkpoints import save_checkpoint
-from sweep.training.device import ACCELERATOR_STEPS_PER_EXECUTION, device_description
+from sweep.training.device import (
+    ACCELERATOR_STEPS_PER_EXECUTION, device_description, mark_jax_compilable,
+)
 from sweep.training.probe import EVAL_BATCH_SIZE, probe_for
 from sweep.training.user_fit import fit_through
 
@@ -200,6 +202,7 @@ def train(
     result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
     # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own
     # (its study then cannot set a schedule: sweep.models.hypermodel.COMPILED_REFUSES).
+    mark_jax_compilable(model)  # before compile, which decides whether XLA compiles the steps
     if not done and not getattr(model, "compiled", False):
         on_cpu = device_description() == "cpu"
         extra = {"momentum": momentum} if optimizer in ("sgd", "rmsprop") else {}

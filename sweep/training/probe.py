@@ -48,7 +48,9 @@ class SnapshotProbe:
         outputs = [model.outputs[0], *(layer.output for layer in self.hidden)]
         if self.has_features:
             outputs.append(layers[head - 1].output)
-        self.probe = keras.Model(model.inputs, outputs)
+        # one input, not a list of one: ``_batches`` feeds it a single array (a list here
+        # makes Keras warn on every batch under JAX and PyTorch that the structures differ)
+        self.probe = keras.Model(model.inputs[0], outputs)
         self.first = next((layer for layer in model.layers if isinstance(
             layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)
 

@@ -35,7 +35,8 @@ def reuse(key: str, fresh: keras.Model, learning_rate: float) -> keras.Model:
         for variable, initial in zip(mine.variables, theirs.variables, strict=True):
             variable.assign(initial)
     for variable in model.optimizer.variables:
-        variable.assign(keras.ops.zeros_like(variable))
+        # from the shape and dtype: JAX's zeros_like cannot read a Keras variable's dtype
+        variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
     model.optimizer.learning_rate.assign(learning_rate)
     model.stop_training = False
     return model

@@ -12,12 +12,36 @@ view. Uses ``tf.summary``, as the Keras callback does (under any Keras backend).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
+from sweep.errors import SpecError
 from sweep.study import ChoiceParam, Param, StudySpec
 
 EXPERIMENT_MARK = ".hparams-"  # + the experiment's digest: this experiment is written here
+
+
+def require_tensorboard(spec: StudySpec) -> None:
+    """Refuse, before anything is written, a study that asks for TensorBoard logs
+    (``training.tensorboard``, set or searched) where TensorFlow is missing: the logs go through
+    ``tf.summary`` under any Keras backend, and a JAX or PyTorch machine may have no TensorFlow.
+
+    Raises:
+        SpecError: naming the study file and the field.
+    """
+    wanted = spec.config["training"].get("tensorboard") or any(
+        p.name == "training.tensorboard" for p in spec.search.params)
+    if not wanted:
+        return
+    # found, not imported: the parent of local workers never loads TensorFlow
+    if importlib.util.find_spec("tensorflow") is None:
+        import keras
+
+        raise SpecError(f"{spec.source}: training.tensorboard needs TensorFlow (TensorBoard logs "
+                        f"are written with tf.summary), which is not installed here (Keras "
+                        f"backend {keras.backend.backend()}); set it to false or install "
+                        "tensorflow")
 
 
 class TrialSession:

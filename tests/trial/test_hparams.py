@@ -4,6 +4,7 @@ values, its objective), read back here from the event files as TensorBoard reads
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -106,3 +107,21 @@ def test_ranges_booleans_and_a_grown_axis(tmp_path, tiny_npz):
     TrialSession(grown, values | {"model.pooling": "avg"}, root / "trial-2").end([0.5, 1.0], 2)
     assert len(list(root.glob("events.out.tfevents.*"))) == 1
     assert [h.name for h in experiment_in(root).hparam_infos][-1] == "model.pooling"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_tensorboard_without_tensorflow_is_one_line_and_nothing_written(
+        tmp_path, tiny_npz, db_url, monkeypatch, capsys, workers):
+    import keras  # noqa: F401  (Keras itself loaded first: under TensorFlow it needs it)
+
+    # a JAX or PyTorch machine without TensorFlow (the GPU machines lent here have none)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz)
+    raw["training"]["tensorboard"] = True
+    path = write_study(tmp_path, raw)
+    assert main(["run", str(path), "--storage", db_url, "--workers", workers]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{path}: training.tensorboard needs TensorFlow" in err
+    assert not (tmp_path / "sweeps.db").exists() and not (tmp_path / "tensorboard").exists()
