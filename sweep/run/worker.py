@@ -66,9 +66,10 @@ class _Worker:
         self.result.apply(event)
         self.on_event(event)
 
-    def end(self, trial_number: int, state: str, note: str | None = None) -> None:
+    def end(self, trial_number: int, state: str, note: str | None = None,
+            record_s: float | None = None) -> None:
         self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
-                   "best": self.result.best()})
+                   "best": self.result.best(), "at": time.time(), "record_s": record_s})
 
 
 def run_sweep(
@@ -99,12 +100,15 @@ def run_sweep(
     result = SweepResult(total=len(keys))
     pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
     # Random and tpe share one sampler over the run, seeded by the trials already there and
-    # the process so that draws are not repeated; a grid point brings its own (one per point).
+    # the process so that draws are not repeated. A grid point (or a slot continued) is
+    # asked of ``pinned``, whose sampler is pointed at each claimed point in turn. One study
+    # object each for the whole run: Optuna reads its trials once, then only those changed.
+    pinned = load_study(store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0))
     shared = None if spec.search.sampler == "grid" else load_study(
         store, spec.name, pruner=pruner,
-        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(store, spec.name)
+        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(pinned)
                              + os.getpid()))
-    result.update_best(store, shared or load_study(store, spec.name))
+    result.update_best(store, shared or pinned)
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
@@ -115,6 +119,7 @@ def run_sweep(
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
                 raise KeyboardInterrupt
+            looked = time.perf_counter()  # the trial's overhead starts with the claim
             claim = claims.claim_next(engine, study_id, keys, worker.name)
             if claim is None:
                 if claims.pending(engine, study_id, keys) == 0:
@@ -123,22 +128,23 @@ def run_sweep(
                 continue
             if claim.dead_trial is not None:
                 mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
-            earlier = None if claim.earlier_trial is None else load_study(
-                store, spec.name).trials[claim.earlier_trial]
+            earlier = None if claim.earlier_trial is None else pinned.get_trials(
+                deepcopy=False)[claim.earlier_trial]
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
             if values is None and earlier is not None:  # ... unless it continues a trial
                 values = _values_of(spec, earlier)
-            study = shared if values is None else load_study(
-                store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0, values))
-            _run_point(worker, study, claim, earlier)
+            if values is not None:
+                pinned.sampler.point = dict(values)
+            _run_point(worker, shared if values is None else pinned, claim, earlier, looked)
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
-               earlier: optuna.trial.FrozenTrial | None) -> None:
+               earlier: optuna.trial.FrozenTrial | None, looked: float) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
     pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
-    study's epochs grew)."""
-    spec, point = w.spec, claim.point
+    study's epochs grew); ``looked``: when the worker began to look for the claim
+    (``perf_counter``), for the ``claim_s`` of the start event."""
+    spec, point, claimed_at = w.spec, claim.point, time.time()
     trial = study.ask()
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
     values = suggest(trial, spec.search.params)
@@ -147,10 +153,14 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         _continue_from(w, trial, earlier, checkpoint)
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
             "position": claim.position, "resumed_from": saved_epochs(checkpoint),
-            "epochs": values.get("training.epochs", spec.config["training"]["epochs"])})
+            "epochs": values.get("training.epochs", spec.config["training"]["epochs"]),
+            "at": claimed_at, "claim_s": time.perf_counter() - looked})
+    stored_s = [0.0]  # seconds spent storing the trial's epochs
 
     def on_epoch(row: dict) -> None:
+        began = time.perf_counter()
         record_epoch(w.store, w.study_id, trial.number, row)
+        stored_s[0] += time.perf_counter() - began
         w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
@@ -158,6 +168,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         with heartbeat, w.interrupt.training():
             state, value, note = _train(w, trial, values, on_epoch, checkpoint, earlier,
                                         stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
+        trained = time.perf_counter()
         lost = heartbeat.lost
         if lost is None:
             study.tell(trial, value, state=state)
@@ -182,7 +193,8 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     remove_checkpoint(checkpoint)
     if state == TrialState.COMPLETE:
         w.result.update_best(w.store, study)
-    w.end(trial.number, STATE_WORDS[state], note)
+    w.end(trial.number, STATE_WORDS[state], note,
+          record_s=time.perf_counter() - trained + stored_s[0])
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
@@ -222,8 +234,8 @@ def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, earlier,
         return TrialState.PRUNED, None, str(err)
 
 
-def _trial_count(store: optuna.storages.RDBStorage, name: str) -> int:
-    return len(load_study(store, name).get_trials(deepcopy=False))
+def _trial_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False))
 
 
 def _max_epochs(spec: StudySpec) -> int:

@@ -39,30 +39,40 @@ class StoredStudy:
     definition: dict
     class_names: tuple[str, ...] = ()
 
-    def current(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    def current(self, trials: list[optuna.trial.FrozenTrial],
+                memo: dict[int, str | None] | None = None) -> list[optuna.trial.FrozenTrial]:
         """The trials that are the study's results now: the latest attempt at each point of
         the current definition. Earlier attempts (interrupted, or continued when the epochs
         grew) and trials of values the study no longer has are history: they stay in the
-        database, out of the report and ``status``."""
-        search = self.definition.get("search", {}).get("params", {})
-        axes = frozenset(search)
-        config = {k: v for k, v in self.definition.items()
-                  if k in ("dataset", "model", "training", "hp")}
+        database, out of the report and ``status``. ``memo``: each finished trial's point
+        (by number), kept by a caller that asks again as more trials finish."""
+        memo = {} if memo is None else memo
         latest: dict[str, optuna.trial.FrozenTrial] = {}
         for t in trials:
-            if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
-                latest[f"#{t.number}"] = t
-                continue
-            own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
-            values = {name: value_at(own, name) for name in axes}
-            values = {k: v for k, v in values.items() if v is not None}
-            if not all(_allowed(search[k], v) for k, v in values.items()):
-                continue
-            key = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
-            if key == identity(*trial_config(config, values, self.definition.get("seed", 0)),
-                               axes):
+            key = memo[t.number] if t.number in memo else self._point_of(t)
+            if t.state.is_finished():
+                memo[t.number] = key
+            if key is not None:
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
+
+    def _point_of(self, t: optuna.trial.FrozenTrial) -> str | None:
+        """A trial's point key; None for a trial of values the study no longer has."""
+        if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
+            return f"#{t.number}"
+        search = self.definition.get("search", {}).get("params", {})
+        axes = frozenset(search)
+        own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
+        values = {name: value_at(own, name) for name in axes}
+        values = {k: v for k, v in values.items() if v is not None}
+        if not all(_allowed(search[k], v) for k, v in values.items()):
+            return None
+        key = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
+        config = {k: v for k, v in self.definition.items()
+                  if k in ("dataset", "model", "training", "hp")}
+        if key != identity(*trial_config(config, values, self.definition.get("seed", 0)), axes):
+            return None
+        return key
 
     @property
     def at(self) -> str:
