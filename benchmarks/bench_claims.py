@@ -12,7 +12,9 @@ Printed from that one run:
 - the claim overhead per trial, from the workers' own events (``sweep.run.progress``):
   ``claim_s`` (claim, Optuna trial, params) + ``record_s`` (epoch rows, result, claim done,
   best so far), i.e. everything a worker does per trial but train; median and p95, target
-  <= 50 ms; for the first and the last 25 trials too (a cost that grows with the study shows);
+  <= 50 ms; for the first and the last 25 trials too (a cost that grows with the study
+  shows); and the CPU time of the worker's thread in it: 8 workers on 2 cores wait for a
+  core most of that wall time, while the other workers train;
 - idle workers: per worker, the gaps between a trial's end and its next claim, and how long
   before the last point was claimed it stopped training (> 0: idle while points were left).
 
@@ -100,21 +102,24 @@ def ms(values: list[float]) -> str:
             f"max {1000 * values[-1]:6.1f} ms")
 
 
-def overheads(recorder: Recorder) -> list[tuple[float, float, float]]:
-    """``(claimed at, claim_s, record_s)`` of each trial, in the order they were claimed."""
+def overheads(recorder: Recorder) -> list[tuple[float, float, float, float]]:
+    """``(claimed at, claim_s, record_s, CPU seconds of both)`` of each trial, in the order
+    they were claimed."""
     starts = {e["trial"]: e for _, e in recorder.events if e["event"] == "start"}
     ends = {e["trial"]: e for _, e in recorder.events if e["event"] == "end"}
-    return sorted((starts[n]["at"], starts[n]["claim_s"], ends[n]["record_s"] or 0.0)
-                  for n in ends)
+    return sorted((starts[n]["at"], starts[n]["claim_s"], ends[n]["record_s"] or 0.0,
+                   starts[n]["claim_cpu_s"] + (ends[n]["record_cpu_s"] or 0.0)) for n in ends)
 
 
 def report_overhead(label: str, recorder: Recorder, seconds: float) -> list[float]:
+    """Print the overhead per trial; returns each trial's, in the order they were claimed."""
     rows = overheads(recorder)
-    total = [c + r for _, c, r in rows]
+    total = [c + r for _, c, r, _ in rows]
     print(f"{label}: {len(rows)} trials in {seconds:.1f} s")
     print(f"  overhead per trial   {ms(total)}")
-    print(f"    claim (claim_s)    {ms([c for _, c, _ in rows])}")
-    print(f"    record (record_s)  {ms([r for _, _, r in rows])}")
+    print(f"    claim (claim_s)    {ms([c for _, c, _, _ in rows])}")
+    print(f"    record (record_s)  {ms([r for _, _, r, _ in rows])}")
+    print(f"    its CPU time       {ms([cpu for *_, cpu in rows])}")
     return total
 
 

@@ -9,13 +9,14 @@ Events, each a dict with ``"event"``:
   key), ``position`` (k of ``total``: the k-th point started), ``values``, ``epochs``,
   ``resumed_from`` (the checkpoint's last epoch, or None), ``at`` (when it was claimed, Unix
   seconds), ``claim_s`` (seconds from looking for a claim to the start of training: the
-  claim, the Optuna trial and its params).
+  claim, the Optuna trial and its params), ``claim_cpu_s`` (the CPU seconds of those).
 - ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored).
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
   of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
   (seconds of storage outside training: the epochs' rows, the result, the claim marked done,
-  the best so far read; None for a lost point). ``claim_s + record_s`` is the trial's
-  overhead, what a worker spends per trial on anything but training.
+  the best so far read; None for a lost point), ``record_cpu_s``. ``claim_s + record_s``
+  is the trial's overhead, what a worker spends per trial on anything but training; the
+  CPU seconds leave out waiting for the database or for a core other workers hold.
 """
 
 from __future__ import annotations

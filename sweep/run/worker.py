@@ -60,6 +60,7 @@ class _Worker:
     interrupt: DeferredInterrupt
     result: SweepResult
     on_event: Callable[[dict], None]
+    track_best: bool = True
 
     def emit(self, event: dict) -> None:
         """Count an event into this worker's result and hand it to the console."""
@@ -67,9 +68,29 @@ class _Worker:
         self.on_event(event)
 
     def end(self, trial_number: int, state: str, note: str | None = None,
-            record_s: float | None = None) -> None:
+            record: _Overhead | None = None) -> None:
         self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
-                   "best": self.result.best(), "at": time.time(), "record_s": record_s})
+                   "best": self.result.best(), "at": time.time(),
+                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
+
+
+class _Overhead:
+    """Seconds a worker spends on a trial besides training, on the wall clock and on its
+    own thread's CPU (the difference: waiting for the database, or for a core that other
+    workers' training holds); ``add`` times one more span."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self.add()
+
+    def add(self) -> None:
+        self._since = time.perf_counter(), time.thread_time()
+
+    def stop(self) -> "_Overhead":
+        wall, cpu = self._since
+        self.wall += time.perf_counter() - wall
+        self.cpu += time.thread_time() - cpu
+        return self
 
 
 def run_sweep(
@@ -82,6 +103,7 @@ def run_sweep(
     artifact_dir: Path | None = ARTIFACT_DIR,
     on_event: Callable[[dict], None] | None = None,
     plan: Plan | None = None,
+    track_best: bool = True,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -91,7 +113,9 @@ def run_sweep(
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). What happens goes to ``on_event`` as events
     (``progress``; default: plain lines on stderr). ``plan``: the study as ``prepare`` made
-    it already in this process, else it is prepared here.
+    it already in this process, else it is prepared here. ``track_best``: False leaves the
+    best so far out of the end events (a worker of ``sweep run --workers N``, whose parent
+    reads it itself), sparing a read of the changed trials per trial.
     """
     plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
@@ -112,14 +136,15 @@ def run_sweep(
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
-                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event)
+                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
+                     track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
                  "done": len(keys) - claims.pending(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
                 raise KeyboardInterrupt
-            looked = time.perf_counter()  # the trial's overhead starts with the claim
+            looked = _Overhead()  # the trial's overhead starts with the claim
             claim = claims.claim_next(engine, study_id, keys, worker.name)
             if claim is None:
                 if claims.pending(engine, study_id, keys) == 0:
@@ -139,11 +164,11 @@ def run_sweep(
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
-               earlier: optuna.trial.FrozenTrial | None, looked: float) -> None:
+               earlier: optuna.trial.FrozenTrial | None, looked: _Overhead) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
     pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
-    study's epochs grew); ``looked``: when the worker began to look for the claim
-    (``perf_counter``), for the ``claim_s`` of the start event."""
+    study's epochs grew); ``looked``: the time since the worker began to look for the
+    claim, for the ``claim_s`` of the start event."""
     spec, point, claimed_at = w.spec, claim.point, time.time()
     trial = study.ask()
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
@@ -154,13 +179,13 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
             "position": claim.position, "resumed_from": saved_epochs(checkpoint),
             "epochs": values.get("training.epochs", spec.config["training"]["epochs"]),
-            "at": claimed_at, "claim_s": time.perf_counter() - looked})
-    stored_s = [0.0]  # seconds spent storing the trial's epochs
+            "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
+    record = _Overhead().stop()  # storing the epochs' rows, then the result
 
     def on_epoch(row: dict) -> None:
-        began = time.perf_counter()
+        record.add()
         record_epoch(w.store, w.study_id, trial.number, row)
-        stored_s[0] += time.perf_counter() - began
+        record.stop()
         w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
@@ -168,7 +193,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         with heartbeat, w.interrupt.training():
             state, value, note = _train(w, trial, values, on_epoch, checkpoint, earlier,
                                         stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
-        trained = time.perf_counter()
+        record.add()
         lost = heartbeat.lost
         if lost is None:
             study.tell(trial, value, state=state)
@@ -191,10 +216,10 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         return
     claims.update(w.store.engine, w.study_id, point, w.name, state="done")
     remove_checkpoint(checkpoint)
-    if state == TrialState.COMPLETE:
+    if state == TrialState.COMPLETE and w.track_best:
         w.result.update_best(w.store, study)
     w.end(trial.number, STATE_WORDS[state], note,
-          record_s=time.perf_counter() - trained + stored_s[0])
+          record=record.stop())
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
