@@ -18,10 +18,10 @@ Printed from that one run:
 - idle workers: per worker, the gaps between a trial's end and its next claim, and how long
   before the last point was claimed it stopped training (> 0: idle while points were left).
 
-Reference, same run: 1 worker on the same server and 1 worker on SQLite, a 25-point study each.
+Reference, same run: 1 worker on the same server and 1 worker on SQLite, a 24-point study each.
 
 ``make bench-claims`` (``python benchmarks/bench_claims.py [--points 200] [--workers 8]
-[--reference 25]``).
+[--reference 24]``).
 """
 
 from __future__ import annotations
@@ -165,8 +165,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200, help="an even number")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--reference", type=int, default=25, help="points of the 1-worker runs")
+    parser.add_argument("--reference", type=int, default=24,
+                        help="points of the 1-worker runs (even)")
     args = parser.parse_args()
+    if args.points % 2 or args.reference % 2:
+        parser.error("--points and --reference: expected even numbers (a grid of x 2 pooling)")
     os.environ["PGPASSWORD"] = PASSWORD  # what the workers inherit; no URL carries it
     with tempfile.TemporaryDirectory(prefix="bench-claims-") as tmp, \
             throwaway_postgres(PASSWORD) as pg_url:

@@ -153,8 +153,8 @@ def run_sweep(
                 continue
             if claim.dead_trial is not None:
                 mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
-            earlier = None if claim.earlier_trial is None else pinned.get_trials(
-                deepcopy=False)[claim.earlier_trial]
+            earlier = None if claim.earlier_trial is None else store.get_trial(
+                store.get_trial_id_from_study_id_trial_number(study_id, claim.earlier_trial))
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
             if values is None and earlier is not None:  # ... unless it continues a trial
                 values = _values_of(spec, earlier)
