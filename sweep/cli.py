@@ -233,8 +233,7 @@ def _submit(args) -> int:
 
 
 def _train_here(spec, args, report: bool = False, plan=None) -> int:
-    """Run the worker loop in this process (on ``plan`` when the study is prepared already);
-    with ``report``, write the report after."""
+    """The worker loop in this process (on ``plan`` if prepared already); ``report`` after."""
     from sweep.run import run_sweep, sweep_console
     from sweep.run.quiet import native_banners_filtered
 
@@ -243,7 +242,8 @@ def _train_here(spec, args, report: bool = False, plan=None) -> int:
         result = run_sweep(spec, args.storage, data_dir=args.data_dir,
                            checkpoint_dir=args.checkpoint_dir,
                            checkpoint_every_s=args.checkpoint_every,
-                           artifact_dir=args.artifact_dir, on_event=console.event, plan=plan)
+                           artifact_dir=args.artifact_dir, on_event=console.event, plan=plan,
+                           track_best=args.progress != "jsonl")  # jsonl: the parent's job
     if args.progress != "jsonl":
         print(result.summary(spec))
     if report:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from pg_server import server_bin_dir, throwaway_postgres
 from sweep.cli import main
 from sweep.defaults import WORKERS_ENV
 
@@ -98,42 +94,14 @@ def swept(tmp_path_factory):
     return tmp, study, url
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A PostgreSQL server of Debian's packages (the Makefile installs them), run as the
-    postgres user when we are root, on a free loopback port, with password authentication.
-    Its folder is outside pytest's (root-only) temporary tree so that user can enter it."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
+    """A throwaway PostgreSQL server (``pg_server``) for the session; its URL has no
+    password (``PG_PASSWORD``)."""
+    if server_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries missing: `make test` installs them")
-    bin_dir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="sweep-pg-"))
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_pg:
-        shutil.chown(root, "postgres")
-    pwfile = root / "pw"
-    pwfile.write_text(PG_PASSWORD)
-    if as_pg:
-        shutil.chown(pwfile, "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run([*as_pg, bin_dir / "initdb", "-D", data, "-U", "sweep", "--pwfile", pwfile,
-                    "--auth=scram-sha-256"], check=True, capture_output=True)
-    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-w", "-l", root / "log", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
-    env = os.environ | {"PGPASSWORD": PG_PASSWORD}
-    subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "sweep",
-                    "sweeps"], check=True, env=env, capture_output=True)
-    yield f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
-    subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                   capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres(PG_PASSWORD) as url:
+        yield url
 
 
 # A storage URL with a password, for the tests of `sweep submit`: it must reach no script,

@@ -228,6 +228,8 @@ class _Shown:
     def __init__(self, console: SweepConsole, store, spec: StudySpec):
         self.console, self.store, self.spec = console, store, spec
         self.seen: set[str] = set()
+        # one study and tally for the run: Optuna reads only the trials changed since
+        self.study, self.best = load_study(store, spec.name), SweepResult(total=0)
 
     def drain(self, inbox: queue.Queue, timeout: float = 0.0) -> None:
         """Show the lines waiting in ``inbox``, waiting up to ``timeout`` s for the first."""
@@ -252,7 +254,8 @@ class _Shown:
         if event["event"] == "begin":  # each child's view of the start: the parent gave it
             return
         if event["event"] == "end":
-            event = {**event, "best": _best_so_far(self.store, self.spec)}
+            self.best.update_best(self.store, self.study)
+            event = {**event, "best": self.best.best()}
         self.console.event(event, worker=worker)
 
 

@@ -7,15 +7,21 @@ Events, each a dict with ``"event"``:
   ``best`` (see ``SweepResult.best``); once, before any trial.
 - ``start``: ``trial`` (Optuna's number, the one the dashboard shows), ``point`` (its claim
   key), ``position`` (k of ``total``: the k-th point started), ``values``, ``epochs``,
-  ``resumed_from`` (the checkpoint's last epoch, or None).
+  ``resumed_from`` (the checkpoint's last epoch, or None), ``at`` (when it was claimed, Unix
+  seconds), ``claim_s`` (seconds from looking for a claim to the start of training: the
+  claim, the Optuna trial and its params), ``claim_cpu_s`` (the CPU seconds of those).
 - ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored).
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
-  of a failure, a pruning or a lost point), ``best``.
+  of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
+  (seconds of storage outside training: the epochs' rows, the result, the claim marked done,
+  the best so far read; None for a lost point), ``record_cpu_s``. ``claim_s + record_s``
+  is the trial's overhead, what a worker spends per trial on anything but training; the
+  CPU seconds leave out waiting for the database or for a core other workers hold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 
@@ -42,6 +48,9 @@ class SweepResult:
     best_value: float | None = None
     best_trial: int | None = None
     pareto: int | None = None
+    # what update_best keeps between calls: the stored study, each finished trial's point
+    _stored: StoredStudy | None = field(default=None, repr=False, compare=False)
+    _points: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def finished(self) -> int:
@@ -86,9 +95,13 @@ class SweepResult:
 
     def update_best(self, storage, study: optuna.Study) -> None:
         """Read the best so far from the study: among the trials that are its results now
-        (``StoredStudy.current``), complete ones only."""
-        stored = StoredStudy.read(storage, study)
-        current = stored.current(study.get_trials(deepcopy=False))
+        (``StoredStudy.current``), complete ones only. The stored study is read once, the
+        trials as they change (ask again with the same ``study``: Optuna caches the
+        finished ones)."""
+        if self._stored is None:
+            self._stored = StoredStudy.read(storage, study)
+        stored = self._stored
+        current = stored.current(study.get_trials(deepcopy=False), self._points)
         if len(study.directions) > 1:
             shown = {t.number for t in current if t.state.name == "COMPLETE"}
             self.pareto = len({t.number for t in study.best_trials} & shown)

@@ -60,15 +60,37 @@ class _Worker:
     interrupt: DeferredInterrupt
     result: SweepResult
     on_event: Callable[[dict], None]
+    track_best: bool = True
 
     def emit(self, event: dict) -> None:
         """Count an event into this worker's result and hand it to the console."""
         self.result.apply(event)
         self.on_event(event)
 
-    def end(self, trial_number: int, state: str, note: str | None = None) -> None:
+    def end(self, trial_number: int, state: str, note: str | None = None,
+            record: _Overhead | None = None) -> None:
         self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
-                   "best": self.result.best()})
+                   "best": self.result.best(), "at": time.time(),
+                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
+
+
+class _Overhead:
+    """Seconds a worker spends on a trial besides training, on the wall clock and on its
+    own thread's CPU (the difference: waiting for the database, or for a core that other
+    workers' training holds); ``add`` times one more span."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self.add()
+
+    def add(self) -> None:
+        self._since = time.perf_counter(), time.thread_time()
+
+    def stop(self) -> "_Overhead":
+        wall, cpu = self._since
+        self.wall += time.perf_counter() - wall
+        self.cpu += time.thread_time() - cpu
+        return self
 
 
 def run_sweep(
@@ -81,6 +103,7 @@ def run_sweep(
     artifact_dir: Path | None = ARTIFACT_DIR,
     on_event: Callable[[dict], None] | None = None,
     plan: Plan | None = None,
+    track_best: bool = True,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -90,7 +113,9 @@ def run_sweep(
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). What happens goes to ``on_event`` as events
     (``progress``; default: plain lines on stderr). ``plan``: the study as ``prepare`` made
-    it already in this process, else it is prepared here.
+    it already in this process, else it is prepared here. ``track_best``: False leaves the
+    best so far out of the end events (a worker of ``sweep run --workers N``, whose parent
+    reads it itself), sparing a read of the changed trials per trial.
     """
     plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
@@ -99,22 +124,27 @@ def run_sweep(
     result = SweepResult(total=len(keys))
     pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
     # Random and tpe share one sampler over the run, seeded by the trials already there and
-    # the process so that draws are not repeated; a grid point brings its own (one per point).
+    # the process so that draws are not repeated. A grid point (or a slot continued) is
+    # asked of ``pinned``, whose sampler is pointed at each claimed point in turn. One study
+    # object each for the whole run: Optuna reads its trials once, then only those changed.
+    pinned = load_study(store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0))
     shared = None if spec.search.sampler == "grid" else load_study(
         store, spec.name, pruner=pruner,
-        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(store, spec.name)
+        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(pinned)
                              + os.getpid()))
-    result.update_best(store, shared or load_study(store, spec.name))
+    result.update_best(store, shared or pinned)
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      plan.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
-                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event)
+                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
+                     track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
                  "done": len(keys) - claims.pending(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
                 raise KeyboardInterrupt
+            looked = _Overhead()  # the trial's overhead starts with the claim
             claim = claims.claim_next(engine, study_id, keys, worker.name)
             if claim is None:
                 if claims.pending(engine, study_id, keys) == 0:
@@ -123,22 +153,23 @@ def run_sweep(
                 continue
             if claim.dead_trial is not None:
                 mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
-            earlier = None if claim.earlier_trial is None else load_study(
-                store, spec.name).trials[claim.earlier_trial]
+            earlier = None if claim.earlier_trial is None else store.get_trial(
+                store.get_trial_id_from_study_id_trial_number(study_id, claim.earlier_trial))
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
             if values is None and earlier is not None:  # ... unless it continues a trial
                 values = _values_of(spec, earlier)
-            study = shared if values is None else load_study(
-                store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0, values))
-            _run_point(worker, study, claim, earlier)
+            if values is not None:
+                pinned.sampler.point = dict(values)
+            _run_point(worker, shared if values is None else pinned, claim, earlier, looked)
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
-               earlier: optuna.trial.FrozenTrial | None) -> None:
+               earlier: optuna.trial.FrozenTrial | None, looked: _Overhead) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
     pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
-    study's epochs grew)."""
-    spec, point = w.spec, claim.point
+    study's epochs grew); ``looked``: the time since the worker began to look for the
+    claim, for the ``claim_s`` of the start event."""
+    spec, point, claimed_at = w.spec, claim.point, time.time()
     trial = study.ask()
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
     values = suggest(trial, spec.search.params)
@@ -147,10 +178,14 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         _continue_from(w, trial, earlier, checkpoint)
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
             "position": claim.position, "resumed_from": saved_epochs(checkpoint),
-            "epochs": values.get("training.epochs", spec.config["training"]["epochs"])})
+            "epochs": values.get("training.epochs", spec.config["training"]["epochs"]),
+            "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
+    record = _Overhead().stop()  # storing the epochs' rows, then the result
 
     def on_epoch(row: dict) -> None:
+        record.add()
         record_epoch(w.store, w.study_id, trial.number, row)
+        record.stop()
         w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
@@ -158,6 +193,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         with heartbeat, w.interrupt.training():
             state, value, note = _train(w, trial, values, on_epoch, checkpoint, earlier,
                                         stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
+        record.add()
         lost = heartbeat.lost
         if lost is None:
             study.tell(trial, value, state=state)
@@ -180,9 +216,10 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         return
     claims.update(w.store.engine, w.study_id, point, w.name, state="done")
     remove_checkpoint(checkpoint)
-    if state == TrialState.COMPLETE:
+    if state == TrialState.COMPLETE and w.track_best:
         w.result.update_best(w.store, study)
-    w.end(trial.number, STATE_WORDS[state], note)
+    w.end(trial.number, STATE_WORDS[state], note,
+          record=record.stop())
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
@@ -222,8 +259,8 @@ def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, earlier,
         return TrialState.PRUNED, None, str(err)
 
 
-def _trial_count(store: optuna.storages.RDBStorage, name: str) -> int:
-    return len(load_study(store, name).get_trials(deepcopy=False))
+def _trial_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False))
 
 
 def _max_epochs(spec: StudySpec) -> int:

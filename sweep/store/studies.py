@@ -43,11 +43,14 @@ class StoredStudy:
     definition: dict
     class_names: tuple[str, ...] = ()
 
-    def current(self, trials: list[AnyTrial]) -> list[AnyTrial]:
+    def current(self, trials: list[AnyTrial],
+                memo: dict[int, str | None] | None = None) -> list[AnyTrial]:
         """The trials that are the study's results now: the latest attempt at each point of
         the current definition. Earlier attempts (interrupted, or continued when the epochs
         grew) and trials of values the study no longer has are history: they stay in the
-        database, out of the report and ``status``."""
+        database, out of the report and ``status``. ``memo``: each finished trial's point
+        (by number), kept by a caller that asks again as more trials finish."""
+        memo = {} if memo is None else memo
         search = self.definition.get("search", {}).get("params", {})
         axes = frozenset(search)
         config = {k: v for k, v in self.definition.items()
@@ -55,19 +58,26 @@ class StoredStudy:
         points = PointFields(config, self.definition.get("seed", 0), axes)
         latest: dict[str, AnyTrial] = {}
         for t in trials:
-            if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
-                latest[f"#{t.number}"] = t
-                continue
-            own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
-            values = {name: value_at(own, name) for name in axes}
-            values = {k: v for k, v in values.items() if v is not None}
-            if not all(_allowed(search[k], v) for k, v in values.items()):
-                continue
-            key = identity_of(identity_fields(t.user_attrs["config"], t.user_attrs["seed"],
-                                              axes))
-            if key == identity_of(points.of(values)):
+            key = memo[t.number] if t.number in memo else self._point_of(t, search, points)
+            if t.state.is_finished():
+                memo[t.number] = key
+            if key is not None:
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
+
+    @staticmethod
+    def _point_of(t: AnyTrial, search: dict, points: PointFields) -> str | None:
+        """A trial's point key; None for a trial of values the study no longer has."""
+        if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
+            return f"#{t.number}"
+        own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
+        values = {name: value_at(own, name) for name in search}
+        values = {k: v for k, v in values.items() if v is not None}
+        if not all(_allowed(search[k], v) for k, v in values.items()):
+            return None
+        key = identity_of(identity_fields(t.user_attrs["config"], t.user_attrs["seed"],
+                                          frozenset(search)))
+        return key if key == identity_of(points.of(values)) else None
 
     @property
     def at(self) -> str:

@@ -33,11 +33,13 @@ def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
 
 
 class GridPointSampler(optuna.samplers.BaseSampler):
-    """Hands out one grid point (in stored form): the one this worker claimed.
+    """Hands out one grid point (in stored form): the one this worker claimed, set in
+    ``point`` before each ``study.ask()``.
 
     Workers claim points in ``sweep_claims`` (see ``sweep.run.claims``) instead of enqueuing
     them: Optuna's hand-out of enqueued trials can give one point to two workers on SQLite.
-    A study is loaded with this sampler for each claimed point.
+    A worker keeps one study with this sampler for its run (Optuna then reads only the
+    trials that changed since it last looked), pointing it at each claimed point in turn.
     """
 
     def __init__(self, point: dict) -> None:

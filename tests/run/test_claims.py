@@ -1,15 +1,22 @@
 """Claims and their heartbeat against a real SQLite file: a transient database error is
-retried, a claim taken over or a heartbeat that cannot reach the storage stops the trial."""
+retried, a claim taken over or a heartbeat that cannot reach the storage stops the trial;
+many worker processes on the real PostgreSQL server run every point once."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 
+import optuna
+import pytest
 import sqlalchemy as sa
 
-from conftest import tiny_study, write_study
+from conftest import PG_PASSWORD, tiny_study, write_study
 from sweep.run import claims, run_sweep
 from sweep.store import open_storage
 from sweep.study import load_study
@@ -105,3 +112,51 @@ def test_a_worker_whose_point_is_taken_over_stops_that_trial_and_goes_on(
     (given_up,) = [t for t in trials if t.state.name == "FAIL"]
     assert given_up.user_attrs["died"] == "another worker took the point over"
     assert len(given_up.intermediate_values) < 30  # it stopped early
+
+
+@pytest.mark.slow
+def test_eight_workers_on_postgres_run_each_of_40_points_once(tmp_path, tiny_npz, postgres,
+                                                              monkeypatch):
+    # Each worker keeps one study for its run, its grid sampler pointed at each claimed
+    # point in turn: the trial of a claim must carry that claim's point, never another's.
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)  # the password the safe way, not in argv
+    rates = [round(0.01 + 0.001 * i, 4) for i in range(20)]
+    raw = tiny_study(tiny_npz, name="claims40", search={"params": {
+        "model.pooling": ["max", "avg"], "training.learning_rate": rates}})
+    raw["training"] = {"epochs": 1, "batch_size": 32}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "run", str(write_study(tmp_path, raw)),
+         "--storage", postgres, "--workers", "8"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert PG_PASSWORD not in output
+    trials = optuna.load_study(study_name="claims40", storage=postgres).trials
+    per_point = Counter(json.dumps(t.params, sort_keys=True) for t in trials)
+    assert len(per_point) == 40 and set(per_point.values()) == {1}, per_point
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    for t in trials:  # what trained is the point stored (the sampler was not one behind)
+        config = t.user_attrs["config"]
+        assert (config["model"]["pooling"], config["training"]["learning_rate"]) == (
+            t.params["model.pooling"], t.params["training.learning_rate"])
+    store = open_storage(postgres)
+    done = claims.done(store.engine, store.get_study_id_from_name("claims40"))
+    assert len(done) == 40 and sorted(done.values()) == list(range(40))  # a trial per claim
+
+
+def test_events_carry_each_trials_overhead(tmp_path, tiny_npz, db_url, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 1, "snapshots": [1]}
+    events = []
+    run_sweep(load_study(str(write_study(tmp_path, raw))), db_url, artifact_dir=None,
+              on_event=events.append)
+    starts = [e for e in events if e["event"] == "start"]
+    ends = [e for e in events if e["event"] == "end"]
+    assert len(starts) == len(ends) == 2
+    for start, end in zip(starts, ends):
+        assert 0 < start["claim_s"] < 60 and 0 < end["record_s"] < 60
+        # one thread's CPU time cannot run ahead of the wall clock
+        assert 0 < start["claim_cpu_s"] <= start["claim_s"] + 0.01
+        assert 0 < end["record_cpu_s"] <= end["record_s"] + 0.01
+        assert start["at"] < end["at"]  # claimed, then trained, then recorded
