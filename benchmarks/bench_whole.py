@@ -162,7 +162,7 @@ def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
         command = [str(sweep), "run", str(study), "--storage", f"sqlite:///{run_dir}/sweeps.db",
                    "--progress", "plain", *side.split()[1:]]
     else:
-        script = run_dir / f"{side}.py"
+        script = run_dir / f"side_{side}.py"  # not keras_tuner.py: it would shadow the package
         script.write_text(textwrap.dedent(COMMON) + textwrap.dedent(SIDES[side]))
         (run_dir / "cfg.json").write_text(json.dumps(cfg | {"tmp": str(run_dir)}))
         command = [sys.executable, str(script), str(run_dir / "cfg.json")]

@@ -3,11 +3,13 @@ resume, mark a dead worker's trial, and the one reader of what sweep stores on a
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from sweep.errors import StorageError
@@ -190,3 +192,24 @@ def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactSto
     """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard``."""
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+
+
+# Optuna's table of study system attributes (optuna/storages/_rdb/models.py): clauses only.
+_STUDY_SYSTEM = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"),
+                         sa.column("value_json"))
+
+
+def replace_study_system_attrs(storage: optuna.storages.RDBStorage, study_id: int,
+                               prefix: str, attrs: dict[str, str]) -> None:
+    """Set ``attrs`` as the study's system attributes starting with ``prefix``, in one
+    transaction: those not in ``attrs`` are removed. Optuna's ``set_study_system_attr``
+    commits once per attribute (a report's figures are hundreds)."""
+    assert all(key.startswith(prefix) for key in attrs)
+    with storage.engine.begin() as conn:
+        conn.execute(sa.delete(_STUDY_SYSTEM).where(
+            _STUDY_SYSTEM.c.study_id == study_id,
+            _STUDY_SYSTEM.c.key.startswith(prefix, autoescape=True)))
+        if attrs:
+            conn.execute(sa.insert(_STUDY_SYSTEM), [
+                {"study_id": study_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()])

@@ -38,10 +38,15 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     figures = report_figures(load_study_result("tiny", url))
     assert save_figures(url, "tiny", figures) == expected
     assert _plot_keys(url) == keys  # saved again: replaced, not added
-    attrs = _system_attrs(url)
-    stored = "".join(attrs[f"dashboard:plot_data:sweep-learning-curves:{i}"]
-                     for i in range(sum("sweep-learning-curves" in k for k in keys)))
-    assert stored == figures[2].to_json()
+    # What optuna-dashboard itself reads back (its reader of save_plotly_graph_object's layout)
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+
+    shown = get_plotly_graph_objects(_system_attrs(url))
+    assert shown == {i: f.to_json() for i, f in zip(expected, figures)}
+    # Fewer and shorter figures: nothing of the longer ones is left behind
+    figures[0].data = figures[0].data[:1]
+    assert save_figures(url, "tiny", figures[:1]) == expected[:1]
+    assert get_plotly_graph_objects(_system_attrs(url)) == {expected[0]: figures[0].to_json()}
 
 
 def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_npz):
