@@ -160,17 +160,33 @@ def run_sweep(
                 values = _values_of(spec, earlier)
             if values is not None:
                 pinned.sampler.point = dict(values)
-            _run_point(worker, shared if values is None else pinned, claim, earlier, looked)
+            _run_point(worker, shared if values is None else pinned, claim, earlier, looked,
+                       values)
+
+
+def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> optuna.Trial:
+    """A running trial holding the point's ``values``, created in one transaction.
+
+    ``study.ask()`` would look for waiting trials (re-reading every running trial of the
+    other workers), create the trial, then store each param in a transaction of its own as
+    the objective asks for it; the distributions here are the ones it would ask with."""
+    fixed = optuna.trial.FixedTrial(values)
+    suggest(fixed, w.spec.search.params)
+    template = optuna.trial.create_trial(state=TrialState.RUNNING, params=fixed.params,
+                                         distributions=fixed.distributions)
+    return optuna.Trial(study, w.store.create_new_trial(w.study_id, template_trial=template))
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
-               earlier: optuna.trial.FrozenTrial | None, looked: _Overhead) -> None:
+               earlier: optuna.trial.FrozenTrial | None, looked: _Overhead,
+               values: dict | None) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
     pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
     study's epochs grew); ``looked``: the time since the worker began to look for the
-    claim, for the ``claim_s`` of the start event."""
+    claim, for the ``claim_s`` of the start event; ``values``: the point's, or None for the
+    sampler to draw."""
     spec, point, claimed_at = w.spec, claim.point, time.time()
-    trial = study.ask()
+    trial = study.ask() if values is None else _start_trial(w, study, values)
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
     values = suggest(trial, spec.search.params)
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
