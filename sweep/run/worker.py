@@ -124,9 +124,10 @@ def run_sweep(
     result = SweepResult(total=len(keys))
     pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
     # Random and tpe share one sampler over the run, seeded by the trials already there and
-    # the process so that draws are not repeated. A grid point (or a slot continued) is
-    # asked of ``pinned``, whose sampler is pointed at each claimed point in turn. One study
-    # object each for the whole run: Optuna reads its trials once, then only those changed.
+    # the process so that draws are not repeated. A grid point (or a slot continued) becomes
+    # a trial of ``pinned`` created with its params (``_start_trial``: its sampler is never
+    # asked). One study object each for the whole run: Optuna reads its trials once, then
+    # only those changed.
     pinned = load_study(store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0))
     shared = None if spec.search.sampler == "grid" else load_study(
         store, spec.name, pruner=pruner,
@@ -158,8 +159,6 @@ def run_sweep(
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
             if values is None and earlier is not None:  # ... unless it continues a trial
                 values = _values_of(spec, earlier)
-            if values is not None:
-                pinned.sampler.point = dict(values)
             _run_point(worker, shared if values is None else pinned, claim, earlier, looked,
                        values)
 
@@ -234,8 +233,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     remove_checkpoint(checkpoint)
     if state == TrialState.COMPLETE and w.track_best:
         w.result.update_best(w.store, study)
-    w.end(trial.number, STATE_WORDS[state], note,
-          record=record.stop())
+    w.end(trial.number, STATE_WORDS[state], note, record=record.stop())
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:

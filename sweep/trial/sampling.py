@@ -33,13 +33,12 @@ def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
 
 
 class GridPointSampler(optuna.samplers.BaseSampler):
-    """Hands out one grid point (in stored form): the one this worker claimed, set in
-    ``point`` before each ``study.ask()``.
+    """Hands out one grid point (in stored form), and nothing else.
 
     Workers claim points in ``sweep_claims`` (see ``sweep.run.claims``) instead of enqueuing
     them: Optuna's hand-out of enqueued trials can give one point to two workers on SQLite.
-    A worker keeps one study with this sampler for its run (Optuna then reads only the
-    trials that changed since it last looked), pointing it at each claimed point in turn.
+    A worker's grid study has this sampler with no point: each claimed point's trial is
+    created holding its params (``sweep.run.worker``), so it is never asked.
     """
 
     def __init__(self, point: dict) -> None:
@@ -56,8 +55,8 @@ class GridPointSampler(optuna.samplers.BaseSampler):
 
 
 def make_sampler(sampler: str, seed: int, point: dict | None = None):
-    """The sampler for a study's ``search.sampler``: for grid, the sampler of one claimed
-    ``point``. ``seed`` should differ between resumed runs and between workers, so random
+    """The sampler for a study's ``search.sampler``: for grid, the sampler of one ``point``
+    (none: a study whose trials come with their params). ``seed`` should differ between resumed runs and between workers, so random
     and tpe draws are not repeated."""
     if sampler == "grid":
         return GridPointSampler(point or {})
