@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from sweep.data import Dataset, load_dataset
 from sweep.run import claims
 from sweep.store import (
-    create_study, existing_study, load_study, open_storage, record_class_names,
+    create_study, existing_study, load_study, open_storage, read_trials, record_class_names,
 )
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
@@ -64,7 +64,8 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
     study = load_study(store, spec.name)
     study_id = store.get_study_id_from_name(spec.name)
     points = claims.study_points(spec)
-    trials = study.get_trials(deepcopy=False)
+    # in bulk, what the two below read (Optuna's get_trials: ~1.4 ms a trial, 14 s at 10,000)
+    trials = read_trials(store.engine, study_id, user_keys=("config", "seed", "stopped_epoch"))
     _rekey_legacy(store, study_id, spec, trials)
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
     return Plan(with_choices(spec, stored_choices(study)), store, study_id, points, dataset_for)

@@ -13,8 +13,8 @@ Events, each a dict with ``"event"``:
 - ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored).
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
   of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
-  (seconds of storage outside training: the epochs' rows, the result, the claim marked done,
-  the best so far read; None for a lost point), ``record_cpu_s``. ``claim_s + record_s``
+  (seconds of storage outside training: the trial's attributes, the epochs' rows, the
+  result, the claim marked done, the best so far read; None for a lost point), ``record_cpu_s``. ``claim_s + record_s``
   is the trial's overhead, what a worker spends per trial on anything but training; the
   CPU seconds leave out waiting for the database or for a core other workers hold.
 """
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from sweep.store import StoredStudy
-
+from sweep.store import LiveTrials, StoredStudy
 from sweep.study import StudySpec, point_text
 
 END_STATES = ("complete", "failed", "pruned", "lost")
@@ -48,8 +47,10 @@ class SweepResult:
     best_value: float | None = None
     best_trial: int | None = None
     pareto: int | None = None
-    # what update_best keeps between calls: the stored study, each finished trial's point
+    # what update_best keeps between calls: the stored study, its trials, each finished
+    # trial's point
     _stored: StoredStudy | None = field(default=None, repr=False, compare=False)
+    _trials: LiveTrials | None = field(default=None, repr=False, compare=False)
     _points: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -96,12 +97,12 @@ class SweepResult:
     def update_best(self, storage, study: optuna.Study) -> None:
         """Read the best so far from the study: among the trials that are its results now
         (``StoredStudy.current``), complete ones only. The stored study is read once, the
-        trials as they change (ask again with the same ``study``: Optuna caches the
-        finished ones)."""
+        trials as they change (in bulk, ``LiveTrials``: ask again with the same ``study``)."""
         if self._stored is None:
             self._stored = StoredStudy.read(storage, study)
+            self._trials = LiveTrials(storage.engine, self._stored.study_id, ("config", "seed"))
         stored = self._stored
-        current = stored.current(study.get_trials(deepcopy=False), self._points)
+        current = stored.current(self._trials.read(), self._points)
         if len(study.directions) > 1:
             shown = {t.number for t in current if t.state.name == "COMPLETE"}
             self.pareto = len({t.number for t in study.best_trials} & shown)
@@ -109,7 +110,6 @@ class SweepResult:
         best = stored.best(current)
         if best is not None:
             self.best_value, self.best_trial = best.value, best.number
-
 
 def trial_label(start: dict, total: int) -> str:
     """A trial as every line names it: ``trial 3 (2 of 4) pooling=max kernel=3``."""

@@ -31,7 +31,9 @@ from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult
-from sweep.store import artifact_store, load_study, mark_dead, record_epoch
+from sweep.store import (
+    artifact_store, load_study, mark_dead, record_epoch, set_trial_user_attrs,
+)
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.space import value_at
 from sweep.training.checkpoints import (
@@ -163,8 +165,9 @@ def run_sweep(
                        values)
 
 
-def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> optuna.Trial:
-    """A running trial holding the point's ``values``, created in one transaction.
+def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
+    """A running trial holding the point's ``values``, created in one transaction, and its
+    storage id.
 
     ``study.ask()`` would look for waiting trials (re-reading every running trial of the
     other workers), create the trial, then store each param in a transaction of its own as
@@ -173,7 +176,8 @@ def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> optuna.Trial:
     suggest(fixed, w.spec.search.params)
     template = optuna.trial.create_trial(state=TrialState.RUNNING, params=fixed.params,
                                          distributions=fixed.distributions)
-    return optuna.Trial(study, w.store.create_new_trial(w.study_id, template_trial=template))
+    trial_id = w.store.create_new_trial(w.study_id, template_trial=template)
+    return optuna.Trial(study, trial_id), trial_id
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
@@ -185,7 +189,11 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     claim, for the ``claim_s`` of the start event; ``values``: the point's, or None for the
     sampler to draw."""
     spec, point, claimed_at = w.spec, claim.point, time.time()
-    trial = study.ask() if values is None else _start_trial(w, study, values)
+    if values is None:
+        trial = study.ask()
+        trial_id = w.store.get_trial_id_from_study_id_trial_number(w.study_id, trial.number)
+    else:
+        trial, trial_id = _start_trial(w, study, values)
     claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
     values = suggest(trial, spec.search.params)
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
@@ -195,7 +203,12 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
             "position": claim.position, "resumed_from": saved_epochs(checkpoint),
             "epochs": values.get("training.epochs", spec.config["training"]["epochs"]),
             "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
-    record = _Overhead().stop()  # storing the epochs' rows, then the result
+    record = _Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
+
+    def save_attrs(attrs: dict) -> None:
+        record.add()
+        set_trial_user_attrs(w.store, trial_id, attrs)
+        record.stop()
 
     def on_epoch(row: dict) -> None:
         record.add()
@@ -204,10 +217,14 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
+
+    def stop() -> bool:  # asked after every training batch
+        return w.interrupt.requested or bool(heartbeat.lost)
+
     try:
         with heartbeat, w.interrupt.training():
-            state, value, note = _train(w, trial, values, on_epoch, checkpoint, earlier,
-                                        stop=lambda: w.interrupt.requested or bool(heartbeat.lost))
+            state, value, note = _train(w, trial, values, on_epoch, save_attrs, checkpoint,
+                                        earlier, stop)
         record.add()
         lost = heartbeat.lost
         if lost is None:
@@ -253,7 +270,8 @@ def _values_of(spec: StudySpec, earlier) -> dict:
             if value_at(config, p.name) is not None}
 
 
-def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, earlier, stop):
+def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Path, earlier,
+           stop):
     """``(state, value, note)`` of one trial's training: complete with its objective value,
     failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
     its value is the last it reported)."""
@@ -264,7 +282,8 @@ def _train(w: _Worker, trial, values: dict, on_epoch, checkpoint: Path, earlier,
             trial, w.spec, values, w.dataset_for, on_epoch, checkpoint, w.checkpoint_every_s,
             artifact_store=w.artifacts, stop_requested=stop,
             keep=kept_model_file(w.checkpoint_dir, w.spec.name, trial.number),
-            earlier_diagnostics=earlier.user_attrs.get("diagnostics") if earlier else None)
+            earlier_diagnostics=earlier.user_attrs.get("diagnostics") if earlier else None,
+            save_attrs=save_attrs)
         return TrialState.COMPLETE, value, None
     except TrialFailed as err:
         trial.set_user_attr("fail_reason", str(err))

@@ -15,7 +15,9 @@ import sqlalchemy as sa
 
 from sweep.defaults import DEFAULT_STORAGE, PASSWORD_FILE_ENV
 from sweep.errors import StorageError
-from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OUR_TABLES, metadata
+from sweep.store.tables import (
+    CLAIMS, EPOCH_COLUMNS, EPOCHS, OPTUNA_STUDIES, OUR_TABLES, metadata,
+)
 
 # How long a SQLite writer waits for another's transaction before giving up, in seconds. With
 # every transaction taking the write lock up front (see _serialise_sqlite) waiting is the only
@@ -23,7 +25,6 @@ from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OUR_TABLES, metada
 SQLITE_BUSY_TIMEOUT_S = 600
 CREATE_TRIES = 5  # opening attempts when workers starting together race to create tables
 SQLITE_HEADER = b"SQLite format 3\0"  # the first 16 bytes of every SQLite 3 database file
-_OPTUNA_STUDIES = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
 
 
 def parse_url(url: str) -> sa.engine.URL:
@@ -137,7 +138,7 @@ def _refuse_non_sqlite(url: str, path: Path) -> None:
 
 def purge_orphans(engine: sa.engine.Engine) -> None:
     """Remove our rows of studies that no longer exist (deleted with Optuna's API or CLI)."""
-    alive = sa.select(_OPTUNA_STUDIES.c.study_id)
+    alive = sa.select(OPTUNA_STUDIES.c.study_id)
     with engine.begin() as conn:
         for table in OUR_TABLES:
             conn.execute(table.delete().where(table.c.study_id.not_in(alive)))

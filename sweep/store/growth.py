@@ -27,14 +27,12 @@ from optuna.distributions import CategoricalDistribution, distribution_to_json
 
 from sweep.errors import StorageError
 from sweep.store.engine import safe_url
+from sweep.store.tables import OPTUNA_PARAMS, OPTUNA_TRIALS
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.schema import SEARCHABLE, default_of
 from sweep.study.space import RUN_FIELDS, described, flatten
 
 CHOICES_ATTR = "choices"  # user attribute: {param: [stored values, append-only]}
-_TRIAL_PARAMS = sa.table("trial_params", sa.column("trial_id"), sa.column("param_name"),
-                         sa.column("distribution_json"))
-_TRIALS = sa.table("trials", sa.column("trial_id"), sa.column("study_id"))
 
 
 def check(storage, stored: dict, spec: StudySpec) -> bool:
@@ -74,10 +72,10 @@ def grow(storage, study: optuna.Study, spec: StudySpec) -> None:
         for name, values in choices.items():
             if values != before.get(name, values):
                 json = distribution_to_json(CategoricalDistribution(values))
-                conn.execute(_TRIAL_PARAMS.update().where(
-                    _TRIAL_PARAMS.c.param_name == name,
-                    _TRIAL_PARAMS.c.trial_id.in_(sa.select(_TRIALS.c.trial_id)
-                                                 .where(_TRIALS.c.study_id == study_id)),
+                conn.execute(OPTUNA_PARAMS.update().where(
+                    OPTUNA_PARAMS.c.param_name == name,
+                    OPTUNA_PARAMS.c.trial_id.in_(sa.select(OPTUNA_TRIALS.c.trial_id)
+                                                 .where(OPTUNA_TRIALS.c.study_id == study_id)),
                 ).values(distribution_json=json))
     study.set_user_attr(CHOICES_ATTR, choices)
     study.set_user_attr("study", spec.as_dict())

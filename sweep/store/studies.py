@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from sweep.errors import StorageError
 from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
+from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER
 from sweep.store.trials import StoredTrial
 from sweep.study import StudySpec, grid_points
 from sweep.study.space import (
@@ -188,15 +189,35 @@ def mark_dead(storage: optuna.storages.RDBStorage, study_id: int, trial_number: 
         pass
 
 
+def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
+                         attrs: dict) -> None:
+    """Set several user attributes of a running trial in one transaction (Optuna's
+    ``set_trial_user_attr`` commits once per attribute); values are stored as Optuna stores
+    them, so ``trial.user_attrs`` reads them back.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial is finished (another worker
+            took its point over and ended it), as Optuna's own setter raises.
+    """
+    if not attrs:
+        return
+    with storage.engine.begin() as conn:
+        state = conn.execute(sa.select(OPTUNA_TRIALS.c.state)
+                             .where(OPTUNA_TRIALS.c.trial_id == trial_id)).scalar_one()
+        if state != TrialState.RUNNING.name:
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial_id} is {state.lower()}: its attributes cannot change")
+        conn.execute(sa.delete(OPTUNA_USER).where(OPTUNA_USER.c.trial_id == trial_id,
+                                                  OPTUNA_USER.c.key.in_(list(attrs))))
+        conn.execute(sa.insert(OPTUNA_USER), [
+            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            for key, value in attrs.items()])
+
+
 def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:
     """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard``."""
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
-
-
-# Optuna's table of study system attributes (optuna/storages/_rdb/models.py): clauses only.
-_STUDY_SYSTEM = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"),
-                         sa.column("value_json"))
 
 
 def replace_study_system_attrs(storage: optuna.storages.RDBStorage, study_id: int,
@@ -206,10 +227,10 @@ def replace_study_system_attrs(storage: optuna.storages.RDBStorage, study_id: in
     commits once per attribute (a report's figures are hundreds)."""
     assert all(key.startswith(prefix) for key in attrs)
     with storage.engine.begin() as conn:
-        conn.execute(sa.delete(_STUDY_SYSTEM).where(
-            _STUDY_SYSTEM.c.study_id == study_id,
-            _STUDY_SYSTEM.c.key.startswith(prefix, autoescape=True)))
+        conn.execute(sa.delete(OPTUNA_STUDY_SYSTEM).where(
+            OPTUNA_STUDY_SYSTEM.c.study_id == study_id,
+            OPTUNA_STUDY_SYSTEM.c.key.startswith(prefix, autoescape=True)))
         if attrs:
-            conn.execute(sa.insert(_STUDY_SYSTEM), [
+            conn.execute(sa.insert(OPTUNA_STUDY_SYSTEM), [
                 {"study_id": study_id, "key": key, "value_json": json.dumps(value)}
                 for key, value in attrs.items()])

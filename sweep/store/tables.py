@@ -37,3 +37,20 @@ CLAIMS = sa.Table(
     sa.Column("heartbeat", sa.Float, nullable=False),  # unix time, seconds
 )
 OUR_TABLES = (EPOCHS, CLAIMS)
+
+# Optuna's own tables (optuna/storages/_rdb/models.py), the columns sweep reads or writes in
+# bulk itself: SQL clauses only, nothing is created from them.
+OPTUNA_STUDIES = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
+OPTUNA_STUDY_SYSTEM = sa.table("study_system_attributes", sa.column("study_id"),
+                               sa.column("key"), sa.column("value_json"))
+OPTUNA_TRIALS = sa.table("trials", sa.column("trial_id"), sa.column("number"),
+                         sa.column("study_id"), sa.column("state"))
+OPTUNA_VALUES = sa.table("trial_values", sa.column("trial_id"), sa.column("objective"),
+                         sa.column("value"), sa.column("value_type"))
+OPTUNA_PARAMS = sa.table("trial_params", sa.column("param_id"), sa.column("trial_id"),
+                         sa.column("param_name"), sa.column("param_value"),
+                         sa.column("distribution_json"))
+OPTUNA_USER = sa.table("trial_user_attributes", sa.column("trial_id"), sa.column("key"),
+                       sa.column("value_json"))
+OPTUNA_SYSTEM = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"),
+                         sa.column("value_json"))

@@ -17,19 +17,11 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-# Optuna's tables (optuna/storages/_rdb/models.py), the columns read here: clauses only,
-# nothing is created from them.
-_TRIALS = sa.table("trials", sa.column("trial_id"), sa.column("number"), sa.column("study_id"),
-                   sa.column("state"))
-_VALUES = sa.table("trial_values", sa.column("trial_id"), sa.column("objective"),
-                   sa.column("value"), sa.column("value_type"))
-_PARAMS = sa.table("trial_params", sa.column("param_id"), sa.column("trial_id"),
-                   sa.column("param_name"), sa.column("param_value"),
-                   sa.column("distribution_json"))
-_USER = sa.table("trial_user_attributes", sa.column("trial_id"), sa.column("key"),
-                 sa.column("value_json"))
-_SYSTEM = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"),
-                   sa.column("value_json"))
+from sweep.store.tables import (
+    OPTUNA_PARAMS as PARAMS, OPTUNA_SYSTEM as SYSTEM, OPTUNA_TRIALS as TRIALS, OPTUNA_USER as USER,
+    OPTUNA_VALUES as VALUES,
+)
+
 ARTIFACTS_PREFIX = "artifacts:"  # optuna.artifacts' system attribute per uploaded file
 _INFINITE = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
 
@@ -66,42 +58,79 @@ def read_trials(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | N
     Args:
         user_keys: the user attributes to read (None: all of them).
     """
+    trials = _read(engine, study_id, user_keys, artifacts)
+    return sorted(trials.values(), key=lambda t: t.number)
+
+
+class LiveTrials:
+    """A study's trials for a caller that asks again as they change (the best so far of a
+    run): read in bulk, all of them the first time, then only those that can have changed
+    since, the ones not finished then and the ones created since (as Optuna's cached storage
+    reads its trials, without building a FrozenTrial with every attribute of each)."""
+
+    def __init__(self, engine: sa.Engine, study_id: int, user_keys: tuple[str, ...]):
+        self._engine, self._study_id, self._user_keys = engine, study_id, user_keys
+        self._trials: dict[int, StoredTrial] = {}  # by trial id
+        self._open: set[int] = set()  # ids of the trials not finished at the last read
+        self._last_finished = -1  # the highest id of a finished trial
+
+    def read(self) -> list[StoredTrial]:
+        """Every trial of the study now, by number."""
+        changed = (TRIALS.c.trial_id > self._last_finished) | TRIALS.c.trial_id.in_(self._open)
+        fresh = _read(self._engine, self._study_id, self._user_keys, where=changed)
+        for tid, trial in fresh.items():
+            self._trials[tid] = trial
+            if trial.state.is_finished():
+                self._open.discard(tid)
+            else:
+                self._open.add(tid)
+        self._last_finished = max([self._last_finished, *(
+            tid for tid, t in fresh.items() if t.state.is_finished())])
+        return sorted(self._trials.values(), key=lambda t: t.number)
+
+
+def _read(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | None,
+          artifacts: bool = False, where=None) -> dict[int, StoredTrial]:
+    """The study's trials (those ``where`` selects, a clause on Optuna's trials table) by
+    trial id."""
+    chosen = sa.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id)
+    if where is not None:
+        chosen = chosen.where(where)
+
     def of_study(table):
-        return table.c.trial_id.in_(
-            sa.select(_TRIALS.c.trial_id).where(_TRIALS.c.study_id == study_id))
+        return table.c.trial_id.in_(chosen)
 
     with engine.connect() as conn:
-        trials = conn.execute(sa.select(_TRIALS.c.trial_id, _TRIALS.c.number, _TRIALS.c.state)
-                              .where(_TRIALS.c.study_id == study_id)).all()
+        trials = conn.execute(sa.select(TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.state)
+                              .where(of_study(TRIALS))).all()
         values: dict[int, dict[int, float]] = {}
         for tid, objective, value, kind in conn.execute(
-                sa.select(_VALUES.c.trial_id, _VALUES.c.objective, _VALUES.c.value,
-                          _VALUES.c.value_type).where(of_study(_VALUES))).all():
+                sa.select(VALUES.c.trial_id, VALUES.c.objective, VALUES.c.value,
+                          VALUES.c.value_type).where(of_study(VALUES))).all():
             values.setdefault(tid, {})[objective] = _INFINITE.get(kind, value)
         params: dict[int, dict] = {}
         for tid, name, value, dist in conn.execute(
-                sa.select(_PARAMS.c.trial_id, _PARAMS.c.param_name, _PARAMS.c.param_value,
-                          _PARAMS.c.distribution_json).where(of_study(_PARAMS))
-                .order_by(_PARAMS.c.param_id)).all():
+                sa.select(PARAMS.c.trial_id, PARAMS.c.param_name, PARAMS.c.param_value,
+                          PARAMS.c.distribution_json).where(of_study(PARAMS))
+                .order_by(PARAMS.c.param_id)).all():
             params.setdefault(tid, {})[name] = _distribution(dist).to_external_repr(value)
-        query = sa.select(_USER.c.trial_id, _USER.c.key, _USER.c.value_json).where(
-            of_study(_USER))
+        query = sa.select(USER.c.trial_id, USER.c.key, USER.c.value_json).where(
+            of_study(USER))
         if user_keys is not None:
-            query = query.where(_USER.c.key.in_(user_keys))
+            query = query.where(USER.c.key.in_(user_keys))
         attrs: dict[int, dict] = {}
         for tid, key, value in conn.execute(query).all():
             attrs.setdefault(tid, {})[key] = json.loads(value)
         files: dict[int, list] = {}
         if artifacts:
             for tid, value in conn.execute(
-                    sa.select(_SYSTEM.c.trial_id, _SYSTEM.c.value_json).where(
-                        of_study(_SYSTEM), _SYSTEM.c.key.startswith(ARTIFACTS_PREFIX))).all():
+                    sa.select(SYSTEM.c.trial_id, SYSTEM.c.value_json).where(
+                        of_study(SYSTEM), SYSTEM.c.key.startswith(ARTIFACTS_PREFIX))).all():
                 meta = json.loads(json.loads(value))  # Optuna stores the meta's JSON text
                 files.setdefault(tid, []).append((meta["filename"], meta["artifact_id"]))
-    out = [StoredTrial(
+    return {tid: StoredTrial(
         number=number, state=TrialState[state],
         values=[v for _, v in sorted(values[tid].items())] if tid in values else None,
         params=params.get(tid, {}), user_attrs=attrs.get(tid, {}),
         artifacts=tuple(files.get(tid, ())),
-    ) for tid, number, state in trials]
-    return sorted(out, key=lambda t: t.number)
+    ) for tid, number, state in trials}

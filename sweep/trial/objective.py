@@ -46,6 +46,7 @@ def run_trial(
     stop_requested: Callable[[], bool] | None = None,
     keep: Path | None = None,
     earlier_diagnostics: dict | None = None,
+    save_attrs: Callable[[dict], None] | None = None,
 ) -> float | tuple[float, ...]:
     """Train the configuration at ``values`` and return the objective's value (a tuple, one
     per metric, for a multi-objective study).
@@ -66,6 +67,9 @@ def run_trial(
             ``sweep export --model``; None keeps nothing.
         earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
             checkpoint is that trial's kept model), kept with this trial's own.
+        save_attrs: stores ``{key: value}`` user attributes of the trial at once (one storage
+            transaction); called when training starts and on the way out, however the trial
+            ends. Default: ``trial.set_user_attr`` per key (a commit each).
 
     Raises:
         TrialFailed: the configuration cannot be built or breaks a study constraint (both
@@ -73,100 +77,120 @@ def run_trial(
             stored on the trial.
         optuna.TrialPruned: the study's pruner stopped it after an epoch.
     """
-    config, seed = trial_config(spec.config, values, spec.seed)
-    trial.set_user_attr("config", config)
-    trial.set_user_attr("seed", seed)
-    trial.set_user_attr("provenance", provenance(spec))
-    data = dataset_for(config["dataset"], seed)
-    # sweep's own models are analysed (and rejected if they cannot be built) before anything
-    # is built; a KerasTuner hypermodel is only known once built
-    hyper = "hypermodel" in config["model"]
-    training = config["training"]
-    architecture = None if hyper else _analyse(trial, config["model"], training["augment"], data)
-    hypermodel = load_hypermodel(config["model"]["hypermodel"], spec.source) if hyper else None
-
-    def report(row: dict) -> None:
-        on_epoch(row)
-        # Optuna keeps per-epoch values (and prunes) for single-objective studies only
-        value = row.get(spec.metric)
-        if not spec.multi_objective and value is not None and np.isfinite(value):
-            trial.report(value, step=row["epoch"])
-            if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
-                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
-
-    keras.utils.set_random_seed(seed)
-    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
-    if resumed is not None:
-        model, done = resumed
-        trial.set_user_attr("resumed_from_epoch", done[-1]["epoch"])
-        for row in done:
-            report(row)
-    else:
-        model, done = _new_model(config, seed, data, hypermodel), []
-    step_key = None if hyper or done else _step_key(config, data)
-    if step_key is not None:  # an earlier trial's compiled step, when it can train this one
-        fresh, model = model, reuse(step_key, model, training["learning_rate"])
-        if model is not fresh:
-            trial.set_user_attr("reused_step", True)
-    param_count = int(model.count_params())
-    if architecture is not None:
-        assert param_count == architecture.params, "architecture.plan miscounted"
-    trial.set_user_attr("param_count", param_count)
-    limit = spec.constraints.get("max_params")
-    if limit is not None and param_count > limit:
-        raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
-
-    board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" if training.get(
-        "tensorboard") else None
-    session = TrialSession(spec, values, board) if board is not None else None
+    attrs = _PendingAttrs(trial, save_attrs)  # saved before training and on the way out
     try:
-        result = train(
-            model,
-            data,
-            optimizer=training["optimizer"],
-            learning_rate=training["learning_rate"],
-            batch_size=training["batch_size"],
-            epochs=training["epochs"],
-            momentum=training["momentum"],
-            schedule=training["schedule"],
-            decay=training["decay"],
-            weight_decay=training["weight_decay"],
-            label_smoothing=training["label_smoothing"],
-            stop_at_loss=training["stop_at_loss"],
-            stop_requested=stop_requested,
-            snapshots=training["snapshots"],
-            on_epoch=report,
-            done=done,
-            checkpoint=checkpoint,
-            checkpoint_every_s=checkpoint_every_s,
-            tensorboard_dir=board,
-            fit=trial_fit(hypermodel.fit, config["hp"]) if hyper else None,
-        )
-    except Exception as err:
-        if not out_of_memory(err):
-            raise
-        raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
-    trial.set_user_attr("train_seconds", result.seconds)
-    if step_key is not None and result.nan_epoch is None:
-        remember(step_key, model)
-    if result.nan_epoch is not None:
-        raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
-    if keep is not None:
-        save_checkpoint(keep, model, result.epochs)
-    trial.set_user_attr("snapshots", list(result.snapshots.values()))
-    trial.set_user_attr("overfitting", diagnostics.overfitting(result.epochs))
-    if result.stopped_epoch is not None:
-        trial.set_user_attr("stopped_epoch", result.stopped_epoch)
-    _record_details(trial, result.details, artifact_store, data.class_names,
-                    earlier_diagnostics or {})
-    rows = {m: _objective_row(result, m, spec.at, d)
-            for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
-    if spec.metric in rows:  # the epoch the (first) objective's value comes from
-        trial.set_user_attr("objective_epoch", rows[spec.metric]["epoch"])
-    values = [rows[m][m] if m in rows else float(param_count) for m in spec.metrics]
-    if session is not None:  # TensorBoard's HParams tab: this trial's objective
-        session.end(values, result.epochs[-1]["epoch"])
-    return values[0] if len(values) == 1 else tuple(values)
+        config, seed = trial_config(spec.config, values, spec.seed)
+        attrs["config"] = config
+        attrs["seed"] = seed
+        attrs["provenance"] = provenance(spec)
+        data = dataset_for(config["dataset"], seed)
+        # sweep's own models are analysed (and rejected if they cannot be built) before anything
+        # is built; a KerasTuner hypermodel is only known once built
+        hyper = "hypermodel" in config["model"]
+        training = config["training"]
+        architecture = None if hyper else _analyse(attrs, config["model"], training["augment"],
+                                                   data)
+        hypermodel = load_hypermodel(config["model"]["hypermodel"], spec.source) if hyper else None
+
+        def report(row: dict) -> None:
+            on_epoch(row)
+            # Optuna keeps per-epoch values (and prunes) for single-objective studies only
+            value = row.get(spec.metric)
+            if not spec.multi_objective and value is not None and np.isfinite(value):
+                trial.report(value, step=row["epoch"])
+                if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
+                    raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+        keras.utils.set_random_seed(seed)
+        resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+        if resumed is not None:
+            model, done = resumed
+            attrs["resumed_from_epoch"] = done[-1]["epoch"]
+            for row in done:
+                report(row)
+        else:
+            model, done = _new_model(config, seed, data, hypermodel), []
+        step_key = None if hyper or done else _step_key(config, data)
+        if step_key is not None:  # an earlier trial's compiled step, when it can train this one
+            fresh, model = model, reuse(step_key, model, training["learning_rate"])
+            if model is not fresh:
+                attrs["reused_step"] = True
+        param_count = int(model.count_params())
+        if architecture is not None:
+            assert param_count == architecture.params, "architecture.plan miscounted"
+        attrs["param_count"] = param_count
+        limit = spec.constraints.get("max_params")
+        if limit is not None and param_count > limit:
+            raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
+
+        board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" if training.get(
+            "tensorboard") else None
+        session = TrialSession(spec, values, board) if board is not None else None
+        attrs.save()  # a running trial shows its config and layers (the dashboard, status)
+        try:
+            result = train(
+                model,
+                data,
+                optimizer=training["optimizer"],
+                learning_rate=training["learning_rate"],
+                batch_size=training["batch_size"],
+                epochs=training["epochs"],
+                momentum=training["momentum"],
+                schedule=training["schedule"],
+                decay=training["decay"],
+                weight_decay=training["weight_decay"],
+                label_smoothing=training["label_smoothing"],
+                stop_at_loss=training["stop_at_loss"],
+                stop_requested=stop_requested,
+                snapshots=training["snapshots"],
+                on_epoch=report,
+                done=done,
+                checkpoint=checkpoint,
+                checkpoint_every_s=checkpoint_every_s,
+                tensorboard_dir=board,
+                fit=trial_fit(hypermodel.fit, config["hp"]) if hyper else None,
+            )
+        except Exception as err:
+            if not out_of_memory(err):
+                raise
+            raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
+        attrs["train_seconds"] = result.seconds
+        if step_key is not None and result.nan_epoch is None:
+            remember(step_key, model)
+        if result.nan_epoch is not None:
+            raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
+        if keep is not None:
+            save_checkpoint(keep, model, result.epochs)
+        attrs["snapshots"] = list(result.snapshots.values())
+        attrs["overfitting"] = diagnostics.overfitting(result.epochs)
+        if result.stopped_epoch is not None:
+            attrs["stopped_epoch"] = result.stopped_epoch
+        _record_details(trial, attrs, result.details, artifact_store, data.class_names,
+                        earlier_diagnostics or {})
+        rows = {m: _objective_row(result, m, spec.at, d)
+                for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
+        if spec.metric in rows:  # the epoch the (first) objective's value comes from
+            attrs["objective_epoch"] = rows[spec.metric]["epoch"]
+        values = [rows[m][m] if m in rows else float(param_count) for m in spec.metrics]
+        if session is not None:  # TensorBoard's HParams tab: this trial's objective
+            session.end(values, result.epochs[-1]["epoch"])
+        return values[0] if len(values) == 1 else tuple(values)
+    finally:
+        attrs.save()
+
+
+class _PendingAttrs(dict):
+    """The trial's user attributes set since the last ``save``, which stores them together."""
+
+    def __init__(self, trial, save_attrs: Callable[[dict], None] | None):
+        super().__init__()
+        self._save = save_attrs or (lambda attrs: [trial.set_user_attr(key, value)
+                                                   for key, value in attrs.items()])
+
+    def save(self) -> None:
+        if self:
+            self._save(dict(self))
+            self.clear()
 
 
 def _objective_row(result, metric: str, at: str, direction: str) -> dict:
@@ -197,27 +221,28 @@ def _step_key(config: dict, data: Dataset) -> str | None:
                        data.num_classes], sort_keys=True, default=str)
 
 
-def _analyse(trial, model_cfg: dict, augment: dict | None, data: Dataset):
-    """Lay out the model before building it; store its receptive field and layer table.
+def _analyse(attrs: dict, model_cfg: dict, augment: dict | None, data: Dataset):
+    """Lay out the model before building it; its receptive field and layer table go into
+    the trial's ``attrs``.
 
     Raises:
         ConfigError: it cannot be built.
     """
     architecture = plan(model_cfg, data.input_shape, data.num_classes, augment)
-    trial.set_user_attr("receptive_field", architecture.receptive_field)
-    trial.set_user_attr("layers", architecture.rows())
+    attrs["receptive_field"] = architecture.receptive_field
+    attrs["layers"] = architecture.rows()
     return architecture
 
 
-def _record_details(trial, details: dict[int, dict], artifact_store,
+def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store,
                     class_names: tuple[str, ...], earlier: dict) -> None:
-    """Snapshot diagnostics as a user attribute (with ``earlier`` ones, of the epochs a
-    continued trial did not train itself); their pictures as trial artifacts (the PCA
+    """Snapshot diagnostics into the trial's ``attrs`` (with ``earlier`` ones, of the epochs
+    a continued trial did not train itself); their pictures as trial artifacts (the PCA
     picture's legend names the classes)."""
-    trial.set_user_attr("diagnostics", earlier | {
+    attrs["diagnostics"] = earlier | {
         str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
         for epoch, d in details.items()
-    })
+    }
     if artifact_store is None:
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -84,6 +84,30 @@ def test_max_params_rejects_big_models_before_training(tmp_path, tiny_npz, db_ur
     assert big.intermediate_values == {}  # not one epoch was trained
 
 
+def test_a_trial_stores_its_attributes_in_two_writes(tmp_path, tiny_npz, monkeypatch):
+    # before: a commit per attribute, about twelve a trial (80-100 ms on PostgreSQL)
+    import sqlalchemy as sa
+
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, tiny_study(tiny_npz, search={"params": {}}))
+    writes = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO trial_user_attributes"):
+            writes.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    assert len(writes) == 2  # when training starts, and when the trial ends
+    trial, = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 's.db'}").trials
+    assert {"config", "seed", "provenance", "layers", "receptive_field", "param_count",
+            "train_seconds", "snapshots", "overfitting", "diagnostics",
+            "objective_epoch"} <= set(trial.user_attrs)
+
+
 def test_every_epoch_is_a_row_of_sql(swept):
     tmp, _, _ = swept
     with sqlite3.connect(tmp / "sweeps.db") as conn:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from conftest import tiny_study, write_study
 from sweep.cli import main
-from sweep.store import epochs_frame, open_storage
+from sweep.store import epochs_frame, open_storage, set_trial_user_attrs
 
 
 @pytest.mark.slow
@@ -75,3 +75,22 @@ def test_a_trial_that_is_starting_is_current_before_its_seed_is_stored(tmp_path)
     trial.set_user_attr("config", {"model": {}})  # the seed comes in the next transaction
     stored = StoredStudy.read(store, study)
     assert [t.number for t in stored.current(study.get_trials())] == [trial.number]
+
+
+def test_a_trials_user_attributes_are_set_together_in_one_transaction(tmp_path):
+    store = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(study_name="s", storage=store)
+    trial = study.ask()
+    trial.set_user_attr("seed", 1)
+    trial_id = store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name("s"),
+                                                             trial.number)
+    commits = []
+    sa.event.listen(store.engine, "commit", lambda conn: commits.append(conn))
+    attrs = {"seed": 2, "layers": [{"layer": "conv", "stride": None}], "reused_step": True}
+    set_trial_user_attrs(store, trial_id, attrs)
+    assert len(commits) == 1
+    assert store.get_trial(trial_id).user_attrs == attrs  # as Optuna reads them, seed replaced
+    study.tell(trial, 0.5)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_trial_user_attrs(store, trial_id, {"seed": 3})  # as Optuna's own setter refuses
+    assert store.get_trial(trial_id).user_attrs["seed"] == 2

@@ -11,7 +11,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from sweep.store import StoredStudy, load_study, open_storage, read_trials
+from sweep.store import LiveTrials, StoredStudy, load_study, open_storage, read_trials
 
 CHOICES = CategoricalDistribution([None, True, 1, "avg", 2.5, "[16, 16]"])
 DISTRIBUTIONS = {"pooling": CHOICES, "lr": FloatDistribution(1e-4, 1e-2, log=True),
@@ -80,6 +80,30 @@ def test_bulk_reader_reads_only_the_user_attributes_asked_for(stored):
     assert [t.user_attrs for t in got] == [{"seed": i} for i in range(6)] + [
         {"died": "host:1 gone"}]
     assert all(t.artifacts == () for t in got)  # not asked for
+
+
+def test_live_trials_follow_the_study_reading_only_what_can_have_changed(stored):
+    study = load_study(stored, "a")
+    study_id = stored.get_study_id_from_name("a")
+    live = LiveTrials(stored.engine, study_id, ("seed", "died"))
+
+    def same_as_a_full_read():
+        assert live.read() == read_trials(stored.engine, study_id, ("seed", "died"))
+
+    same_as_a_full_read()  # six finished trials and a running one
+    running = study.trials[-1]
+    study.tell(running.number, [0.1, 0.2])  # the running trial finishes
+    study.ask().set_user_attr("seed", 7)  # and two more come, one finished
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[1.0, 2.0],
+                                 user_attrs={"seed": 8}))
+    same_as_a_full_read()
+    # a trial finished at the last read is not read again (Optuna's cached storage keeps its
+    # finished trials the same way): changed behind its back, it reads as it was
+    with stored.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE trial_user_attributes SET value_json = '99' "
+                             "WHERE key = 'seed' AND value_json = '0'")
+    assert live.read()[0].user_attrs["seed"] == 0
+    assert read_trials(stored.engine, study_id, ("seed",))[0].user_attrs["seed"] == 99
 
 
 @pytest.mark.slow
