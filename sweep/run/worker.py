@@ -32,7 +32,7 @@ from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult
 from sweep.store import (
-    artifact_store, load_study, mark_dead, record_epoch, set_trial_user_attrs,
+    artifact_store, count_trials, load_study, mark_dead, record_epoch, set_trial_user_attrs,
 )
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.space import value_at
@@ -133,7 +133,7 @@ def run_sweep(
     pinned = load_study(store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0))
     shared = None if spec.search.sampler == "grid" else load_study(
         store, spec.name, pruner=pruner,
-        sampler=make_sampler(spec.search.sampler, spec.seed + _trial_count(pinned)
+        sampler=make_sampler(spec.search.sampler, spec.seed + count_trials(engine, study_id)
                              + os.getpid()))
     result.update_best(store, shared or pinned)
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
@@ -290,10 +290,6 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
         return TrialState.FAIL, None, f"failed: {err}"
     except optuna.TrialPruned as err:
         return TrialState.PRUNED, None, str(err)
-
-
-def _trial_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False))
 
 
 def _max_epochs(spec: StudySpec) -> int:

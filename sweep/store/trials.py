@@ -62,6 +62,13 @@ def read_trials(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | N
     return sorted(trials.values(), key=lambda t: t.number)
 
 
+def count_trials(engine: sa.Engine, study_id: int) -> int:
+    """How many trials the study has, in one query (Optuna's ``get_n_trials`` reads them)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(TRIALS)
+                            .where(TRIALS.c.study_id == study_id)).scalar_one()
+
+
 class LiveTrials:
     """A study's trials for a caller that asks again as they change (the best so far of a
     run): read in bulk, all of them the first time, then only those that can have changed

@@ -11,7 +11,9 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from sweep.store import LiveTrials, StoredStudy, load_study, open_storage, read_trials
+from sweep.store import (
+    LiveTrials, StoredStudy, count_trials, load_study, open_storage, read_trials,
+)
 
 CHOICES = CategoricalDistribution([None, True, 1, "avg", 2.5, "[16, 16]"])
 DISTRIBUTIONS = {"pooling": CHOICES, "lr": FloatDistribution(1e-4, 1e-2, log=True),
@@ -88,7 +90,9 @@ def test_live_trials_follow_the_study_reading_only_what_can_have_changed(stored)
     live = LiveTrials(stored.engine, study_id, ("seed", "died"))
 
     def same_as_a_full_read():
-        assert live.read() == read_trials(stored.engine, study_id, ("seed", "died"))
+        everything = read_trials(stored.engine, study_id, ("seed", "died"))
+        assert live.read() == everything
+        assert count_trials(stored.engine, study_id) == len(everything)
 
     same_as_a_full_read()  # six finished trials and a running one
     running = study.trials[-1]
