@@ -13,6 +13,10 @@ STORAGE_ENV = "SWEEP_STORAGE"  # a storage URL, used when --storage is not given
 # has none: the password then shows in no environment variable or argument.
 PASSWORD_FILE_ENV = "SWEEP_STORAGE_PASSWORD_FILE"
 WORKERS_ENV = "SWEEP_WORKERS"  # `sweep run --workers` when not given: a number or auto
+# A worker's training threads' nice (sweep.run.priority); the parent of more local workers
+# than cores gives them LOCAL_WORKERS_NICE.
+TRAINING_NICE_ENV = "SWEEP_TRAINING_NICE"
+LOCAL_WORKERS_NICE = 10
 DATA_DIR_ENV = "SWEEP_DATA_DIR"  # a folder of pre-downloaded dataset archives
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"  # the shipped study files
 CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 
-from sweep.defaults import STORAGE_ENV, WORKERS_ENV
+from sweep.defaults import LOCAL_WORKERS_NICE, STORAGE_ENV, TRAINING_NICE_ENV, WORKERS_ENV
 from sweep.errors import UsageError
 from sweep.models import complete_spec
 from sweep.run import claims
@@ -115,7 +115,9 @@ def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: i
 
     With GPUs: child i gets GPU ``gpus[i // per_gpu]``; TensorFlow grows its memory on demand
     and JAX takes ``1/per_gpu`` of the card, so ``per_gpu`` children share it. Without: no GPU
-    is visible and each child's thread pools get an equal share of the cores.
+    is visible and each child's thread pools get an equal share of the cores; more children
+    than cores run their training threads at nice ``LOCAL_WORKERS_NICE`` (unless the
+    environment sets ``SWEEP_TRAINING_NICE``): their bookkeeping goes first (priority.py).
     """
     if gpus:
         return {
@@ -125,12 +127,15 @@ def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: i
             "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / per_gpu:.3f}",
         }
     threads = str(max(1, cores // workers))
-    return {
+    env = {
         "CUDA_VISIBLE_DEVICES": "",
         "TF_NUM_INTRAOP_THREADS": threads,
         "TF_NUM_INTEROP_THREADS": "1",
         "OMP_NUM_THREADS": threads,
     }
+    if workers > cores and TRAINING_NICE_ENV not in os.environ:
+        env[TRAINING_NICE_ENV] = str(LOCAL_WORKERS_NICE)
+    return env
 
 
 def run_workers(

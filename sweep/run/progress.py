@@ -14,9 +14,10 @@ Events, each a dict with ``"event"``:
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
   of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
   (seconds of storage outside training: the trial's attributes, the epochs' rows, the
-  result, the claim marked done, the best so far read; None for a lost point), ``record_cpu_s``. ``claim_s + record_s``
-  is the trial's overhead, what a worker spends per trial on anything but training; the
-  CPU seconds leave out waiting for the database or for a core other workers hold.
+  result, the claim marked done, the best so far read; None for a lost point),
+  ``record_cpu_s``. ``claim_s + record_s`` is the trial's overhead, what a worker spends per
+  trial on anything but training; the CPU seconds leave out waiting for the database or for
+  a core other workers hold.
 """
 
 from __future__ import annotations

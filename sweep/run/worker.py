@@ -30,6 +30,7 @@ from sweep.run import claims
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
+from sweep.run.priority import lower_native_threads
 from sweep.run.progress import SweepResult
 from sweep.store import (
     artifact_store, count_trials, load_study, mark_dead, record_epoch, set_trial_user_attrs,
@@ -211,6 +212,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         record.stop()
 
     def on_epoch(row: dict) -> None:
+        lower_native_threads()  # any the backend started for this trial
         record.add()
         record_epoch(w.store, w.study_id, trial.number, row)
         record.stop()
@@ -221,6 +223,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     def stop() -> bool:  # asked after every training batch
         return w.interrupt.requested or bool(heartbeat.lost)
 
+    lower_native_threads()  # the backend's threads behind this one (priority.py)
     try:
         with heartbeat, w.interrupt.training():
             state, value, note = _train(w, trial, values, on_epoch, save_attrs, checkpoint,

@@ -98,7 +98,9 @@ def run_trial(
             value = row.get(spec.metric)
             if not spec.multi_objective and value is not None and np.isfinite(value):
                 trial.report(value, step=row["epoch"])
-                if trial.should_prune():  # the study's pruner (search.pruner) gave up on it
+                # the study's pruner (search.pruner) gave up on it; without one Optuna would
+                # still read the whole trial back to ask its NopPruner
+                if spec.search.pruner != "none" and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
         keras.utils.set_random_seed(seed)

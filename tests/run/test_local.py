@@ -47,6 +47,14 @@ def test_worker_env_pins_gpus_or_splits_cores():
     assert worker_env(5, 8, ["0", "1"], 4, 16)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.225"
     cpu = worker_env(0, 4, [], 1, 16)
     assert cpu["CUDA_VISIBLE_DEVICES"] == "" and cpu["TF_NUM_INTRAOP_THREADS"] == "4"
+    assert "SWEEP_TRAINING_NICE" not in cpu  # a core each: nothing waits
+
+
+def test_more_workers_than_cores_train_behind_their_bookkeeping(monkeypatch):
+    monkeypatch.delenv("SWEEP_TRAINING_NICE", raising=False)
+    assert worker_env(0, 8, [], 1, 2)["SWEEP_TRAINING_NICE"] == "10"
+    monkeypatch.setenv("SWEEP_TRAINING_NICE", "0")  # the user's own choice, kept
+    assert "SWEEP_TRAINING_NICE" not in worker_env(0, 8, [], 1, 2)
 
 
 def test_eight_workers_cover_a_sixteen_point_grid_exactly_once(tmp_path, tiny_npz, db_url):
