@@ -254,13 +254,13 @@ def _train_here(spec, args, report: bool = False, plan=None) -> int:
 def _describe(args) -> int:
     from sweep.models import complete_spec
     from sweep.models.describe import configurations, dataset_balance, format_configurations
+    from sweep.training.device import precision_warnings
     from sweep.study import load_study
 
     spec = complete_spec(load_study(args.study, args.set))  # runs a hypermodel's build(hp)
     print(format_configurations(spec, configurations(spec, args.data_dir)))
-    print("\n" + "\n".join(dataset_balance(spec, args.data_dir)))
+    print("\n" + "\n".join(dataset_balance(spec, args.data_dir) + precision_warnings(spec)))
     return 0
-
 
 
 def _report(args) -> int:

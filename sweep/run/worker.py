@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -64,6 +64,7 @@ class _Worker:
     result: SweepResult
     on_event: Callable[[dict], None]
     track_best: bool = True
+    warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
 
     def emit(self, event: dict) -> None:
         """Count an event into this worker's result and hand it to the console."""
@@ -279,6 +280,13 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
     failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
     its value is the last it reported)."""
     from sweep.trial.objective import run_trial  # loads Keras (see the module docstring)
+    from sweep.training.device import precision_warning
+
+    slow = precision_warning(values.get("training.precision",
+                                        w.spec.config["training"]["precision"]))
+    if slow is not None and slow not in w.warned:
+        w.warned.add(slow)
+        print(f"[{w.spec.name}] warning: {slow}", file=sys.stderr)
 
     try:
         value = run_trial(
