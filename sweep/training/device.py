@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import keras
+from typing import TYPE_CHECKING
 
 from sweep.study import StudySpec
+
+if TYPE_CHECKING:  # Keras loads when asked (describe's precision warnings need none)
+    import keras
 
 # Training steps per call into the compiled function on an accelerator: fewer Python round
 # trips per epoch keep a GPU busy with a small model at batch 32. On a CPU the step itself
@@ -36,6 +39,8 @@ def mark_jax_compilable(model: keras.Model) -> None:
     """Under the JAX backend, let XLA compile ``model``'s steps although it has augmentation
     layers (``_jax_compilable``); a model compiled already (a checkpoint, a hypermodel's own
     compile) is switched to compiled steps. Under other backends: nothing."""
+    import keras
+
     if keras.backend.backend() != "jax":
         return
     marked = False
@@ -54,6 +59,8 @@ def _all_layers(layer):
 
 def device_description() -> str:
     """The accelerator Keras trains on, in words ("cpu" when there is none)."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -82,10 +89,10 @@ def out_of_memory(err: Exception) -> bool:
 def precision_warning(precision: str) -> str | None:
     """Why training at ``precision`` will be slow here, or None: float32, an accelerator, a
     CPU with units for it, or a CPU whose flags cannot be read."""
-    if precision not in NATIVE_16BIT or device_description() != "cpu":
+    if precision not in NATIVE_16BIT:
         return None
     flags = cpu_flags()
-    if flags is None or flags & NATIVE_16BIT[precision]:
+    if flags is None or flags & NATIVE_16BIT[precision] or device_description() != "cpu":
         return None
     return (f"training.precision {precision} on a CPU without 16-bit units (none of "
             f"{', '.join(sorted(NATIVE_16BIT[precision]))} in /proc/cpuinfo): it is emulated, "
