@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-grow bench-scale bench-claims bench-gpu clean
+.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,7 @@ bench: $(STAMP) postgres-server
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_whole.py
 	$(BIN)/python benchmarks/bench_precision.py
+	$(BIN)/python benchmarks/bench_onednn.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_claims.py
 
@@ -89,6 +90,9 @@ bench-whole: $(STAMP)
 
 bench-precision: $(STAMP)
 	$(BIN)/python benchmarks/bench_precision.py
+
+bench-onednn: $(STAMP)
+	$(BIN)/python benchmarks/bench_onednn.py
 
 # 8 workers on a throwaway PostgreSQL server, 200 one-epoch points (about 15 minutes on 2 cores).
 bench-claims: $(STAMP) postgres-server

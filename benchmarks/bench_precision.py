@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from sweep.defaults import set_framework_env  # noqa: E402
+
+set_framework_env()  # as a `sweep` process, before Keras loads
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-sample"
 MODEL = {"filters": [32, 64, 64], "kernel": 3, "pooling": "max", "pool_last": False,

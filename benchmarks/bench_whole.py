@@ -10,7 +10,9 @@ learning rate. The sides:
   report included (what a user types; ``sweep run --workers 1`` is timed too);
 - **plain loop**: a hand-written script training the points one after another;
 - **KerasTuner**: ``GridSearch`` over the same grid (``fit`` also evaluates the test set);
-- **Optuna**: ``GridSampler`` and SQLite storage, the objective written by hand.
+- **Optuna**: ``GridSampler`` and SQLite storage, the objective written by hand;
+- **plain oneDNN**: the plain loop with TensorFlow's oneDNN kernels on, as sweep runs them
+  (not counted as "by hand": it shows what of sweep's lead is those kernels).
 
 Both sides read the images from one ``.npz`` file made beforehand (from the CIFAR-10 sample
 folder beside the repository, else digits), so no side pays for decoding JPEGs.
@@ -36,11 +38,15 @@ import numpy as np
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-sample"
 RATES = [1e-3, 3e-3, 5e-4, 2e-3, 7e-4, 1.5e-3]
 SCENARIOS = {  # name -> (pooling values, learning rates, sides)
-    "n1": (["max"], RATES[:1], ("sweep", "plain")),
+    "n1": (["max"], RATES[:1], ("sweep", "plain", "plain oneDNN")),
     "grid4": (["max", "avg"], RATES[:2], ("sweep", "sweep --workers 1", "plain", "keras_tuner",
-                                          "optuna")),
-    "n12": (["max", "avg"], RATES, ("sweep", "sweep --workers 1", "plain")),
+                                          "optuna", "plain oneDNN")),
+    "n12": (["max", "avg"], RATES, ("sweep", "sweep --workers 1", "plain", "plain oneDNN")),
 }
+# The hand-written sides run with TensorFlow's defaults; "plain oneDNN" is the plain loop with
+# the oneDNN kernels that sweep turns on (sweep.defaults.set_framework_env), to show what of
+# sweep's lead is those kernels and what is the rest. It is not "by hand" in the ratios.
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 
 # What every hand-written side shares: the data as a user prepares it, and the model.
 COMMON = """
@@ -154,7 +160,9 @@ def study_file(tmp: Path, npz: Path, pooling: list, rates: list, epochs: int) ->
 
 def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
     """Wall seconds of one side's whole process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = {k: v for k, v in os.environ.items() if k != ONEDNN} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    if side == "plain oneDNN":
+        env[ONEDNN] = "1"
     run_dir = tmp / side.replace(" ", "_")
     run_dir.mkdir()
     if side.startswith("sweep"):
@@ -162,8 +170,8 @@ def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
         command = [str(sweep), "run", str(study), "--storage", f"sqlite:///{run_dir}/sweeps.db",
                    "--progress", "plain", *side.split()[1:]]
     else:
-        script = run_dir / f"side_{side}.py"  # not keras_tuner.py: it would shadow the package
-        script.write_text(textwrap.dedent(COMMON) + textwrap.dedent(SIDES[side]))
+        script = run_dir / f"side_{side.split()[0]}.py"  # not keras_tuner.py: a shadow
+        script.write_text(textwrap.dedent(COMMON) + textwrap.dedent(SIDES[side.split()[0]]))
         (run_dir / "cfg.json").write_text(json.dumps(cfg | {"tmp": str(run_dir)}))
         command = [sys.executable, str(script), str(run_dir / "cfg.json")]
     started = time.perf_counter()
@@ -181,7 +189,7 @@ def run_scenario(name: str, tmp: Path, npz: Path, epochs: int) -> dict[str, floa
     study = study_file(scenario, npz, pooling, rates, epochs)
     times = {side: time_side(side, scenario, cfg, study) for side in sides}
     points = len(pooling) * len(rates)
-    by_hand = {k: v for k, v in times.items() if not k.startswith("sweep")}
+    by_hand = {k: v for k, v in times.items() if not k.startswith(("sweep", "plain oneDNN"))}
     fastest = min(by_hand, key=by_hand.get)
     print(f"\n{name}: {points} point(s) x {epochs} epoch(s), whole processes (seconds)")
     for side, seconds in times.items():

@@ -33,9 +33,7 @@ Study files, storage, workers and clusters: README.md"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ logging prints CUDA probing noise on machines without a GPU; this is a
-    # logging setting of this process only (a user's own value wins).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    defaults.set_framework_env()
     # tf.function retracing notes (one model per trial retraces by design) are not for users.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     args = _parser().parse_args(argv)

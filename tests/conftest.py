@@ -12,7 +12,9 @@ import yaml
 
 from pg_server import server_bin_dir, throwaway_postgres
 from sweep.cli import main
-from sweep.defaults import WORKERS_ENV
+from sweep.defaults import WORKERS_ENV, set_framework_env
+
+set_framework_env()  # as the `sweep` command does: the tests' TensorFlow is a sweep process's
 
 # `sweep run` trains in the test's own process unless a test asks for workers (--workers N or
 # auto): most tests look at what one process did, and a 1-second trial does not repay
