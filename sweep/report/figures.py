@@ -118,19 +118,15 @@ def _panels(titles: list[str], xaxes: list[dict], yaxes: list[dict]) -> dict:
     gap = 0.2 / n
     width = (1 - gap * (n - 1)) / n
     layout: dict = {"annotations": []}
-    for i in range(n):
+    for i, (title, xaxis, yaxis) in enumerate(zip(titles, xaxes, yaxes, strict=True)):
         low = i * (width + gap)
         axes = _panel(i + 1)
         x, y = axes["xaxis"].replace("x", "xaxis"), axes["yaxis"].replace("y", "yaxis")
-        layout[x] = {"domain": [low, low + width], "anchor": axes["yaxis"],
-                     **(xaxes[i] if i < len(xaxes) else {})}
-        layout[y] = {"domain": [0.0, 1.0], "anchor": axes["xaxis"],
-                     **(yaxes[i] if i < len(yaxes) else {})}
-        if i < len(titles):
-            layout["annotations"].append({
-                "text": titles[i], "x": low + width / 2, "y": 1.0, "xref": "paper",
-                "yref": "paper", "xanchor": "center", "yanchor": "bottom",
-                "showarrow": False, "font": {"size": 16}})
+        layout[x] = {"domain": [low, low + width], "anchor": axes["yaxis"], **xaxis}
+        layout[y] = {"domain": [0.0, 1.0], "anchor": axes["xaxis"], **yaxis}
+        layout["annotations"].append({
+            "text": title, "x": low + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
     return layout
 
 
