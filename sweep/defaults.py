@@ -40,8 +40,8 @@ def set_framework_env() -> None:
       machines without a GPU.
     - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow's oneDNN kernels, which TensorFlow
       turns on by itself only on CPUs with AVX-512 VNNI, bf16 or AMX. On a 2-core Zen 2 (AVX2)
-      the seed notebooks' model trains an epoch 1.5x faster with one thread and 1.3x with two,
-      to the same accuracy (docs/benchmark.md, "oneDNN"); the float rounding differs slightly.
+      the seed notebooks' model trains an epoch 1.5x faster with one thread and 1.2x with two,
+      to the same accuracy (docs/benchmark.md, "oneDNN kernels"); the float rounding differs slightly.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if platform.machine().lower() in ("x86_64", "amd64"):
