@@ -20,6 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sweep.defaults import ONEDNN_ENV  # noqa: E402
+
 PRECISION = Path(__file__).resolve().parent / "bench_precision.py"
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "OMP_NUM_THREADS": "1"}
@@ -27,7 +30,7 @@ ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
 
 def trial(onednn: str, threads: dict, epochs: int) -> tuple[float, float, float]:
     """(first epoch s, later epochs' mean s, test accuracy) of one fresh process."""
-    env = os.environ | threads | {"TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = os.environ | threads | {ONEDNN_ENV: onednn}  # the rest: set_framework_env's
     done = subprocess.run([sys.executable, str(PRECISION), "--policy", "float32",
                            "--epochs", str(epochs)], env=env, capture_output=True, text=True)
     if done.returncode != 0:

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sweep.defaults import ONEDNN_ENV  # noqa: E402
+
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-sample"
 RATES = [1e-3, 3e-3, 5e-4, 2e-3, 7e-4, 1.5e-3]
 SCENARIOS = {  # name -> (pooling values, learning rates, sides)
@@ -46,7 +49,6 @@ SCENARIOS = {  # name -> (pooling values, learning rates, sides)
 # The hand-written sides run with TensorFlow's defaults; "plain oneDNN" is the plain loop with
 # the oneDNN kernels that sweep turns on (sweep.defaults.set_framework_env), to show what of
 # sweep's lead is those kernels and what is the rest. It is not "by hand" in the ratios.
-ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 
 # What every hand-written side shares: the data as a user prepares it, and the model.
 COMMON = """
@@ -125,7 +127,6 @@ study.optimize(objective)
 
 def make_npz(data: str | None, path: Path) -> str:
     """The bench's images as one .npz (uint8, as downloaded); returns what they are."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from sweep.data import DATASETS
 
     folder = Path(data) if data else SAMPLE
@@ -160,9 +161,9 @@ def study_file(tmp: Path, npz: Path, pooling: list, rates: list, epochs: int) ->
 
 def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
     """Wall seconds of one side's whole process."""
-    env = {k: v for k, v in os.environ.items() if k != ONEDNN} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in os.environ.items() if k != ONEDNN_ENV} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     if side == "plain oneDNN":
-        env[ONEDNN] = "1"
+        env[ONEDNN_ENV] = "1"
     run_dir = tmp / side.replace(" ", "_")
     run_dir.mkdir()
     if side.startswith("sweep"):
@@ -170,8 +171,9 @@ def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
         command = [str(sweep), "run", str(study), "--storage", f"sqlite:///{run_dir}/sweeps.db",
                    "--progress", "plain", *side.split()[1:]]
     else:
-        script = run_dir / f"side_{side.split()[0]}.py"  # not keras_tuner.py: a shadow
-        script.write_text(textwrap.dedent(COMMON) + textwrap.dedent(SIDES[side.split()[0]]))
+        kind = side.split()[0]  # "plain oneDNN" runs the plain script
+        script = run_dir / f"side_{kind}.py"  # not keras_tuner.py: it would shadow the package
+        script.write_text(textwrap.dedent(COMMON) + textwrap.dedent(SIDES[kind]))
         (run_dir / "cfg.json").write_text(json.dumps(cfg | {"tmp": str(run_dir)}))
         command = [sys.executable, str(script), str(run_dir / "cfg.json")]
     started = time.perf_counter()

@@ -32,6 +32,11 @@ DASHBOARD_HOST = "127.0.0.1"
 DASHBOARD_PORT = 8080
 
 
+# TensorFlow's switch for its oneDNN kernels, which set_framework_env turns on on x86-64.
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
 def set_framework_env() -> None:
     """The frameworks' settings of a ``sweep`` process, in its environment before TensorFlow
     loads (its workers inherit them); a user's own value wins.
@@ -41,8 +46,8 @@ def set_framework_env() -> None:
     - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow's oneDNN kernels, which TensorFlow
       turns on by itself only on CPUs with AVX-512 VNNI, bf16 or AMX. On a 2-core Zen 2 (AVX2)
       the seed notebooks' model trains an epoch 1.5x faster with one thread and 1.2x with two,
-      to the same accuracy (docs/benchmark.md, "oneDNN kernels"); the float rounding differs slightly.
+      to the same accuracy (docs/benchmark.md, "oneDNN kernels"); the rounding differs.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if X86_64:
+        os.environ.setdefault(ONEDNN_ENV, "1")
