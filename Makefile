@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu clean
+.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: $(DEV_STAMP) postgres-server chromium
+test: $(DEV_STAMP) postgres-server chromium lint
 	$(BIN)/python -m pytest
+
+# ruff (pyproject.toml: line length 99, pyflakes and pycodestyle); part of make test.
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check sweep tests benchmarks
 
 # The backends suite under Keras' torch and JAX backends (CPU builds), TensorFlow hidden as on
 # the GPU machines lent here (tests/without_tensorflow): an augmented sweep, two worker

@@ -117,13 +117,13 @@ def run(data: str | None, epochs: int, repeats: int) -> None:
     import numpy as np
     import optuna
 
-    from sweep.data import DATASETS, load_dataset
+    from sweep.data import load_dataset, load_raw
     from sweep.training.device import device_description
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines would cut the table
     dataset = dataset_config(data)
     spec, warm_spec = bench_study(dataset, epochs), bench_study(dataset, 1)
-    raw = DATASETS[dataset["name"]](spec.config["dataset"], None)
+    raw = load_raw(spec.config["dataset"])
     # The folder loader returns images sorted by class; shuffle once (seeded) so the plain
     # side's validation_split (the last 10%) is not all one class, as in a downloaded dataset.
     order = np.random.default_rng(SEED).permutation(len(raw[0]))

@@ -13,7 +13,6 @@ with tensor cores) and costs elsewhere.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -43,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sweep.data import load_dataset
     from sweep.models import build_model
+    from sweep.study import TrainingConfig
     from sweep.training import train
     from sweep.training.device import device_description
 
@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     for policy in args.policy or POLICIES:
         keras.utils.set_random_seed(0)
         model = build_model(MODEL, data.input_shape, data.num_classes, precision=policy)
-        result = train(model, data, optimizer="adam", learning_rate=1e-3, batch_size=32,
-                       epochs=args.epochs)
+        result = train(
+            model,
+            data,
+            TrainingConfig(
+                optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=args.epochs
+            ),
+        )
         seconds = [r["seconds"] for r in result.epochs]
         rows[policy] = (seconds[0], statistics.mean(seconds[1:] or seconds),
                         result.snapshots[args.epochs]["test_accuracy"])

@@ -127,14 +127,14 @@ study.optimize(objective)
 
 def make_npz(data: str | None, path: Path) -> str:
     """The bench's images as one .npz (uint8, as downloaded); returns what they are."""
-    from sweep.data import DATASETS
+    from sweep.data import load_raw
 
     folder = Path(data) if data else SAMPLE
     if folder.is_dir():
-        raw = DATASETS["folder"]({"path": str(folder)}, None)
+        raw = load_raw({"name": "folder", "path": str(folder)})
         what = f"CIFAR-10 sample folder {folder}"
     else:
-        raw = DATASETS["digits"]({}, None)
+        raw = load_raw({"name": "digits"})
         raw = tuple((a * 255).astype("uint8")[..., None] if a.ndim == 3 else a for a in raw)
         what = "digits"
     x_train, y_train, x_test, y_test = raw

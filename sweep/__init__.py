@@ -13,17 +13,25 @@ The pipeline's stages are the subpackages, each importing only earlier ones: ``s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import platform
 from importlib import metadata
 
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.errors import ConfigError, DataError, SpecError, StorageError, SweepError, TrialFailed
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from sweep.report.frames import StudyResult
+
 __all__ = ["ConfigError", "DataError", "SpecError", "StorageError", "SweepError", "TrialFailed",
            "load_results", "load_study_result", "plot_grouped", "versions"]
 
 
-def load_results(name: str, storage: str = DEFAULT_STORAGE):
+def load_results(name: str, storage: str = DEFAULT_STORAGE) -> pd.DataFrame:
     """The frame the report's grouped plots are drawn from (what ``sweep export`` writes):
     one row per completed trial and snapshot epoch, with ``trial``, the swept params (dotted
     names), ``epoch``, train/val/test loss and accuracy, ``param_count`` and ``value``.
@@ -34,7 +42,7 @@ def load_results(name: str, storage: str = DEFAULT_STORAGE):
     return load_study_result(name, storage).snapshots
 
 
-def load_study_result(name: str, storage: str = DEFAULT_STORAGE):
+def load_study_result(name: str, storage: str = DEFAULT_STORAGE) -> StudyResult:
     """Every frame of a study's results (``sweep.report.StudyResult``): ``snapshots``,
     ``curves`` (every epoch of every trial), ``trials``, ``per_class``, ``pareto``..."""
     from sweep.report.frames import load_study_result as load
@@ -42,7 +50,7 @@ def load_study_result(name: str, storage: str = DEFAULT_STORAGE):
     return load(name, storage)
 
 
-def plot_grouped(frame, by: str):
+def plot_grouped(frame: pd.DataFrame, by: str) -> go.Figure:
     """The report's grouped figure for ``frame`` (from ``load_results``): box plots of train
     accuracy, test accuracy and test loss per value of the column ``by`` (a swept param such
     as ``"model.kernel"``: one point per trial, at its last snapshot; or ``"epoch"``: one per

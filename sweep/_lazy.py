@@ -5,9 +5,10 @@ so importing one light module of the package does not load TensorFlow."""
 from __future__ import annotations
 
 import importlib
+from typing import Any, Callable
 
 
-def lazy_exports(package: str, exports: dict[str, str]):
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, list[str]]:
     """``(__getattr__, __all__)`` for ``package``; ``exports`` maps a name to its module."""
 
     def __getattr__(name: str):
@@ -16,3 +17,10 @@ def lazy_exports(package: str, exports: dict[str, str]):
         return getattr(importlib.import_module(exports[name]), name)
 
     return __getattr__, sorted(exports)
+
+
+def resolve(target: str) -> Any:
+    """The object a dotted path names (``"optuna.samplers.TPESampler"``), imported now: the
+    plug-in registries (``sweep.study.plugins``) name their implementations this way."""
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)

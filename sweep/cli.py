@@ -25,7 +25,7 @@ Hyperparameter sweeps for small Keras image classifiers: train every point of a 
 search space, store every epoch of every trial with Optuna, and report the grouped results."""
 EPILOG = """\
 examples:
-  sweep run quickstart                  train the shipped digits study, write reports/quickstart.html
+  sweep run quickstart                  train the shipped digits study (reports/quickstart.html)
   sweep run conv_width --workers 2      two worker processes on this machine
   sweep status conv_width               what is done, running and failed
   sweep COMMAND --help                  the options of one command
@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name, func, help_text, study=True, storage=True, usage=None):
         p = sub.add_parser(name, help=help_text, description=help_text, usage=usage)
         if study:
-            p.add_argument("study", metavar="NAME_OR_PATH", help="study name in studies/ or a YAML path")
+            p.add_argument("study", metavar="NAME_OR_PATH",
+                           help="study name in studies/ or a YAML path")
         if storage:
             p.add_argument(
                 "--storage", default=storage_default,
@@ -80,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "train every point of a study's search space not yet done")
     worker = command("worker", _worker, "claim and train points of a study until none is left")
-    dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard", False)
+    dash = command("dashboard", _dashboard, "serve the study database with optuna-dashboard",
+                   False)
     dash.add_argument("--host", default=defaults.DASHBOARD_HOST,
                       help=f"interface (default: {defaults.DASHBOARD_HOST} only)")
     dash.add_argument("--port", type=int, default=defaults.DASHBOARD_PORT)
@@ -160,7 +162,7 @@ def _run(args) -> int:
     if args.gpus is None and args.workers == 1:
         return _train_here(spec, args, report=True)
     from sweep.models import complete_spec
-    from sweep.run import claims
+    from sweep.store import claims
     from sweep.run.console import sweep_console
     from sweep.run.plan import prepare
 

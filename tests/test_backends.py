@@ -70,6 +70,7 @@ def test_augmented_model_compiles_for_the_backend_and_trains_on_from_a_checkpoin
     import keras
     from sweep.data import Dataset
     from sweep.models import build_model
+    from sweep.study import TrainingConfig
     from sweep.training import train
     from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 
@@ -77,13 +78,19 @@ def test_augmented_model_compiles_for_the_backend_and_trains_on_from_a_checkpoin
                                         for a in tiny_arrays())
     data = Dataset("tiny", x_train, y_train, x_train[:8], y_train[:8], x_test, y_test, 3)
     model = build_model(CFG, data.input_shape, data.num_classes, augment=AUGMENT, seed=0)
-    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=1)
+    result = train(
+        model, data, TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=1)
+    )
     # XLA compiles the augmented step under JAX (Keras would run it eagerly); others unchanged
     assert model.jit_compile is (BACKEND == "jax")
     save_checkpoint(tmp_path / "point.keras", model, result.epochs)
     resumed, done = load_checkpoint(tmp_path / "point.keras")
-    more = train(resumed, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2,
-                 done=done)
+    more = train(
+        resumed,
+        data,
+        TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2),
+        done=done,
+    )
     assert resumed.jit_compile is (BACKEND == "jax")
     assert [r["epoch"] for r in more.epochs] == [1, 2]
     assert np.isfinite(more.epochs[-1]["train_loss"])
@@ -112,7 +119,7 @@ def test_two_worker_processes_share_a_sweep(tmp_path, tiny_npz, db_url):
 
 def test_a_sigkilled_worker_s_point_resumes_from_its_checkpoint(tmp_path, tiny_npz, db_url):
     from sweep.report import study_status
-    from sweep.run import claims
+    from sweep.store import claims
     from sweep.store import epochs_frame, open_storage
     from sweep.training.checkpoints import checkpoint_file
 

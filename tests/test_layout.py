@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # The pipeline, in order; the modules at the package's root come first (any stage may use
 # them), then the public API of ``sweep/__init__.py`` and the CLI, which sit on top.
-STAGES = ["errors", "defaults", "_lazy", "study", "data", "models", "training", "trial",
+STAGES = ["errors", "defaults", "_lazy", "records", "study", "data", "models", "training", "trial",
           "store", "run", "launch", "report", "__init__", "cli"]
 MAX_LINES = 320
 
@@ -53,6 +53,33 @@ def test_a_stage_imports_only_earlier_stages(path):
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_stay_small(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def _unannotated(tree: ast.Module) -> list[str]:
+    """Public functions and methods (of public classes) with a parameter or the return type
+    not annotated: ``name: param, ->``."""
+    found = []
+
+    def visit(body: list, public: bool) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, public and not node.name.startswith("_"))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and public and (
+                    not node.name.startswith("_")):
+                args = node.args
+                bad = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
+                       if a.annotation is None and a.arg not in ("self", "cls")]
+                bad += ["->"] if node.returns is None else []
+                if bad:
+                    found.append(f"{node.name}: {', '.join(bad)}")
+
+    visit(tree.body, True)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_public_functions_are_annotated(path):
+    assert _unannotated(ast.parse(path.read_text())) == []
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sweep.data.classes import class_names, declared_names
-from sweep.data.loaders import DATASETS, DIGITS_SCALE
+from sweep._lazy import resolve
+from sweep.data.loaders import DIGITS_SCALE, Raw
+from sweep.study.plugins import DATASETS
 from sweep.errors import DataError
 
 
@@ -36,6 +38,12 @@ class Dataset:
 
 
 
+def load_raw(cfg: dict, data_dir: str | None = None) -> Raw:
+    """The arrays of the dataset in ``cfg`` as its loader reads them, before any checking,
+    splitting or scaling."""
+    return resolve(DATASETS[cfg["name"]].target)(cfg, data_dir)
+
+
 def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
                  source: str | None = None) -> Dataset:
     """Load the dataset named in ``cfg`` (the study's ``dataset`` section).
@@ -47,7 +55,7 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
         source: the study file, named first in a DataError as in every other study error.
     """
     try:
-        raw = DATASETS[cfg["name"]](cfg, data_dir)
+        raw = load_raw(cfg, data_dir)
         x_train, y_train, x_test, y_test, num_classes = _checked(
             raw, cfg.get("path") or f"dataset {cfg['name']}", declared_names(cfg))
     except DataError as err:

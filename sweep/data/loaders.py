@@ -1,4 +1,5 @@
-"""Loaders, one per ``dataset.name``: ``(cfg, data_dir) -> (x_train, y_train, x_test, y_test)``.
+"""Loaders, one per ``dataset.name``: ``(cfg, data_dir) -> (x_train, y_train, x_test, y_test)``,
+named by the registry ``sweep.study.plugins.DATASETS``.
 
 The Keras datasets keep Keras' own download-and-cache path; with ``data_dir``
 (``SWEEP_DATA_DIR``) they read the same archives from a local folder, for machines without
@@ -38,7 +39,7 @@ DAMAGED = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile, tarfil
            pickle.UnpicklingError)
 
 
-def _digits(cfg: dict, data_dir: str | None) -> Raw:
+def digits(cfg: dict, data_dir: str | None) -> Raw:
     """scikit-learn's 1,797 real 8x8 handwritten digits (values 0..16), shipped with the package.
 
     Upscaled by pixel repetition to 32x32x1 so the CIFAR-sized conv stacks of the studies fit,
@@ -90,7 +91,7 @@ def _cifar(cfg: dict, data_dir: str | None, *, classes: int) -> Raw:
         raise DataError(f"{local}: not a CIFAR-{classes} python archive (missing {missing})")
 
 
-def _fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
+def fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
     files = [
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
@@ -113,7 +114,7 @@ def _fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
     return x_train, idx(paths[1], 8), x_test, idx(paths[3], 8)
 
 
-def _mnist(cfg: dict, data_dir: str | None) -> Raw:
+def mnist(cfg: dict, data_dir: str | None) -> Raw:
     local = _local(data_dir, "mnist.npz")
     if local is None:
         import keras
@@ -122,7 +123,7 @@ def _mnist(cfg: dict, data_dir: str | None) -> Raw:
     return _npz_arrays(local)
 
 
-def _npz(cfg: dict, data_dir: str | None) -> Raw:
+def npz(cfg: dict, data_dir: str | None) -> Raw:
     path = Path(cfg["path"])
     if not path.is_file():
         raise DataError(f"dataset.path: {path} does not exist (expected an .npz file)")
@@ -140,7 +141,7 @@ def _npz_arrays(path: Path) -> Raw:
         return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
 
 
-def _folder(cfg: dict, data_dir: str | None) -> Raw:
+def folder(cfg: dict, data_dir: str | None) -> Raw:
     """``PATH/train/<class>/*.png`` and ``PATH/test/<class>/*``; classes sorted by name."""
     from PIL import Image
 
@@ -149,7 +150,9 @@ def _folder(cfg: dict, data_dir: str | None) -> Raw:
     if not root.exists():
         raise DataError(f"dataset.path: {root} does not exist")
     if not train_dir.is_dir() or not test_dir.is_dir():
-        raise DataError(f"dataset.path: {root} must hold train/ and test/, each with class folders")
+        raise DataError(
+            f"dataset.path: {root} must hold train/ and test/, each with class folders"
+        )
     classes = folder_classes(root)
     if not classes:
         raise DataError(f"dataset.path: {train_dir} has no class folders")
@@ -223,7 +226,8 @@ def _listed(names: set[str]) -> str:
 
 
 def _download(name: str, archive: str, load) -> Raw:
-    """Keras' own download-and-cache; when that is impossible, one line saying what to put where."""
+    """Keras' own download-and-cache; when that is impossible, one line saying what to put
+    where."""
     try:
         result = load()
     except Exception as err:  # Keras raises a bare Exception for "URL fetch failure"
@@ -235,12 +239,9 @@ def _download(name: str, archive: str, load) -> Raw:
     return x_train, y_train, x_test, y_test
 
 
-DATASETS = {
-    "digits": _digits,
-    "cifar10": lambda cfg, d: _cifar(cfg, d, classes=10),
-    "cifar100": lambda cfg, d: _cifar(cfg, d, classes=100),
-    "fashion_mnist": _fashion_mnist,
-    "mnist": _mnist,
-    "folder": _folder,
-    "npz": _npz,
-}
+def cifar10(cfg: dict, data_dir: str | None) -> Raw:
+    return _cifar(cfg, data_dir, classes=10)
+
+
+def cifar100(cfg: dict, data_dir: str | None) -> Raw:
+    return _cifar(cfg, data_dir, classes=100)

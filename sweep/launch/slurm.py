@@ -155,9 +155,10 @@ class SlurmScheduler(Scheduler):
         if job.storage.startswith("sqlite") and job.workers > 1:
             raise UsageError(
                 f"--storage {job.storage}: the {job.workers} tasks of the array may run on "
-                "different nodes, and a SQLite file shared over a network filesystem corrupts; use "
-                "PostgreSQL: --storage postgresql+psycopg://USER@HOST:5432/DB with the password "
-                "in PGPASSWORD or ~/.pgpass (README: Running on a cluster), or --workers 1"
+                "different nodes, and a SQLite file shared over a network filesystem corrupts; "
+                "use PostgreSQL: --storage postgresql+psycopg://USER@HOST:5432/DB with the "
+                "password in PGPASSWORD or ~/.pgpass (README: Running on a cluster), or "
+                "--workers 1"
             )
 
     def warnings(self, job: ClusterJob) -> list[str]:

@@ -6,7 +6,7 @@ Importing this package imports no Keras: the functions that need it import it wh
 """
 
 from sweep.models.architecture import Architecture, LayerSpec, plan
-from sweep.models.build import build_model, kernel_l2
+from sweep.models.build import build_model
 from sweep.models.hypermodel import complete_spec
 
-__all__ = ["Architecture", "LayerSpec", "build_model", "complete_spec", "kernel_l2", "plan"]
+__all__ = ["Architecture", "LayerSpec", "build_model", "complete_spec", "plan"]

@@ -1,10 +1,10 @@
 """A model's layers as plain data, analysed before anything is built: output shape, receptive
 field and parameter count per layer, as the seeds' authors wrote them in comments by hand.
 
-``plan`` turns a trial's ``model`` config into a list of ``LayerSpec``; ``models.build.build_model``
-instantiates exactly these layers with Keras, so the analysis and the trained model cannot
-disagree (a test compares every count with Keras' own). Pure Python: ``sweep describe`` and
-the ``max_params`` constraint never import Keras.
+``plan`` turns a trial's ``model`` config into a list of ``LayerSpec``;
+``models.build.build_model`` instantiates exactly these layers with Keras, so the analysis
+and the trained model cannot disagree (a test compares every count with Keras' own). Pure
+Python: ``sweep describe`` and the ``max_params`` constraint never import Keras.
 
 Families (the words used in study files):
 - ``training.augment`` (given to ``plan`` as ``augment``): random crop after zero padding,
@@ -203,7 +203,9 @@ class _Stack:
 
     def depthwise(self, name, kernel, padding) -> None:
         self._window(name.replace("depthwise", "depthwise layer "), kernel, padding)
-        self.add(name, "depthwise", kernel * kernel * self.shape[2], kernel=kernel, padding=padding)
+        self.add(
+            name, "depthwise", kernel * kernel * self.shape[2], kernel=kernel, padding=padding
+        )
 
     def batch_norm(self, name) -> None:
         channels = self.shape[-1]

@@ -8,20 +8,21 @@ up as a NaN loss instead of being clipped away). Only Keras 3 APIs, so any backe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 
 from sweep.models.architecture import AUGMENTS, POOL_SIZE, LayerSpec, plan
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-def kernel_l2(training: dict) -> float:
-    """The L2 factor on the kernels that ``training.weight_decay`` means: a loss term, except
-    under AdamW, whose decay is decoupled from the loss (the optimizer's own argument)."""
-    return 0.0 if training["optimizer"] == "adamw" else training["weight_decay"]
+    import keras
 
 
 def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int, *,
                 augment: dict | None = None, l2: float = 0.0, seed: int | None = None,
-                precision: str = "float32"):
+                precision: str = "float32") -> keras.Sequential:
     """A Sequential model for one trial; raises ConfigError when it cannot be built.
 
     Args:
@@ -43,7 +44,7 @@ def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
 
 
 @contextlib.contextmanager
-def dtype_policy(name: str):
+def dtype_policy(name: str) -> Iterator[None]:
     """Keras' global dtype policy set to ``name`` while layers are made (they take it when
     constructed), then back to what it was."""
     import keras

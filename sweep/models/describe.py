@@ -16,8 +16,9 @@ import numpy as np
 from sweep.data import Dataset, input_spec, load_dataset
 from sweep.errors import ConfigError, DataError
 from sweep.models.architecture import Architecture, plan
-from sweep.models.build import kernel_l2
 from sweep.study import ChoiceParam, StudySpec, resolve
+from sweep.study.plugins import DATASETS
+from sweep.study.training import TrainingConfig
 
 # searched fields that change a model: its layers, its input, its kernels' L2 term
 SHAPE_FIELDS = ("model.", "dataset.", "training.augment", "training.weight_decay",
@@ -50,15 +51,15 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
     for combo in itertools.product(*choices):
         values = {p.name: v for p, v in zip(shaping, combo)}
         config = resolve(spec.config, values)
-        l2 = kernel_l2(config["training"])
-        key = repr((config["model"], config["dataset"], config["training"]["augment"], l2))
+        training = TrainingConfig.from_section(config["training"])
+        l2 = training.kernel_l2
+        key = repr((config["model"], config["dataset"], training.augment, l2))
         if key in seen:
             continue
         seen.add(key)
         input_shape, num_classes = input_spec(config["dataset"], data_dir, spec.source)
         try:
-            architecture = plan(config["model"], input_shape, num_classes,
-                                config["training"]["augment"])
+            architecture = plan(config["model"], input_shape, num_classes, training.augment)
         except ConfigError as err:
             results.append(ConfigurationResult(values, None, f"cannot be built: {err}"))
             continue
@@ -74,7 +75,9 @@ def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -
     """The text ``sweep describe`` prints: a layer table per configuration."""
     lines = [f"{spec.name}: {len(results)} distinct model(s)"]
     for i, result in enumerate(results, start=1):
-        chosen = ", ".join(f"{k}={v}" for k, v in result.values.items()) or "(no model field searched)"
+        chosen = (
+            ", ".join(f"{k}={v}" for k, v in result.values.items()) or "(no model field searched)"
+        )
         lines += ["", f"[{i}/{len(results)}] {chosen}"]
         if result.architecture is not None:
             lines += _table(result.architecture)
@@ -89,7 +92,6 @@ def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -
     return "\n".join(lines)
 
 
-KERAS_DATASETS = ("cifar10", "cifar100", "fashion_mnist", "mnist")
 UNBALANCED = 2.0  # a split whose largest class has more than this times its smallest's images
 LISTED_CLASSES = 20  # splits of at most this many classes list every class's count
 
@@ -98,7 +100,7 @@ def dataset_balance(spec: StudySpec, data_dir: str | None = None) -> list[str]:
     """``class_balance`` of the study's dataset, or why it is not counted: describe
     downloads nothing, so a Keras dataset is counted from the archives in ``data_dir``."""
     name = spec.config["dataset"]["name"]
-    if name in KERAS_DATASETS and not data_dir:
+    if DATASETS[name].source == "keras" and not data_dir:
         return [f"class counts: not counted ({name} is read from SWEEP_DATA_DIR or "
                 "--data-dir; describe downloads nothing)"]
     try:

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import collections
 import inspect
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+    import keras_tuner
 
 # The keywords sweep gives the hypermodel's fit (sweep.training.fit sets their values); the
 # fit may set any other keyword of model.fit itself.
@@ -28,7 +32,7 @@ class FitProbeError(Exception):
     """The hypermodel's fit does not train through one ``model.fit`` with sweep's callbacks."""
 
 
-def own_fit(target) -> Callable | None:
+def own_fit(target: object) -> Callable | None:
     """``target``'s ``fit(hp, model, ...)``, or None where it keeps KerasTuner's default
     (``model.fit``) or is a plain ``build(hp)`` function."""
     import keras_tuner
@@ -39,7 +43,8 @@ def own_fit(target) -> Callable | None:
     return None if getattr(type(target), "fit", None) is keras_tuner.HyperModel.fit else fit
 
 
-def probe_fit(fit: Callable, hp, model) -> frozenset[str]:
+def probe_fit(fit: Callable, hp: keras_tuner.HyperParameters, model: keras.Model
+              ) -> frozenset[str]:
     """Run ``fit(hp, model, ...)`` with ``model.fit`` standing in, so that ``hp`` records the
     hps the fit declares (under the values ``hp`` holds) without training anything.
 

@@ -21,12 +21,16 @@ import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from sweep.errors import ConfigError, SpecError
 from sweep.models.hyperfit import FitProbeError, own_fit, probe_fit
 from sweep.study import ChoiceParam, Param, RangeParam, StudySpec
+from sweep.study.plugins import SAMPLERS
 from sweep.study.schema import SCHEMA
+
+if TYPE_CHECKING:
+    import keras
 
 PREFIX = "hp."  # search params of a hypermodel are named hp.<KerasTuner name>
 FIELD = "model.hypermodel"
@@ -165,7 +169,8 @@ def complete_spec(spec: StudySpec) -> StudySpec:
     return dataclasses.replace(spec, search=search, hp_collected=True)
 
 
-def build_model(hypermodel: Hypermodel, values: dict, input_shape: tuple, num_classes: int):
+def build_model(hypermodel: Hypermodel, values: dict, input_shape: tuple, num_classes: int
+                ) -> keras.Model:
     """The trial's Keras model: ``build(hp)`` with ``values`` (``{name: value}``, without the
     ``hp.`` prefix) set on KerasTuner's HyperParameters.
 
@@ -238,14 +243,15 @@ def _to_param(h, sampler: str, source: str) -> Param:
         return ChoiceParam(name, (False, True), conditions)
     integer = kind == "Int"
     step = h.step  # None: a continuous Float (or an Int log range)
-    if sampler != "grid" and h.sampling == "linear":
+    enumerates = SAMPLERS[sampler].enumerates  # a grid needs finite lists
+    if not enumerates and h.sampling == "linear":
         return RangeParam(name, h.min_value, h.max_value, step=step, integer=integer,
                           conditions=conditions)
-    if sampler != "grid" and h.sampling == "log" and (integer and step == 1 or step is None):
+    if not enumerates and h.sampling == "log" and (integer and step == 1 or step is None):
         return RangeParam(name, h.min_value, h.max_value, log=True, integer=integer,
                           conditions=conditions)
     if step is None:
-        need = "the grid sampler needs a finite list" if sampler == "grid" else (
+        need = f"the {sampler} sampler needs a finite list" if enumerates else (
             f"Optuna has no {h.sampling!r} sampling")
         raise SpecError(f"{source}: {FIELD}: hp.{kind}({h.name!r}) has no step and {need}; "
                         "give step=..., or use search.sampler random or tpe with "

@@ -56,7 +56,7 @@ def _epochs(rows: pd.DataFrame) -> str:
     return f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
 
 
-def grouped_figure(snapshots: pd.DataFrame, by: str, metrics=GROUPED_METRICS,
+def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = GROUPED_METRICS,
                    title: str = "Grouped by") -> go.Figure:
     """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by`` (per
     quantile bin of a many-valued param, ``aggregate.groups``).

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sweep.records import TrialKey
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.store import (
     StoredStudy, StoredTrial, epochs_frame, load_study, open_storage, read_trials,
@@ -18,8 +19,16 @@ from sweep.study import ChoiceParam
 from sweep.study.space import value_at
 
 # the user attributes the frames read (provenance and layers are never decoded here)
-FRAME_KEYS = ("config", "seed", "objective_epoch", "param_count", "receptive_field",
-              "train_seconds", "fail_reason", "diagnostics")
+FRAME_KEYS = (
+    TrialKey.CONFIG,
+    TrialKey.SEED,
+    TrialKey.OBJECTIVE_EPOCH,
+    TrialKey.PARAM_COUNT,
+    TrialKey.RECEPTIVE_FIELD,
+    TrialKey.TRAIN_SECONDS,
+    TrialKey.FAIL_REASON,
+    TrialKey.DIAGNOSTICS,
+)
 
 
 @dataclass(frozen=True)
@@ -85,14 +94,14 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         rows.append({
             "trial": t.number, "state": t.state.name,
             "value": t.values[0] if t.values else None,
-            "value_epoch": t.user_attrs.get("objective_epoch"),
+            "value_epoch": t.user_attrs.get(TrialKey.OBJECTIVE_EPOCH),
             **chosen,
-            "param_count": t.user_attrs.get("param_count"),
-            "receptive_field": t.user_attrs.get("receptive_field"),
-            "train_seconds": t.user_attrs.get("train_seconds"),
-            "fail_reason": t.user_attrs.get("fail_reason"),
+            "param_count": t.user_attrs.get(TrialKey.PARAM_COUNT),
+            "receptive_field": t.user_attrs.get(TrialKey.RECEPTIVE_FIELD),
+            "train_seconds": t.user_attrs.get(TrialKey.TRAIN_SECONDS),
+            "fail_reason": t.user_attrs.get(TrialKey.FAIL_REASON),
         })
-        for epoch, d in t.user_attrs.get("diagnostics", {}).items():
+        for epoch, d in t.user_attrs.get(TrialKey.DIAGNOSTICS, {}).items():
             layers = d["dead_units"].values()
             units = sum(layer["units"] for layer in layers)
             dead.append({"trial": t.number, "epoch": int(epoch), **{
@@ -151,7 +160,9 @@ def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFram
 def _param_values(trial, params: tuple[str, ...]) -> dict:
     """A trial's value of each swept param, as Optuna stores it; a trial from before an axis
     was added has the value its config had (the old fixed value)."""
-    config = trial.user_attrs.get("config", {}) | {"seed": trial.user_attrs.get("seed")}
+    config = trial.user_attrs.get(TrialKey.CONFIG, {}) | {
+        "seed": trial.user_attrs.get(TrialKey.SEED)
+    }
     return {p: trial.params[p] if p in trial.params else ChoiceParam.encode(value_at(config, p))
             for p in params}
 
@@ -178,7 +189,7 @@ def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
 
 def _last_confusion(trial: StoredTrial) -> list | None:
     """A trial's confusion matrix at its last snapshot (Optuna lists trials by number)."""
-    diagnostics = trial.user_attrs.get("diagnostics", {})
+    diagnostics = trial.user_attrs.get(TrialKey.DIAGNOSTICS, {})
     return diagnostics[max(diagnostics, key=int)]["confusion"] if diagnostics else None
 
 

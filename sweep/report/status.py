@@ -7,11 +7,19 @@ from collections import Counter
 
 from optuna.trial import TrialState
 
-from sweep.run import claims
+from sweep.records import TrialKey
+from sweep.store import claims
 from sweep.store import StoredStudy, epochs_frame, load_study, open_storage, read_trials, safe_url
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
-STATUS_KEYS = ("config", "seed", "objective_epoch", "fail_reason", "died", "interrupted")
+STATUS_KEYS = (
+    TrialKey.CONFIG,
+    TrialKey.SEED,
+    TrialKey.OBJECTIVE_EPOCH,
+    TrialKey.FAIL_REASON,
+    TrialKey.DIED,
+    TrialKey.INTERRUPTED,
+)
 
 
 def study_status(name: str, storage_url: str) -> str:
@@ -35,7 +43,7 @@ def study_status(name: str, storage_url: str) -> str:
         lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
     elif counts["complete"]:
         best = stored.best(current)
-        epoch = best.user_attrs.get("objective_epoch")
+        epoch = best.user_attrs.get(TrialKey.OBJECTIVE_EPOCH)
         where = "" if epoch is None else f" at epoch {epoch}" + (
             " (its best)" if stored.at == "best" else "")
         lines.append(f"best {stored.metrics[0]} {best.value:.4f}{where}: trial {best.number} "
@@ -50,7 +58,7 @@ def study_status(name: str, storage_url: str) -> str:
             lines.append(f"worker {claim.worker}: starting a trial")
             continue
         t = trials[claim.trial_number]  # Optuna lists a study's trials by number
-        total_epochs = t.user_attrs.get("config", {}).get("training", {}).get("epochs", "?")
+        total_epochs = t.user_attrs.get(TrialKey.CONFIG, {}).get("training", {}).get("epochs", "?")
         lines.append(
             f"worker {claim.worker}: trial {t.number} {t.params} epoch "
             f"{last_epoch.get(t.number, 0)}/{total_epochs} "
@@ -58,8 +66,8 @@ def study_status(name: str, storage_url: str) -> str:
         )
     for t in current:
         if t.state == TrialState.FAIL:
-            reason = t.user_attrs.get("fail_reason") or t.user_attrs.get("died") or (
-                "interrupted" if t.user_attrs.get("interrupted") else "unknown"
+            reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED) or (
+                "interrupted" if t.user_attrs.get(TrialKey.INTERRUPTED) else "unknown"
             )
             lines.append(f"failed: trial {t.number} {t.params}: {reason}")
     return "\n".join(lines)

@@ -30,7 +30,9 @@ class SweepConsole:
     def __init__(self, spec: StudySpec, *, live: bool = False, stream: TextIO | None = None):
         self.spec = spec
         self.result = SweepResult(total=0)
-        stream = stream or sys.stderr  # looked up per console: a default bound at import goes stale
+        stream = (
+            stream or sys.stderr
+        )  # looked up per console: a default bound at import goes stale
         self._view = _LiveView(spec, stream) if live else _PlainLines(spec, stream)
         self._running: dict[int, dict] = {}  # trial number -> its start event, last row
         self._positions: dict[str, int] = {}  # point -> its position: one per point
@@ -130,8 +132,10 @@ class _PlainLines:
 
     def epoch(self, trial: dict, running, result: SweepResult) -> None:
         best = result.best_text(self.spec)
-        self._print(f"[{self.spec.name}] {trial_label(trial, result.total)} "
-                    f"{epoch_text(trial['row'], trial['epochs'])}" + (f" | {best}" if best else ""))
+        self._print(
+            f"[{self.spec.name}] {trial_label(trial, result.total)} "
+            f"{epoch_text(trial['row'], trial['epochs'])}" + (f" | {best}" if best else "")
+        )
 
     def end(self, trial: dict, end: dict, running, result: SweepResult) -> None:
         if end["state"] != "complete":
@@ -217,7 +221,8 @@ class _TimesColumn(ProgressColumn):
         return Text(f"{_clock(task.elapsed)} elapsed, {_clock(left)} left")
 
 
-def sweep_console(spec: StudySpec, progress: str = "auto", stream: TextIO | None = None):
+def sweep_console(spec: StudySpec, progress: str = "auto", stream: TextIO | None = None
+                  ) -> SweepConsole | EventLines:
     """The console a command shows its sweep on, by its ``--progress`` word: ``live`` (a
     terminal's live view), ``plain`` lines, ``jsonl`` events (a worker's, for its parent), or
     ``auto``: live when both stdout and the console's stream (stderr) are terminals."""

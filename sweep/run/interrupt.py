@@ -9,9 +9,14 @@ Ctrl-C, it interrupts at once as usual.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import signal
 import threading
 from contextlib import contextmanager
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class DeferredInterrupt:
@@ -27,7 +32,7 @@ class DeferredInterrupt:
         raise KeyboardInterrupt
 
     @contextmanager
-    def installed(self):
+    def installed(self) -> Iterator[DeferredInterrupt]:
         """Handle SIGINT this way for the duration (main thread only; elsewhere a no-op)."""
         if threading.current_thread() is not threading.main_thread():
             yield self
@@ -39,7 +44,7 @@ class DeferredInterrupt:
             signal.signal(signal.SIGINT, previous)
 
     @contextmanager
-    def training(self):
+    def training(self) -> Iterator[None]:
         """The section in which a first Ctrl-C waits for the end of the current batch."""
         self._training = True
         try:

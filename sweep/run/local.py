@@ -32,7 +32,7 @@ import time
 from sweep.defaults import LOCAL_WORKERS_NICE, STORAGE_ENV, TRAINING_NICE_ENV, WORKERS_ENV
 from sweep.errors import UsageError
 from sweep.models import complete_spec
-from sweep.run import claims
+from sweep.store import claims
 from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult

@@ -12,8 +12,9 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
+from sweep.records import TrialKey
 from sweep.data import Dataset, load_dataset
-from sweep.run import claims
+from sweep.store import claims
 from sweep.store import (
     create_study, existing_study, load_study, open_storage, read_trials, record_class_names,
 )
@@ -65,7 +66,9 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
     study_id = store.get_study_id_from_name(spec.name)
     points = claims.study_points(spec)
     # in bulk, what the two below read (Optuna's get_trials: ~1.4 ms a trial, 14 s at 10,000)
-    trials = read_trials(store.engine, study_id, user_keys=("config", "seed", "stopped_epoch"))
+    trials = read_trials(
+        store.engine, study_id, user_keys=(TrialKey.CONFIG, TrialKey.SEED, TrialKey.STOPPED_EPOCH)
+    )
     _rekey_legacy(store, study_id, spec, trials)
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
     return Plan(with_choices(spec, stored_choices(study)), store, study_id, points, dataset_for)
@@ -78,7 +81,9 @@ def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
     for point, number in claims.done(store.engine, study_id).items():
         if point.startswith("{") and number is not None and number < len(trials):
             t = trials[number]
-            keys[point] = identity(t.user_attrs["config"], t.user_attrs["seed"], axes)
+            keys[point] = identity(
+                t.user_attrs[TrialKey.CONFIG], t.user_attrs[TrialKey.SEED], axes
+            )
     claims.rekey(store.engine, study_id, keys)
 
 
@@ -92,8 +97,8 @@ def _short(store, study_id: int, spec: StudySpec, points: dict, trials) -> dict[
         if point not in points or number is None or number >= len(trials):
             continue
         t = trials[number]
-        trained = t.user_attrs.get("config", {}).get("training", {}).get("epochs", target)
-        if t.state == TrialState.COMPLETE and "stopped_epoch" not in t.user_attrs and (
+        trained = t.user_attrs.get(TrialKey.CONFIG, {}).get("training", {}).get("epochs", target)
+        if t.state == TrialState.COMPLETE and TrialKey.STOPPED_EPOCH not in t.user_attrs and (
                 trained < target):
             short[point] = number
     return short

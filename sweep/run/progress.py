@@ -77,7 +77,11 @@ class SweepResult:
         else:
             return
         best = event["best"]
-        self.best_value, self.best_trial, self.pareto = best["value"], best["trial"], best["pareto"]
+        self.best_value, self.best_trial, self.pareto = (
+            best["value"],
+            best["trial"],
+            best["pareto"],
+        )
 
     def best_text(self, spec: StudySpec) -> str | None:
         """The best so far in words, or None before any trial completed."""
@@ -95,7 +99,7 @@ class SweepResult:
                 f"{extra}), {self.skipped} already done; "
                 f"{self.best_text(spec) or 'no completed trial'}")
 
-    def update_best(self, storage, study: optuna.Study) -> None:
+    def update_best(self, storage: optuna.storages.RDBStorage, study: optuna.Study) -> None:
         """Read the best so far from the study: among the trials that are its results now
         (``StoredStudy.current``), complete ones only. The stored study is read once, the
         trials as they change (in bulk, ``LiveTrials``: ask again with the same ``study``)."""

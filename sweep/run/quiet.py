@@ -11,12 +11,17 @@ view is not delayed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import io
 import os
 import re
 import sys
 import threading
 from contextlib import contextmanager
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # Native log lines of level I(nfo) or W(arning), absl's "I0000 00:00:1796161037.45 25427
 # port.cc:153] ..." and older TensorFlow's "2024-05-01 12:00:00.123: I tensorflow/... ] ...".
@@ -33,7 +38,7 @@ def is_banner(line: str) -> bool:
 
 
 @contextmanager
-def native_banners_filtered():
+def native_banners_filtered() -> Iterator[None]:
     """Filter descriptor 2 for the duration (see the module docstring). A no-op where
     ``sys.stderr`` is not descriptor 2 (a test's capture, a notebook)."""
     try:

@@ -22,11 +22,12 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
+from sweep.records import TrialKey
 from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.errors import TrialFailed
 from sweep.models import complete_spec
-from sweep.run import claims
+from sweep.store import claims
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
@@ -40,7 +41,7 @@ from sweep.study.space import value_at
 from sweep.training.checkpoints import (
     checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
 )
-from sweep.trial.sampling import make_pruner, make_sampler, suggest
+from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler, suggest
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
 # How a trial ended, in the words of the progress events.
@@ -132,8 +133,8 @@ def run_sweep(
     # a trial of ``pinned`` created with its params (``_start_trial``: its sampler is never
     # asked). One study object each for the whole run: Optuna reads its trials once, then
     # only those changed.
-    pinned = load_study(store, spec.name, pruner=pruner, sampler=make_sampler("grid", 0))
-    shared = None if spec.search.sampler == "grid" else load_study(
+    pinned = load_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
+    shared = None if spec.search.enumerates else load_study(
         store, spec.name, pruner=pruner,
         sampler=make_sampler(spec.search.sampler, spec.seed + count_trials(engine, study_id)
                              + os.getpid()))
@@ -240,7 +241,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         if lost is None:
             # Ctrl-C or a crash: leave the database consistent; the point runs again next
             # time, from its checkpoint.
-            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr(TrialKey.INTERRUPTED, True)
             study.tell(trial, state=TrialState.FAIL)
             claims.release(w.store.engine, w.study_id, point, w.name)
             raise
@@ -260,7 +261,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
     """Start the point's checkpoint from ``earlier``'s kept model (unless a worker that died
     continuing it left a newer one): the trial resumes after its last epoch."""
-    trial.set_user_attr("continued_from_trial", earlier.number)
+    trial.set_user_attr(TrialKey.CONTINUED_FROM_TRIAL, earlier.number)
     kept = kept_model_file(w.checkpoint_dir, w.spec.name, earlier.number)
     if not checkpoint.is_file() and not copy_checkpoint(kept, checkpoint):
         print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
@@ -269,7 +270,7 @@ def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
 
 def _values_of(spec: StudySpec, earlier) -> dict:
     """A random/tpe slot's values, from the trial it continues (in stored form)."""
-    config = earlier.user_attrs["config"] | {"seed": earlier.user_attrs["seed"]}
+    config = earlier.user_attrs[TrialKey.CONFIG] | {"seed": earlier.user_attrs[TrialKey.SEED]}
     return {p.name: p.encode(value_at(config, p.name)) for p in spec.search.params
             if value_at(config, p.name) is not None}
 
@@ -279,7 +280,7 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
     """``(state, value, note)`` of one trial's training: complete with its objective value,
     failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
     its value is the last it reported)."""
-    from sweep.trial.objective import run_trial  # loads Keras (see the module docstring)
+    from sweep.trial.objective import TrialHooks, run_trial  # loads Keras (module docstring)
     from sweep.training.device import precision_warning
 
     slow = precision_warning(values.get("training.precision",
@@ -289,15 +290,16 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
         print(f"[{w.spec.name}] warning: {slow}", file=sys.stderr)
 
     try:
-        value = run_trial(
-            trial, w.spec, values, w.dataset_for, on_epoch, checkpoint, w.checkpoint_every_s,
-            artifact_store=w.artifacts, stop_requested=stop,
+        hooks = TrialHooks(
+            on_epoch=on_epoch, stop_requested=stop, save_attrs=save_attrs,
+            artifact_store=w.artifacts, checkpoint=checkpoint,
+            checkpoint_every_s=w.checkpoint_every_s,
             keep=kept_model_file(w.checkpoint_dir, w.spec.name, trial.number),
-            earlier_diagnostics=earlier.user_attrs.get("diagnostics") if earlier else None,
-            save_attrs=save_attrs)
+            earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None)
+        value = run_trial(trial, w.spec, values, w.dataset_for, hooks)
         return TrialState.COMPLETE, value, None
     except TrialFailed as err:
-        trial.set_user_attr("fail_reason", str(err))
+        trial.set_user_attr(TrialKey.FAIL_REASON, str(err))
         return TrialState.FAIL, None, f"failed: {err}"
     except optuna.TrialPruned as err:
         return TrialState.PRUNED, None, str(err)

@@ -1,7 +1,8 @@
 """Stage 6, storage: Optuna's RDB storage (SQLite or PostgreSQL) with sweep's two tables
 (``tables``), opened by ``engine``; a study's lifecycle and the one reader of what sweep
-stores on it (``studies``); the epochs table (``epochs``); the trials read in bulk
-(``trials``)."""
+stores on it (``studies``); the keys of what it stores (``records``); the epochs table
+(``epochs``); which worker runs which point (``claims``); the trials read in bulk
+(``trials``). All of sweep's SQL is in this package."""
 
 from sweep.store.engine import open_storage, safe_url, split_password, with_password_file
 from sweep.store.epochs import epochs_frame, record_epoch

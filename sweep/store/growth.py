@@ -11,7 +11,7 @@ cosine schedule (its shape depends on the total).
 Optuna refuses a categorical parameter whose choices change ("CategoricalDistribution does
 not support dynamic value space"). A stored categorical value is an index into its choices,
 so sweep keeps each axis's choices append-only (every value the study ever had, in order of
-first use, ``user_attrs["choices"]``) and, when an axis gains a value, rewrites the choices
+first use, ``user_attrs[StudyKey.CHOICES]``) and, when an axis gains a value, rewrites the choices
 of the study's earlier trials to the longer list: their indices stay right, and a stock
 ``optuna.load_study`` reads old and new trials alike.
 """
@@ -25,6 +25,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.distributions import CategoricalDistribution, distribution_to_json
 
+from sweep.records import StudyKey
 from sweep.errors import StorageError
 from sweep.store.engine import safe_url
 from sweep.store.tables import OPTUNA_PARAMS, OPTUNA_TRIALS
@@ -32,10 +33,9 @@ from sweep.study import ChoiceParam, StudySpec
 from sweep.study.schema import SEARCHABLE, default_of
 from sweep.study.space import RUN_FIELDS, described, flatten
 
-CHOICES_ATTR = "choices"  # user attribute: {param: [stored values, append-only]}
 
 
-def check(storage, stored: dict, spec: StudySpec) -> bool:
+def check(storage: optuna.storages.RDBStorage, stored: dict, spec: StudySpec) -> bool:
     """Whether ``spec`` changes the stored study (``stored``: its study file as stored);
     StorageError naming the field when the change is not one a study may make."""
     wanted = spec.as_dict()
@@ -58,12 +58,12 @@ def check(storage, stored: dict, spec: StudySpec) -> bool:
         if old_search.get(key, "none") != new_search.get(key, "none"):
             raise StorageError(_refusal(storage, spec, f"search.{key}", old_search.get(key),
                                         new_search.get(key)))
-    if spec.search.sampler != "grid":
+    if not spec.search.enumerates:
         _refuse_fewer_choices(storage, spec, old_search.get("params", {}))
     return changed
 
 
-def grow(storage, study: optuna.Study, spec: StudySpec) -> None:
+def grow(storage: optuna.storages.RDBStorage, study: optuna.Study, spec: StudySpec) -> None:
     """Record the grown study: the new study file, and each axis's choices extended (with
     the choices of the earlier trials rewritten, see the module docstring)."""
     before, choices = stored_choices(study), merged_choices(study, spec)
@@ -77,16 +77,16 @@ def grow(storage, study: optuna.Study, spec: StudySpec) -> None:
                     OPTUNA_PARAMS.c.trial_id.in_(sa.select(OPTUNA_TRIALS.c.trial_id)
                                                  .where(OPTUNA_TRIALS.c.study_id == study_id)),
                 ).values(distribution_json=json))
-    study.set_user_attr(CHOICES_ATTR, choices)
-    study.set_user_attr("study", spec.as_dict())
+    study.set_user_attr(StudyKey.CHOICES, choices)
+    study.set_user_attr(StudyKey.STUDY, spec.as_dict())
 
 
 def stored_choices(study: optuna.Study) -> dict[str, list]:
     """Each categorical axis's Optuna choices as the study stores them; a study of sweep 0.1
     has none stored, and its choices were its axes' values."""
-    if CHOICES_ATTR in study.user_attrs:
-        return study.user_attrs[CHOICES_ATTR]
-    params = study.user_attrs.get("study", {}).get("search", {}).get("params", {})
+    if StudyKey.CHOICES in study.user_attrs:
+        return study.user_attrs[StudyKey.CHOICES]
+    params = study.user_attrs.get(StudyKey.STUDY, {}).get("search", {}).get("params", {})
     return {c.name: [c.encode(v) for v in c.values] for c in described(params)}
 
 

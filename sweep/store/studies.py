@@ -12,6 +12,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from sweep.records import StudyKey, TrialKey
 from sweep.errors import StorageError
 from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
@@ -28,7 +29,7 @@ CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study 
 
 @dataclass(frozen=True)
 class StoredStudy:
-    """What sweep stores on a study (``user_attrs["study"]``, the resolved study file), read
+    """What sweep stores on a study (``user_attrs[StudyKey.STUDY]``, the resolved study file), read
     in this one place for the report, ``status`` and export.
 
     ``planned``: the number of points (``n_trials`` for random/tpe, else the grid's size);
@@ -71,15 +72,20 @@ class StoredStudy:
     @staticmethod
     def _point_of(t: AnyTrial, search: dict, points: PointFields) -> str | None:
         """A trial's point key; None for a trial of values the study no longer has."""
-        if "config" not in t.user_attrs or "seed" not in t.user_attrs:  # starting now
+        if (
+            TrialKey.CONFIG not in t.user_attrs or TrialKey.SEED not in t.user_attrs
+        ):  # starting now
             return f"#{t.number}"
-        own = t.user_attrs["config"] | {"seed": t.user_attrs["seed"]}
+        own = t.user_attrs[TrialKey.CONFIG] | {"seed": t.user_attrs[TrialKey.SEED]}
         values = {name: value_at(own, name) for name in search}
         values = {k: v for k, v in values.items() if v is not None}
         if not all(_allowed(search[k], v) for k, v in values.items()):
             return None
-        key = identity_of(identity_fields(t.user_attrs["config"], t.user_attrs["seed"],
-                                          frozenset(search)))
+        key = identity_of(
+            identity_fields(
+                t.user_attrs[TrialKey.CONFIG], t.user_attrs[TrialKey.SEED], frozenset(search)
+            )
+        )
         return key if key == identity_of(points.of(values)) else None
 
     @property
@@ -97,7 +103,7 @@ class StoredStudy:
 
     @classmethod
     def read(cls, storage: optuna.storages.RDBStorage, study: optuna.Study) -> StoredStudy:
-        stored = study.user_attrs.get("study", {})
+        stored = study.user_attrs.get(StudyKey.STUDY, {})
         metric = stored.get("objective", {}).get("metric", "value")
         search = stored.get("search", {})
         params = search.get("params", {})
@@ -108,9 +114,9 @@ class StoredStudy:
             directions=tuple(d.name.lower() for d in study.directions),
             params=tuple(params),
             planned=search.get("n_trials") or len(grid_points(described(params))),
-            description=study.user_attrs.get("description", ""),
+            description=study.user_attrs.get(StudyKey.DESCRIPTION, ""),
             definition=stored,
-            class_names=tuple(study.user_attrs.get("class_names", ())),
+            class_names=tuple(study.user_attrs.get(StudyKey.CLASS_NAMES, ())),
         )
 
 
@@ -122,8 +128,9 @@ def _allowed(described, value) -> bool:
     return value in values
 
 
-def load_study(storage: optuna.storages.RDBStorage, name: str, *, sampler=None,
-               pruner=None) -> optuna.Study:
+def load_study(storage: optuna.storages.RDBStorage, name: str, *,
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """An existing study, or StorageError listing the studies that are there."""
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler,
@@ -146,10 +153,10 @@ def existing_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optu
     # A worker that created the study a moment ago may not have stored its file yet
     # (create_study and set_user_attr are two transactions): give it a few seconds.
     deadline = time.monotonic() + CREATE_GRACE_S
-    while "study" not in study.user_attrs and time.monotonic() < deadline:
+    while StudyKey.STUDY not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.1)
         study = optuna.load_study(study_name=spec.name, storage=storage)
-    if growth.check(storage, study.user_attrs.get("study", {}), spec):
+    if growth.check(storage, study.user_attrs.get(StudyKey.STUDY, {}), spec):
         growth.grow(storage, study, spec)
     return study
 
@@ -163,9 +170,9 @@ def create_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna
     study = optuna.create_study(study_name=spec.name, storage=storage,
                                 directions=list(spec.directions))
     forget_study(storage.engine, storage.get_study_id_from_name(spec.name))
-    study.set_user_attr("description", spec.description)
-    study.set_user_attr(growth.CHOICES_ATTR, growth.merged_choices(None, spec))
-    study.set_user_attr("study", spec.as_dict())
+    study.set_user_attr(StudyKey.DESCRIPTION, spec.description)
+    study.set_user_attr(StudyKey.CHOICES, growth.merged_choices(None, spec))
+    study.set_user_attr(StudyKey.STUDY, spec.as_dict())
     return study
 
 
@@ -174,8 +181,8 @@ def record_class_names(storage: optuna.storages.RDBStorage, name: str,
     """Keep the dataset's class names on the study, for the report (written when they
     change, so once)."""
     study = optuna.load_study(study_name=name, storage=storage)
-    if study.user_attrs.get("class_names") != list(class_names):
-        study.set_user_attr("class_names", list(class_names))
+    if study.user_attrs.get(StudyKey.CLASS_NAMES) != list(class_names):
+        study.set_user_attr(StudyKey.CLASS_NAMES, list(class_names))
 
 
 def mark_dead(storage: optuna.storages.RDBStorage, study_id: int, trial_number: int,
@@ -183,7 +190,7 @@ def mark_dead(storage: optuna.storages.RDBStorage, study_id: int, trial_number: 
     """Mark a trial whose worker died as failed (unless it managed to finish)."""
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
     try:
-        storage.set_trial_user_attr(trial_id, "died", reason)
+        storage.set_trial_user_attr(trial_id, TrialKey.DIED, reason)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         pass

@@ -25,7 +25,7 @@ EPOCHS = sa.Table(
     sa.Column("epoch", sa.Integer, primary_key=True),  # 1-based
     *(sa.Column(name, sa.Float, nullable=True) for name in EPOCH_COLUMNS),  # seconds: wall time
 )
-# Which worker runs which point (see sweep.run.claims).
+# Which worker runs which point (see sweep.store.claims).
 CLAIMS = sa.Table(
     "sweep_claims",
     metadata,

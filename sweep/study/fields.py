@@ -6,7 +6,9 @@ Plain functions over plain YAML values, so a spec section is a dict of (validato
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
+Check = Callable[[Any], Any]  # a validator: the normalised value, or Bad(expected)
 
 class Bad(Exception):
     """A value does not match its field; the argument says what was expected. ``key`` names
@@ -17,7 +19,7 @@ class Bad(Exception):
         self.key = key
 
 
-def integer(low: int | None = None, high: int | None = None):
+def integer(low: int | None = None, high: int | None = None) -> Check:
     def check(v):
         if isinstance(v, bool) or not isinstance(v, int):
             raise Bad("an integer" + _bounds(low, high))
@@ -28,7 +30,8 @@ def integer(low: int | None = None, high: int | None = None):
     return check
 
 
-def number(low: float, high: float | None = None, *, low_open=False, high_open=False):
+def number(low: float, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Check:
     def check(v):
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         if ok:
@@ -43,7 +46,7 @@ def number(low: float, high: float | None = None, *, low_open=False, high_open=F
     return check
 
 
-def choice(*options):
+def choice(*options: Any) -> Check:
     def check(v):
         if v not in options:
             raise Bad("one of " + ", ".join(map(str, options)))
@@ -52,7 +55,7 @@ def choice(*options):
     return check
 
 
-def text(pattern: str | None = None, what: str = "a string"):
+def text(pattern: str | None = None, what: str = "a string") -> Check:
     def check(v):
         if not isinstance(v, str) or (pattern and not re.fullmatch(pattern, v)):
             raise Bad(what)
@@ -61,13 +64,13 @@ def text(pattern: str | None = None, what: str = "a string"):
     return check
 
 
-def boolean(v):
+def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
         raise Bad("true or false")
     return v
 
 
-def int_list(low: int, allow_empty: bool):
+def int_list(low: int, allow_empty: bool) -> Check:
     def check(v):
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
@@ -82,7 +85,7 @@ def int_list(low: int, allow_empty: bool):
     return check
 
 
-def one_or_list(check):
+def one_or_list(check: Check) -> Check:
     """One value, or a non-empty list of values; always returns a list."""
 
     def checked(v):
@@ -95,7 +98,7 @@ def one_or_list(check):
     return checked
 
 
-def mapping(fields: dict):
+def mapping(fields: dict) -> Check:
     """A mapping of its own fields (``{key: (validator, default)}``), missing keys at their
     defaults. Every key at its default gives None: nothing set, as if the field were null."""
 
@@ -116,7 +119,7 @@ def mapping(fields: dict):
     return check
 
 
-def optional(check):
+def optional(check: Check) -> Check:
     return lambda v: None if v is None else check(v)
 
 

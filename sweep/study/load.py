@@ -17,6 +17,7 @@ import yaml
 from sweep.defaults import STUDIES_DIR
 from sweep.errors import SpecError
 from sweep.study.fields import REQUIRED, Bad
+from sweep.study.plugins import DATASETS, OPTIMIZERS, SAMPLERS
 from sweep.study.schema import SCHEMA, SEARCHABLE, TOP, field_spec
 from sweep.study.space import ChoiceParam, Param, RangeParam
 from sweep.study.spec import SearchSpec, StudySpec
@@ -71,7 +72,8 @@ def load_study(name_or_path: str, overrides: list[str] = ()) -> StudySpec:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(f"{source}: {where}invalid YAML ({getattr(err, 'problem', err)})") from None
+        problem = getattr(err, "problem", err)
+        raise SpecError(f"{source}: {where}invalid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
     for item in overrides:
@@ -131,9 +133,10 @@ def validate(raw: dict, source: str) -> StudySpec:
     _check_snapshots(config["training"], params, fail)
     _check_training(config["training"], params, fail)
 
-    if search["sampler"] == "grid":
+    if SAMPLERS[search["sampler"]].enumerates:
         if search["n_trials"] is not None:
-            fail("search.n_trials", "not used by the grid sampler (the grid sets the count)")
+            fail("search.n_trials", "not used by a sampler that lists its points (the grid "
+                                    "sets the count)")
     elif search["n_trials"] is None:
         fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
     metrics = objective["metric"]
@@ -184,7 +187,8 @@ def _reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
     for key in given:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(known)}"
+            hint = f"; did you mean '{close[0]}'?" if close else (
+                f"; expected one of {', '.join(known)}")
             fail(f"{prefix}{key}", "unknown key" + hint)
 
 
@@ -222,8 +226,8 @@ def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
 
 def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangeParam:
     field = f"search.params.{name}"
-    if sampler == "grid":
-        fail(field, "a range needs the random or tpe sampler; the grid sampler takes a list")
+    if SAMPLERS[sampler].enumerates:
+        fail(field, f"a range needs the random or tpe sampler; the {sampler} sampler takes a list")
     _reject_unknown(given, ["low", "high", "log", "step"], field + ".", fail)
     if "low" not in given or "high" not in given:
         fail(field, "a range needs both low and high")
@@ -261,7 +265,8 @@ def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) 
                                  "layers (RandomFlip, ...) in build(hp), where they stay part "
                                  "of the model")
     if (training["weight_decay"] or "training.weight_decay" in searched) and (
-            training["optimizer"] != "adamw" or "training.optimizer" in searched):
+            not OPTIMIZERS[training["optimizer"]].decoupled_decay
+            or "training.optimizer" in searched):
         fail("training.weight_decay", f"L2 on the kernels of a {HYPERMODEL} is build(hp)'s to "
                                       "set (kernel_regularizer); or use optimizer: adamw, whose "
                                       "decoupled decay needs no layer")
@@ -269,7 +274,7 @@ def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) 
 
 
 def _check_dataset(dataset: dict, fail) -> None:
-    needs_path = dataset["name"] in ("folder", "npz")
+    needs_path = DATASETS[dataset["name"]].source == "path"
     if needs_path and not dataset["path"]:
         fail("dataset.path", f"required for dataset {dataset['name']}")
     if not needs_path and dataset["path"]:
@@ -301,8 +306,10 @@ def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
         return f"training.{key}" not in searched and training[key] == value
 
     if (training["momentum"] or "training.momentum" in searched) and (
-            "training.optimizer" not in searched and training["optimizer"] in ("adam", "adamw")):
-        fail("training.momentum", f"applies to the sgd and rmsprop optimizers, not "
+            "training.optimizer" not in searched
+            and not OPTIMIZERS[training["optimizer"]].momentum):
+        takers = " and ".join(name for name, entry in OPTIMIZERS.items() if entry.momentum)
+        fail("training.momentum", f"applies to the {takers} optimizers, not "
                                   f"{training['optimizer']}")
     if (training["decay"] or "training.decay" in searched) and not (
         "training.schedule" in searched or training["schedule"] == "inverse_time"

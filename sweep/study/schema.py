@@ -1,7 +1,7 @@
 """The words of a study file: every section, field, validator and default.
 
-Plain data; the registries that act on these words (datasets, samplers, pruners, optimizers)
-live in their stages, keyed by the same words, and a test checks that the two agree.
+Plain data; the plug-in words (datasets, samplers, pruners, optimizers) are the keys of the
+registries in ``sweep.study.plugins``.
 """
 
 from __future__ import annotations
@@ -10,16 +10,22 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from sweep.study.plugins import DATASETS, OPTIMIZERS, PRUNERS, SAMPLERS
 from sweep.study.fields import (
     REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional, text,
 )
 
-DATASET_NAMES = ("digits", "cifar10", "cifar100", "fashion_mnist", "mnist", "folder", "npz")
-PRUNERS = ("none", "median", "hyperband")
-METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
-           "roc_auc", "param_count")
+METRICS = (
+    "val_accuracy",
+    "val_loss",
+    "test_accuracy",
+    "test_loss",
+    "train_accuracy",
+    "train_loss",
+    "roc_auc",
+    "param_count",
+)
 DIRECTIONS = ("maximize", "minimize")
-SAMPLERS = ("grid", "random", "tpe")
 
 # Random changes to the training images (Keras preprocessing layers at the model's input:
 # active while fitting, identity in evaluation and prediction). Every field at its default
@@ -31,7 +37,6 @@ AUGMENT: dict[str, tuple[Any, Any]] = {
     "rotation": (number(0, 0.5), 0.0),  # up to this fraction of a full turn, either way
     "contrast": (number(0, 1, high_open=True), 0.0),  # contrast scaled by 1 +- this
 }
-OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 # A study's name is a file and folder name (reports/NAME.html, checkpoints/NAME/, ...): no '/',
 # and no leading '.', so neither '.' nor '..' nor a hidden file.
 NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
@@ -39,7 +44,7 @@ NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "dataset": {
-        "name": (choice(*DATASET_NAMES), REQUIRED),
+        "name": (choice(*DATASETS), REQUIRED),
         "validation_split": (number(0, 1, low_open=True, high_open=True), 0.1),
         "label_mode": (choice("fine", "coarse"), "fine"),  # cifar100 only
         "path": (optional(text()), None),  # folder / npz only
@@ -64,7 +69,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
                        None),
     },
     "training": {
-        "optimizer": (choice(*OPTIMIZER_NAMES), "adam"),
+        "optimizer": (choice(*OPTIMIZERS), "adam"),
         "learning_rate": (number(0, low_open=True), 0.001),  # per step, at epoch 1
         "momentum": (number(0, 1, high_open=True), 0.0),  # sgd and rmsprop
         # constant; inverse_time: lr / (1 + decay * (epoch - 1)); cosine: to 0 at the last epoch
@@ -143,7 +148,7 @@ def file_name(study_name: str) -> str:
 
 
 @lru_cache(maxsize=None)  # the schema is fixed: identity() asks for every field of a trial
-def default_of(dotted: str):
+def default_of(dotted: str) -> Any:
     """The schema default of a dotted field (``model.kernel``), or a value equal to nothing
     for fields without one (required fields, hypermodel hps)."""
     default = (field_spec(dotted) or (None, _NO_DEFAULT))[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from sweep.study.plugins import SAMPLERS
 from sweep.study.space import Param
 
 
@@ -14,6 +15,11 @@ class SearchSpec:
     params: tuple[Param, ...]
     n_trials: int | None  # None for grid: the grid's size
     pruner: str = "none"
+
+    @property
+    def enumerates(self) -> bool:
+        """The sampler lists its points up front (grid): workers claim them one by one."""
+        return SAMPLERS[self.sampler].enumerates
 
 
 @dataclass(frozen=True)

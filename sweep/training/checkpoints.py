@@ -4,12 +4,17 @@ mid-trial loses at most ``CHECKPOINT_EVERY_S`` of training; the next worker resu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import json
 import os
 import shutil
 import warnings
 from pathlib import Path
+
+if TYPE_CHECKING:
+    import keras
 
 
 def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
@@ -35,7 +40,7 @@ def copy_checkpoint(source: Path, target: Path) -> bool:
     return True
 
 
-def save_checkpoint(path: Path, model, rows: list[dict]) -> None:
+def save_checkpoint(path: Path, model: keras.Model, rows: list[dict]) -> None:
     """Model, optimizer state and the epoch rows so far; written whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.keras")

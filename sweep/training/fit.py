@@ -17,7 +17,10 @@ import keras
 
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S
+from sweep._lazy import resolve
 from sweep.errors import ConfigError
+from sweep.study.plugins import OPTIMIZERS
+from sweep.study.training import TrainingConfig
 from sweep.training.checkpoints import save_checkpoint
 from sweep.training.device import (
     ACCELERATOR_STEPS_PER_EXECUTION, device_description, mark_jax_compilable,
@@ -25,12 +28,6 @@ from sweep.training.device import (
 from sweep.training.probe import EVAL_BATCH_SIZE, probe_for
 from sweep.training.user_fit import fit_through
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
 
 
 @keras.saving.register_keras_serializable(package="sweep")
@@ -43,14 +40,24 @@ class SmoothedCrossentropy(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.smoothing = smoothing
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
         labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
         one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
                                                      label_smoothing=self.smoothing)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return super().get_config() | {"smoothing": self.smoothing}
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    """``config.optimizer`` (``sweep.study.plugins.OPTIMIZERS``) at ``config.learning_rate``,
+    with its momentum or its decoupled weight decay where it takes one."""
+    entry = OPTIMIZERS[config.optimizer]
+    extra = {"momentum": config.momentum} if entry.momentum else {}
+    if entry.decoupled_decay:
+        extra["weight_decay"] = config.weight_decay
+    return resolve(entry.target)(learning_rate=config.learning_rate, **extra)
 
 
 def loss_for(label_smoothing: float) -> keras.losses.Loss:
@@ -148,19 +155,9 @@ def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: i
 def train(
     model: keras.Model,
     data: Dataset,
+    config: TrainingConfig,
     *,
-    optimizer: str,
-    learning_rate: float,
-    batch_size: int,
-    epochs: int,
-    momentum: float = 0.0,
-    schedule: str = "constant",
-    decay: float = 0.0,
-    weight_decay: float = 0.0,
-    label_smoothing: float = 0.0,
-    stop_at_loss: float | None = None,
     stop_requested: Callable[[], bool] | None = None,
-    snapshots: list[int] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     done: list[dict] = (),
     checkpoint: Path | None = None,
@@ -171,17 +168,13 @@ def train(
     """Compile and fit ``model`` on ``data``; test metrics and diagnostics at snapshot epochs.
 
     Args:
-        optimizer: a key of ``OPTIMIZERS``.
-        learning_rate: per optimizer step, at the first epoch.
-        momentum: for sgd and rmsprop.
-        schedule, decay: see ``learning_rate_at``; set at the start of each epoch.
-        weight_decay: AdamW's decoupled decay (adamw only; for the others it is an L2 term
-            the model's layers carry, see ``sweep.models.kernel_l2``).
-        label_smoothing: in [0, 1); the loss's targets smoothed towards uniform.
-        stop_at_loss: stop after the first epoch whose training loss is at most this (that
-            epoch is then a snapshot too).
+        config: the optimizer (``make_optimizer``) and its settings, the loss's label
+            smoothing, batch size, epochs, the learning-rate schedule (``learning_rate_at``,
+            set at the start of each epoch), ``stop_at_loss`` (stop after the first epoch
+            whose training loss is at most this; that epoch is then a snapshot too) and the
+            snapshot epochs. ``weight_decay`` is AdamW's decoupled decay here; for the other
+            optimizers it is an L2 term the model's layers carry (``config.kernel_l2``).
         stop_requested: asked after every batch; True raises KeyboardInterrupt there.
-        snapshots: epochs (1-based) after which the test set is evaluated; default ``[epochs]``.
         on_epoch: called with each new epoch's row as soon as it is known.
         done: rows of epochs already trained (resuming from a checkpoint: ``model`` is then
             the checkpoint's compiled model, and training continues after ``done[-1]``).
@@ -197,7 +190,7 @@ def train(
     Raises:
         ConfigError: ``fit`` trained no epoch through sweep's callbacks.
     """
-    snapshots = snapshots or [epochs]
+    snapshots, epochs = config.snapshot_epochs, config.epochs
     result = TrainResult(epochs=list(done))
     result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
     # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own
@@ -205,25 +198,23 @@ def train(
     mark_jax_compilable(model)  # before compile, which decides whether XLA compiles the steps
     if not done and not getattr(model, "compiled", False):
         on_cpu = device_description() == "cpu"
-        extra = {"momentum": momentum} if optimizer in ("sgd", "rmsprop") else {}
-        if optimizer == "adamw":
-            extra = {"weight_decay": weight_decay}
         model.compile(
-            optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate, **extra),
-            loss=loss_for(label_smoothing),
+            optimizer=make_optimizer(config),
+            loss=loss_for(config.label_smoothing),
             metrics=["accuracy"],
             steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
         )
     callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
-                           stop_at_loss, stop_requested)]
-    if schedule != "constant":
+                           config.stop_at_loss, stop_requested)]
+    if config.schedule != "constant":
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(
-            lambda epoch, _lr: learning_rate_at(schedule, learning_rate, decay, epoch, epochs)
+            lambda epoch, _lr: learning_rate_at(config.schedule, config.learning_rate,
+                                                config.decay, epoch, epochs)
         ))
     if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
         callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     started = time.perf_counter()
-    settings = {"batch_size": batch_size, "validation_batch_size": EVAL_BATCH_SIZE,
+    settings = {"batch_size": config.batch_size, "validation_batch_size": EVAL_BATCH_SIZE,
                 "shuffle": True}
     run = {"initial_epoch": len(result.epochs), "epochs": epochs,
            "validation_data": (data.x_val, data.y_val), "callbacks": callbacks, "verbose": 0}

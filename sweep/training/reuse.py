@@ -8,19 +8,45 @@ back the one compiled for an earlier trial of the same ``key``, with the new tri
 weights, its layers' random-number states, and a zeroed optimizer (its step count and
 moments) at the new learning rate. Everything that is a constant of the traced step
 (architecture, augmentation strengths, L2 factor, optimizer kind and its constants, loss,
-batch size, precision) belongs in the key; a test trains the same point both ways and
-compares every epoch's metrics.
+batch size, precision) belongs in the key: ``step_key`` puts every training field in it but
+those of ``MAY_DIFFER``, so a field added later keeps its points apart until someone lists it
+there. A test trains the same point both ways and compares every epoch's metrics.
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from dataclasses import fields
 
 import keras
 
+from sweep.data import Dataset
+from sweep.study.training import TrainingConfig
+
 KEPT = 2  # compiled models kept per process (each holds its traced functions and weights)
 
+# The training fields a kept step may change between trials (an allow-list: a wrong hit is a
+# wrong result, a miss only costs a trace). ``reuse`` sets the learning rate into the
+# optimizer's variable; the schedule and its decay set it there too, from a callback; the
+# others are read by Python around the step (how many epochs, when to evaluate or stop, logs).
+MAY_DIFFER = frozenset({"learning_rate", "schedule", "decay", "epochs", "snapshots",
+                        "stop_at_loss", "tensorboard"})
+
 _compiled: OrderedDict[str, keras.Model] = OrderedDict()
+
+
+def step_key(model_cfg: dict, training: TrainingConfig, data: Dataset) -> str | None:
+    """What a compiled training step is made of: the model, the dataset's shapes and every
+    training field but those of ``MAY_DIFFER`` (the seed is not part of it either: it only
+    sets initial values). None where no step is kept: float16 loss scaling keeps a state of
+    its own."""
+    if training.precision == "mixed_float16":
+        return None
+    constants = {f.name: getattr(training, f.name) for f in fields(training)
+                 if f.name not in MAY_DIFFER}
+    return json.dumps([model_cfg, constants, data.name, data.input_shape, data.num_classes],
+                      sort_keys=True, default=str)
 
 
 def reuse(key: str, fresh: keras.Model, learning_rate: float) -> keras.Model:

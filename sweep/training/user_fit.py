@@ -6,10 +6,15 @@ Knows Keras only: the function is a plain callable ``fit(model, x, y, **kwargs)`
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
 
 
-def fit_through(fit: Callable, model, x, y, defaults: dict, **kwargs) -> None:
+def fit_through(fit: Callable, model: keras.Model, x: np.ndarray, y: np.ndarray,
+                defaults: dict, **kwargs: object) -> None:
     """Call ``fit(model, x, y, **kwargs)``; while it runs, the ``model.fit`` it calls fills in
     ``defaults`` (sweep's batch size, validation batch size, shuffling) for the keywords the
     function does not set itself (Keras ignores them for a ``tf.data`` dataset, which

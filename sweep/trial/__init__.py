@@ -9,6 +9,7 @@ from sweep._lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "run_trial": "sweep.trial.objective",
+    "TrialHooks": "sweep.trial.objective",
     "provenance": "sweep.trial.provenance",
     "suggest": "sweep.trial.sampling",
     "make_sampler": "sweep.trial.sampling",

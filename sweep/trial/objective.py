@@ -7,47 +7,84 @@ snapshot results, provenance). It works with any trial, including ``optuna.trial
 
 from __future__ import annotations
 
-import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import optuna
 
+from sweep.records import TrialKey
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
-from sweep.models import build_model, kernel_l2, plan
+from sweep.models import build_model, plan
 from sweep.models.build import dtype_policy
 from sweep.models.hyperfit import trial_fit
 from sweep.models.hypermodel import build_model as build_hypermodel, load_hypermodel
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
+from sweep.study.training import TrainingConfig
 from sweep.training import diagnostics, pictures
 from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
-from sweep.training.fit import train
-from sweep.training.reuse import remember, reuse
+from sweep.training.fit import TrainResult, train
+from sweep.training.reuse import remember, reuse, step_key
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
 
-def run_trial(
-    trial: optuna.Trial,
-    spec: StudySpec,
-    values: dict,
-    dataset_for: Callable[[dict, int], Dataset],
-    on_epoch: Callable[[dict], None],
-    checkpoint: Path | None = None,
-    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
-    artifact_store=None,
-    stop_requested: Callable[[], bool] | None = None,
-    keep: Path | None = None,
-    earlier_diagnostics: dict | None = None,
-    save_attrs: Callable[[dict], None] | None = None,
-) -> float | tuple[float, ...]:
+@dataclass(frozen=True)
+class TrialHooks:
+    """How a trial meets the process that runs it; with none of them (the default) a trial
+    trains alone, keeps nothing and stores its attributes with ``trial.set_user_attr``.
+
+    Attributes:
+        on_epoch: called with each epoch's row (storage, progress).
+        stop_requested: asked after every training batch; True stops training with
+            KeyboardInterrupt (Ctrl-C, see ``sweep.run.interrupt``).
+        save_attrs: stores ``{key: value}`` user attributes of the trial at once (one storage
+            transaction); called when training starts and on the way out, however the trial
+            ends.
+        artifact_store: an Optuna artifact store for the snapshot pictures, or None.
+        checkpoint: this point's checkpoint file. When it exists (a worker died while
+            training this point) training resumes after its last epoch, whose rows are
+            replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
+        keep: where to keep the trained model (weights and optimizer state) with its epoch
+            rows once the trial is done, to continue it when the study's epochs grow and for
+            ``sweep export --model``; None keeps nothing.
+        earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
+            checkpoint is that trial's kept model), kept with this trial's own.
+    """
+
+    on_epoch: Callable[[dict], None] = lambda row: None
+    stop_requested: Callable[[], bool] | None = None
+    save_attrs: Callable[[dict], None] | None = None
+    artifact_store: Any = None
+    checkpoint: Path | None = None
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    keep: Path | None = None
+    earlier_diagnostics: dict | None = None
+
+
+@dataclass
+class _Point:
+    """A trial's point made concrete: its config, seed and data, and what is known of its
+    model before it is built (sweep's own models only)."""
+
+    config: dict
+    seed: int
+    training: TrainingConfig
+    data: Dataset
+    architecture: Any  # sweep.models.Architecture, or None for a hypermodel
+    hypermodel: Any  # the study's KerasTuner hypermodel, or None
+
+
+def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
+              dataset_for: Callable[[dict, int], Dataset],
+              hooks: TrialHooks = TrialHooks()) -> float | tuple[float, ...]:
     """Train the configuration at ``values`` and return the objective's value (a tuple, one
     per metric, for a multi-objective study).
 
@@ -55,21 +92,7 @@ def run_trial(
         values: ``{dotted.name: value}`` for each search param (grid point or sampled).
         dataset_for: ``(dataset_cfg, seed) -> Dataset``, cached by the caller so a process
             loads each dataset once.
-        on_epoch: called with each epoch's row (storage, progress).
-        checkpoint: this point's checkpoint file. When it exists (a worker died while
-            training this point) training resumes after its last epoch, whose rows are
-            replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
-        artifact_store: an Optuna artifact store for the snapshot pictures, or None.
-        stop_requested: asked after every training batch; True stops training with
-            KeyboardInterrupt (Ctrl-C, see interrupt.py).
-        keep: where to keep the trained model (weights and optimizer state) with its epoch
-            rows once the trial is done, to continue it when the study's epochs grow and for
-            ``sweep export --model``; None keeps nothing.
-        earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
-            checkpoint is that trial's kept model), kept with this trial's own.
-        save_attrs: stores ``{key: value}`` user attributes of the trial at once (one storage
-            transaction); called when training starts and on the way out, however the trial
-            ends. Default: ``trial.set_user_attr`` per key (a commit each).
+        hooks: where the epochs, attributes, pictures and models go (``TrialHooks``).
 
     Raises:
         TrialFailed: the configuration cannot be built or breaks a study constraint (both
@@ -77,108 +100,136 @@ def run_trial(
             stored on the trial.
         optuna.TrialPruned: the study's pruner stopped it after an epoch.
     """
-    attrs = _PendingAttrs(trial, save_attrs)  # saved before training and on the way out
+    attrs = _PendingAttrs(trial, hooks.save_attrs)  # saved before training and on the way out
     try:
-        config, seed = trial_config(spec.config, values, spec.seed)
-        attrs["config"] = config
-        attrs["seed"] = seed
-        attrs["provenance"] = provenance(spec)
-        data = dataset_for(config["dataset"], seed)
-        # sweep's own models are analysed (and rejected if they cannot be built) before anything
-        # is built; a KerasTuner hypermodel is only known once built
-        hyper = "hypermodel" in config["model"]
-        training = config["training"]
-        architecture = None if hyper else _analyse(attrs, config["model"], training["augment"],
-                                                   data)
-        hypermodel = load_hypermodel(config["model"]["hypermodel"], spec.source) if hyper else None
-
-        def report(row: dict) -> None:
-            on_epoch(row)
-            # Optuna keeps per-epoch values (and prunes) for single-objective studies only
-            value = row.get(spec.metric)
-            if not spec.multi_objective and value is not None and np.isfinite(value):
-                trial.report(value, step=row["epoch"])
-                # the study's pruner (search.pruner) gave up on it; without one Optuna would
-                # still read the whole trial back to ask its NopPruner
-                if spec.search.pruner != "none" and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
-
-        keras.utils.set_random_seed(seed)
-        resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
-        if resumed is not None:
-            model, done = resumed
-            attrs["resumed_from_epoch"] = done[-1]["epoch"]
-            for row in done:
-                report(row)
-        else:
-            model, done = _new_model(config, seed, data, hypermodel), []
-        step_key = None if hyper or done else _step_key(config, data)
-        if step_key is not None:  # an earlier trial's compiled step, when it can train this one
-            fresh, model = model, reuse(step_key, model, training["learning_rate"])
-            if model is not fresh:
-                attrs["reused_step"] = True
-        param_count = int(model.count_params())
-        if architecture is not None:
-            assert param_count == architecture.params, "architecture.plan miscounted"
-        attrs["param_count"] = param_count
-        limit = spec.constraints.get("max_params")
-        if limit is not None and param_count > limit:
-            raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
-
-        board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" if training.get(
-            "tensorboard") else None
+        point = _prepare(attrs, spec, values, dataset_for)
+        report = _reporter(trial, spec, hooks.on_epoch)
+        model, done, key = _resume_or_build(attrs, point, hooks.checkpoint, report)
+        param_count = _check_size(attrs, spec, model, point)
+        board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" \
+            if point.training.tensorboard else None
         session = TrialSession(spec, values, board) if board is not None else None
         attrs.save()  # a running trial shows its config and layers (the dashboard, status)
-        try:
-            result = train(
-                model,
-                data,
-                optimizer=training["optimizer"],
-                learning_rate=training["learning_rate"],
-                batch_size=training["batch_size"],
-                epochs=training["epochs"],
-                momentum=training["momentum"],
-                schedule=training["schedule"],
-                decay=training["decay"],
-                weight_decay=training["weight_decay"],
-                label_smoothing=training["label_smoothing"],
-                stop_at_loss=training["stop_at_loss"],
-                stop_requested=stop_requested,
-                snapshots=training["snapshots"],
-                on_epoch=report,
-                done=done,
-                checkpoint=checkpoint,
-                checkpoint_every_s=checkpoint_every_s,
-                tensorboard_dir=board,
-                fit=trial_fit(hypermodel.fit, config["hp"]) if hyper else None,
-            )
-        except Exception as err:
-            if not out_of_memory(err):
-                raise
-            raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
-        attrs["train_seconds"] = result.seconds
-        if step_key is not None and result.nan_epoch is None:
-            remember(step_key, model)
+        result = _fit(model, point, hooks, report, done, board)
+        attrs[TrialKey.TRAIN_SECONDS] = result.seconds
+        if key is not None and result.nan_epoch is None:
+            remember(key, model)
         if result.nan_epoch is not None:
             raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
-        if keep is not None:
-            save_checkpoint(keep, model, result.epochs)
-        attrs["snapshots"] = list(result.snapshots.values())
-        attrs["overfitting"] = diagnostics.overfitting(result.epochs)
-        if result.stopped_epoch is not None:
-            attrs["stopped_epoch"] = result.stopped_epoch
-        _record_details(trial, attrs, result.details, artifact_store, data.class_names,
-                        earlier_diagnostics or {})
-        rows = {m: _objective_row(result, m, spec.at, d)
-                for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
-        if spec.metric in rows:  # the epoch the (first) objective's value comes from
-            attrs["objective_epoch"] = rows[spec.metric]["epoch"]
-        values = [rows[m][m] if m in rows else float(param_count) for m in spec.metrics]
+        if hooks.keep is not None:
+            save_checkpoint(hooks.keep, model, result.epochs)
+        values = _record(trial, attrs, spec, point, result, hooks, param_count)
         if session is not None:  # TensorBoard's HParams tab: this trial's objective
             session.end(values, result.epochs[-1]["epoch"])
         return values[0] if len(values) == 1 else tuple(values)
     finally:
         attrs.save()
+
+
+def _prepare(attrs: dict, spec: StudySpec, values: dict,
+             dataset_for: Callable[[dict, int], Dataset]) -> _Point:
+    """The point's config, seed, provenance and data; sweep's own models are analysed (and
+    rejected if they cannot be built) before anything is built, a KerasTuner hypermodel is
+    only known once built."""
+    config, seed = trial_config(spec.config, values, spec.seed)
+    attrs |= {TrialKey.CONFIG: config, TrialKey.SEED: seed, TrialKey.PROVENANCE: provenance(spec)}
+    data = dataset_for(config["dataset"], seed)
+    training = TrainingConfig.from_section(config["training"])
+    if "hypermodel" in config["model"]:
+        return _Point(config, seed, training, data, None,
+                      load_hypermodel(config["model"]["hypermodel"], spec.source))
+    architecture = plan(config["model"], data.input_shape, data.num_classes, training.augment)
+    attrs |= {
+        TrialKey.RECEPTIVE_FIELD: architecture.receptive_field,
+        TrialKey.LAYERS: architecture.rows(),
+    }
+    return _Point(config, seed, training, data, architecture, None)
+
+
+def _reporter(trial: optuna.Trial, spec: StudySpec,
+              on_epoch: Callable[[dict], None]) -> Callable[[dict], None]:
+    """What each epoch's row goes through: the caller's ``on_epoch``, then Optuna's per-epoch
+    values and the study's pruner (single-objective studies only)."""
+    prunes = spec.search.pruner != "none"
+
+    def report(row: dict) -> None:
+        on_epoch(row)
+        value = row.get(spec.metric)
+        if not spec.multi_objective and value is not None and np.isfinite(value):
+            trial.report(value, step=row["epoch"])
+            # without a pruner Optuna would still read the whole trial back to ask NopPruner
+            if prunes and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+    return report
+
+
+def _resume_or_build(attrs: dict, point: _Point, checkpoint: Path | None,
+                     report: Callable[[dict], None]):
+    """``(model, done, step key)``: the checkpoint's model and the rows of its epochs (each
+    reported again onto this trial), or a new model, trained through an earlier trial's
+    compiled step where one can train it (the key, to keep the step for the next trial)."""
+    keras.utils.set_random_seed(point.seed)
+    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if resumed is not None:
+        model, done = resumed
+        attrs[TrialKey.RESUMED_FROM_EPOCH] = done[-1]["epoch"]
+        for row in done:
+            report(row)
+        return model, done, None
+    model = _new_model(point)
+    if point.hypermodel is not None:
+        return model, [], None
+    key = step_key(point.config["model"], point.training, point.data)
+    if key is not None:
+        fresh, model = model, reuse(key, model, point.training.learning_rate)
+        if model is not fresh:
+            attrs[TrialKey.REUSED_STEP] = True
+    return model, [], key
+
+
+def _check_size(attrs: dict, spec: StudySpec, model, point: _Point) -> int:
+    """The model's parameter count, recorded and held against ``constraints.max_params``."""
+    param_count = int(model.count_params())
+    if point.architecture is not None:
+        assert param_count == point.architecture.params, "architecture.plan miscounted"
+    attrs[TrialKey.PARAM_COUNT] = param_count
+    limit = spec.constraints.get("max_params")
+    if limit is not None and param_count > limit:
+        raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
+    return param_count
+
+
+def _fit(model, point: _Point, hooks: TrialHooks, report: Callable[[dict], None],
+         done: list[dict], board: Path | None) -> TrainResult:
+    """Train; running out of accelerator memory fails the trial with that reason."""
+    hp_fit = trial_fit(point.hypermodel.fit, point.config["hp"]) if point.hypermodel else None
+    try:
+        return train(model, point.data, point.training, stop_requested=hooks.stop_requested,
+                     on_epoch=report, done=done, checkpoint=hooks.checkpoint,
+                     checkpoint_every_s=hooks.checkpoint_every_s, tensorboard_dir=board,
+                     fit=hp_fit)
+    except Exception as err:
+        if not out_of_memory(err):
+            raise
+        raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
+
+
+def _record(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: _Point,
+            result: TrainResult, hooks: TrialHooks, param_count: int) -> list[float]:
+    """What a finished training leaves on the trial; returns the objective's values."""
+    attrs[TrialKey.SNAPSHOTS] = list(result.snapshots.values())
+    attrs[TrialKey.OVERFITTING] = diagnostics.overfitting(result.epochs)
+    if result.stopped_epoch is not None:
+        attrs[TrialKey.STOPPED_EPOCH] = result.stopped_epoch
+    _record_details(trial, attrs, result.details, hooks.artifact_store,
+                    point.data.class_names, hooks.earlier_diagnostics or {})
+    rows = {m: _objective_row(result, m, spec.at, d)
+            for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
+    if spec.metric in rows:  # the epoch the (first) objective's value comes from
+        attrs[TrialKey.OBJECTIVE_EPOCH] = rows[spec.metric]["epoch"]
+    return [rows[m][m] if m in rows else float(param_count)
+            for m in spec.metrics]
 
 
 class _PendingAttrs(dict):
@@ -208,40 +259,12 @@ def _objective_row(result, metric: str, at: str, direction: str) -> dict:
     return pick(rows, key=lambda row: row[metric])
 
 
-def _step_key(config: dict, data: Dataset) -> str | None:
-    """What a compiled training step is made of (``sweep.training.reuse``), or None where it
-    is not kept (float16 loss scaling keeps a state of its own)."""
-    training = config["training"]
-    if training["precision"] == "mixed_float16":
-        return None
-    constants = {k: training[k] for k in ("augment", "precision", "optimizer",
-                                          "label_smoothing", "batch_size")}
-    if training["optimizer"] in ("sgd", "rmsprop"):
-        constants["momentum"] = training["momentum"]
-    constants["weight_decay"] = training["weight_decay"]  # the L2 factor, or AdamW's
-    return json.dumps([config["model"], constants, data.name, data.input_shape,
-                       data.num_classes], sort_keys=True, default=str)
-
-
-def _analyse(attrs: dict, model_cfg: dict, augment: dict | None, data: Dataset):
-    """Lay out the model before building it; its receptive field and layer table go into
-    the trial's ``attrs``.
-
-    Raises:
-        ConfigError: it cannot be built.
-    """
-    architecture = plan(model_cfg, data.input_shape, data.num_classes, augment)
-    attrs["receptive_field"] = architecture.receptive_field
-    attrs["layers"] = architecture.rows()
-    return architecture
-
-
 def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store,
                     class_names: tuple[str, ...], earlier: dict) -> None:
     """Snapshot diagnostics into the trial's ``attrs`` (with ``earlier`` ones, of the epochs
     a continued trial did not train itself); their pictures as trial artifacts (the PCA
     picture's legend names the classes)."""
-    attrs["diagnostics"] = earlier | {
+    attrs[TrialKey.DIAGNOSTICS] = earlier | {
         str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
         for epoch, d in details.items()
     }
@@ -262,13 +285,13 @@ def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store
                 )
 
 
-def _new_model(config: dict, seed: int, data: Dataset, hypermodel):
+def _new_model(point: _Point):
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
-    training = config["training"]
-    if hypermodel is not None:
-        with dtype_policy(training["precision"]):  # build(hp)'s layers take the policy
-            return build_hypermodel(hypermodel, config["hp"], data.input_shape,
+    training, data = point.training, point.data
+    if point.hypermodel is not None:
+        with dtype_policy(training.precision):  # build(hp)'s layers take the policy
+            return build_hypermodel(point.hypermodel, point.config["hp"], data.input_shape,
                                     data.num_classes)
-    return build_model(config["model"], data.input_shape, data.num_classes,
-                       augment=training["augment"], seed=seed, l2=kernel_l2(training),
-                       precision=training["precision"])
+    return build_model(point.config["model"], data.input_shape, data.num_classes,
+                       augment=training.augment, seed=point.seed, l2=training.kernel_l2,
+                       precision=training.precision)

@@ -7,7 +7,9 @@ from typing import Any
 
 import optuna
 
+from sweep._lazy import resolve
 from sweep.study import ChoiceParam, Param
+from sweep.study.plugins import PRUNERS, SAMPLERS
 from sweep.study.space import active
 
 
@@ -35,51 +37,41 @@ def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
 class GridPointSampler(optuna.samplers.BaseSampler):
     """Hands out one grid point (in stored form), and nothing else.
 
-    Workers claim points in ``sweep_claims`` (see ``sweep.run.claims``) instead of enqueuing
+    Workers claim points in ``sweep_claims`` (see ``sweep.store.claims``) instead of enqueuing
     them: Optuna's hand-out of enqueued trials can give one point to two workers on SQLite.
     A worker's grid study has this sampler with no point: each claimed point's trial is
     created holding its params (``sweep.run.worker``), so it is never asked.
     """
 
-    def __init__(self, point: dict) -> None:
-        self.point = dict(point)
+    def __init__(self, point: dict | None = None) -> None:
+        self.point = dict(point or {})
 
-    def infer_relative_search_space(self, study, trial) -> dict:
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+                                    ) -> dict:
         return {}
 
-    def sample_relative(self, study, trial, search_space) -> dict:
+    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                        search_space: dict) -> dict:
         return {}
 
-    def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
+    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                           param_name: str,
+                           param_distribution: optuna.distributions.BaseDistribution) -> Any:
         return self.point[param_name]
 
 
-def make_sampler(sampler: str, seed: int, point: dict | None = None):
-    """The sampler for a study's ``search.sampler``: for grid, the sampler of one ``point``
-    (none: a study whose trials come with their params). ``seed`` should differ between resumed runs and between workers, so random
+def make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler for a study's ``search.sampler`` (``sweep.study.plugins.SAMPLERS``); one
+    that enumerates its points (grid) is made holding none: a study whose trials come with
+    their params. ``seed`` should differ between resumed runs and between workers, so random
     and tpe draws are not repeated."""
-    if sampler == "grid":
-        return GridPointSampler(point or {})
-    return SAMPLERS[sampler](seed=seed)
-
-
-SAMPLERS = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler}
+    entry = SAMPLERS[sampler]
+    return resolve(entry.target)() if entry.enumerates else resolve(entry.target)(seed=seed)
 
 
 def make_pruner(pruner: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner for a study's ``search.pruner``; trials report their metric every epoch.
-
-    ``median``: stop a trial whose value at an epoch is worse than the median of earlier
-    trials at that epoch, once 5 trials finished, from epoch 2 (epoch 1 is too noisy;
-    ``n_warmup_steps`` counts 1-based epochs here, so 2 allows epoch 2).
-    ``hyperband``: successive halving over 1 .. ``max_epochs`` epochs, reduction factor 3.
-    """
-    return PRUNERS[pruner](max_epochs)
-
-
-PRUNERS = {
-    "none": lambda _: optuna.pruners.NopPruner(),
-    "median": lambda _: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
-    "hyperband": lambda max_epochs: optuna.pruners.HyperbandPruner(
-        min_resource=1, max_resource=max_epochs, reduction_factor=3),
-}
+    """The pruner for a study's ``search.pruner`` (``sweep.study.plugins.PRUNERS``): a budget
+    pruner gets ``max_epochs``, the most epochs a trial trains, as its largest budget."""
+    entry = PRUNERS[pruner]
+    budget = {"max_resource": max_epochs} if entry.budget else {}
+    return resolve(entry.target)(**entry.options, **budget)

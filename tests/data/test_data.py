@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import tiny_arrays
-from sweep.data import DATASETS, load_dataset, loaders
+from sweep.data import load_dataset, loaders
+from sweep.study.plugins import DATASETS
 from sweep.errors import DataError
 
 

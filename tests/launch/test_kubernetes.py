@@ -172,7 +172,9 @@ def test_a_hypermodel_file_travels_in_the_configmap_at_its_relative_path(cluster
     # before: only study.yaml was shipped, and every pod failed to import the hypermodel
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "cnn.py").write_text(HYPERMODEL)
-    job = cluster_job("kubernetes", raw=_hyper_study(tmp_path, tiny_npz, "models/cnn.py:build_model"))
+    job = cluster_job(
+        "kubernetes", raw=_hyper_study(tmp_path, tiny_npz, "models/cnn.py:build_model")
+    )
     configmap, job_doc = _load(SCHEDULERS["kubernetes"].render(job)["kubernetes-job.yaml"])
     assert configmap["data"]["hypermodel.py"] == HYPERMODEL
     (volume,) = job_doc["spec"]["template"]["spec"]["volumes"]

@@ -48,7 +48,9 @@ def test_script_runs_one_worker_per_array_task(cluster_job, tmp_path):
     assert worker[-2:] == ["--storage", "postgresql+psycopg://sweep@db.example:5432/sweeps"]
     assert SUBMIT_PASSWORD not in script
     assert f"source {tmp_path}/reports/tiny/storage.env" in script
-    assert SCHEDULERS["slurm"].render_secrets(job) == {"storage.env": f"PGPASSWORD={SUBMIT_PASSWORD}\n"}
+    assert SCHEDULERS["slurm"].render_secrets(job) == {
+        "storage.env": f"PGPASSWORD={SUBMIT_PASSWORD}\n"
+    }
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # valid bash
 
 
@@ -98,7 +100,9 @@ def test_node_local_folders_are_one_warning_line(cluster_job, tmp_path, monkeypa
 
 def test_without_a_password_nothing_is_sourced(cluster_job):
     job = cluster_job(storage_url="postgresql+psycopg://sweep@db:5432/sweeps")  # ~/.pgpass
-    assert "source" not in slurm.render_script(job) and SCHEDULERS["slurm"].render_secrets(job) == {}
+    assert (
+        "source" not in slurm.render_script(job) and SCHEDULERS["slurm"].render_secrets(job) == {}
+    )
 
 
 def test_one_task_may_use_sqlite(cluster_job):
@@ -194,7 +198,9 @@ def test_two_task_array_trains_every_point_on_postgres(tmp_path, tiny_npz, postg
     for task in (0, 1):
         log = (job_dir / f"slurm-{job_id}_{task}.out").read_text()
         assert f"array task {task}" in log
-        assert re.search(r"\[slurm_tiny\] 4 points: \d run now \(0 failed\)", log), log  # it ended well
+        assert re.search(r"\[slurm_tiny\] 4 points: \d run now \(0 failed\)", log), (
+            log
+        )  # it ended well
         assert PG_PASSWORD not in log
     trials = optuna.load_study(study_name="slurm_tiny", storage=url).trials
     assert len(trials) == 4

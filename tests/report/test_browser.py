@@ -133,9 +133,16 @@ def test_dashboard_opens_a_trial_with_attributes_and_epochs(sweep_dir, dashboard
     page.get_by_text(f"Trial {best.number}", exact=True).first.click()
     page.get_by_text(f"Trial {best.number} (trial_id=").wait_for(timeout=30_000)
     body = page.inner_text("body")
-    for shown in ("param_count", str(best.user_attrs["param_count"]), "snapshots", "receptive_field",
-                  "test_accuracy", "provenance", "training.learning_rate",
-                  f"{best.params['training.learning_rate']}"):
+    for shown in (
+        "param_count",
+        str(best.user_attrs["param_count"]),
+        "snapshots",
+        "receptive_field",
+        "test_accuracy",
+        "provenance",
+        "training.learning_rate",
+        f"{best.params['training.learning_rate']}",
+    ):
         assert shown in body, shown
     # "Intermediate Values" then "epoch value" pairs: the objective's metric at every epoch.
     pairs = body[body.index("Intermediate Values"):body.index("Parameter")].split()[2:]
@@ -173,7 +180,9 @@ def test_report_renders_its_plotly_figures_without_console_errors(sweep_dir, bro
     page = open_page(browser)
     page.goto((tmp / "reports" / "tiny.html").as_uri())
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
-    titles = page.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
+    titles = page.eval_on_selector_all(
+        ".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)"
+    )
     by = "training.learning_rate"
     assert titles == FIGURES + [
         f"Diagnostics by {by}", "Diagnostics by epoch", f"Per-class test accuracy by {by}",

@@ -13,7 +13,6 @@ import pytest
 from sweep.cli import _parser, _worker_options
 from sweep.report.dashboard import save_figures
 from sweep.report import load_study_result, report_figures
-from sweep.study import load_study
 
 
 def _system_attrs(url: str) -> dict:
@@ -50,7 +49,6 @@ def test_report_figures_are_saved_into_the_study_once(swept):
 
 
 def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_npz):
-    from conftest import tiny_study, write_study
 
     parser = _parser()
     for argv in (["run", "x"], ["worker", "x"], ["dashboard"]):

@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 from conftest import tiny_study, write_study
-from sweep.run import claims
+from sweep.store import claims
 from sweep.run.local import worker_env
 from sweep.training.checkpoints import checkpoint_file
 from sweep.report import study_status
@@ -195,7 +195,9 @@ def test_two_workers_print_one_console(tmp_path, tiny_npz, db_url):
     trials = {t.number: t for t in study.trials}
     places = {}
     for line in lines:
-        found = re.match(r"\[tiny\] trial (\d+) \((\d) of 4\) pooling=(\w+) kernel=(\d) epoch", line)
+        found = re.match(
+            r"\[tiny\] trial (\d+) \((\d) of 4\) pooling=(\w+) kernel=(\d) epoch", line
+        )
         if found:
             number, place, pooling, kernel = found.groups()
             params = trials[int(number)].params  # Optuna's number, the dashboard's

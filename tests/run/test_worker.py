@@ -12,9 +12,9 @@ import numpy as np
 import optuna
 import pytest
 
-from conftest import tiny_arrays, tiny_study, write_study
+from conftest import tiny_study, write_study
 from sweep.cli import main
-from sweep.run import claims
+from sweep.store import claims
 from sweep.store import open_storage
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,9 @@ def test_trials_carry_architecture_diagnostics_and_pictures(swept):
             assert d["dead_units"]["dense1"]["units"] == 8
         assert 0.0 <= t.user_attrs["snapshots"][-1]["roc_auc"] <= 1.0
         assert t.user_attrs["overfitting"]["best_epoch"] in (1, 2)
-        names = sorted(m.filename for m in optuna.artifacts.get_all_artifact_meta(t, storage=study._storage))
+        names = sorted(
+            m.filename for m in optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
+        )
         assert names == ["filters-epoch1.png", "filters-epoch2.png", "pca-epoch1.png",
                          "pca-epoch2.png"]
         meta = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sweep.study import space
-from sweep.study import ChoiceParam, RangeParam
+from sweep.study import ChoiceParam
 
 
 def test_grid_points_cover_the_product_in_order():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 from conftest import tiny_study, write_study
 from sweep.cli import main
@@ -110,56 +109,98 @@ BAD = [
     # (what to change in the tiny study, expected message fragment)
     ({"model": {"dropout": 1.5}}, r"model\.dropout: expected a number in \[0, 1\), got 1\.5"),
     ({"training": {"epochs": 0}}, r"training\.epochs: expected an integer >= 1, got 0"),
-    ({"training": {"epochs": 5, "snapshots": [2, 9]}},
-     r"training\.snapshots: snapshot at epoch 9 is past the last epoch \(5\)"),
+    (
+        {"training": {"epochs": 5, "snapshots": [2, 9]}},
+        r"training\.snapshots: snapshot at epoch 9 is past the last epoch \(5\)",
+    ),
     ({"training": {"epochs": "ten"}}, r"training\.epochs: expected an integer >= 1, got 'ten'"),
     ({"model": {"kernal": 3}}, r"model\.kernal: unknown key; did you mean 'kernel'\?"),
     ({"trainig": {}}, r"trainig: unknown key; did you mean 'training'\?"),
-    ({"search": {"params": {"model.kernel": []}}},
-     r"search\.params\.model\.kernel: empty list"),
-    ({"search": {"params": {"model.kernal": [3]}}},
-     r"search\.params\.model\.kernal: does not point at a searchable field.*'model\.kernel'"),
-    ({"search": {"params": {"model.dropout": [0.1, 1.5]}}},
-     r"search\.params\.model\.dropout: every value must be a number in \[0, 1\)"),
+    ({"search": {"params": {"model.kernel": []}}}, r"search\.params\.model\.kernel: empty list"),
+    (
+        {"search": {"params": {"model.kernal": [3]}}},
+        r"search\.params\.model\.kernal: does not point at a searchable field.*'model\.kernel'",
+    ),
+    (
+        {"search": {"params": {"model.dropout": [0.1, 1.5]}}},
+        r"search\.params\.model\.dropout: every value must be a number in \[0, 1\)",
+    ),
     ({"search": {"sampler": "bayes"}}, r"search\.sampler: expected one of grid, random, tpe"),
-    ({"search": {"sampler": "random", "params": {"model.kernel": [3]}}},
-     r"search\.n_trials: expected an integer >= 1 for the random sampler"),
-    ({"search": {"params": {"training.learning_rate": {"low": 0.1, "high": 1}}}},
-     r"a range needs the random or tpe sampler"),
+    (
+        {"search": {"sampler": "random", "params": {"model.kernel": [3]}}},
+        r"search\.n_trials: expected an integer >= 1 for the random sampler",
+    ),
+    (
+        {"search": {"params": {"training.learning_rate": {"low": 0.1, "high": 1}}}},
+        r"a range needs the random or tpe sampler",
+    ),
     ({"dataset": {"name": "imagenet"}}, r"dataset\.name: expected one of digits, cifar10"),
     ({"objective": {"metric": "f1"}}, r"objective\.metric: expected one of val_accuracy"),
     ({"model": {"filters": [32, 0]}}, r"model\.filters: expected a list of integers >= 1"),
-    ({"training": {"momentum": 0.9}},
-     r"training\.momentum: applies to the sgd and rmsprop optimizers, not adam"),
+    (
+        {"training": {"momentum": 0.9}},
+        r"training\.momentum: applies to the sgd and rmsprop optimizers, not adam",
+    ),
     ({"training": {"decay": 0.3}}, r"training\.decay: applies to schedule: inverse_time only"),
-    ({"training": {"schedule": "step"}},
-     r"training\.schedule: expected one of constant, inverse_time, cosine"),
-    ({"constraints": {"max_params": "100k"}},
-     r"constraints\.max_params: expected an integer >= 1, got '100k'"),
+    (
+        {"training": {"schedule": "step"}},
+        r"training\.schedule: expected one of constant, inverse_time, cosine",
+    ),
+    (
+        {"constraints": {"max_params": "100k"}},
+        r"constraints\.max_params: expected an integer >= 1, got '100k'",
+    ),
     ({"model": {"block": "inception"}}, r"model\.block: expected one of conv, separable"),
     ({"name": "has spaces"}, r"name: expected a name of letters"),
-    ({"training": {"augment": {"flip": "sideways"}}},
-     r"training\.augment\.flip: expected one of none, horizontal, vertical, "
-     r"horizontal_and_vertical, got 'sideways'"),
-    ({"training": {"augment": {"zoom": 0.1}}},
-     r"training\.augment\.zoom: expected one of the keys flip, translate, crop_padding"),
+    (
+        {"training": {"augment": {"flip": "sideways"}}},
+        r"training\.augment\.flip: expected one of none, horizontal, vertical, "
+        r"horizontal_and_vertical, got 'sideways'",
+    ),
+    (
+        {"training": {"augment": {"zoom": 0.1}}},
+        r"training\.augment\.zoom: expected one of the keys flip, translate, crop_padding",
+    ),
     ({"training": {"augment": "flip"}}, r"training\.augment: expected a mapping with keys flip"),
-    ({"training": {"augment": {"translate": 1.5}}},
-     r"training\.augment\.translate: expected a number in \[0, 1\), got 1\.5"),
-    ({"search": {"params": {"training.augment.flip": ["none", "upside"]}}},
-     r"search\.params\.training\.augment\.flip: every value must be one of none"),
-    ({"search": {"params": {"training.augment": [None, {"flip": "horizontal"}],
-                            "training.augment.translate": [0.0, 0.1]}}},
-     r"search\.params\.training\.augment\.translate: training\.augment is searched too"),
-    ({"training": {"label_smoothing": 1.0}},
-     r"training\.label_smoothing: expected a number in \[0, 1\), got 1\.0"),
-    ({"training": {"weight_decay": -0.1}}, r"training\.weight_decay: expected a number in \[0, inf\]"),
-    ({"training": {"optimizer": "adamw", "momentum": 0.9}},
-     r"training\.momentum: applies to the sgd and rmsprop optimizers, not adamw"),
-    ({"objective": {"metric": ["val_accuracy", "param_count"], "at": "best"}},
-     r"objective\.at: best needs one metric"),
-    ({"objective": {"metric": "val_accuracy", "at": "first"}},
-     r"objective\.at: expected one of last, best"),
+    (
+        {"training": {"augment": {"translate": 1.5}}},
+        r"training\.augment\.translate: expected a number in \[0, 1\), got 1\.5",
+    ),
+    (
+        {"search": {"params": {"training.augment.flip": ["none", "upside"]}}},
+        r"search\.params\.training\.augment\.flip: every value must be one of none",
+    ),
+    (
+        {
+            "search": {
+                "params": {
+                    "training.augment": [None, {"flip": "horizontal"}],
+                    "training.augment.translate": [0.0, 0.1],
+                }
+            }
+        },
+        r"search\.params\.training\.augment\.translate: training\.augment is searched too",
+    ),
+    (
+        {"training": {"label_smoothing": 1.0}},
+        r"training\.label_smoothing: expected a number in \[0, 1\), got 1\.0",
+    ),
+    (
+        {"training": {"weight_decay": -0.1}},
+        r"training\.weight_decay: expected a number in \[0, inf\]",
+    ),
+    (
+        {"training": {"optimizer": "adamw", "momentum": 0.9}},
+        r"training\.momentum: applies to the sgd and rmsprop optimizers, not adamw",
+    ),
+    (
+        {"objective": {"metric": ["val_accuracy", "param_count"], "at": "best"}},
+        r"objective\.at: best needs one metric",
+    ),
+    (
+        {"objective": {"metric": "val_accuracy", "at": "first"}},
+        r"objective\.at: expected one of last, best",
+    ),
     ({"name": ".."}, r"name: expected a name of letters, digits, '_', '-', '\.' \(not first\)"),
     ({"name": "."}, r"name: expected a name of letters"),
     ({"name": "../x"}, r"name: expected a name of letters"),

@@ -9,6 +9,7 @@ import pytest
 
 from test_diagnostics import _tiny_dataset
 from sweep.models import build_model
+from sweep.study import TrainingConfig
 from sweep.training import train
 
 CFG = {"filters": [4], "kernel": 3, "pooling": "max", "padding": "valid", "dropout": 0.0,
@@ -77,7 +78,9 @@ def test_every_augmentation_leaves_evaluation_alone():
         "crop", "flip", "translation", "rotation", "contrast"]
     assert not np.allclose(_augmented(model, batch, training=True), batch)
     np.testing.assert_allclose(_augmented(model, batch, training=False), batch, atol=1e-6)
-    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=1)
+    result = train(
+        model, data, TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=1)
+    )
     assert np.isfinite(result.epochs[0]["train_loss"])
 
 
@@ -105,8 +108,17 @@ def test_adamw_decays_the_weights_without_a_loss_term():
     for weight_decay in (0.0, 0.5):
         keras.utils.set_random_seed(0)
         model = build_model(CFG, data.input_shape, data.num_classes)  # l2 0: AdamW decays
-        train(model, data, optimizer="adamw", learning_rate=0.01, weight_decay=weight_decay,
-              batch_size=16, epochs=2)
+        train(
+            model,
+            data,
+            TrainingConfig(
+                optimizer="adamw",
+                learning_rate=0.01,
+                weight_decay=weight_decay,
+                batch_size=16,
+                epochs=2,
+            ),
+        )
         assert float(model.optimizer.weight_decay) == weight_decay and not model.losses
         norms[weight_decay] = sum(float(np.sum(np.square(w))) for w in model.get_weights())
     # 8 steps of w -= 0.01 * 0.5 * w on top of Adam's own: about 4% smaller, not 0%
@@ -117,8 +129,13 @@ def test_label_smoothing_loss_is_cross_entropy_against_smoothed_targets():
     data = _tiny_dataset()
     keras.utils.set_random_seed(0)
     model = build_model(CFG, data.input_shape, data.num_classes)
-    result = train(model, data, optimizer="adam", learning_rate=0.001, label_smoothing=0.2,
-                   batch_size=16, epochs=1)
+    result = train(
+        model,
+        data,
+        TrainingConfig(
+            optimizer="adam", learning_rate=0.001, label_smoothing=0.2, batch_size=16, epochs=1
+        ),
+    )
     logits = model.predict_on_batch(data.x_val)
     log_p = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
     k = data.num_classes
@@ -137,15 +154,29 @@ def test_a_checkpoint_keeps_the_smoothed_loss_and_the_augmentation(tmp_path):
     data = _tiny_dataset()
     model = build_model(CFG, data.input_shape, data.num_classes, augment={"flip": "vertical"},
                         seed=0)
-    result = train(model, data, optimizer="adamw", learning_rate=0.01, weight_decay=0.1,
-                   label_smoothing=0.1, batch_size=16, epochs=1)
+    result = train(
+        model,
+        data,
+        TrainingConfig(
+            optimizer="adamw",
+            learning_rate=0.01,
+            weight_decay=0.1,
+            label_smoothing=0.1,
+            batch_size=16,
+            epochs=1,
+        ),
+    )
     save_checkpoint(tmp_path / "point.keras", model, result.epochs)
     resumed, done = load_checkpoint(tmp_path / "point.keras")
     assert isinstance(resumed.loss, SmoothedCrossentropy) and resumed.loss.smoothing == 0.1
     assert float(resumed.optimizer.weight_decay) == pytest.approx(0.1)
     assert resumed.layers[0].name == "flip"
-    more = train(resumed, data, optimizer="adamw", learning_rate=0.01, batch_size=16, epochs=2,
-                 done=done)
+    more = train(
+        resumed,
+        data,
+        TrainingConfig(optimizer="adamw", learning_rate=0.01, batch_size=16, epochs=2),
+        done=done,
+    )
     assert [r["epoch"] for r in more.epochs] == [1, 2]
 
 
@@ -155,9 +186,13 @@ def test_mixed_precision_computes_in_16_bits_and_keeps_float32_logits_and_metric
     model = build_model(CFG, data.input_shape, data.num_classes, precision=precision)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
     conv = model.get_layer("conv1")
-    assert conv.compute_dtype == precision.removeprefix("mixed_") and conv.kernel.dtype == "float32"
+    assert (
+        conv.compute_dtype == precision.removeprefix("mixed_") and conv.kernel.dtype == "float32"
+    )
     assert model.layers[-1].compute_dtype == "float32"
-    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2)
+    result = train(
+        model, data, TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2)
+    )
     assert str(model.predict_on_batch(data.x_val).dtype) == "float32"
     if precision == "mixed_float16":  # Keras scales the loss so float16 gradients keep digits
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)

@@ -47,3 +47,47 @@ def test_trials_through_a_kept_step_train_as_trials_with_their_own(tmp_path, tin
     assert [t.value for t in fast_trials] == pytest.approx([t.value for t in plain_trials])
     # the points differ, so a step that kept an earlier trial's state would show
     assert len({round(v, 6) for v in fast["train_loss"]}) > 6
+
+
+def _key(training, model_cfg=None):
+    import numpy as np
+
+    from sweep.data import Dataset
+    from sweep.training.reuse import step_key
+
+    images, labels = np.zeros((2, 8, 8, 1), "float32"), np.zeros(2, "int32")
+    data = Dataset("digits", images, labels, images, labels, images, labels, num_classes=10)
+    return step_key(model_cfg or {"filters": [4]}, training, data)
+
+
+# A value other than the default for every training field
+OTHER = {"optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.9, "schedule": "cosine",
+         "decay": 0.1, "batch_size": 8, "epochs": 3, "stop_at_loss": 0.1, "snapshots": (1, 3),
+         "tensorboard": True, "weight_decay": 0.01, "label_smoothing": 0.1,
+         "augment": {"flip": "horizontal"}, "precision": "mixed_bfloat16"}
+
+
+def test_every_training_field_but_the_allowed_ones_keeps_points_apart():
+    from dataclasses import fields, replace
+
+    from sweep.study import TrainingConfig
+    from sweep.training.reuse import MAY_DIFFER
+
+    base = TrainingConfig()
+    assert set(OTHER) == {f.name for f in fields(TrainingConfig)}, "a field without a value"
+    for name, value in OTHER.items():
+        same = _key(replace(base, **{name: value})) == _key(base)
+        assert same is (name in MAY_DIFFER), name
+    assert _key(base, {"filters": [8]}) != _key(base)
+    assert _key(replace(base, precision="mixed_float16")) is None  # loss scaling: never kept
+
+
+def test_a_field_added_later_is_not_reusable_until_allowed():
+    from dataclasses import field, make_dataclass
+
+    from sweep.study import TrainingConfig
+
+    grown = make_dataclass("Grown", [("new_knob", float, field(default=0.0))],
+                           bases=(TrainingConfig,), frozen=True)
+    assert _key(grown(new_knob=0.5)) != _key(grown(new_knob=0.0))
+    assert _key(grown(learning_rate=0.5)) == _key(grown(learning_rate=0.1))

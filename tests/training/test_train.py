@@ -8,6 +8,7 @@ import pytest
 
 from test_diagnostics import _tiny_dataset
 from sweep.models import build_model
+from sweep.study import TrainingConfig
 from sweep.training import learning_rate_at, train
 
 CFG = {"filters": [4], "kernel": 3, "pooling": "max", "padding": "valid", "dropout": 0.0,
@@ -26,8 +27,19 @@ def test_inverse_time_schedule_gives_the_seeds_printed_rates():
 def test_schedule_sets_each_epochs_rate_and_sgd_takes_momentum():
     data = _tiny_dataset()
     model = build_model(CFG, data.input_shape, data.num_classes)
-    result = train(model, data, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-                   schedule="inverse_time", decay=1.0, batch_size=16, epochs=3)
+    result = train(
+        model,
+        data,
+        TrainingConfig(
+            optimizer="sgd",
+            learning_rate=0.1,
+            momentum=0.9,
+            schedule="inverse_time",
+            decay=1.0,
+            batch_size=16,
+            epochs=3,
+        ),
+    )
     assert [r["learning_rate"] for r in result.epochs] == pytest.approx([0.1, 0.05, 0.1 / 3])
     assert float(model.optimizer.momentum) == pytest.approx(0.9)
     assert all(math.isfinite(r["train_loss"]) for r in result.epochs)
@@ -36,8 +48,13 @@ def test_schedule_sets_each_epochs_rate_and_sgd_takes_momentum():
 def test_stop_at_loss_ends_training_and_snapshots_that_epoch():
     data = _tiny_dataset()
     model = build_model(CFG, data.input_shape, data.num_classes)
-    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=30,
-                   stop_at_loss=10.0)  # any first epoch is below this
+    result = train(
+        model,
+        data,
+        TrainingConfig(
+            optimizer="adam", learning_rate=0.01, batch_size=16, epochs=30, stop_at_loss=10.0
+        ),
+    )  # any first epoch is below this
     assert result.stopped_epoch == 1 and len(result.epochs) == 1
     assert list(result.snapshots) == [1] and "test_accuracy" in result.epochs[0]
     assert "confusion" in result.details[1]
@@ -53,6 +70,10 @@ def test_a_stop_request_ends_training_between_batches():
         return len(asked) >= 2  # Ctrl-C arrives during the second batch
 
     with pytest.raises(KeyboardInterrupt):
-        train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16, epochs=5,
-              stop_requested=stop_requested)
+        train(
+            model,
+            data,
+            TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=5),
+            stop_requested=stop_requested,
+        )
     assert len(asked) == 2  # stopped after the second of the 4 batches of the first epoch

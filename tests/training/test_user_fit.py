@@ -11,6 +11,7 @@ import pytest
 
 from test_diagnostics import _tiny_dataset
 from sweep.errors import ConfigError
+from sweep.study import TrainingConfig
 from sweep.training import train
 
 
@@ -18,8 +19,12 @@ def _steps(fit, epochs=2) -> tuple[int, list]:
     data = _tiny_dataset()  # 64 training images
     model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
                               keras.layers.Dense(data.num_classes)])
-    result = train(model, data, optimizer="adam", learning_rate=0.01, batch_size=16,
-                   epochs=epochs, fit=fit)
+    result = train(
+        model,
+        data,
+        TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=epochs),
+        fit=fit,
+    )
     assert "fit" not in vars(model)  # Model.fit is the class's again
     return int(model.optimizer.iterations.numpy()), [r["epoch"] for r in result.epochs]
 

@@ -48,7 +48,7 @@ class Claim:
     position: int = 1
 
 
-def claim_next(engine, study_id: int, points: list[str], worker: str) -> Claim | None:
+def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str) -> Claim | None:
     """Claim the first point nobody holds, else one to continue, else a stale one; None when
     nothing is claimable."""
     while True:
@@ -98,7 +98,7 @@ def _take(study_id: int, row):
         CLAIMS.c.heartbeat == row.heartbeat)
 
 
-def reopen(engine, study_id: int, short: dict[str, int]) -> None:
+def reopen(engine: sa.Engine, study_id: int, short: dict[str, int]) -> None:
     """Give back done points to continue: ``short`` maps a point to its complete trial, which
     trained fewer epochs than the study now asks. The next claim continues that trial."""
     with engine.begin() as conn:
@@ -109,7 +109,7 @@ def reopen(engine, study_id: int, short: dict[str, int]) -> None:
             ).values(state="more"))
 
 
-def done(engine, study_id: int) -> dict[str, int | None]:
+def done(engine: sa.Engine, study_id: int) -> dict[str, int | None]:
     """The done points of a study, with the trial that did each."""
     with engine.connect() as conn:
         return dict(conn.execute(
@@ -117,7 +117,7 @@ def done(engine, study_id: int) -> dict[str, int | None]:
             .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state == "done")).all())
 
 
-def rekey(engine, study_id: int, keys: dict[str, str]) -> None:
+def rekey(engine: sa.Engine, study_id: int, keys: dict[str, str]) -> None:
     """Rename claims (``{old point key: new}``): sweep 0.1 keyed grid points by their
     values; they are keyed by what the trial means now (``study.space.identity``)."""
     with engine.begin() as conn:
@@ -126,7 +126,7 @@ def rekey(engine, study_id: int, keys: dict[str, str]) -> None:
                 CLAIMS.c.study_id == study_id, CLAIMS.c.point == old).values(point=new))
 
 
-def pending(engine, study_id: int, points: list[str]) -> int:
+def pending(engine: sa.Engine, study_id: int, points: list[str]) -> int:
     """How many of ``points`` are not done yet (unclaimed, running, or to continue)."""
     with engine.connect() as conn:
         done = conn.execute(
@@ -137,7 +137,7 @@ def pending(engine, study_id: int, points: list[str]) -> int:
     return len(points) - done
 
 
-def update(engine, study_id: int, point: str, worker: str, **values) -> bool:
+def update(engine: sa.Engine, study_id: int, point: str, worker: str, **values) -> bool:
     """Set ``trial_number`` / ``state`` of this worker's claim, and beat its heart.
 
     Returns:
@@ -152,7 +152,7 @@ def update(engine, study_id: int, point: str, worker: str, **values) -> bool:
         ).rowcount > 0
 
 
-def release(engine, study_id: int, point: str, worker: str) -> None:
+def release(engine: sa.Engine, study_id: int, point: str, worker: str) -> None:
     """Give a point back (its trial was interrupted): the next worker or run takes it."""
     with engine.begin() as conn:
         conn.execute(
@@ -161,7 +161,7 @@ def release(engine, study_id: int, point: str, worker: str) -> None:
         )
 
 
-def release_worker(engine, study_id: int, worker: str) -> list[int]:
+def release_worker(engine: sa.Engine, study_id: int, worker: str) -> list[int]:
     """Give back every running claim of a worker known to be dead; returns their trial
     numbers."""
     with engine.begin() as conn:
@@ -176,7 +176,7 @@ def release_worker(engine, study_id: int, worker: str) -> list[int]:
     return [t for t in owned if t is not None]
 
 
-def running(engine, study_id: int) -> list:
+def running(engine: sa.Engine, study_id: int) -> list:
     """Rows of the running claims: ``point, worker, trial_number, heartbeat``."""
     with engine.connect() as conn:
         return conn.execute(
@@ -253,7 +253,7 @@ def study_points(spec: StudySpec) -> dict[str, dict | None]:
     means (``identity``: the same key after an axis is added at the old fixed value, or the
     epochs grow), or ``n_trials`` numbered slots (``"#0"``, ...) whose values the sampler
     draws."""
-    if spec.search.sampler != "grid":
+    if not spec.search.enumerates:
         return {f"#{i}": None for i in range(spec.search.n_trials)}
     params = spec.search.params
     axes = frozenset(p.name for p in params)

@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import PG_PASSWORD, tiny_study, write_study
-from sweep.run import claims, run_sweep
+from sweep.run import run_sweep
+from sweep.store import claims
 from sweep.store import open_storage
 from sweep.study import load_study
 
@@ -51,7 +52,7 @@ def _wait(condition, seconds: float = 10.0) -> None:
 def test_a_transient_database_error_is_logged_and_retried(db_url, caplog):
     store = _claimed(db_url)
     flaky = FlakyEngine(store.engine, failures=2)
-    with caplog.at_level(logging.WARNING, logger="sweep.run.claims"):
+    with caplog.at_level(logging.WARNING, logger="sweep.store.claims"):
         with claims.Heartbeat(flaky, 1, "p", "host:1", every_s=0.05, give_up_after_s=30) as hb:
             _wait(lambda: flaky.failures == 0 and claims.running(store.engine, 1)[0].heartbeat
                   > time.time() - 0.5)
