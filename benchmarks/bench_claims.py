@@ -45,7 +45,7 @@ from pg_server import throwaway_postgres  # noqa: E402
 from sweep.models import complete_spec  # noqa: E402
 from sweep.run import run_workers  # noqa: E402
 from sweep.run.plan import prepare  # noqa: E402
-from sweep.store import load_study  # noqa: E402
+from sweep.store import open_study  # noqa: E402
 from sweep.study import load_study as load_study_file  # noqa: E402
 
 PASSWORD = "bench-claims-pw"  # the throwaway server's
@@ -127,7 +127,7 @@ def check_once(url: str, name: str, points: int) -> bool:
     """Every point exactly once: one complete trial per grid point, no other trial."""
     from sweep.store import open_storage
 
-    trials = load_study(open_storage(url), name).get_trials(deepcopy=False)
+    trials = open_study(open_storage(url), name).get_trials(deepcopy=False)
     per_point = Counter(json.dumps(t.params, sort_keys=True) for t in trials
                         if t.state.name == "COMPLETE")
     others = Counter(t.state.name for t in trials if t.state.name != "COMPLETE")

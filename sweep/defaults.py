@@ -44,9 +44,9 @@ def set_framework_env() -> None:
     - ``TF_CPP_MIN_LOG_LEVEL=3``: TensorFlow's C++ logging prints CUDA probing noise on
       machines without a GPU.
     - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow's oneDNN kernels, which TensorFlow
-      turns on by itself only on CPUs with AVX-512 VNNI, bf16 or AMX. On a 2-core Zen 2 (AVX2)
-      the seed notebooks' model trains an epoch 1.5x faster with one thread and 1.2x with two,
-      to the same accuracy (docs/benchmark.md, "oneDNN kernels"); the rounding differs.
+      turns on by itself only on CPUs with AVX-512 VNNI, bf16 or AMX. Measured faster on an
+      AVX2 CPU, to the same accuracy (``make bench-onednn``, docs/benchmark.md); the rounding
+      differs.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if X86_64:

@@ -169,8 +169,8 @@ def complete_spec(spec: StudySpec) -> StudySpec:
     return dataclasses.replace(spec, search=search, hp_collected=True)
 
 
-def build_model(hypermodel: Hypermodel, values: dict, input_shape: tuple, num_classes: int
-                ) -> keras.Model:
+def build_hypermodel(hypermodel: Hypermodel, values: dict, input_shape: tuple, num_classes: int
+                     ) -> keras.Model:
     """The trial's Keras model: ``build(hp)`` with ``values`` (``{name: value}``, without the
     ``hp.`` prefix) set on KerasTuner's HyperParameters.
 

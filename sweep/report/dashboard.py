@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from sweep.store import (
-    artifact_store, load_study, open_storage, replace_study_system_attrs, safe_url,
+    artifact_store, open_study, open_storage, replace_study_system_attrs, safe_url,
 )
 
 PLOT_DATA = "dashboard:plot_data:"  # optuna-dashboard's study system attributes of a figure
@@ -49,7 +49,7 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     with optuna-dashboard's own reader.
     """
     store = open_storage(storage_url, create=False)
-    load_study(store, name)  # the one-line error for a study that is not there
+    open_study(store, name)  # the one-line error for a study that is not there
     ids, attrs = [], {}
     for fig in figures:
         title = fig.layout.title.text or f"figure {len(ids) + 1}"

@@ -13,7 +13,7 @@ import pandas as pd
 from sweep.records import TrialKey
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.store import (
-    StoredStudy, StoredTrial, epochs_frame, load_study, open_storage, read_trials,
+    StoredStudy, StoredTrial, epochs_frame, open_study, open_storage, read_trials,
 )
 from sweep.study import ChoiceParam
 from sweep.study.space import value_at
@@ -81,7 +81,7 @@ class StudyResult:
 def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyResult:
     """Read a study's trials and epochs from storage into frames (nothing is written)."""
     store = open_storage(storage_url, create=False)
-    study = load_study(store, name)
+    study = open_study(store, name)
     stored = StoredStudy.read(store, study)
     metrics, directions, params = stored.metrics, stored.directions, stored.params
     all_trials = read_trials(store.engine, stored.study_id, FRAME_KEYS, artifacts=True)

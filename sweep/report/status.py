@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from sweep.records import TrialKey
 from sweep.store import claims
-from sweep.store import StoredStudy, epochs_frame, load_study, open_storage, read_trials, safe_url
+from sweep.store import StoredStudy, epochs_frame, open_study, open_storage, read_trials, safe_url
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
 STATUS_KEYS = (
@@ -26,7 +26,7 @@ def study_status(name: str, storage_url: str) -> str:
     """Trial counts by state, the best complete trial, what each worker is doing (its trial,
     the last epoch stored, its heartbeat), and failures with reasons."""
     store = open_storage(storage_url, create=False)
-    study = load_study(store, name)
+    study = open_study(store, name)
     stored = StoredStudy.read(store, study)
     trials = read_trials(store.engine, stored.study_id, STATUS_KEYS)  # in bulk, by number
     current = stored.current(trials)  # one per point; earlier attempts are history

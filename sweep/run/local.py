@@ -36,7 +36,7 @@ from sweep.store import claims
 from sweep.run.console import SweepConsole
 from sweep.run.plan import Plan, prepare
 from sweep.run.progress import SweepResult
-from sweep.store import load_study, mark_dead
+from sweep.store import open_study, mark_dead
 from sweep.study import StudySpec
 
 WATCH_S = 0.5  # seconds between looks at the children
@@ -222,7 +222,7 @@ def _read_lines(worker: int, pipe, inbox: queue.Queue) -> None:
 def _best_so_far(store, spec: StudySpec) -> dict:
     """The study's best so far, read from the storage: fresher than what any one worker saw."""
     best = SweepResult(total=0)
-    best.update_best(store, load_study(store, spec.name))
+    best.update_best(store, open_study(store, spec.name))
     return best.best()
 
 
@@ -234,7 +234,7 @@ class _Shown:
         self.console, self.store, self.spec = console, store, spec
         self.seen: set[str] = set()
         # one study and tally for the run: Optuna reads only the trials changed since
-        self.study, self.best = load_study(store, spec.name), SweepResult(total=0)
+        self.study, self.best = open_study(store, spec.name), SweepResult(total=0)
 
     def drain(self, inbox: queue.Queue, timeout: float = 0.0) -> None:
         """Show the lines waiting in ``inbox``, waiting up to ``timeout`` s for the first."""

@@ -16,7 +16,7 @@ from sweep.records import TrialKey
 from sweep.data import Dataset, load_dataset
 from sweep.store import claims
 from sweep.store import (
-    create_study, existing_study, load_study, open_storage, read_trials, record_class_names,
+    create_study, existing_study, open_study, open_storage, read_trials, record_class_names,
 )
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
@@ -62,7 +62,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             existing_study(store, spec)
     record_class_names(store, spec.name, data.class_names)  # the report labels classes so
-    study = load_study(store, spec.name)
+    study = open_study(store, spec.name)
     study_id = store.get_study_id_from_name(spec.name)
     points = claims.study_points(spec)
     # in bulk, what the two below read (Optuna's get_trials: ~1.4 ms a trial, 14 s at 10,000)

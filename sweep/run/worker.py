@@ -34,7 +34,7 @@ from sweep.run.plan import Plan, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import SweepResult
 from sweep.store import (
-    artifact_store, count_trials, load_study, mark_dead, record_epoch, set_trial_user_attrs,
+    artifact_store, count_trials, open_study, mark_dead, record_epoch, set_trial_user_attrs,
 )
 from sweep.study import ChoiceParam, StudySpec
 from sweep.study.space import value_at
@@ -133,8 +133,8 @@ def run_sweep(
     # a trial of ``pinned`` created with its params (``_start_trial``: its sampler is never
     # asked). One study object each for the whole run: Optuna reads its trials once, then
     # only those changed.
-    pinned = load_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
-    shared = None if spec.search.enumerates else load_study(
+    pinned = open_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
+    shared = None if spec.search.enumerates else open_study(
         store, spec.name, pruner=pruner,
         sampler=make_sampler(spec.search.sampler, spec.seed + count_trials(engine, study_id)
                              + os.getpid()))

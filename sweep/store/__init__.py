@@ -8,13 +8,13 @@ from sweep.store.engine import open_storage, safe_url, split_password, with_pass
 from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.trials import LiveTrials, StoredTrial, count_trials, read_trials
 from sweep.store.studies import (
-    StoredStudy, artifact_store, create_study, existing_study, load_study, mark_dead,
+    StoredStudy, artifact_store, create_study, existing_study, open_study, mark_dead,
     record_class_names, replace_study_system_attrs, set_trial_user_attrs,
 )
 
 __all__ = [
     "LiveTrials", "StoredStudy", "StoredTrial", "artifact_store", "count_trials",
-    "create_study", "epochs_frame", "existing_study", "load_study", "mark_dead", "open_storage",
+    "create_study", "epochs_frame", "existing_study", "open_study", "mark_dead", "open_storage",
     "read_trials", "record_class_names", "record_epoch", "replace_study_system_attrs",
     "safe_url", "set_trial_user_attrs", "split_password", "with_password_file",
 ]

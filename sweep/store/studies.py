@@ -128,7 +128,7 @@ def _allowed(described, value) -> bool:
     return value in values
 
 
-def load_study(storage: optuna.storages.RDBStorage, name: str, *,
+def open_study(storage: optuna.storages.RDBStorage, name: str, *,
                sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """An existing study, or StorageError listing the studies that are there."""

@@ -23,7 +23,7 @@ from sweep.errors import TrialFailed
 from sweep.models import build_model, plan
 from sweep.models.build import dtype_policy
 from sweep.models.hyperfit import trial_fit
-from sweep.models.hypermodel import build_model as build_hypermodel, load_hypermodel
+from sweep.models.hypermodel import build_hypermodel, load_hypermodel
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig

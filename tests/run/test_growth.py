@@ -119,13 +119,13 @@ def test_a_new_axis_at_the_old_fixed_value_trains_only_its_new_values(tmp_path, 
     assert sorted(load_study_result("tiny", db_url).trials["trial"]) == [2, 3]
     from sweep.report import study_status
     from sweep.run.progress import SweepResult
-    from sweep.store import load_study, open_storage
+    from sweep.store import open_study, open_storage
 
     best_line = study_status("tiny", db_url).splitlines()[1]  # the best of what is shown
     assert best_line.split(": trial ")[1].split(" ")[0] in ("2", "3")
     result = SweepResult(total=2)
     store = open_storage(db_url)
-    result.update_best(store, load_study(store, "tiny"))  # the console's best, the same
+    result.update_best(store, open_study(store, "tiny"))  # the console's best, the same
     assert result.best_trial in (2, 3)
 
 

@@ -12,7 +12,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState, create_trial
 
 from sweep.store import (
-    LiveTrials, StoredStudy, count_trials, load_study, open_storage, read_trials,
+    LiveTrials, StoredStudy, count_trials, open_study, open_storage, read_trials,
 )
 
 CHOICES = CategoricalDistribution([None, True, 1, "avg", 2.5, "[16, 16]"])
@@ -58,7 +58,7 @@ def stored(tmp_path):
 
 @pytest.mark.parametrize("name", ["a", "b"])
 def test_bulk_reader_returns_what_optuna_returns(stored, name):
-    study = load_study(stored, name)
+    study = open_study(stored, name)
     expected = study.get_trials(deepcopy=False)
     got = read_trials(stored.engine, stored.get_study_id_from_name(name), artifacts=True)
     assert [t.number for t in got] == [t.number for t in expected]
@@ -85,7 +85,7 @@ def test_bulk_reader_reads_only_the_user_attributes_asked_for(stored):
 
 
 def test_live_trials_follow_the_study_reading_only_what_can_have_changed(stored):
-    study = load_study(stored, "a")
+    study = open_study(stored, "a")
     study_id = stored.get_study_id_from_name("a")
     live = LiveTrials(stored.engine, study_id, ("seed", "died"))
 
@@ -114,7 +114,7 @@ def test_live_trials_follow_the_study_reading_only_what_can_have_changed(stored)
 def test_current_trials_are_the_same_read_in_bulk(swept):
     _, _, url = swept
     storage = open_storage(url, create=False)
-    study = load_study(storage, "tiny")
+    study = open_study(storage, "tiny")
     stored = StoredStudy.read(storage, study)
     bulk = stored.current(read_trials(storage.engine, stored.study_id, ("config", "seed")))
     optuna_current = stored.current(study.get_trials())
