@@ -11,12 +11,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sweep
 from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
 from sweep.run.local import add_worker_options
+
+if TYPE_CHECKING:
+    from sweep.run.session import RunOptions
 
 PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console
 
@@ -154,34 +158,27 @@ def _study_name(arg: str) -> str:
 
 
 def _run(args) -> int:
-    from sweep.run.local import check_worker_options, resolve_devices, run_workers
+    from sweep.report import report_study
+    from sweep.run.session import run_study
     from sweep.study import load_study
 
-    check_worker_options(args.workers, args.trials_per_gpu)  # before storage is opened
     spec = load_study(args.study, args.set)
-    if args.gpus is None and args.workers == 1:
-        return _train_here(spec, args, report=True)
-    from sweep.models import complete_spec
-    from sweep.store import claims
-    from sweep.run.console import sweep_console
-    from sweep.run.plan import prepare
-
-    _quiet_optuna()
-    plan = prepare(complete_spec(spec), args.storage, args.data_dir)  # once, here
-    pending = claims.pending(plan.store.engine, plan.study_id, list(plan.points))
-    workers, gpus = resolve_devices(args.workers, args.gpus, args.trials_per_gpu, pending)
-    if workers == 1 and args.gpus is None:  # auto, one point left: this process, all threads
-        return _train_here(spec, args, report=True, plan=plan)
-    with sweep_console(spec, args.progress) as console:
-        code = run_workers(spec, [spec.source, *_worker_options(args)], args.storage,
-                           workers=workers, gpus=gpus, per_gpu=args.trials_per_gpu,
-                           data_dir=args.data_dir, console=console, plan=plan)
-    if code == 130:
-        raise KeyboardInterrupt
+    code = run_study(spec, _run_options(args, workers=args.workers, gpus=args.gpus,
+                                        trials_per_gpu=args.trials_per_gpu,
+                                        worker_options=tuple(_worker_options(args))))
     if code == 0:
-        print(console.result.summary(spec))  # one summary for all the workers
-        print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
+        print(f"[{spec.name}] report: {report_study(spec.name, args.storage, args.artifact_dir)}")
     return code
+
+
+def _run_options(args: argparse.Namespace, **more: object) -> RunOptions:
+    """``RunOptions`` from the options of ``sweep run`` or ``sweep worker``."""
+    from sweep.run.session import RunOptions
+
+    return RunOptions(
+        storage=args.storage, data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every_s=args.checkpoint_every, artifact_dir=args.artifact_dir,
+        progress=args.progress, **more)
 
 
 def _worker_options(args, folders: bool = True) -> list[str]:
@@ -198,21 +195,15 @@ def _worker_options(args, folders: bool = True) -> list[str]:
 
 
 def _worker(args) -> int:
+    from sweep.run.session import run_here
     from sweep.study import load_study
 
     try:
-        return _train_here(load_study(args.study, args.set), args)
+        return run_here(load_study(args.study, args.set), _run_options(args))
     except KeyboardInterrupt:
         if args.progress != "jsonl":
             raise
         return 130  # a worker of `sweep run --workers N`: its parent says it, once
-
-
-def _quiet_optuna() -> None:
-    """Optuna's info lines ("A new study created ...") repeat what the console says."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _submit(args) -> int:
@@ -232,25 +223,6 @@ def _submit(args) -> int:
     return 0
 
 
-def _train_here(spec, args, report: bool = False, plan=None) -> int:
-    """The worker loop in this process (on ``plan`` if prepared already); ``report`` after."""
-    from sweep.run import run_sweep, sweep_console
-    from sweep.run.quiet import native_banners_filtered
-
-    _quiet_optuna()
-    with native_banners_filtered(), sweep_console(spec, args.progress) as console:
-        result = run_sweep(spec, args.storage, data_dir=args.data_dir,
-                           checkpoint_dir=args.checkpoint_dir,
-                           checkpoint_every_s=args.checkpoint_every,
-                           artifact_dir=args.artifact_dir, on_event=console.event, plan=plan,
-                           track_best=args.progress != "jsonl")  # jsonl: the parent's job
-    if args.progress != "jsonl":
-        print(result.summary(spec))
-    if report:
-        print(f"[{spec.name}] report: {_write_report(spec.name, args)}")
-    return 0
-
-
 def _describe(args) -> int:
     from sweep.models import complete_spec
     from sweep.models.describe import configurations, dataset_balance, format_configurations
@@ -259,7 +231,8 @@ def _describe(args) -> int:
 
     spec = complete_spec(load_study(args.study, args.set))  # runs a hypermodel's build(hp)
     print(format_configurations(spec, configurations(spec, args.data_dir)))
-    print("\n" + "\n".join(dataset_balance(spec, args.data_dir) + precision_warnings(spec)))
+    print("\n" + "\n".join(dataset_balance(spec, args.data_dir) + precision_warnings(
+        spec.values_of("training.precision"))))
     return 0
 
 
@@ -270,23 +243,10 @@ def _report(args) -> int:
 
         print(compare_studies(names, args.storage, args.out))
     else:
-        print(_write_report(names[0], args, args.out))
+        from sweep.report import report_study
+
+        print(report_study(names[0], args.storage, args.artifact_dir, args.out))
     return 0
-
-
-def _write_report(name: str, args, out: Path | None = None) -> Path:
-    """The HTML report of ``args.storage``, with the pictures in ``args.artifact_dir``; its
-    figures are saved into the study too, for optuna-dashboard."""
-    from sweep.report import load_study_result, report_figures, write_report
-    from sweep.report.dashboard import save_figures
-    from sweep.study import file_name
-
-    out = out or defaults.REPORTS_DIR / f"{file_name(name)}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result = load_study_result(name, args.storage)
-    figures = report_figures(result)
-    save_figures(args.storage, name, figures)
-    return write_report(result, figures, out, args.artifact_dir)
 
 
 def _export(args) -> int:

@@ -177,7 +177,7 @@ class KubernetesScheduler(Scheduler):
                 f"--storage {job.storage}: a SQLite file inside a pod is lost with the pod and "
                 "cannot be shared by pods on different nodes; use PostgreSQL: --storage "
                 "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (the password goes to the "
-                f"Secret {SECRET} only; README: Running on a cluster)"
+                f"Secret {SECRET} only; docs/clusters.md)"
             )
         if job.hypermodel is not None:
             hypermodel_path(job)  # raises when the file cannot travel

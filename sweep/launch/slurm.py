@@ -157,7 +157,7 @@ class SlurmScheduler(Scheduler):
                 f"--storage {job.storage}: the {job.workers} tasks of the array may run on "
                 "different nodes, and a SQLite file shared over a network filesystem corrupts; "
                 "use PostgreSQL: --storage postgresql+psycopg://USER@HOST:5432/DB with the "
-                "password in PGPASSWORD or ~/.pgpass (README: Running on a cluster), or "
+                "password in PGPASSWORD or ~/.pgpass (docs/clusters.md), or "
                 "--workers 1"
             )
 

@@ -1,7 +1,8 @@
 """Stage 9, the report: data first, figures second, files last (Optuna's visualization).
 ``frames`` reads a study into pandas frames; ``figures`` draws them with plotly; ``html``
-writes the self-contained report and the exports; ``status`` answers ``sweep status``;
-``dashboard`` serves optuna-dashboard and saves the figures into the study for it.
+writes the self-contained report, ``exports`` the csv/parquet frame and kept models;
+``status`` answers ``sweep status``; ``dashboard`` serves optuna-dashboard and saves the
+figures into the study for it.
 
 No Keras here: reading a stored study never loads TensorFlow.
 """
@@ -16,8 +17,9 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "grouped_figure": "sweep.report.figures",
     "report_figures": "sweep.report.figures",
     "compare_studies": "sweep.report.html",
-    "export": "sweep.report.html",
-    "export_model": "sweep.report.html",
+    "export": "sweep.report.exports",
+    "export_model": "sweep.report.exports",
+    "report_study": "sweep.report.html",
     "write_comparison": "sweep.report.html",
     "write_report": "sweep.report.html",
     "study_status": "sweep.report.status",

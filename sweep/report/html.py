@@ -1,22 +1,35 @@
-"""The report's files: a self-contained HTML page, and the results frame as csv or parquet."""
+"""The report's HTML files: one study's self-contained page, and several studies compared."""
 
 from __future__ import annotations
 
 import html
-import shutil
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from sweep.errors import UsageError
 from sweep.defaults import REPORTS_DIR
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.gallery import pictures_html
 from sweep.report.page import figures_html
 from sweep.study import file_name
-from sweep.training.checkpoints import kept_model_file
 
 MAX_TABLE_ROWS = 1000  # rows of the report's trials table (best first)
+
+
+def report_study(name: str, storage_url: str, artifact_dir: Path | None,
+                 out: Path | None = None) -> Path:
+    """``sweep report NAME`` (and the end of ``sweep run``): the study's HTML report (default
+    ``reports/NAME.html``), its figures saved into the study too, for optuna-dashboard.
+    ``artifact_dir``: the artifact store holding the trials' pictures."""
+    from sweep.report.dashboard import save_figures
+    from sweep.report.figures import report_figures
+
+    out = out or REPORTS_DIR / f"{file_name(name)}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = load_study_result(name, storage_url)
+    figures = report_figures(result)
+    save_figures(storage_url, name, figures)
+    return write_report(result, figures, out, artifact_dir)
 
 
 def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
@@ -44,38 +57,6 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
         f"<h2>Trials, best first</h2>{table}</body></html>\n"
     )
     return path
-
-
-def export(result: StudyResult, fmt: str, path: Path) -> Path:
-    """Write the snapshot frame (the one the grouped plots are drawn from) as csv or parquet."""
-    if fmt == "csv":
-        result.snapshots.to_csv(path, index=False)
-    else:
-        result.snapshots.to_parquet(path, index=False)
-    return path
-
-
-def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
-                 out: Path | None = None) -> Path:
-    """Copy a trial's kept model (``best``: the best complete trial shown in the report, or
-    a trial number) to ``out``: a ``.keras`` file for ``keras.models.load_model``, with its
-    optimizer state, as it was after its last epoch."""
-    if which == "best":
-        if result.best_trial is None:
-            raise UsageError(f"--model best: study {result.name!r} has no complete trial yet")
-        number = result.best_trial
-    elif which.isdigit():
-        number = int(which)
-    else:
-        raise UsageError(f"--model {which!r}: expected best or a trial number")
-    kept = kept_model_file(checkpoint_dir, file_name(result.name), number)
-    if not kept.is_file():
-        raise UsageError(f"--model {which}: trial {number} of {result.name!r} has no kept "
-                         f"model at {kept} (kept for trials that completed; --checkpoint-dir "
-                         "names the folder the runs used)")
-    out = out or Path(f"{file_name(result.name)}-trial{number}.keras")
-    shutil.copyfile(kept, out)
-    return out
 
 
 def compare_studies(names: list[str], storage_url: str, out: Path | None = None) -> Path:

@@ -2,7 +2,8 @@
 (``plan``), train them one at a time (``worker``), tell what they do as events
 (``progress``) that one console shows, live on a terminal (``console``), stop between
 batches on Ctrl-C (``interrupt``), keep framework start-up banners off the screen
-(``quiet``), and run as local processes pinned to GPUs or cores (``local``).
+(``quiet``), and run as local processes pinned to GPUs or cores (``local``); ``session``
+runs a whole study, here or on local workers, to its summary.
 
 Nothing here imports Keras at import time; a worker loads it with its first trial.
 """

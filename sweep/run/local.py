@@ -97,8 +97,8 @@ def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
     for a study with ``pending`` points left.
 
     ``--workers auto`` (the default): ``per_gpu`` workers per GPU where there are GPUs; on a
-    CPU machine one single-threaded worker per core, as the measured figures say (README:
-    "Workers"): small CNNs at batch 32 gain little from a second thread per trial, and a
+    CPU machine one single-threaded worker per core, as the measured figures say
+    (docs/workers.md): small CNNs at batch 32 gain little from a second thread per trial, and a
     second trial on the other core nearly doubles the trials per hour. Never more workers
     than points left, so a single point trains in this process with every thread.
     """

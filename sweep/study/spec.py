@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 
 from sweep.study.plugins import SAMPLERS
-from sweep.study.space import Param
+from sweep.study.space import ChoiceParam, Param, value_at
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ class StudySpec:
     @property
     def multi_objective(self) -> bool:
         return len(self.metrics) > 1
+
+    def values_of(self, dotted: str) -> tuple:
+        """Every value a field takes in this study: a searched list's values, a range's ends,
+        or the fixed value (``training.precision``, ``seed``)."""
+        param = next((p for p in self.search.params if p.name == dotted), None)
+        if param is None:
+            return (self.seed,) if dotted == "seed" else (value_at(self.config, dotted),)
+        return param.values if isinstance(param, ChoiceParam) else (param.low, param.high)
 
     def as_dict(self) -> dict:
         """The resolved study, for provenance and for detecting a changed study on resume."""

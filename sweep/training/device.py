@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from sweep.study import StudySpec
 
 if TYPE_CHECKING:  # Keras loads when asked (describe's precision warnings need none)
     import keras
@@ -98,12 +98,10 @@ def precision_warning(precision: str) -> str | None:
             "several times slower than float32 (make bench-precision)")
 
 
-def precision_warnings(spec: StudySpec) -> list[str]:
-    """A WARNING line for each 16-bit ``training.precision`` of the study that this machine
-    would emulate (``precision_warning``)."""
-    swept = next((p for p in spec.search.params if p.name == "training.precision"), None)
-    values = swept.values if swept is not None else [spec.config["training"]["precision"]]
-    return [f"WARNING: {line}" for line in map(precision_warning, values) if line]
+def precision_warnings(precisions: Iterable[str]) -> list[str]:
+    """A WARNING line for each 16-bit ``training.precision`` of ``precisions`` (a study's)
+    that this machine would emulate (``precision_warning``)."""
+    return [f"WARNING: {line}" for line in map(precision_warning, precisions) if line]
 
 
 @lru_cache(maxsize=1)

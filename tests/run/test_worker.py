@@ -259,10 +259,10 @@ def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
 
     real_train = sweep.trial.objective.train
 
-    def train_or_oom(model, data, **kwargs):
-        if kwargs["batch_size"] == 16:
+    def train_or_oom(model, data, config, **kwargs):
+        if config.batch_size == 16:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return real_train(model, data, **kwargs)
+        return real_train(model, data, config, **kwargs)
 
     monkeypatch.setattr(sweep.trial.objective, "train", train_or_oom)
     monkeypatch.chdir(tmp_path)

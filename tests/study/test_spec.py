@@ -11,7 +11,7 @@ from sweep.cli import main
 from sweep.errors import SpecError
 from sweep.defaults import STUDIES_DIR
 from sweep.models import complete_spec
-from sweep.study import ChoiceParam, RangeParam, file_name, load_study
+from sweep.study import ChoiceParam, RangeParam, file_name, load_study, validate
 
 SHIPPED = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
 
@@ -321,3 +321,14 @@ def test_a_stored_name_becomes_one_safe_file_name(stored):
     assert re.fullmatch(NAME, safe) and "/" not in safe and safe not in (".", "..")
     assert file_name(safe) == safe
     assert file_name("conv_width-2.v1") == "conv_width-2.v1"  # a study file's name: as it is
+
+
+def test_values_of_a_field_searched_fixed_or_ranged(tiny_npz):
+    raw = tiny_study(tiny_npz, search={"sampler": "random", "n_trials": 2, "params": {
+        "training.precision": ["float32", "mixed_bfloat16"],
+        "training.learning_rate": {"low": 0.001, "high": 0.1, "log": True}}})
+    spec = validate(raw, "s.yaml")
+    assert spec.values_of("training.precision") == ("float32", "mixed_bfloat16")
+    assert spec.values_of("training.learning_rate") == (0.001, 0.1)
+    assert spec.values_of("training.batch_size") == (16,)
+    assert spec.values_of("seed") == (0,)

@@ -1,0 +1,44 @@
+"""What leaves a study as files other tools read: the results frame as csv or parquet, and a
+trial's kept model as a ``.keras`` file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sweep.errors import UsageError
+from sweep.report.frames import StudyResult
+from sweep.study import file_name
+from sweep.training.checkpoints import kept_model_file
+
+
+def export(result: StudyResult, fmt: str, path: Path) -> Path:
+    """Write the snapshot frame (the one the grouped plots are drawn from) as csv or parquet."""
+    if fmt == "csv":
+        result.snapshots.to_csv(path, index=False)
+    else:
+        result.snapshots.to_parquet(path, index=False)
+    return path
+
+
+def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
+                 out: Path | None = None) -> Path:
+    """Copy a trial's kept model (``best``: the best complete trial shown in the report, or
+    a trial number) to ``out``: a ``.keras`` file for ``keras.models.load_model``, with its
+    optimizer state, as it was after its last epoch."""
+    if which == "best":
+        if result.best_trial is None:
+            raise UsageError(f"--model best: study {result.name!r} has no complete trial yet")
+        number = result.best_trial
+    elif which.isdigit():
+        number = int(which)
+    else:
+        raise UsageError(f"--model {which!r}: expected best or a trial number")
+    kept = kept_model_file(checkpoint_dir, file_name(result.name), number)
+    if not kept.is_file():
+        raise UsageError(f"--model {which}: trial {number} of {result.name!r} has no kept "
+                         f"model at {kept} (kept for trials that completed; --checkpoint-dir "
+                         "names the folder the runs used)")
+    out = out or Path(f"{file_name(result.name)}-trial{number}.keras")
+    shutil.copyfile(kept, out)
+    return out

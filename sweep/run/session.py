@@ -1,0 +1,91 @@
+"""A study run from start to summary: in this process, or on local worker processes.
+
+``sweep run`` and ``sweep worker`` (cli.py) only turn their options into ``RunOptions`` and
+call ``run_study`` or ``run_here``; the report is written after, by the report stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
+from sweep.run.console import sweep_console
+from sweep.run.local import check_worker_options, resolve_devices, run_workers
+from sweep.run.plan import Plan, prepare
+from sweep.run.progress import SweepResult
+from sweep.run.quiet import native_banners_filtered
+from sweep.run.worker import run_sweep
+from sweep.store import claims
+from sweep.study import StudySpec
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run keeps its results and what it runs on (the options of ``sweep run``).
+
+    ``worker_options``: what each ``sweep worker`` process is given besides the study file
+    (``--storage`` reaches it apart from its command line: its password must not show in
+    ``ps``). ``workers``/``gpus``/``trials_per_gpu``: see ``sweep.run.local.resolve_devices``.
+    """
+
+    storage: str
+    data_dir: str | None = None
+    checkpoint_dir: Path = CHECKPOINT_DIR
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    artifact_dir: Path | None = ARTIFACT_DIR
+    progress: str = "auto"  # auto | live | plain | jsonl (sweep.run.console.sweep_console)
+    workers: int | str = 1
+    gpus: str | None = None
+    trials_per_gpu: int = 1
+    worker_options: tuple[str, ...] = ()
+
+
+def run_study(spec: StudySpec, options: RunOptions) -> int:
+    """Train every point of ``spec`` not yet done, here (one worker and no GPU asked for, or
+    one point left) or on local worker processes, and print the summary; returns the exit
+    code (0, or the workers' own). Raises KeyboardInterrupt after Ctrl-C."""
+    check_worker_options(options.workers, options.trials_per_gpu)  # before storage is opened
+    if options.gpus is None and options.workers == 1:
+        return run_here(spec, options)
+    from sweep.models import complete_spec
+
+    quiet_optuna()
+    plan = prepare(complete_spec(spec), options.storage, options.data_dir)  # once, here
+    pending = claims.pending(plan.store.engine, plan.study_id, list(plan.points))
+    workers, gpus = resolve_devices(options.workers, options.gpus, options.trials_per_gpu,
+                                    pending)
+    if workers == 1 and options.gpus is None:  # auto, one point left: here, all threads
+        return run_here(spec, options, plan)
+    with sweep_console(spec, options.progress) as console:
+        code = run_workers(spec, [spec.source, *options.worker_options], options.storage,
+                           workers=workers, gpus=gpus, per_gpu=options.trials_per_gpu,
+                           data_dir=options.data_dir, console=console, plan=plan)
+    if code == 130:
+        raise KeyboardInterrupt
+    if code == 0:
+        print(console.result.summary(spec))  # one summary for all the workers
+    return code
+
+
+def run_here(spec: StudySpec, options: RunOptions, plan: Plan | None = None) -> int:
+    """The worker loop in this process (on ``plan`` if prepared already), then the summary
+    (a worker of ``sweep run --workers N``, ``progress: jsonl``, leaves it to its parent)."""
+    quiet_optuna()
+    jsonl = options.progress == "jsonl"
+    with native_banners_filtered(), sweep_console(spec, options.progress) as console:
+        result: SweepResult = run_sweep(
+            spec, options.storage, data_dir=options.data_dir,
+            checkpoint_dir=options.checkpoint_dir, checkpoint_every_s=options.checkpoint_every_s,
+            artifact_dir=options.artifact_dir, on_event=console.event, plan=plan,
+            track_best=not jsonl)
+    if not jsonl:
+        print(result.summary(spec))
+    return 0
+
+
+def quiet_optuna() -> None:
+    """Optuna's info lines ("A new study created ...") repeat what the console says."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
