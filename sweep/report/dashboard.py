@@ -44,8 +44,8 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     Stored as optuna-dashboard's ``save_plotly_graph_object`` stores a figure (study system
     attributes ``dashboard:plot_data:ID:i``, its JSON in chunks of 2,045 characters; the
     dashboard joins them) but all in one transaction, where that function commits each chunk
-    (hundreds per report), and without importing optuna-dashboard (about 2 s of a one-trial
-    ``sweep run``: it imports scikit-learn). tests/report/test_dashboard.py reads them back
+    (hundreds per report), and without importing optuna-dashboard (slow to import: it imports
+    scikit-learn). tests/report/test_dashboard.py reads them back
     with optuna-dashboard's own reader.
     """
     store = open_storage(storage_url, create=False)

@@ -113,7 +113,7 @@ def _panel(col: int) -> dict:
 def _panels(titles: list[str], xaxes: list[dict], yaxes: list[dict]) -> dict:
     """The layout of panels side by side, each titled, with its axes (``xaxes[i]``,
     ``yaxes[i]``), as ``make_subplots(rows=1, cols=n)`` lays them out, built in one go:
-    ``make_subplots`` and an update per axis cost plotly ~0.1 s a figure."""
+    ``make_subplots`` and an update per axis are slow in plotly, a figure at a time."""
     n = max(1, len(titles))
     gap = 0.2 / n
     width = (1 - gap * (n - 1)) / n

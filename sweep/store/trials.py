@@ -1,8 +1,8 @@
 """A study's trials read in bulk: one query per Optuna table, only the attributes asked for.
 
 ``study.get_trials()`` builds every trial through Optuna's ORM with all of its attributes
-decoded (provenance, layers, intermediate values): about 1.4 ms a trial, 14 s for a study of
-10,000 trials, most of ``sweep status``. The report and ``status`` need a trial's number,
+decoded (provenance, layers, intermediate values): most of ``sweep status`` on a study of
+thousands of trials (``make bench-scale``). The report and ``status`` need a trial's number,
 state, values, params and a few user attributes: read as plain rows, with the same meaning
 as Optuna's (``tests/store/test_trials.py`` compares the two).
 """

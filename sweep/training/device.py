@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # Keras loads when asked (describe's precision warnings need 
 # dominates and the longer trace of the multi-step loop (about a second) is not repaid.
 ACCELERATOR_STEPS_PER_EXECUTION = 16
 # The CPU flags (/proc/cpuinfo: x86 AVX-512 and AMX, Arm) of units doing a 16-bit policy's
-# arithmetic. Without any, the CPU emulates it and the policy is slower than float32: on a
-# 2-core Zen 2, mixed_bfloat16 0.14x and mixed_float16 0.25x its speed (make bench-precision).
+# arithmetic. Without any, the CPU emulates it and the policy is several times slower than
+# float32 (make bench-precision).
 NATIVE_16BIT = {"mixed_bfloat16": frozenset({"avx512_bf16", "amx_bf16", "bf16"}),
                 "mixed_float16": frozenset({"avx512_fp16", "amx_fp16", "fphp"})}
 

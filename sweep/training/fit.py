@@ -180,7 +180,7 @@ def train(
             the checkpoint's compiled model, and training continues after ``done[-1]``).
         checkpoint: where to save model, optimizer and rows, or None.
         checkpoint_every_s: save at the end of an epoch when this many seconds passed since
-            the last save (a save costs ~40 ms for the conv_width model).
+            the last save (a save writes the model and optimizer state whole).
         tensorboard_dir: where Keras' TensorBoard callback writes this run's logs, or None.
         fit: trains in place of ``model.fit``, called as ``fit(model, x, y, epochs=...,
             initial_epoch=..., validation_data=..., callbacks=..., verbose=0)`` (a KerasTuner

@@ -1,16 +1,16 @@
 """Compiled training steps kept across the trials of one process.
 
-Keras traces a model's train, test and predict functions on its first ``fit``: about 1.5 s
-for the seeds' small CNNs on a CPU, a quarter of a digits trial. Points that differ only in
-what the traced step reads from variables (learning rate, seed, and so the initial weights
-and the dropout and augmentation draws) can train the same compiled model: ``reuse`` hands
-back the one compiled for an earlier trial of the same ``key``, with the new trial's fresh
-weights, its layers' random-number states, and a zeroed optimizer (its step count and
-moments) at the new learning rate. Everything that is a constant of the traced step
-(architecture, augmentation strengths, L2 factor, optimizer kind and its constants, loss,
-batch size, precision) belongs in the key: ``step_key`` puts every training field in it but
-those of ``MAY_DIFFER``, so a field added later keeps its points apart until someone lists it
-there. A test trains the same point both ways and compares every epoch's metrics.
+Keras traces a model's train, test and predict functions on its first ``fit``: for the
+seeds' small CNNs on a CPU, a large share of a short trial (docs/benchmark.md). Points that
+differ only in what the traced step reads from variables (learning rate, seed, and so the
+initial weights and the dropout and augmentation draws) can train the same compiled model:
+``reuse`` hands back the one compiled for an earlier trial of the same ``key``, with the new
+trial's fresh weights, its layers' random-number states, and a zeroed optimizer (its step
+count and moments) at the new learning rate. Everything that is a constant of the traced
+step (architecture, augmentation strengths, L2 factor, optimizer kind and its constants,
+loss, batch size, precision) belongs in the key: ``step_key`` puts every training field in
+it but those of ``MAY_DIFFER``, so a field added later keeps its points apart until someone
+lists it there. A test trains the same point both ways and compares every epoch's metrics.
 """
 
 from __future__ import annotations
