@@ -44,7 +44,7 @@ from pg_server import throwaway_postgres  # noqa: E402
 
 from sweep.models import complete_spec  # noqa: E402
 from sweep.run import run_workers  # noqa: E402
-from sweep.run.plan import prepare  # noqa: E402
+from sweep.run.prepared import prepare  # noqa: E402
 from sweep.store import open_study  # noqa: E402
 from sweep.study import load_study as load_study_file  # noqa: E402
 
@@ -85,11 +85,11 @@ class Recorder:
 def sweep_with(url: str, path: Path, workers: int, folder: Path) -> tuple[Recorder, float]:
     """Run ``workers`` local workers on the study file ``path``; the events and seconds."""
     spec = load_study_file(str(path))
-    plan = prepare(complete_spec(spec), url, None)
+    prepared = prepare(complete_spec(spec), url, None)
     recorder, began = Recorder(), time.perf_counter()
     code = run_workers(spec, [str(path), "--checkpoint-dir", str(folder / "ck"),
                               "--artifact-dir", str(folder / "art")], url,
-                       workers=workers, gpus=[], per_gpu=1, console=recorder, plan=plan)
+                       workers=workers, gpus=[], per_gpu=1, console=recorder, prepared=prepared)
     if code != 0:
         sys.exit(f"bench_claims: the workers exited with {code}")
     return recorder, time.perf_counter() - began

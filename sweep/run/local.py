@@ -34,7 +34,7 @@ from sweep.errors import UsageError
 from sweep.models import complete_spec
 from sweep.store import claims
 from sweep.run.console import SweepConsole
-from sweep.run.plan import Plan, prepare
+from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.store import open_study, mark_dead
 from sweep.study import StudySpec
@@ -148,7 +148,7 @@ def run_workers(
     per_gpu: int,
     data_dir: str | None = None,
     console: SweepConsole,
-    plan: Plan | None = None,
+    prepared: PreparedRun | None = None,
 ) -> int:
     """Run ``workers`` children of ``sweep worker <worker_args>`` (the study file and the
     options, not ``--storage``) on ``storage_url`` until the study is done, showing what
@@ -157,11 +157,12 @@ def run_workers(
     Returns:
         0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
         failed with a user error (it is not restarted: its siblings would fail the same way).
-    ``plan``: the study as ``prepare`` made it already (else it is prepared here: the parent
+    ``prepared``: the study as ``prepare`` made it already (else it is prepared here: the parent
     creates or grows the study once, before any child starts).
     """
-    plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
-    spec, store, study_id, keys = plan.spec, plan.store, plan.study_id, list(plan.points)
+    prepared = prepared or prepare(complete_spec(spec), storage_url, data_dir)
+    spec, store, study_id = prepared.spec, prepared.store, prepared.study_id
+    keys = list(prepared.points)
     host, cores = socket.gethostname(), cpu_cores()
     command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args, "--progress", "jsonl"]
     inbox: queue.Queue = queue.Queue()

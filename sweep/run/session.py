@@ -14,7 +14,7 @@ import optuna
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.run.console import sweep_console
 from sweep.run.local import check_worker_options, resolve_devices, run_workers
-from sweep.run.plan import Plan, prepare
+from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.run.quiet import native_banners_filtered
 from sweep.run.worker import run_sweep
@@ -53,16 +53,16 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
     from sweep.models import complete_spec
 
     quiet_optuna()
-    plan = prepare(complete_spec(spec), options.storage, options.data_dir)  # once, here
-    pending = claims.pending(plan.store.engine, plan.study_id, list(plan.points))
+    prepared = prepare(complete_spec(spec), options.storage, options.data_dir)  # once, here
+    pending = claims.pending(prepared.store.engine, prepared.study_id, list(prepared.points))
     workers, gpus = resolve_devices(options.workers, options.gpus, options.trials_per_gpu,
                                     pending)
     if workers == 1 and options.gpus is None:  # auto, one point left: here, all threads
-        return run_here(spec, options, plan)
+        return run_here(spec, options, prepared)
     with sweep_console(spec, options.progress) as console:
         code = run_workers(spec, [spec.source, *options.worker_options], options.storage,
                            workers=workers, gpus=gpus, per_gpu=options.trials_per_gpu,
-                           data_dir=options.data_dir, console=console, plan=plan)
+                           data_dir=options.data_dir, console=console, prepared=prepared)
     if code == 130:
         raise KeyboardInterrupt
     if code == 0:
@@ -70,8 +70,8 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
     return code
 
 
-def run_here(spec: StudySpec, options: RunOptions, plan: Plan | None = None) -> int:
-    """The worker loop in this process (on ``plan`` if prepared already), then the summary
+def run_here(spec: StudySpec, options: RunOptions, prepared: PreparedRun | None = None) -> int:
+    """The worker loop in this process (on ``prepared`` if prepared already), then the summary
     (a worker of ``sweep run --workers N``, ``progress: jsonl``, leaves it to its parent)."""
     quiet_optuna()
     jsonl = options.progress == "jsonl"
@@ -79,7 +79,7 @@ def run_here(spec: StudySpec, options: RunOptions, plan: Plan | None = None) -> 
         result: SweepResult = run_sweep(
             spec, options.storage, data_dir=options.data_dir,
             checkpoint_dir=options.checkpoint_dir, checkpoint_every_s=options.checkpoint_every_s,
-            artifact_dir=options.artifact_dir, on_event=console.event, plan=plan,
+            artifact_dir=options.artifact_dir, on_event=console.event, prepared=prepared,
             track_best=not jsonl)
     if not jsonl:
         print(result.summary(spec))

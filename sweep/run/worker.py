@@ -30,7 +30,7 @@ from sweep.models import complete_spec
 from sweep.store import claims
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
-from sweep.run.plan import Plan, prepare
+from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import SweepResult
 from sweep.store import (
@@ -107,7 +107,7 @@ def run_sweep(
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     artifact_dir: Path | None = ARTIFACT_DIR,
     on_event: Callable[[dict], None] | None = None,
-    plan: Plan | None = None,
+    prepared: PreparedRun | None = None,
     track_best: bool = True,
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
@@ -117,13 +117,14 @@ def run_sweep(
     all done waits while others still train, to take over the points of any that die.
     Snapshot pictures (first-layer filters, PCA) go to an Optuna artifact store in
     ``artifact_dir`` (None: no pictures). What happens goes to ``on_event`` as events
-    (``progress``; default: plain lines on stderr). ``plan``: the study as ``prepare`` made
+    (``progress``; default: plain lines on stderr). ``prepared``: the study as ``prepare`` made
     it already in this process, else it is prepared here. ``track_best``: False leaves the
     best so far out of the end events (a worker of ``sweep run --workers N``, whose parent
     reads it itself), sparing a read of the changed trials per trial.
     """
-    plan = plan or prepare(complete_spec(spec), storage_url, data_dir)
-    spec, store, study_id, points = plan.spec, plan.store, plan.study_id, plan.points
+    prepared = prepared or prepare(complete_spec(spec), storage_url, data_dir)
+    spec, store, study_id = prepared.spec, prepared.store, prepared.study_id
+    points = prepared.points
     keys = list(points)
     engine = store.engine
     result = SweepResult(total=len(keys))
@@ -140,7 +141,7 @@ def run_sweep(
                              + os.getpid()))
     result.update_best(store, shared or pinned)
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
-                     plan.dataset_for, checkpoint_dir, checkpoint_every_s,
+                     prepared.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
                      track_best)

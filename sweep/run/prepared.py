@@ -25,7 +25,7 @@ from sweep.trial.hparams import require_tensorboard
 
 
 @dataclass(frozen=True)
-class Plan:
+class PreparedRun:
     """A prepared run. ``spec``'s categorical axes carry the study's stored choices;
     ``points`` maps a claim key to its point in stored form (None: a random/tpe slot)."""
 
@@ -36,14 +36,14 @@ class Plan:
     dataset_for: Callable[[dict, int], Dataset]
 
 
-def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
+def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> PreparedRun:
     """Open the storage, load the study's data, open (growing it to ``spec``) or create the
     study, and give back the done points that must train more epochs.
 
     The data is loaded before anything is written: a dataset that cannot be had (no download,
     a wrong path), like TensorBoard logs asked for without TensorFlow, is one line of error
     and leaves no half-made study behind.
-    ``Plan.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
+    ``PreparedRun.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
     """
     require_tensorboard(spec)
     datasets: dict[str, Dataset] = {}
@@ -70,7 +70,8 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Plan:
     trials = read_trials(store.engine, study_id, user_keys=keys)
     _rekey_legacy(store, study_id, spec, trials)
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
-    return Plan(with_choices(spec, stored_choices(study)), store, study_id, points, dataset_for)
+    return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
+                       dataset_for)
 
 
 def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
