@@ -27,7 +27,7 @@ from sweep.errors import ConfigError, SpecError
 from sweep.models.hyperfit import FitProbeError, own_fit, probe_fit
 from sweep.study import ChoiceParam, Param, RangeParam, StudySpec
 from sweep.study.plugins import SAMPLERS
-from sweep.study.schema import SCHEMA
+from sweep.study.training import TrainingConfig
 
 if TYPE_CHECKING:
     import keras
@@ -155,14 +155,18 @@ def complete_spec(spec: StudySpec) -> StudySpec:
     if spec.hypermodel is None or spec.hp_collected:
         return spec
     found = collect(spec.hypermodel, spec.source, spec.search.sampler)
-    training, searched = spec.config["training"], {p.name for p in spec.search.params}
-    if "batch_size" in found.fit_sets and ("training.batch_size" in searched or training[
-            "batch_size"] != SCHEMA["training"]["batch_size"][1]):
+    searched = {p.name for p in spec.search.params}
+
+    def set_by_study(key: str) -> bool:
+        return f"training.{key}" in searched or (
+            getattr(spec.training, key) != getattr(TrainingConfig(), key))
+
+    if "batch_size" in found.fit_sets and set_by_study("batch_size"):
         raise SpecError(f"{spec.source}: training.batch_size: not used, the fit of {FIELD} "
                         "sets batch_size itself (sweep it with hp.* in fit)")
     if found.compiled:
         for key in COMPILED_REFUSES:
-            if f"training.{key}" in searched or training[key] != SCHEMA["training"][key][1]:
+            if set_by_study(key):
                 raise SpecError(f"{spec.source}: training.{key}: not used, {FIELD} compiles its "
                                 "model with its own optimizer (sweep it with hp.* in build(hp))")
     search = dataclasses.replace(spec.search, params=(*spec.search.params, *found.params))

@@ -92,7 +92,7 @@ def _short(store, study_id: int, spec: StudySpec, points: dict, trials) -> dict[
     (stopped by ``stop_at_loss``: done; ``training.epochs`` an axis: each point its own)."""
     if any(p.name == "training.epochs" for p in spec.search.params):
         return {}
-    target, short = spec.config["training"]["epochs"], {}
+    target, short = spec.training.epochs, {}
     for point, number in claims.done(store.engine, study_id).items():
         if point not in points or number is None or number >= len(trials):
             continue

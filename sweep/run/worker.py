@@ -36,7 +36,7 @@ from sweep.run.progress import SweepResult
 from sweep.store import (
     artifact_store, count_trials, open_study, mark_dead, record_epoch, set_trial_user_attrs,
 )
-from sweep.study import ChoiceParam, StudySpec
+from sweep.study import StudySpec
 from sweep.study.space import value_at
 from sweep.training.checkpoints import (
     checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
@@ -205,7 +205,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         _continue_from(w, trial, earlier, checkpoint)
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
             "position": claim.position, "resumed_from": saved_epochs(checkpoint),
-            "epochs": values.get("training.epochs", spec.config["training"]["epochs"]),
+            "epochs": values.get("training.epochs", spec.training.epochs),
             "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
     record = _Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
 
@@ -284,8 +284,7 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
     from sweep.trial.objective import TrialHooks, run_trial  # loads Keras (module docstring)
     from sweep.training.device import precision_warning
 
-    slow = precision_warning(values.get("training.precision",
-                                        w.spec.config["training"]["precision"]))
+    slow = precision_warning(values.get("training.precision", w.spec.training.precision))
     if slow is not None and slow not in w.warned:
         w.warned.add(slow)
         print(f"[{w.spec.name}] warning: {slow}", file=sys.stderr)
@@ -308,7 +307,4 @@ def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Pa
 
 def _max_epochs(spec: StudySpec) -> int:
     """The most epochs any trial trains (the pruner's largest budget)."""
-    swept = next((p for p in spec.search.params if p.name == "training.epochs"), None)
-    if swept is None:
-        return spec.config["training"]["epochs"]
-    return int(max(swept.values) if isinstance(swept, ChoiceParam) else swept.high)
+    return int(max(spec.values_of("training.epochs")))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sweep.study.plugins import SAMPLERS
 from sweep.study.space import ChoiceParam, Param, value_at
+from sweep.study.training import TrainingConfig
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class StudySpec:
     def metric(self) -> str:
         """The first objective: reported per epoch (single-objective studies only)."""
         return self.metrics[0]
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The study's ``training`` section (its fixed values; a searched field's values are
+        each trial's own)."""
+        return TrainingConfig.from_section(self.config["training"])
 
     @property
     def multi_objective(self) -> bool:

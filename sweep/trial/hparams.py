@@ -30,7 +30,7 @@ def require_tensorboard(spec: StudySpec) -> None:
     Raises:
         SpecError: naming the study file and the field.
     """
-    wanted = spec.config["training"].get("tensorboard") or any(
+    wanted = spec.training.tensorboard or any(
         p.name == "training.tensorboard" for p in spec.search.params)
     if not wanted:
         return
