@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sweep.records import TrialKey
 from sweep.defaults import DEFAULT_STORAGE
+from sweep.records import TrialKey
 from sweep.store import (
     StoredStudy, StoredTrial, epochs_frame, open_study, open_storage, read_trials,
 )

@@ -12,8 +12,8 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
-from sweep.records import TrialKey
 from sweep.data import Dataset, load_dataset
+from sweep.records import TrialKey
 from sweep.store import claims
 from sweep.store import (
     create_study, existing_study, open_study, open_storage, read_trials, record_class_names,

@@ -22,11 +22,11 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
-from sweep.records import TrialKey
 from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.errors import TrialFailed
 from sweep.models import complete_spec
+from sweep.records import TrialKey
 from sweep.store import claims
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole

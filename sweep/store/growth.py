@@ -25,8 +25,8 @@ import optuna
 import sqlalchemy as sa
 from optuna.distributions import CategoricalDistribution, distribution_to_json
 
-from sweep.records import StudyKey
 from sweep.errors import StorageError
+from sweep.records import StudyKey
 from sweep.store.engine import safe_url
 from sweep.store.tables import OPTUNA_PARAMS, OPTUNA_TRIALS
 from sweep.study import ChoiceParam, StudySpec

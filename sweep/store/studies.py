@@ -12,8 +12,8 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from sweep.records import StudyKey, TrialKey
 from sweep.errors import StorageError
+from sweep.records import StudyKey, TrialKey
 from sweep.store import growth
 from sweep.store.engine import forget_study, safe_url
 from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER

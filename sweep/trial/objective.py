@@ -16,7 +16,6 @@ import keras
 import numpy as np
 import optuna
 
-from sweep.records import TrialKey
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
@@ -24,6 +23,7 @@ from sweep.models import build_model, plan
 from sweep.models.build import dtype_policy
 from sweep.models.hyperfit import trial_fit
 from sweep.models.hypermodel import build_hypermodel, load_hypermodel
+from sweep.records import TrialKey
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
