@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
-from sweep.run.progress import SweepResult, epoch_text, trial_label
+from sweep.run.progress import SweepResult, epoch_text, header, trial_label
 from sweep.study import StudySpec
 
 
@@ -49,7 +49,7 @@ class SweepConsole:
         self.result.apply(event)
         kind = event["event"]
         if kind == "begin":
-            self._view.begin(self.result, event.get("where"))
+            self._view.begin(self.result, event.get("storage"), event.get("where"))
             return
         if kind == "start":
             # A point started again (its worker died) keeps its place; positions counted by
@@ -121,9 +121,8 @@ class _PlainLines:
     def close(self) -> None:
         pass
 
-    def begin(self, result: SweepResult, where: str | None) -> None:
-        self._print(f"[{self.spec.name}] {result.total} points: {result.skipped} already done, "
-                    f"{result.total - result.skipped} to train" + (f"; {where}" if where else ""))
+    def begin(self, result: SweepResult, storage: str | None, where: str | None) -> None:
+        self._print(header(self.spec, result, storage, where))
 
     def start(self, trial: dict, result: SweepResult) -> None:
         if trial["resumed_from"]:
@@ -167,12 +166,11 @@ class _LiveView:
     def close(self) -> None:
         self.progress.stop()
 
-    def begin(self, result: SweepResult, where: str | None) -> None:
+    def begin(self, result: SweepResult, storage: str | None, where: str | None) -> None:
         self.sweep = self.progress.add_task(self.spec.name, total=max(1, result.total),
                                             completed=result.skipped, count="", info="")
         self._update_sweep([], result)
-        if where:
-            self.console.print(f"[{self.spec.name}] {where}", markup=False)
+        self.console.print(header(self.spec, result, storage, where), markup=False)
 
     def start(self, trial: dict, result: SweepResult) -> None:
         done = trial["resumed_from"] or 0

@@ -36,7 +36,7 @@ from sweep.store import claims
 from sweep.run.console import SweepConsole
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
-from sweep.store import open_study, mark_dead
+from sweep.store import mark_dead, open_study, storage_label
 from sweep.study import StudySpec
 
 WATCH_S = 0.5  # seconds between looks at the children
@@ -181,6 +181,7 @@ def run_workers(
 
     console.event({"event": "begin", "total": len(keys), "best": _best_so_far(store, spec),
                    "done": len(keys) - claims.pending(store.engine, study_id, keys),
+                   "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}"})
     children = {i: start(i) for i in range(workers)}

@@ -116,6 +116,16 @@ class SweepResult:
         if best is not None:
             self.best_value, self.best_trial = best.value, best.number
 
+
+def header(spec: StudySpec, result: SweepResult, storage: str | None, where: str | None
+           ) -> str:
+    """The run's first line: its points, where its results go (``storage``:
+    ``sweep.store.storage_label``), what is left, and what trains it (``where``)."""
+    place = f" in {storage}" if storage else ""
+    return (f"[{spec.name}] {result.total} points{place}: {result.skipped} already done, "
+            f"{result.total - result.skipped} to train" + (f"; {where}" if where else ""))
+
+
 def trial_label(start: dict, total: int) -> str:
     """A trial as every line names it: ``trial 3 (2 of 4) pooling=max kernel=3``."""
     point = point_text(start["values"])

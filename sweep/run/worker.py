@@ -34,7 +34,8 @@ from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import SweepResult
 from sweep.store import (
-    artifact_store, count_trials, open_study, mark_dead, record_epoch, set_trial_user_attrs,
+    artifact_store, count_trials, mark_dead, open_study, record_epoch, set_trial_user_attrs,
+    storage_label,
 )
 from sweep.study import StudySpec
 from sweep.study.space import value_at
@@ -146,6 +147,7 @@ def run_sweep(
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
                      track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
+                 "storage": storage_label(storage_url),
                  "done": len(keys) - claims.pending(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:

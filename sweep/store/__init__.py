@@ -4,7 +4,9 @@ stores on it (``studies``); the keys of what it stores (``records``); the epochs
 (``epochs``); which worker runs which point (``claims``); the trials read in bulk
 (``trials``). All of sweep's SQL is in this package."""
 
-from sweep.store.engine import open_storage, safe_url, split_password, with_password_file
+from sweep.store.engine import (
+    open_storage, safe_url, split_password, storage_label, with_password_file,
+)
 from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.trials import LiveTrials, StoredTrial, count_trials, read_trials
 from sweep.store.studies import (
@@ -16,5 +18,5 @@ __all__ = [
     "LiveTrials", "StoredStudy", "StoredTrial", "artifact_store", "count_trials",
     "create_study", "epochs_frame", "existing_study", "open_study", "mark_dead", "open_storage",
     "read_trials", "record_class_names", "record_epoch", "replace_study_system_attrs",
-    "safe_url", "set_trial_user_attrs", "split_password", "with_password_file",
+    "safe_url", "set_trial_user_attrs", "split_password", "storage_label", "with_password_file",
 ]

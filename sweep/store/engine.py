@@ -42,6 +42,19 @@ def safe_url(url: str) -> str:
         return "<unparsable storage URL>"
 
 
+def storage_label(url: str) -> str:
+    """Where a run's results go, for its header: a SQLite database's file as an absolute
+    path (a run started from another folder shows that it is another file), else the URL
+    with its password masked."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return "<unparsable storage URL>"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
 def split_password(url: str) -> tuple[str, str | None]:
     """``(url without its password, the password or None)``: for command lines, job scripts
     and manifests, which carry the URL while the password travels separately (an

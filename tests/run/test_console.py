@@ -68,7 +68,8 @@ def test_live_view_draws_bars_and_prints_each_trial_as_it_ends(tmp_path, tiny_np
     out = io.StringIO()
     console = SweepConsole(_spec(tmp_path, tiny_npz), live=True, stream=out)
     with console:
-        console.event({"event": "begin", "total": 2, "done": 0, "where": None, "best": NO_BEST})
+        console.event({"event": "begin", "total": 2, "done": 0, "where": None, "best": NO_BEST,
+                       "storage": "/data/sweeps.db"})
         console.event(_start(0, "a", 1))
         console.event({"event": "epoch", "trial": 0, "row": _row(1)})
         console._view.progress.refresh()
@@ -80,6 +81,7 @@ def test_live_view_draws_bars_and_prints_each_trial_as_it_ends(tmp_path, tiny_np
     assert "0 of 2 trials done" in drawn and "elapsed" in drawn and " left" in drawn
     text = out.getvalue()
     assert "[tiny] trial 0 (1 of 2) pooling=max: complete, val_accuracy 0.5000" in text
+    assert "[tiny] 2 points in /data/sweeps.db: 0 already done, 2 to train" in text
     assert "1 of 2 trials done" in text and "best val_accuracy 0.5000 (trial 0)" in text
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import StorageError
-from sweep.store import open_storage, safe_url, with_password_file
+from sweep.store import open_storage, safe_url, storage_label, with_password_file
 
 GARBAGE = {
     "one byte": b"x",  # before: SQLite took it for an empty database and wrote over it
@@ -89,3 +89,22 @@ def test_the_cli_says_a_missing_file_in_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == (f"sweep: error: $SWEEP_STORAGE_PASSWORD_FILE {tmp_path}/db_password: "
                            "cannot read the database password (No such file or directory)\n")
+
+
+def test_a_runs_header_names_its_database_and_hides_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a relative SQLite file is named where it is: another folder, another database
+    assert storage_label("sqlite:///sweeps.db") == str(tmp_path / "sweeps.db")
+    assert storage_label(f"sqlite:///{tmp_path}/a.db") == str(tmp_path / "a.db")
+    label = storage_label("postgresql+psycopg://sweep:s3cret@db:5432/sweeps")
+    assert "s3cret" not in label and label.startswith("postgresql+psycopg://sweep:")
+    assert "db:5432/sweeps" in label
+
+
+def test_sweep_run_says_which_database_it_uses(tmp_path, tiny_npz, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_study(tiny_npz, training={"epochs": 1, "batch_size": 16},
+                     search={"params": {"model.pooling": ["max"]}})
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", "sqlite:///here.db",
+                 "--progress", "plain"]) == 0
+    assert f"[tiny] 1 points in {tmp_path / 'here.db'}: 0 already done" in capsys.readouterr().err
