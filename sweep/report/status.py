@@ -9,7 +9,9 @@ from optuna.trial import TrialState
 
 from sweep.records import TrialKey
 from sweep.store import claims
-from sweep.store import StoredStudy, epochs_frame, open_study, open_storage, read_trials, safe_url
+from sweep.store import (
+    StoredStudy, StoredTrial, epochs_frame, open_study, open_storage, read_trials, safe_url,
+)
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
 STATUS_KEYS = (
@@ -30,7 +32,7 @@ def study_status(name: str, storage_url: str) -> str:
     stored = StoredStudy.read(store, study)
     trials = read_trials(store.engine, stored.study_id, STATUS_KEYS)  # in bulk, by number
     current = stored.current(trials)  # one per point; earlier attempts are history
-    counts = Counter(t.state.name.lower() for t in current)
+    counts = Counter(_state(t) for t in current)
     history = len(trials) - len(current)
     lines = [
         f"study {name} in {safe_url(storage_url)}: {stored.planned} planned; "
@@ -65,9 +67,18 @@ def study_status(name: str, storage_url: str) -> str:
             f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
         )
     for t in current:
-        if t.state == TrialState.FAIL:
-            reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED) or (
-                "interrupted" if t.user_attrs.get(TrialKey.INTERRUPTED) else "unknown"
-            )
-            lines.append(f"failed: trial {t.number} {t.params}: {reason}")
+        if _state(t) == "interrupted":
+            lines.append(f"interrupted: trial {t.number} {t.params}: runs again from its "
+                         "checkpoint with the next `sweep run`")
+        elif t.state == TrialState.FAIL:
+            reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
+            lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
     return "\n".join(lines)
+
+
+def _state(trial: StoredTrial) -> str:
+    """A trial's state as ``status`` counts it: a trial stopped by Ctrl-C or a crash is
+    stored failed (Optuna has no other end for it) but is ``interrupted``, not failed."""
+    if trial.state == TrialState.FAIL and trial.user_attrs.get(TrialKey.INTERRUPTED):
+        return "interrupted"
+    return trial.state.name.lower()

@@ -78,7 +78,7 @@ def load_study(name_or_path: str, overrides: list[str] = ()) -> StudySpec:
         raise SpecError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
     for item in overrides:
         _apply_override(raw, item, source)
-    return validate(raw, source)
+    return validate(raw, source, {item.partition("=")[0]: item for item in overrides})
 
 
 def _apply_override(raw: dict, item: str, source: str) -> None:
@@ -100,11 +100,17 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
     node[parts[-1]] = parsed
 
 
-def validate(raw: dict, source: str) -> StudySpec:
-    """Validate the plain study dict; every problem names ``source`` and the dotted field."""
+def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) -> StudySpec:
+    """Validate the plain study dict; every problem names ``source`` and the dotted field,
+    and a field that a ``--set`` gave (``overrides``: ``{dotted.key: "key=value"}``) names
+    that ``--set`` first: the typo is on the command line, not in the file."""
 
     def fail(field: str, message: str):
-        raise SpecError(f"{source}: {field}: {message}")
+        given = next((item for key, item in (overrides or {}).items()
+                      if field == key or key.startswith(field + ".")
+                      or field.startswith(key + ".")), None)
+        where = source if given is None else f"--set {given} (on {source})"
+        raise SpecError(f"{where}: {field}: {message}")
 
     _reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
     top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}

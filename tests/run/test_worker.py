@@ -247,6 +247,12 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny
     # The point was given back, so the next run trains it again (from its checkpoint).
     store = open_storage(db_url)
     assert claims.running(store.engine, store.get_study_id_from_name("tiny")) == []
+    # `sweep status` counts it as interrupted, not failed (before: "1 fail")
+    from sweep.report import study_status
+
+    status = study_status("tiny", db_url)
+    assert "1 interrupted" in status and " fail" not in status.splitlines()[0]
+    assert f"interrupted: trial {trial.number}" in status and "failed:" not in status
 
 
 def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(

@@ -332,3 +332,24 @@ def test_values_of_a_field_searched_fixed_or_ranged(tiny_npz):
     assert spec.values_of("training.learning_rate") == (0.001, 0.1)
     assert spec.values_of("training.batch_size") == (16,)
     assert spec.values_of("seed") == (0,)
+
+
+@pytest.mark.parametrize("item, field", [
+    ("training.epoch=3", "training.epoch: unknown key; did you mean 'epochs'?"),
+    ("trainin.epochs=3", "trainin: unknown key; did you mean 'training'?"),
+    ("training.epochs=abc", "training.epochs: expected an integer >= 1, got 'abc'"),
+])
+def test_a_set_typo_is_blamed_on_the_set_not_the_file(tmp_path, tiny_npz, item, field):
+    # before: "study.yaml: training.epoch: unknown key", as if the file had the typo
+    path = write_study(tmp_path, tiny_study(tiny_npz))
+    with pytest.raises(SpecError) as err:
+        load_study(str(path), [item])
+    assert str(err.value) == f"--set {item} (on {path}): {field}"
+
+
+def test_a_files_own_mistake_is_still_the_files_beside_a_set(tmp_path, tiny_npz):
+    raw = tiny_study(tiny_npz)
+    raw["training"]["epoch"] = 3
+    path = write_study(tmp_path, raw)
+    with pytest.raises(SpecError, match=f"^{re.escape(str(path))}: training.epoch: unknown"):
+        load_study(str(path), ["training.batch_size=8"])
