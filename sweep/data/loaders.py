@@ -231,8 +231,10 @@ def _download(name: str, archive: str, load) -> Raw:
     try:
         result = load()
     except Exception as err:  # Keras raises a bare Exception for "URL fetch failure"
+        # "URL fetch failure on URL: errno -- reason": the reason, whole, is what to say
+        reason = _reason(err).rpartition(" -- ")[2]
         raise DataError(
-            f"cannot download {name} ({str(err).splitlines()[0][:120]}); put {archive} in a "
+            f"cannot download {name} ({reason}); put {archive} in a "
             "folder and set SWEEP_DATA_DIR to it (or into ~/.keras/datasets/ as Keras caches it)"
         ) from None
     (x_train, y_train), (x_test, y_test) = result

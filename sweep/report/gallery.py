@@ -86,7 +86,8 @@ def _others(result: StudyResult, shown: set[int]) -> str:
                       for t in others[:MAX_LINKS])
     if len(others) > MAX_LINKS:
         links += f" and {len(others) - MAX_LINKS} more"
-    which = "other trial is" if len(others) == 1 else f"other {len(others)} trials are"
-    return (f"<p>The pictures of the {which} on their pages in the "
+    which = ("other trial are on its page" if len(others) == 1
+             else f"other {len(others)} trials are on their pages")
+    return (f"<p>The pictures of the {which} in the "
             f"dashboard (<code>sweep dashboard --artifact-dir DIR</code> over this study's "
             f"database, at its default address): {links}.</p>")

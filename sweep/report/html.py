@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from sweep.defaults import REPORTS_DIR
@@ -38,9 +39,8 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
     chosen trials' pictures and the trials table; it reads offline (``page``: plotly.js and
     the figures' template inlined once; ``gallery``: which pictures). ``artifact_dir`` is the
     artifact store holding the trials' pictures."""
-    trials = result.trials.assign(fail_reason=result.trials["fail_reason"].fillna(""))
-    table = trials.head(MAX_TABLE_ROWS).to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                                na_rep="")
+    trials = result.trials
+    table = _table(trials.head(MAX_TABLE_ROWS))
     if len(trials) > MAX_TABLE_ROWS:
         table = (f"<p>The best {MAX_TABLE_ROWS} of {len(trials)} trials; all of them: "
                  f"<code>sweep export {html.escape(result.name)}</code> or the dashboard."
@@ -78,7 +78,7 @@ def write_comparison(results: list[StudyResult], figures: list[go.Figure], path:
              for i, fig in enumerate(figures)]
     tables = "".join(
         f"<h2>{html.escape(r.name)}: trials, best first</h2>"
-        + r.trials.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+        + _table(r.trials)
         for r in results)
     title = html.escape(f"sweep comparison: {names}")
     path.write_text(
@@ -86,3 +86,19 @@ def write_comparison(results: list[StudyResult], figures: list[go.Figure], path:
         f"<body><h1>{title}</h1>{''.join(parts) or '<p>No completed trials yet.</p>'}"
         f"{tables}</body></html>\n")
     return path
+
+
+# Columns of counts: shown as integers, also where a failed trial's row leaves them empty
+# (pandas then holds them as floats, which "{:.4g}" would print as 1.226e+05).
+COUNT_COLUMNS = ("value_epoch", "param_count", "receptive_field")
+
+
+def _table(trials: pd.DataFrame) -> str:
+    """A trials frame as an HTML table: 4 significant digits, counts whole, blanks empty
+    (a trial without a fail reason shows none, not ``None``)."""
+    shown = trials.assign(**{
+        c: trials[c].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        for c in COUNT_COLUMNS if c in trials})
+    if "fail_reason" in shown:
+        shown["fail_reason"] = shown["fail_reason"].fillna("")
+    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")

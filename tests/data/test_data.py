@@ -208,10 +208,12 @@ def test_download_failure_says_which_file_to_put_where(tmp_path, monkeypatch):
     import keras
 
     def no_internet():  # what Keras raises when the download cannot happen
-        raise Exception("URL fetch failure on https://www.cs.toronto.edu/: [Errno -2]")
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/~kriz/cifar-10-python."
+                        "tar.gz: None -- [Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_internet)
-    with pytest.raises(DataError, match="cannot download cifar10.*put cifar-10-python.tar.gz "
+    with pytest.raises(DataError, match=r"cannot download cifar10 \(\[Errno -2\] Name or service "
+                                        r"not known\); put cifar-10-python.tar.gz "
                                         "in a folder and set SWEEP_DATA_DIR"):
         load_dataset(_cfg("cifar10"), 0, data_dir=str(tmp_path))
 

@@ -44,3 +44,6 @@ def test_the_other_trials_are_one_click_away_in_the_dashboard():
         assert f"<a href='{dashboard_link(result, trial)}'>trial {trial}</a>" in links
     assert dashboard_link(result, 6) == (
         "http://127.0.0.1:8080/dashboard/studies/3/trials?numbers=6")
+    # one other trial: its page (before: "the other trial is on their pages")
+    one = _others(result, set(picture_trials(result)) | {1, 5})
+    assert "The pictures of the other trial are on its page in the dashboard" in one

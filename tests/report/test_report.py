@@ -198,3 +198,19 @@ def test_a_param_no_trial_has_yet_draws_no_per_class_figure(swept):
     titles = [f.layout.title.text for f in report_figures(unseen)]
     assert "Per-class test accuracy by model.pooling" in titles
     assert "Per-class test accuracy by hp.units" not in titles
+
+
+def test_the_trials_table_prints_counts_whole_beside_a_failed_trial():
+    import pandas as pd
+
+    from sweep.report.html import _table
+
+    trials = pd.DataFrame({
+        "trial": [0, 1], "state": ["COMPLETE", "FAIL"], "value": [0.61234, None],
+        "value_epoch": [5.0, None], "param_count": [122570.0, None],
+        "receptive_field": [18.0, None], "fail_reason": [None, "loss became NaN at epoch 2"]})
+    table = _table(trials)
+    # before: 1.226e+05 and 18 as "18", None as "None", once a failed row made them floats
+    assert "<td>122570</td>" in table and "e+05" not in table and "<td>18</td>" in table
+    assert "None" not in table and "<td>0.6123</td>" in table
+    assert "loss became NaN at epoch 2" in table
