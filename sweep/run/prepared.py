@@ -13,10 +13,11 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep.data import Dataset, load_dataset
+from sweep.errors import StorageError
 from sweep.records import TrialKey
-from sweep.store import claims
 from sweep.store import (
-    create_study, existing_study, open_study, open_storage, read_trials, record_class_names,
+    check_study, claims, create_study, existing_study, open_storage, open_study, read_trials,
+    record_class_names,
 )
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
@@ -46,6 +47,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
     ``PreparedRun.dataset_for(cfg, seed)`` caches datasets so a process loads each one once.
     """
     require_tensorboard(spec)
+    _check_stored(storage_url, spec)
     datasets: dict[str, Dataset] = {}
 
     def dataset_for(cfg: dict, seed: int) -> Dataset:
@@ -72,6 +74,17 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
     return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
                        dataset_for)
+
+
+def _check_stored(storage_url: str, spec: StudySpec) -> None:
+    """Refuse a change the stored study may not make before its data is loaded (a changed
+    dataset would otherwise be downloaded first). Nothing is created: where there is no
+    database yet there is nothing to compare."""
+    try:
+        store = open_storage(storage_url, create=False)
+    except StorageError:
+        return  # no database yet, or one that cannot be opened: said when it is opened below
+    check_study(store, spec)
 
 
 def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:

@@ -143,6 +143,17 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, *,
         ) from None
 
 
+def check_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> None:
+    """StorageError where ``spec`` changes the stored study of its name in a way a study may
+    not (see growth.py); nothing is written. Asked before a run loads its data, so a refused
+    change is said before a download."""
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        return
+    growth.check(storage, study.user_attrs.get(StudyKey.STUDY, {}), spec)
+
+
 def existing_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:
     """The stored study of this name, grown to ``spec`` where it differs (see growth.py), or
     None; StorageError, before anything is written, for a change a study may not make."""

@@ -181,3 +181,21 @@ def test_random_studies_grow_their_choices_and_refuse_to_lose_one(tmp_path, db_u
     capsys.readouterr()
     assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 2
     assert "values can be added, not removed" in capsys.readouterr().err
+
+
+def test_a_refused_dataset_change_is_said_before_any_download(tmp_path, db_url, monkeypatch,
+                                                               capsys):
+    # before: `--set training.epochs=8` without the earlier dataset flags tried to download
+    # CIFAR-10 for 30 s, then failed offline; the stored study is compared first now
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path, digits_study(search={"params": {"model.pooling": ["max"]}}), db_url)
+    downloads = []
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: downloads.append(1))
+    changed = digits_study(search={"params": {"model.pooling": ["max"]}},
+                           dataset={"name": "cifar10", "max_train": 300})
+    assert main(["run", str(write_study(tmp_path, changed)), "--storage", db_url]) == 2
+    err = capsys.readouterr().err
+    assert "dataset.name" in err and "Traceback" not in err
+    assert downloads == []
