@@ -183,7 +183,7 @@ class _Stack:
         if padding == "valid" and kernel > min(height, width):
             raise ConfigError(
                 f"{name} has a {kernel}x{kernel} kernel but meets a {height}x{width} feature "
-                "map (padding: valid)"
+                "map (padding: valid); padding: same would keep it"
             )
         if padding == "valid":
             height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1

@@ -88,8 +88,11 @@ def test_same_padding_keeps_maps_and_no_pooling_keeps_size():
 
 
 def test_kernel_wider_than_feature_map_is_rejected_with_reason():
-    with pytest.raises(ConfigError, match="conv layer 3 has a 7x7 kernel but meets a 3x3"):
+    with pytest.raises(ConfigError, match="conv layer 3 has a 7x7 kernel but meets a 3x3.*"
+                                          "padding: same would keep it"):
         plan({**FIRST_CIFAR10, "kernel": 7}, (32, 32, 3), 10)
+    # and it would: the same model with padding same plans
+    plan({**FIRST_CIFAR10, "kernel": 7, "padding": "same"}, (32, 32, 3), 10)
 
 
 def test_pooling_a_one_pixel_map_is_rejected():
