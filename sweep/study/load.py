@@ -106,19 +106,16 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     that ``--set`` first: the typo is on the command line, not in the file."""
 
     def fail(field: str, message: str):
-        given = next((item for key, item in (overrides or {}).items()
-                      if field == key or key.startswith(field + ".")
-                      or field.startswith(key + ".")), None)
-        where = source if given is None else f"--set {given} (on {source})"
+        given = [item for key, item in (overrides or {}).items()
+                 if f"{field}.".startswith(f"{key}.") or key.startswith(f"{field}.")]
+        where = f"--set {given[0]} (on {source})" if given else source
         raise SpecError(f"{where}: {field}: {message}")
 
     _reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
     top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}
     sections = {}
     for section, fields in SCHEMA.items():
-        given = raw.get(section, {})
-        if given is None:
-            given = {}
+        given = {} if raw.get(section) is None else raw[section]
         if not isinstance(given, dict):
             fail(section, f"expected a mapping, got {given!r}")
         _reject_unknown(given, list(fields), section + ".", fail)
