@@ -151,7 +151,9 @@ def check_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> None:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
         return
-    growth.check(storage, study.user_attrs.get(StudyKey.STUDY, {}), spec)
+    stored = study.user_attrs.get(StudyKey.STUDY)
+    if stored is not None:  # None: another worker is creating it now (existing_study waits)
+        growth.check(storage, stored, spec)
 
 
 def existing_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna.Study | None:

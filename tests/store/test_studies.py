@@ -94,3 +94,22 @@ def test_a_trials_user_attributes_are_set_together_in_one_transaction(tmp_path):
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         set_trial_user_attrs(store, trial_id, {"seed": 3})  # as Optuna's own setter refuses
     assert store.get_trial(trial_id).user_attrs["seed"] == 2
+
+
+def test_the_early_check_lets_a_study_another_worker_is_creating_pass(tmp_path, tiny_npz,
+                                                                        db_url):
+    # create_study and storing its study file are two transactions: a worker that looks in
+    # between saw an empty study file and refused every field as changed (two Slurm tasks)
+    from sweep.errors import StorageError
+    from sweep.store import check_study, create_study
+    from sweep.study import validate
+
+    spec = validate(tiny_study(tiny_npz), "s.yaml")
+    store = open_storage(db_url)
+    optuna.create_study(study_name=spec.name, storage=store)  # the file is not stored yet
+    check_study(store, spec)
+    optuna.delete_study(study_name=spec.name, storage=store)
+    create_study(store, spec)  # stored now: a refused change is refused early
+    changed = validate(tiny_study(tiny_npz, dataset={"name": "digits"}), "s.yaml")
+    with pytest.raises(StorageError, match="dataset.name"):
+        check_study(store, changed)
