@@ -150,9 +150,8 @@ def folder(cfg: dict, data_dir: str | None) -> Raw:
     if not root.exists():
         raise DataError(f"dataset.path: {root} does not exist")
     if not train_dir.is_dir() or not test_dir.is_dir():
-        raise DataError(
-            f"dataset.path: {root} must hold train/ and test/, each with class folders"
-        )
+        raise DataError(f"dataset.path: {root} must hold train/ and test/, each with class "
+                        "folders")
     classes = folder_classes(root)
     if not classes:
         raise DataError(f"dataset.path: {train_dir} has no class folders")

@@ -67,9 +67,8 @@ def plan_job(
     for option, value in (("--partition", partition), ("--account", account),
                           ("--image", image), ("--namespace", namespace)):
         if value is not None and not _WORD.fullmatch(value):
-            raise UsageError(
-                f"{option} {value!r}: expected one word (letters, digits, '_.,:/@+-')"
-            )
+            raise UsageError(f"{option} {value!r}: expected one word (letters, digits, "
+                             "'_.,:/@+-')")
     if not cpus_per_worker > 0:
         raise UsageError(f"--cpus-per-worker {cpus_per_worker:g}: expected a number above 0")
     if not _QUANTITY.fullmatch(memory_per_worker):
@@ -140,9 +139,8 @@ def check_schedule(schedule: str | None) -> str | None:
         return None
     text = " ".join(schedule.split())
     fields = text.split(" ")
-    if text in _CRON_MACROS or (
-        len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields)
-    ):
+    five_fields = len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields)
+    if text in _CRON_MACROS or five_fields:
         return text
     raise UsageError(
         f"--schedule {schedule!r}: expected a cron expression of five fields "

@@ -203,9 +203,8 @@ class _Stack:
 
     def depthwise(self, name, kernel, padding) -> None:
         self._window(name.replace("depthwise", "depthwise layer "), kernel, padding)
-        self.add(
-            name, "depthwise", kernel * kernel * self.shape[2], kernel=kernel, padding=padding
-        )
+        params = kernel * kernel * self.shape[2]
+        self.add(name, "depthwise", params, kernel=kernel, padding=padding)
 
     def batch_norm(self, name) -> None:
         channels = self.shape[-1]

@@ -16,7 +16,7 @@ import numpy as np
 from sweep.data import Dataset, input_spec, load_dataset
 from sweep.errors import ConfigError, DataError
 from sweep.models.architecture import Architecture, plan
-from sweep.study import ChoiceParam, StudySpec, resolve
+from sweep.study import StudySpec, resolve
 from sweep.study.plugins import DATASETS
 from sweep.study.training import TrainingConfig
 
@@ -44,9 +44,7 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
     if spec.hypermodel is not None:
         return [ConfigurationResult({}, None, None)]
     shaping = [p for p in spec.search.params if p.name.startswith(SHAPE_FIELDS)]
-    choices = [
-        p.values if isinstance(p, ChoiceParam) else (p.low, p.high) for p in shaping
-    ]
+    choices = [spec.values_of(p.name) for p in shaping]  # a range at its two ends
     results, seen = [], set()
     for combo in itertools.product(*choices):
         values = {p.name: v for p, v in zip(shaping, combo)}
@@ -75,9 +73,8 @@ def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -
     """The text ``sweep describe`` prints: a layer table per configuration."""
     lines = [f"{spec.name}: {len(results)} distinct model(s)"]
     for i, result in enumerate(results, start=1):
-        chosen = (
-            ", ".join(f"{k}={v}" for k, v in result.values.items()) or "(no model field searched)"
-        )
+        chosen = (", ".join(f"{k}={v}" for k, v in result.values.items())
+                  or "(no model field searched)")
         lines += ["", f"[{i}/{len(results)}] {chosen}"]
         if result.architecture is not None:
             lines += _table(result.architecture)

@@ -19,16 +19,9 @@ from sweep.study import ChoiceParam
 from sweep.study.space import value_at
 
 # the user attributes the frames read (provenance and layers are never decoded here)
-FRAME_KEYS = (
-    TrialKey.CONFIG,
-    TrialKey.SEED,
-    TrialKey.OBJECTIVE_EPOCH,
-    TrialKey.PARAM_COUNT,
-    TrialKey.RECEPTIVE_FIELD,
-    TrialKey.TRAIN_SECONDS,
-    TrialKey.FAIL_REASON,
-    TrialKey.DIAGNOSTICS,
-)
+FRAME_KEYS = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.OBJECTIVE_EPOCH, TrialKey.PARAM_COUNT,
+              TrialKey.RECEPTIVE_FIELD, TrialKey.TRAIN_SECONDS, TrialKey.FAIL_REASON,
+              TrialKey.DIAGNOSTICS)
 
 
 @dataclass(frozen=True)
@@ -160,9 +153,8 @@ def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFram
 def _param_values(trial, params: tuple[str, ...]) -> dict:
     """A trial's value of each swept param, as Optuna stores it; a trial from before an axis
     was added has the value its config had (the old fixed value)."""
-    config = trial.user_attrs.get(TrialKey.CONFIG, {}) | {
-        "seed": trial.user_attrs.get(TrialKey.SEED)
-    }
+    attrs = trial.user_attrs
+    config = attrs.get(TrialKey.CONFIG, {}) | {"seed": attrs.get(TrialKey.SEED)}
     return {p: trial.params[p] if p in trial.params else ChoiceParam.encode(value_at(config, p))
             for p in params}
 

@@ -8,20 +8,14 @@ from collections import Counter
 from optuna.trial import TrialState
 
 from sweep.records import TrialKey
-from sweep.store import claims
 from sweep.store import (
-    StoredStudy, StoredTrial, epochs_frame, open_study, open_storage, read_trials, safe_url,
+    StoredStudy, StoredTrial, claims, epochs_frame, open_study, open_storage, read_trials,
+    safe_url,
 )
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
-STATUS_KEYS = (
-    TrialKey.CONFIG,
-    TrialKey.SEED,
-    TrialKey.OBJECTIVE_EPOCH,
-    TrialKey.FAIL_REASON,
-    TrialKey.DIED,
-    TrialKey.INTERRUPTED,
-)
+STATUS_KEYS = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.OBJECTIVE_EPOCH, TrialKey.FAIL_REASON,
+               TrialKey.DIED, TrialKey.INTERRUPTED)
 
 
 def study_status(name: str, storage_url: str) -> str:

@@ -30,9 +30,8 @@ class SweepConsole:
     def __init__(self, spec: StudySpec, *, live: bool = False, stream: TextIO | None = None):
         self.spec = spec
         self.result = SweepResult(total=0)
-        stream = (
-            stream or sys.stderr
-        )  # looked up per console: a default bound at import goes stale
+        # looked up per console: a default bound at import goes stale
+        stream = stream or sys.stderr
         self._view = _LiveView(spec, stream) if live else _PlainLines(spec, stream)
         self._running: dict[int, dict] = {}  # trial number -> its start event, last row
         self._positions: dict[str, int] = {}  # point -> its position: one per point

@@ -94,9 +94,8 @@ def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
     for point, number in claims.done(store.engine, study_id).items():
         if point.startswith("{") and number is not None and number < len(trials):
             t = trials[number]
-            keys[point] = identity(
-                t.user_attrs[TrialKey.CONFIG], t.user_attrs[TrialKey.SEED], axes
-            )
+            attrs = t.user_attrs
+            keys[point] = identity(attrs[TrialKey.CONFIG], attrs[TrialKey.SEED], axes)
     claims.rekey(store.engine, study_id, keys)
 
 

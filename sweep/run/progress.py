@@ -77,11 +77,8 @@ class SweepResult:
         else:
             return
         best = event["best"]
-        self.best_value, self.best_trial, self.pareto = (
-            best["value"],
-            best["trial"],
-            best["pareto"],
-        )
+        self.best_value, self.best_trial = best["value"], best["trial"]
+        self.pareto = best["pareto"]
 
     def best_text(self, spec: StudySpec) -> str | None:
         """The best so far in words, or None before any trial completed."""

@@ -34,7 +34,6 @@ from sweep.study.schema import SEARCHABLE, default_of
 from sweep.study.space import RUN_FIELDS, described, flatten
 
 
-
 def check(storage: optuna.storages.RDBStorage, stored: dict, spec: StudySpec) -> bool:
     """Whether ``spec`` changes the stored study (``stored``: its study file as stored);
     StorageError naming the field when the change is not one a study may make."""

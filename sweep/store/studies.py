@@ -29,8 +29,8 @@ CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study 
 
 @dataclass(frozen=True)
 class StoredStudy:
-    """What sweep stores on a study (``user_attrs[StudyKey.STUDY]``, the resolved study file), read
-    in this one place for the report, ``status`` and export.
+    """What sweep stores on a study (its ``StudyKey.STUDY`` attribute, the resolved study
+    file), read in this one place for the report, ``status`` and export.
 
     ``planned``: the number of points (``n_trials`` for random/tpe, else the grid's size);
     ``definition``: the stored study file itself, as last grown (see growth.py);
@@ -72,20 +72,15 @@ class StoredStudy:
     @staticmethod
     def _point_of(t: AnyTrial, search: dict, points: PointFields) -> str | None:
         """A trial's point key; None for a trial of values the study no longer has."""
-        if (
-            TrialKey.CONFIG not in t.user_attrs or TrialKey.SEED not in t.user_attrs
-        ):  # starting now
+        config, seed = t.user_attrs.get(TrialKey.CONFIG), t.user_attrs.get(TrialKey.SEED)
+        if config is None or seed is None:  # starting now
             return f"#{t.number}"
-        own = t.user_attrs[TrialKey.CONFIG] | {"seed": t.user_attrs[TrialKey.SEED]}
+        own = config | {"seed": seed}
         values = {name: value_at(own, name) for name in search}
         values = {k: v for k, v in values.items() if v is not None}
         if not all(_allowed(search[k], v) for k, v in values.items()):
             return None
-        key = identity_of(
-            identity_fields(
-                t.user_attrs[TrialKey.CONFIG], t.user_attrs[TrialKey.SEED], frozenset(search)
-            )
-        )
+        key = identity_of(identity_fields(config, seed, frozenset(search)))
         return key if key == identity_of(points.of(values)) else None
 
     @property

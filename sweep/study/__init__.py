@@ -10,20 +10,7 @@ from sweep.study.spec import SearchSpec, StudySpec
 from sweep.study.training import TrainingConfig
 
 __all__ = [
-    "METRICS",
-    "SCHEMA",
-    "SEARCHABLE",
-    "ChoiceParam",
-    "Param",
-    "RangeParam",
-    "SearchSpec",
-    "StudySpec",
-    "TrainingConfig",
-    "file_name",
-    "find_study",
-    "grid_points",
-    "load_study",
-    "point_text",
-    "resolve",
-    "validate",
+    "METRICS", "SCHEMA", "SEARCHABLE", "ChoiceParam", "Param", "RangeParam", "SearchSpec",
+    "StudySpec", "TrainingConfig", "file_name", "find_study", "grid_points", "load_study",
+    "point_text", "resolve", "validate",
 ]

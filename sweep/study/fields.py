@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 Check = Callable[[Any], Any]  # a validator: the normalised value, or Bad(expected)
 
+
 class Bad(Exception):
     """A value does not match its field; the argument says what was expected. ``key`` names
     the entry of a mapping field that is wrong (``training.augment`` -> ``flip``)."""

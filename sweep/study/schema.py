@@ -15,16 +15,8 @@ from sweep.study.fields import (
     REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional, text,
 )
 
-METRICS = (
-    "val_accuracy",
-    "val_loss",
-    "test_accuracy",
-    "test_loss",
-    "train_accuracy",
-    "train_loss",
-    "roc_auc",
-    "param_count",
-)
+METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy",
+           "train_loss", "roc_auc", "param_count")
 DIRECTIONS = ("maximize", "minimize")
 
 # Random changes to the training images (Keras preprocessing layers at the model's input:

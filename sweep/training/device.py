@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
-
 
 if TYPE_CHECKING:  # Keras loads when asked (describe's precision warnings need none)
     import keras

@@ -29,7 +29,6 @@ from sweep.training.probe import EVAL_BATCH_SIZE, probe_for
 from sweep.training.user_fit import fit_through
 
 
-
 @keras.saving.register_keras_serializable(package="sweep")
 class SmoothedCrossentropy(keras.losses.Loss):
     """Cross-entropy from logits against integer labels smoothed towards uniform: the true
