@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
-from sweep.run.progress import SweepResult, epoch_text, header, trial_label
+from sweep.run.progress import SweepResult, epoch_text, header, resumption, trial_label
 from sweep.study import StudySpec
 
 
@@ -124,9 +124,9 @@ class _PlainLines:
         self._print(header(self.spec, result, storage, where))
 
     def start(self, trial: dict, result: SweepResult) -> None:
-        if trial["resumed_from"]:
-            self._print(f"[{self.spec.name}] {trial_label(trial, result.total)} resumes after "
-                        f"epoch {trial['resumed_from']} (from its checkpoint)")
+        how = resumption(trial)
+        if how:
+            self._print(f"[{self.spec.name}] {trial_label(trial, result.total)} {how}")
 
     def epoch(self, trial: dict, running, result: SweepResult) -> None:
         best = result.best_text(self.spec)
@@ -175,7 +175,7 @@ class _LiveView:
         done = trial["resumed_from"] or 0
         self.tasks[trial["trial"]] = self.progress.add_task(
             f"  {trial_label(trial, result.total)}", total=trial["epochs"], completed=done,
-            count=f"epoch {done}/{trial['epochs']}", info="")
+            count=f"epoch {done}/{trial['epochs']}", info=resumption(trial))
 
     def epoch(self, trial: dict, running, result: SweepResult) -> None:
         row = trial["row"]

@@ -180,7 +180,7 @@ def run_workers(
         return child
 
     console.event({"event": "begin", "total": len(keys), "best": _best_so_far(store, spec),
-                   "done": len(keys) - claims.pending(store.engine, study_id, keys),
+                   **claims.tally(store.engine, study_id, keys),
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}"})

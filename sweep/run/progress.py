@@ -3,14 +3,18 @@ process's, or as JSON lines to the parent of ``sweep run --workers N``), and the
 
 Events, each a dict with ``"event"``:
 
-- ``begin``: ``total`` points, ``done`` before this run, ``where`` (the workers, or None),
-  ``best`` (see ``SweepResult.best``); once, before any trial.
+- ``begin``: ``total`` points, ``done`` before this run, ``to_continue`` (done points given
+  back to train more epochs: the study's epochs grew), ``storage`` (where the results go,
+  password hidden), ``where`` (the workers, or None), ``best`` (see ``SweepResult.best``);
+  once, before any trial.
 - ``start``: ``trial`` (Optuna's number, the one the dashboard shows), ``point`` (its claim
   key), ``position`` (k of ``total``: the k-th point started), ``values``, ``epochs``,
-  ``resumed_from`` (the checkpoint's last epoch, or None), ``at`` (when it was claimed, Unix
+  ``resumed_from`` (the checkpoint's last epoch, or 0), ``continues`` (the number of the
+  complete trial it continues with more epochs, or None), ``at`` (when it was claimed, Unix
   seconds), ``claim_s`` (seconds from looking for a claim to the start of training: the
   claim, the Optuna trial and its params), ``claim_cpu_s`` (the CPU seconds of those).
-- ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored).
+- ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored); only the epochs trained
+  now: those of the checkpoint a trial resumes from are stored again, not shown again.
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
   of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
   (seconds of storage outside training: the trial's attributes, the epochs' rows, the
@@ -34,17 +38,20 @@ END_STATES = ("complete", "failed", "pruned", "lost")
 
 @dataclass
 class SweepResult:
-    """What a run did: trials ``ran`` now (``failed`` and ``pruned`` of them; ``lost``: given
-    up because another worker took the point over), ``skipped`` as already done, out of
-    ``total``; the best value and trial number among the study's complete trials so far, or
-    (multi-objective) how many trials are on the Pareto front."""
+    """What a run did: trials ``ran`` now (``failed``, ``pruned`` and ``continued`` with more
+    epochs of them; ``lost``: given up because another worker took the point over),
+    ``skipped`` as already done, ``to_continue`` as done before but given back to train more
+    epochs, out of ``total``; the best value and trial number among the study's complete
+    trials so far, or (multi-objective) how many trials are on the Pareto front."""
 
     total: int
     ran: int = 0
     failed: int = 0
     pruned: int = 0
     lost: int = 0
+    continued: int = 0
     skipped: int = 0
+    to_continue: int = 0
     best_value: float | None = None
     best_trial: int | None = None
     pareto: int | None = None
@@ -68,6 +75,10 @@ class SweepResult:
         best so far that both carry."""
         if event["event"] == "begin":
             self.total, self.skipped = event["total"], event["done"]
+            self.to_continue = event.get("to_continue", 0)
+        elif event["event"] == "start":
+            self.continued += event.get("continues") is not None
+            return
         elif event["event"] == "end":
             state = event["state"]
             self.ran += state != "lost"
@@ -92,8 +103,9 @@ class SweepResult:
         """The line printed when the sweep is done: one for the whole sweep."""
         extra = "".join(f", {n} {what}" for n, what in ((self.pruned, "pruned"),
                                                         (self.lost, "lost")) if n)
-        return (f"[{spec.name}] {self.total} points: {self.ran} run now ({self.failed} failed"
-                f"{extra}), {self.skipped} already done; "
+        more = f"{self.continued} continued with more epochs, " * bool(self.continued)
+        return (f"[{spec.name}] {self.total} points: {self.ran} run now ({more}{self.failed} "
+                f"failed{extra}), {self.skipped} already done; "
                 f"{self.best_text(spec) or 'no completed trial'}")
 
     def update_best(self, storage: optuna.storages.RDBStorage, study: optuna.Study) -> None:
@@ -119,14 +131,27 @@ def header(spec: StudySpec, result: SweepResult, storage: str | None, where: str
     """The run's first line: its points, where its results go (``storage``:
     ``sweep.store.storage_label``), what is left, and what trains it (``where``)."""
     place = f" in {storage}" if storage else ""
+    more = f"{result.to_continue} to continue with more epochs, " * bool(result.to_continue)
+    left = result.total - result.skipped - result.to_continue
     return (f"[{spec.name}] {result.total} points{place}: {result.skipped} already done, "
-            f"{result.total - result.skipped} to train" + (f"; {where}" if where else ""))
+            f"{more}{left} to train" + (f"; {where}" if where else ""))
 
 
 def trial_label(start: dict, total: int) -> str:
     """A trial as every line names it: ``trial 3 (2 of 4) pooling=max kernel=3``."""
     point = point_text(start["values"])
     return f"trial {start['trial']} ({start['position']} of {total})" + (f" {point}" * bool(point))
+
+
+def resumption(start: dict) -> str:
+    """How a trial starts, where it does not start from its first epoch: ``continues trial 3
+    from epoch 4`` (the study's epochs grew), ``resumes after epoch 2 (from its checkpoint)``
+    (a run stopped or a worker died); else ``""``."""
+    if start["continues"] is not None:
+        return f"continues trial {start['continues']} from epoch {start['resumed_from']}"
+    if start["resumed_from"]:
+        return f"resumes after epoch {start['resumed_from']} (from its checkpoint)"
+    return ""
 
 
 def epoch_text(row: dict, epochs: int) -> str:

@@ -148,7 +148,7 @@ def run_sweep(
                      track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
                  "storage": storage_label(storage_url),
-                 "done": len(keys) - claims.pending(engine, study_id, keys)})
+                 **claims.tally(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
@@ -205,8 +205,10 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
     if earlier is not None:
         _continue_from(w, trial, earlier, checkpoint)
+    resumed_from = saved_epochs(checkpoint)
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
-            "position": claim.position, "resumed_from": saved_epochs(checkpoint),
+            "position": claim.position, "resumed_from": resumed_from,
+            "continues": earlier.number if earlier is not None else None,
             "epochs": values.get("training.epochs", spec.training.epochs),
             "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
     record = _Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
@@ -221,7 +223,8 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         record.add()
         record_epoch(w.store, w.study_id, trial.number, row)
         record.stop()
-        w.emit({"event": "epoch", "trial": trial.number, "row": row})
+        if row["epoch"] > (resumed_from or 0):  # the checkpoint's epochs were shown before
+            w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
 

@@ -137,6 +137,18 @@ def pending(engine: sa.Engine, study_id: int, points: list[str]) -> int:
     return len(points) - done
 
 
+def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]:
+    """``{"done": n, "to_continue": m}``: how many of ``points`` are done, and how many are
+    given back to train more epochs (``reopen``)."""
+    with engine.connect() as conn:
+        counts = dict(conn.execute(
+            sa.select(CLAIMS.c.state, sa.func.count()).select_from(CLAIMS)
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state.in_(("done", "more")),
+                   CLAIMS.c.point.in_(points))
+            .group_by(CLAIMS.c.state)).all())
+    return {"done": counts.get("done", 0), "to_continue": counts.get("more", 0)}
+
+
 def update(engine: sa.Engine, study_id: int, point: str, worker: str, **values) -> bool:
     """Set ``trial_number`` / ``state`` of this worker's claim, and beat its heart.
 

@@ -20,7 +20,8 @@ def _spec(tmp_path, tiny_npz):
 
 def _start(trial, point, position, pooling="max"):
     return {"event": "start", "trial": trial, "point": point, "position": position,
-            "values": {"model.pooling": pooling}, "epochs": 2, "resumed_from": 0}
+            "values": {"model.pooling": pooling}, "epochs": 2, "resumed_from": 0,
+            "continues": None}
 
 
 def _row(epoch):
@@ -59,6 +60,26 @@ def test_plain_lines_name_trials_by_number_and_place_them_k_of_n(tmp_path, tiny_
     assert result.summary(console.spec) == (
         "[tiny] 3 points: 2 run now (1 failed), 1 already done; best val_accuracy 0.5000 "
         "(trial 6)")
+
+
+def test_a_continued_or_resumed_trial_says_so_and_is_counted_apart(tmp_path, tiny_npz):
+    out = io.StringIO()
+    console = SweepConsole(_spec(tmp_path, tiny_npz), stream=out)
+    console.event({"event": "begin", "total": 3, "done": 1, "to_continue": 1, "where": None,
+                   "best": NO_BEST})
+    console.event(_start(7, "a", 2) | {"resumed_from": 2, "continues": 3})
+    console.event(_start(8, "b", 3, "avg") | {"resumed_from": 1})
+    for trial in (7, 8):
+        console.event({"event": "end", "trial": trial, "state": "complete", "note": None,
+                       "best": {"value": 0.5, "trial": 7, "pareto": None}})
+    assert out.getvalue().splitlines() == [
+        "[tiny] 3 points: 1 already done, 1 to continue with more epochs, 1 to train",
+        "[tiny] trial 7 (2 of 3) pooling=max continues trial 3 from epoch 2",
+        "[tiny] trial 8 (3 of 3) pooling=avg resumes after epoch 1 (from its checkpoint)",
+    ]
+    assert console.result.summary(console.spec) == (
+        "[tiny] 3 points: 2 run now (1 continued with more epochs, 0 failed), 1 already done; "
+        "best val_accuracy 0.5000 (trial 7)")
 
 
 def test_live_view_draws_bars_and_prints_each_trial_as_it_ends(tmp_path, tiny_npz,

@@ -56,7 +56,7 @@ def _forget(url: str) -> None:
 
 
 def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, storage_url,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     raw = digits_study()
     _run(tmp_path, raw, storage_url)
@@ -64,7 +64,18 @@ def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, st
     assert len(first) == 4
     raw["search"]["params"]["model.kernel"] = [3, 5, 7]
     raw["training"]["epochs"] = 4
+    capsys.readouterr()
     _run(tmp_path, raw, storage_url, *(["--workers", "2"] if "postgres" in storage_url else []))
+    # the console says what happens: 4 points continued, only their new epochs shown (before:
+    # "0 already done, 6 to train", then epochs 1-2 of the earlier trials printed again)
+    printed = capsys.readouterr()
+    lines = printed.err.splitlines()
+    assert ": 0 already done, 4 to continue with more epochs, 2 to train" in lines[0]
+    assert sum(" continues trial " in line and " from epoch 2" in line for line in lines) == 4
+    shown = [line for line in lines if " epoch 1/4 " in line or " epoch 2/4 " in line]
+    assert len(shown) == 4 and all("kernel=7" in line for line in shown)
+    assert sum(" epoch 4/4 " in line for line in lines) == 6
+    assert "6 run now (4 continued with more epochs, 0 failed), 0 already done" in printed.out
     trials = _trials(storage_url)
     new = trials[4:]
     assert len(new) == 6  # 4 points continued + 2 new points, nothing else
