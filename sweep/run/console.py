@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
-from sweep.run.progress import SweepResult, epoch_text, header, resumption, trial_label
+from sweep.run.progress import (
+    SweepResult, epoch_text, header, rejection, resumption, trial_label,
+)
 from sweep.study import StudySpec
 
 
@@ -49,6 +51,8 @@ class SweepConsole:
         kind = event["event"]
         if kind == "begin":
             self._view.begin(self.result, event.get("storage"), event.get("where"))
+            for rejected in event.get("rejected", ()):
+                self._view.note(rejection(self.spec, rejected))
             return
         if kind == "start":
             # A point started again (its worker died) keeps its place; positions counted by

@@ -100,14 +100,16 @@ def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
     CPU machine one single-threaded worker per core, as the measured figures say
     (docs/workers.md): small CNNs at batch 32 gain little from a second thread per trial, and a
     second trial on the other core nearly doubles the trials per hour. Never more workers
-    than points left, so a single point trains in this process with every thread.
+    than points left, so a single point trains in this process with every thread. A number
+    is what it says, unless no point is left (every one done, or rejected before training):
+    then no worker starts.
     """
     auto = workers == "auto"
     found = detect_gpus() if gpus == "auto" or (auto and gpus is None) else (gpus or "").split(",")
     found = [g.strip() for g in found if g.strip()]
     if auto:
         return max(1, min(len(found) * per_gpu if found else cpu_cores(), pending)), found
-    return workers or max(1, len(found) * per_gpu), found
+    return (workers or max(1, len(found) * per_gpu)) if pending else 1, found
 
 
 def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: int) -> dict:
@@ -180,6 +182,7 @@ def run_workers(
         return child
 
     console.event({"event": "begin", "total": len(keys), "best": _best_so_far(store, spec),
+                   "rejected": list(prepared.rejected),
                    **claims.tally(store.engine, study_id, keys),
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "

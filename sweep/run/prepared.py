@@ -6,6 +6,8 @@ Shared by a worker and by the parent of local workers (which plans once and neve
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,8 +23,10 @@ from sweep.store import (
 )
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
-from sweep.study.space import identity
+from sweep.study.space import identity, trial_config
+from sweep.trial.feasible import why_not_trainable
 from sweep.trial.hparams import require_tensorboard
+from sweep.trial.sampling import suggest
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class PreparedRun:
     study_id: int
     points: dict[str, dict | None]
     dataset_for: Callable[[dict, int], Dataset]
+    rejected: tuple[dict, ...] = ()  # grid points recorded as failed here (``_reject``)
 
 
 def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> PreparedRun:
@@ -73,7 +78,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
     _rekey_legacy(store, study_id, spec, trials)
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
     return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
-                       dataset_for)
+                       dataset_for, _reject(store, study_id, spec, points, data))
 
 
 def _check_stored(storage_url: str, spec: StudySpec) -> None:
@@ -85,6 +90,34 @@ def _check_stored(storage_url: str, spec: StudySpec) -> None:
     except StorageError:
         return  # no database yet, or one that cannot be opened: said when it is opened below
     check_study(store, spec)
+
+
+def _reject(store, study_id: int, spec: StudySpec, points: dict, data: Dataset
+            ) -> tuple[dict, ...]:
+    """Record as failed, here, each grid point nobody holds whose model cannot be built on
+    the study's data or is over ``max_params``: no worker starts only to reject it. Returns
+    ``{"trial", "values", "note"}`` of each. Points on other data (a dataset axis) and
+    hypermodels are left to the trial."""
+    rejected, worker = [], f"{socket.gethostname()}:{os.getpid()}"
+    for point, stored in points.items():
+        if stored is None:
+            continue
+        fixed = optuna.trial.FixedTrial(stored)
+        values = suggest(fixed, spec.search.params)
+        config, seed = trial_config(spec.config, values, spec.seed)
+        if config["dataset"] != spec.config["dataset"]:
+            continue
+        note = why_not_trainable(spec, config, data.input_shape, data.num_classes)
+        if note is None or not claims.claim_free(store.engine, study_id, point, worker):
+            continue
+        trial_id = store.create_new_trial(study_id, template_trial=optuna.trial.create_trial(
+            state=TrialState.FAIL, params=fixed.params, distributions=fixed.distributions,
+            user_attrs={TrialKey.CONFIG: config, TrialKey.SEED: seed,
+                        TrialKey.FAIL_REASON: note}))
+        number = store.get_trial_number_from_id(trial_id)
+        claims.update(store.engine, study_id, point, worker, trial_number=number, state="done")
+        rejected.append({"trial": number, "values": values, "note": note})
+    return tuple(rejected)
 
 
 def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:

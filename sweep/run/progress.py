@@ -4,7 +4,9 @@ process's, or as JSON lines to the parent of ``sweep run --workers N``), and the
 Events, each a dict with ``"event"``:
 
 - ``begin``: ``total`` points, ``done`` before this run, ``to_continue`` (done points given
-  back to train more epochs: the study's epochs grew), ``storage`` (where the results go,
+  back to train more epochs: the study's epochs grew), ``rejected`` (``{"trial", "values",
+  "note"}`` of each grid point recorded as failed before training: its model cannot be
+  built, ``sweep.trial.feasible``; counted in ``done``), ``storage`` (where the results go,
   password hidden), ``where`` (the workers, or None), ``best`` (see ``SweepResult.best``);
   once, before any trial.
 - ``start``: ``trial`` (Optuna's number, the one the dashboard shows), ``point`` (its claim
@@ -40,8 +42,9 @@ END_STATES = ("complete", "failed", "pruned", "lost")
 class SweepResult:
     """What a run did: trials ``ran`` now (``failed``, ``pruned`` and ``continued`` with more
     epochs of them; ``lost``: given up because another worker took the point over),
-    ``skipped`` as already done, ``to_continue`` as done before but given back to train more
-    epochs, out of ``total``; the best value and trial number among the study's complete
+    ``skipped`` as already done, ``rejected`` before training (their model cannot be built),
+    ``to_continue`` as done before but given back to train more epochs, out of ``total``;
+    the best value and trial number among the study's complete
     trials so far, or (multi-objective) how many trials are on the Pareto front."""
 
     total: int
@@ -51,6 +54,7 @@ class SweepResult:
     lost: int = 0
     continued: int = 0
     skipped: int = 0
+    rejected: int = 0
     to_continue: int = 0
     best_value: float | None = None
     best_trial: int | None = None
@@ -63,8 +67,9 @@ class SweepResult:
 
     @property
     def finished(self) -> int:
-        """Points done now: those done before this run, and those this run finished."""
-        return self.skipped + self.ran
+        """Points done now: those done before this run, and those this run finished or
+        rejected."""
+        return self.skipped + self.rejected + self.ran
 
     def best(self) -> dict:
         """The best so far, as events carry it."""
@@ -74,7 +79,8 @@ class SweepResult:
         """Count what an event says: the points of ``begin``, the state of ``end``, and the
         best so far that both carry."""
         if event["event"] == "begin":
-            self.total, self.skipped = event["total"], event["done"]
+            self.rejected = len(event.get("rejected", ()))
+            self.total, self.skipped = event["total"], event["done"] - self.rejected
             self.to_continue = event.get("to_continue", 0)
         elif event["event"] == "start":
             self.continued += event.get("continues") is not None
@@ -105,7 +111,7 @@ class SweepResult:
                                                         (self.lost, "lost")) if n)
         more = f"{self.continued} continued with more epochs, " * bool(self.continued)
         return (f"[{spec.name}] {self.total} points: {self.ran} run now ({more}{self.failed} "
-                f"failed{extra}), {self.skipped} already done; "
+                f"failed{extra}), {_rejected(self)}{self.skipped} already done; "
                 f"{self.best_text(spec) or 'no completed trial'}")
 
     def update_best(self, storage: optuna.storages.RDBStorage, study: optuna.Study) -> None:
@@ -132,9 +138,21 @@ def header(spec: StudySpec, result: SweepResult, storage: str | None, where: str
     ``sweep.store.storage_label``), what is left, and what trains it (``where``)."""
     place = f" in {storage}" if storage else ""
     more = f"{result.to_continue} to continue with more epochs, " * bool(result.to_continue)
-    left = result.total - result.skipped - result.to_continue
+    left = result.total - result.finished - result.to_continue
     return (f"[{spec.name}] {result.total} points{place}: {result.skipped} already done, "
-            f"{more}{left} to train" + (f"; {where}" if where else ""))
+            f"{_rejected(result)}{more}{left} to train" + (f"; {where}" if where else ""))
+
+
+def _rejected(result: SweepResult) -> str:
+    return f"{result.rejected} rejected before training, " * bool(result.rejected)
+
+
+def rejection(spec: StudySpec, rejected: dict) -> str:
+    """A grid point recorded as failed before training, and why: ``[conv_width] trial 9
+    pooling=max kernel=7 cannot be built: conv3 has a 7x7 kernel ...; not trained``."""
+    point = point_text(rejected["values"])
+    return (f"[{spec.name}] trial {rejected['trial']}" + f" {point}" * bool(point)
+            + f" rejected before training: {rejected['note']}")
 
 
 def trial_label(start: dict, total: int) -> str:

@@ -148,7 +148,7 @@ def run_sweep(
                      track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
                  "storage": storage_label(storage_url),
-                 **claims.tally(engine, study_id, keys)})
+                 "rejected": list(prepared.rejected), **claims.tally(engine, study_id, keys)})
     with worker.interrupt.installed():
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing

@@ -89,6 +89,17 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str)
             continue  # another worker inserted the same point first (PostgreSQL): look again
 
 
+def claim_free(engine: sa.Engine, study_id: int, point: str, worker: str) -> bool:
+    """Claim ``point`` if nobody holds it (nor ever finished it); False when it is held."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, worker=worker,
+                                                state="running", heartbeat=time.time()))
+        return True
+    except sa.exc.IntegrityError:
+        return False
+
+
 def _take(study_id: int, row):
     """An update of ``row``'s claim that only succeeds while nobody changed it (a
     compare-and-swap on worker, state and heartbeat)."""

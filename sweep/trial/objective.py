@@ -19,7 +19,7 @@ import optuna
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S, TENSORBOARD_DIR
 from sweep.errors import TrialFailed
-from sweep.models import build_model, plan
+from sweep.models import build_model
 from sweep.models.build import dtype_policy
 from sweep.models.hyperfit import trial_fit
 from sweep.models.hypermodel import build_hypermodel, load_hypermodel
@@ -32,6 +32,7 @@ from sweep.training.checkpoints import load_checkpoint, save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
+from sweep.trial.feasible import architecture_of, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
@@ -135,10 +136,10 @@ def _prepare(attrs: dict, spec: StudySpec, values: dict,
     attrs |= {TrialKey.CONFIG: config, TrialKey.SEED: seed, TrialKey.PROVENANCE: provenance(spec)}
     data = dataset_for(config["dataset"], seed)
     training = TrainingConfig.from_section(config["training"])
-    if "hypermodel" in config["model"]:
+    architecture = architecture_of(config, data.input_shape, data.num_classes)
+    if architecture is None:
         return _Point(config, seed, training, data, None,
                       load_hypermodel(config["model"]["hypermodel"], spec.source))
-    architecture = plan(config["model"], data.input_shape, data.num_classes, training.augment)
     attrs |= {
         TrialKey.RECEPTIVE_FIELD: architecture.receptive_field,
         TrialKey.LAYERS: architecture.rows(),
@@ -194,9 +195,7 @@ def _check_size(attrs: dict, spec: StudySpec, model, point: _Point) -> int:
     if point.architecture is not None:
         assert param_count == point.architecture.params, "architecture.plan miscounted"
     attrs[TrialKey.PARAM_COUNT] = param_count
-    limit = spec.constraints.get("max_params")
-    if limit is not None and param_count > limit:
-        raise TrialFailed(f"{param_count:,} parameters, over the study's max_params {limit:,}")
+    check_size(spec, param_count)
     return param_count
 
 

@@ -258,6 +258,7 @@ def test_auto_is_one_worker_per_core_or_k_per_gpu_and_never_more_than_the_points
     assert resolve_devices("auto", "0,1", 3, 100) == (6, ["0", "1"])
     assert resolve_devices("auto", "0,1", 3, 4) == (4, ["0", "1"])
     assert resolve_devices(3, None, 1, 1) == (3, [])  # a number is what it says
+    assert resolve_devices(3, None, 1, 0) == (1, [])  # ... but nothing left starts no worker
 
 
 def _claimed_by(db_url: str) -> set[str]:

@@ -181,8 +181,25 @@ def test_unbuildable_point_is_rejected_and_the_sweep_goes_on(tmp_path, tiny_npz,
     assert trials[3].state == optuna.trial.TrialState.COMPLETE
     assert trials[13].state == optuna.trial.TrialState.FAIL
     assert "13x13 kernel but meets a 12x12 feature map" in trials[13].user_attrs["fail_reason"]
+    assert trials[13].number == 0  # rejected before the trainable point started
+    printed = capsys.readouterr()
+    assert "1 rejected before training, 1 to train" in printed.err
+    assert ("trial 0 kernel=13 rejected before training: conv layer 1 has a 13x13 kernel "
+            "but meets a 12x12 feature map (padding: valid); padding: same would keep it"
+            ) in printed.err
+    assert "1 run now (0 failed), 1 rejected before training, 0 already done" in printed.out
     assert main(["run", str(path), "--storage", db_url]) == 0
     assert "0 run now (0 failed), 2 already done" in capsys.readouterr().out
+    # grown by another impossible point: rejected here, and no worker starts for it
+    raw["search"]["params"]["model.kernel"].append(15)
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url,
+                 "--workers", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "kernel=15 rejected before training" in printed.err
+    assert "workers on" not in printed.err  # the header names workers only where they start
+    (last,) = optuna.load_study(study_name="tiny", storage=db_url).trials[2:]
+    assert last.state == optuna.trial.TrialState.FAIL and "15x15" in last.user_attrs[
+        "fail_reason"]
 
 
 def test_nan_loss_fails_the_trial_with_its_reason(tmp_path, tiny_npz, db_url, monkeypatch,
