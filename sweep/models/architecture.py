@@ -13,10 +13,12 @@ Families (the words used in study files):
 - ``block: conv``: per entry of ``filters`` a Conv2D ``kernel`` x ``kernel`` with bias, ReLU
   (with ``batch_norm``: Conv -> BatchNorm -> ReLU).
 - ``block: separable``: a depthwise ``kernel`` x ``kernel`` then a pointwise 1x1 convolution,
-  both without bias, ReLU, then BatchNorm with ``batch_norm`` (the CIFAR-10 exercise's order).
+  both without bias, ReLU, then BatchNorm with ``batch_norm``, then dropout (the CIFAR-10
+  exercise's order, seed 004).
 - after a block: 2x2 pooling where the study asks (``pool_after`` or every block but the last,
-  the last too with ``pool_last``), a 1x1 ``transition`` convolution after each pooling,
-  dropout.
+  the last too with ``pool_last``), a 1x1 ``transition`` convolution after each pooling, then
+  a conv block's dropout. ``padding`` and ``dropout`` are one value for every block or a list
+  of one per block (seed 004 pads ``same`` in its first block only).
 - ``head: flatten``: Flatten, a ReLU Dense layer per entry of ``dense`` (each with dropout),
   one logit per class. ``head: gap``: a 1x1 convolution to one channel per class and global
   average pooling, no dense layer. ``filters: []`` gives the flattened-input dense baseline.
@@ -77,13 +79,16 @@ class Architecture:
         spatial = [layer for layer in self.layers if len(layer.shape) == 3]
         return spatial[-1].receptive_field if spatial else self.input_shape[0]
 
+    def shown(self) -> list[LayerSpec]:
+        """The layers that have parameters or change the shape: those a table lists."""
+        return [layer for layer in self.layers if layer.kind not in ("relu", "dropout")]
+
     def rows(self) -> list[dict]:
-        """One plain dict per layer that has parameters or changes the shape (for tables)."""
+        """One plain dict per layer ``shown`` (for tables)."""
         return [
             {"layer": layer.name, "output": "x".join(map(str, layer.shape)),
              "receptive_field": layer.receptive_field, "params": layer.params}
-            for layer in self.layers
-            if layer.kind not in ("relu", "dropout")
+            for layer in self.shown()
         ]
 
 
@@ -106,18 +111,21 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
     pools = _pool_positions(model_cfg)
     separable = model_cfg.get("block", "conv") == "separable"
     bias = not separable
-    for i, channels in enumerate(filters, start=1):
-        if separable:
-            stack.depthwise(f"depthwise{i}", model_cfg["kernel"], model_cfg["padding"])
+    paddings, rates = _each_block(model_cfg, "padding"), _each_block(model_cfg, "dropout")
+    for i, (channels, padding, rate) in enumerate(zip(filters, paddings, rates), start=1):
+        if separable:  # dropout inside the block, before pooling (seed 004's blocks)
+            stack.depthwise(f"depthwise{i}", model_cfg["kernel"], padding)
             stack.conv(f"pointwise{i}", channels, 1, "valid", bias=False)
             stack.add(f"relu{i}", "relu")
             if model_cfg["batch_norm"]:
                 stack.batch_norm(f"batch_norm{i}")
+            if rate:
+                stack.add(f"dropout{i}", "dropout", rate=rate)
         else:
             # without batch norm the ReLU is the conv's own activation, as people write it
             fused = None if model_cfg["batch_norm"] else "relu"
-            stack.conv(f"conv{i}", channels, model_cfg["kernel"], model_cfg["padding"],
-                       bias=True, activation=fused)
+            stack.conv(f"conv{i}", channels, model_cfg["kernel"], padding, bias=True,
+                       activation=fused)
             if model_cfg["batch_norm"]:
                 stack.batch_norm(f"batch_norm{i}")
                 stack.add(f"relu{i}", "relu")
@@ -125,8 +133,8 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
             stack.pool(f"pool{i}", model_cfg["pooling"], block=i)
             if model_cfg.get("transition"):
                 stack.conv(f"transition{i}", model_cfg["transition"], 1, "valid", bias=bias)
-        if model_cfg["dropout"]:
-            stack.add(f"dropout{i}", "dropout", rate=model_cfg["dropout"])
+        if rate and not separable:  # after pooling (the CIFAR-10 seeds' conv blocks)
+            stack.add(f"dropout{i}", "dropout", rate=rate)
 
     if model_cfg.get("head", "flatten") == "gap":
         if not filters:
@@ -139,12 +147,24 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
         stack.gap("logits")
         return stack.architecture()
     stack.flatten("flatten")
+    dense_rate = rates[-1] if isinstance(model_cfg["dropout"], list) else model_cfg["dropout"]
     for j, units in enumerate(model_cfg["dense"], start=1):
         stack.dense(f"dense{j}", units, activation="relu")
-        if model_cfg["dropout"]:
-            stack.add(f"dense_dropout{j}", "dropout", rate=model_cfg["dropout"])
+        if dense_rate:
+            stack.add(f"dense_dropout{j}", "dropout", rate=dense_rate)
     stack.dense("logits", num_classes, activation=None)
     return stack.architecture()
+
+
+def _each_block(model_cfg: dict, field: str) -> list:
+    """``padding`` or ``dropout`` of each conv block: one value for all, or a list of one each."""
+    value, n = model_cfg[field], len(model_cfg["filters"])
+    if not isinstance(value, list):
+        return [value] * n
+    if len(value) != n:
+        raise ConfigError(f"{field} lists {len(value)} values but there are {n} conv blocks "
+                          "(filters); give one per block, or one for all")
+    return value
 
 
 def _pool_positions(model_cfg: dict) -> set[int]:

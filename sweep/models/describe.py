@@ -70,23 +70,38 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
 
 
 def format_configurations(spec: StudySpec, results: list[ConfigurationResult]) -> str:
-    """The text ``sweep describe`` prints: a layer table per configuration."""
-    lines = [f"{spec.name}: {len(results)} distinct model(s)"]
-    for i, result in enumerate(results, start=1):
+    """The text ``sweep describe`` prints: a layer table per distinct architecture, under the
+    points that share it (models that differ only where no layer shows it, a dropout rate,
+    print one table)."""
+    shared: dict[str, list[str]] = {}  # an analysis -> the points it describes
+    for result in results:
         chosen = (", ".join(f"{k}={v}" for k, v in result.values.items())
                   or "(no model field searched)")
-        lines += ["", f"[{i}/{len(results)}] {chosen}"]
-        if result.architecture is not None:
-            lines += _table(result.architecture)
-            if result.l2:
-                lines.append(f"  weight decay: L2 {result.l2:g} on every conv and dense kernel "
-                             "(added to the loss)")
-        elif result.problem is None:  # a KerasTuner hypermodel: only its build(hp) knows
-            lines.append(f"  a KerasTuner hypermodel ({spec.hypermodel}): "
-                         "its layers are analysed when each trial builds it")
-        if result.problem:
-            lines.append(f"  REJECTED: {result.problem}")
+        shared.setdefault("\n".join(_analysis(spec, result)), []).append(chosen)
+    lines = [f"{spec.name}: {len(results)} distinct model(s)"
+             + (f", {len(shared)} distinct architecture(s)" if len(shared) < len(results) else "")]
+    for i, (analysis, points) in enumerate(shared.items(), start=1):
+        lines += ["", f"[{i}/{len(shared)}] {points[0]}"]
+        lines += [f"{' ' * len(f'[{i}/{len(shared)}]')} {chosen}" for chosen in points[1:]]
+        lines.append(analysis)
     return "\n".join(lines)
+
+
+def _analysis(spec: StudySpec, result: ConfigurationResult) -> list[str]:
+    """One model's layer table and totals, or why only its trial knows them, and whether it
+    is rejected."""
+    lines = []
+    if result.architecture is not None:
+        lines += _table(result.architecture)
+        if result.l2:
+            lines.append(f"  weight decay: L2 {result.l2:g} on every conv and dense kernel "
+                         "(added to the loss)")
+    elif result.problem is None:  # a KerasTuner hypermodel: only its build(hp) knows
+        lines.append(f"  a KerasTuner hypermodel ({spec.hypermodel}): "
+                     "its layers are analysed when each trial builds it")
+    if result.problem:
+        lines.append(f"  REJECTED: {result.problem}")
+    return lines
 
 
 UNBALANCED = 2.0  # a split whose largest class has more than this times its smallest's images
@@ -130,6 +145,8 @@ def class_balance(data: Dataset) -> list[str]:
 
 def _table(architecture: Architecture) -> list[str]:
     rows = architecture.rows()
+    for row, layer in zip(rows, architecture.shown()):  # max and avg pooling read apart
+        row["layer"] += f" ({layer.args['pool']})" if layer.kind == "pool" else ""
     width = max(len(r["layer"]) for r in rows)
     lines = [f"  {'layer':<{width}}  {'output':>12}  {'RF px':>6}  {'params':>10}"]
     lines += [

@@ -99,6 +99,23 @@ def one_or_list(check: Check) -> Check:
     return checked
 
 
+def per_block(check: Check) -> Check:
+    """One value for every conv block, or a non-empty list of them, one per block (a list is
+    kept a list, one value stays one value: a stored study reads the same)."""
+
+    def checked(v):
+        try:
+            if not isinstance(v, list):
+                return check(v)
+            if not v:
+                raise Bad("a value")
+            return [check(x) for x in v]
+        except Bad as bad:
+            raise Bad(f"{bad}, or a list of them (one per conv block)") from None
+
+    return checked
+
+
 def mapping(fields: dict) -> Check:
     """A mapping of its own fields (``{key: (validator, default)}``), missing keys at their
     defaults. Every key at its default gives None: nothing set, as if the field were null."""

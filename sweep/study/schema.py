@@ -12,7 +12,8 @@ from typing import Any
 
 from sweep.study.plugins import DATASETS, OPTIMIZERS, PRUNERS, SAMPLERS
 from sweep.study.fields import (
-    REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional, text,
+    REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional,
+    per_block, text,
 )
 
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy",
@@ -51,8 +52,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "pool_last": (boolean, False),  # pool after the last conv layer too
         "pool_after": (optional(int_list(1, allow_empty=True)), None),  # blocks to pool after
         "transition": (optional(integer(1)), None),  # filters of a 1x1 conv after each pooling
-        "padding": (choice("valid", "same"), "valid"),
-        "dropout": (number(0, 1, high_open=True), 0.0),
+        # one for every conv block, or a list, one per block (dense layers: the last rate)
+        "padding": (per_block(choice("valid", "same")), "valid"),
+        "dropout": (per_block(number(0, 1, high_open=True)), 0.0),
         "batch_norm": (boolean, False),
         "head": (choice("flatten", "gap"), "flatten"),  # gap: 1x1 conv to classes + global avg
         "dense": (int_list(1, allow_empty=True), [64]),  # hidden dense units (flatten head)

@@ -17,10 +17,10 @@ def _totals(capsys, study: str) -> list[int]:
 
 @pytest.mark.parametrize("study,counts", [
     ("first_model", [122_570]),  # the CIFAR-10 notebook's first model
-    ("coarse_overfitting", [592_552] * 3),  # CIFAR-100 coarse; dropout changes no count
+    ("coarse_overfitting", [592_552]),  # CIFAR-100 coarse; dropout changes no layer
     ("filters", [55_098, 113_386, 243_786]),  # Fashion-MNIST 16 / 32 / 64 filters
     ("conv_width", [122_570, 160_970, 122_570, 160_970]),  # kernel 7 cannot be built
-    ("separable_under_100k", [35_387, 35_387, 42_907, 42_907, 111_131, 111_131]),
+    ("separable_under_100k", [35_387, 42_907, 111_131]),  # one table per architecture
     ("augmentation", [35_387] * 4),  # augmentation layers have no parameters
     ("weight_decay", [35_387] * 4),
 ])
@@ -36,8 +36,15 @@ def test_describe_names_rejected_points_and_needs_no_data_or_keras(capsys):
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("REJECTED: over max_params 100,000") == 2
+    assert done.stdout.count("REJECTED: over max_params 100,000") == 1  # one table, 2 points
+    assert done.stdout.count("model.filters=[64, 128, 256, 64, 128, 256, 64]") == 2
     assert "depthwise1" in done.stdout and "transition3" in done.stdout
+    # the seed's network, each architecture once (before: 195 lines, six tables for three)
+    assert re.search(r"depthwise7 +2x2x32 +30 ", done.stdout)
+    assert re.search(r"logits +10 +34 ", done.stdout)
+    assert done.stdout.startswith("separable_under_100k: 6 distinct model(s), 3 distinct "
+                                  "architecture(s)")
+    assert len(done.stdout.splitlines()) < 110
 
 
 def test_describe_of_a_bad_study_is_one_line(tmp_path, capsys):

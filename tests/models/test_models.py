@@ -68,6 +68,51 @@ def test_receptive_field_of_the_separable_stack():
         32 + 64 + 128 + 32 + 64 + 128 + 32)
 
 
+def _block(kernel_out, filters, rate):
+    """One of seed 004's blocks: depthwise, pointwise, ReLU, batch norm, dropout."""
+    side = kernel_out
+    return [("DepthwiseConv2D", (side, side)), ("Conv2D", (side, side, filters)),
+            ("ReLU", (side, side, filters)), ("BatchNormalization", (side, side, filters)),
+            ("Dropout", (side, side, filters), rate)]
+
+
+# Seed 004's Model 3 as its notebook adds the layers (softmax aside: sweep's loss takes logits)
+SEED_004 = [
+    *_block(32, 32, 0.1), *_block(30, 64, 0.1), *_block(28, 128, 0.1),
+    ("MaxPooling2D", (14, 14, 128)), ("Conv2D", (14, 14, 32)),
+    *_block(12, 32, 0.2), *_block(10, 64, 0.2), *_block(8, 128, 0.2),
+    ("MaxPooling2D", (4, 4, 128)), ("Conv2D", (4, 4, 32)),
+    *_block(2, 32, 0.25),
+    ("Conv2D", (2, 2, 10)), ("GlobalAveragePooling2D", (10,)),
+]
+
+
+def test_the_shipped_separable_study_is_seed_004s_network_layer_for_layer():
+    from sweep.study import load_study
+
+    model_cfg = load_study("separable_under_100k").config["model"]
+    model = build_model(model_cfg, (32, 32, 3), 10)
+    built = []
+    for layer, seed in zip(model.layers, SEED_004):
+        shape = tuple(layer.output.shape[1:])[:len(seed[1])]  # a depthwise output: side only
+        built.append((type(layer).__name__, shape) + ((layer.rate,) if len(seed) > 2 else ()))
+    assert built == SEED_004 and len(model.layers) == len(SEED_004)
+    assert model.count_params() == 35_387
+    rows = {r["layer"]: r for r in plan(model_cfg, (32, 32, 3), 10).rows()}
+    # the seed's output sizes; receptive fields by r += (k - 1) x jump (the seed's comments
+    # also grow it at 1x1 convolutions: 42, 50, 54 where these say 30, 30, 34)
+    assert [rows[f"depthwise{i}"]["output"].split("x")[0] for i in range(1, 8)] == [
+        "32", "30", "28", "12", "10", "8", "2"]
+    assert [rows[f"depthwise{i}"]["receptive_field"] for i in range(1, 8)] == [
+        3, 5, 7, 12, 16, 20, 30]
+    assert rows["logits"]["receptive_field"] == 34
+
+
+def test_a_per_block_list_must_name_every_block():
+    with pytest.raises(ConfigError, match="padding lists 2 values but there are 3 conv blocks"):
+        plan({**FIRST_CIFAR10, "padding": ["same", "valid"]}, (32, 32, 3), 10)
+
+
 def test_keras_layers_match_the_plan_shapes():
     cfg = {**SEPARABLE, "padding": "valid"}
     model = build_model(cfg, (32, 32, 3), 10)

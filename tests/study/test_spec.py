@@ -107,7 +107,11 @@ def test_numbers_in_every_usual_notation_are_numbers(tmp_path, text):
 
 BAD = [
     # (what to change in the tiny study, expected message fragment)
-    ({"model": {"dropout": 1.5}}, r"model\.dropout: expected a number in \[0, 1\), got 1\.5"),
+    ({"model": {"dropout": 1.5}}, r"model\.dropout: expected a number in \[0, 1\), or a list "
+                                  r"of them \(one per conv block\), got 1\.5"),
+    ({"model": {"padding": ["same", "full"]}},
+     r"model\.padding: expected one of valid, same, or a list of them \(one per conv block\), "
+     r"got \['same', 'full'\]"),
     ({"training": {"epochs": 0}}, r"training\.epochs: expected an integer >= 1, got 0"),
     (
         {"training": {"epochs": 5, "snapshots": [2, 9]}},
