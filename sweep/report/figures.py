@@ -57,9 +57,11 @@ def _epochs(rows: pd.DataFrame) -> str:
 
 
 def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = GROUPED_METRICS,
-                   title: str = "Grouped by") -> go.Figure:
+                   title: str = "Grouped by", split: str | None = None) -> go.Figure:
     """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by`` (per
-    quantile bin of a many-valued param, ``aggregate.groups``).
+    quantile bin of a many-valued param, ``aggregate.groups``); with ``split`` (a column:
+    ``study`` when studies are compared), a box per value of ``split`` side by side within
+    each value of ``by``, one colour each.
 
     Grouped by a parameter, each trial is one point, at its last snapshot (a trial's
     snapshots are not independent results); grouped by ``epoch``, each trial has a point per
@@ -79,29 +81,46 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = 
         which += (f"; a group of more than {MAX_BOX_POINTS} points: its box only (quartiles, "
                   "whiskers to the last point within 1.5 IQR)")
     metrics = [m for m in metrics if rows[m].notna().any()]
+    parts = [(None, rows, keys)]  # (name and colour of a split's part, its rows, their keys)
+    if split is not None:
+        masks = [(name, rows[split] == name) for name in rows[split].unique()]
+        parts = [((str(name), PALETTE[j % len(PALETTE)]), rows[mask], keys[mask])
+                 for j, (name, mask) in enumerate(masks)]
     traces = []
     for col, metric in enumerate(metrics, start=1):
-        stats = box_stats(rows, keys, metric).set_index("group")
-        for i, (value, group) in enumerate(rows.groupby(keys, sort=True, observed=True)):
-            style = {"name": str(value), "marker_color": PALETTE[i % len(PALETTE)],
-                     "legendgroup": str(value), "showlegend": col == 1, **_panel(col)}
-            if len(group) <= MAX_BOX_POINTS:
-                box = go.Box(y=group[metric], boxpoints="all",
-                             text=[f"trial {t}" for t in group["trial"]], **style)
-            elif value in stats.index:
-                s = stats.loc[value]
-                box = go.Box(x=[str(value)], q1=[s.q1], median=[s["median"]], q3=[s.q3],
-                             lowerfence=[s.lowerfence], upperfence=[s.upperfence],
-                             mean=[s["mean"]], hovertext=[f"{s['count']} trials"], **style)
-            else:
-                continue
-            traces.append(box)
+        for part, part_rows, part_keys in parts:
+            traces += _boxes(part_rows, part_keys, metric, col, part)
     layout = _panels([label(m) for m in metrics],
                      xaxes=[{"title": {"text": by}, "type": "category"}] * len(metrics),
                      yaxes=[{"title": {"text": _unit(m)}} for m in metrics])
     return go.Figure(traces, layout | {
         "title": {"text": f"{title} {by}", "subtitle": {"text": which}},
-        "legend": {"title": {"text": by}}, "height": 460, "margin": {"t": 110}})
+        "legend": {"title": {"text": split or by}}, "height": 460, "margin": {"t": 110},
+        **({"boxmode": "group"} if split else {})})
+
+
+def _boxes(rows: pd.DataFrame, keys: pd.Series, metric: str, col: int,
+           part: tuple[str, str] | None) -> list[go.Box]:
+    """One box per group of ``keys`` in panel ``col``, coloured by its group, or with
+    ``part`` (its name and colour) all in that part's colour, side by side with the other
+    parts' boxes."""
+    stats = box_stats(rows, keys, metric).set_index("group")
+    boxes = []
+    for i, (value, group) in enumerate(rows.groupby(keys, sort=True, observed=True)):
+        name, colour = part or (str(value), PALETTE[i % len(PALETTE)])
+        style = {"name": name, "marker_color": colour, "legendgroup": name,
+                 "showlegend": col == 1 and (part is None or i == 0), **_panel(col)}
+        if part is not None:
+            style["offsetgroup"] = name
+        if len(group) <= MAX_BOX_POINTS:
+            boxes.append(go.Box(x=[str(value)] * len(group), y=group[metric], boxpoints="all",
+                                text=[f"trial {t}" for t in group["trial"]], **style))
+        elif value in stats.index:
+            s = stats.loc[value]
+            boxes.append(go.Box(x=[str(value)], q1=[s.q1], median=[s["median"]], q3=[s.q3],
+                                lowerfence=[s.lowerfence], upperfence=[s.upperfence],
+                                mean=[s["mean"]], hovertext=[f"{s['count']} trials"], **style))
+    return boxes
 
 
 def _panel(col: int) -> dict:
@@ -201,11 +220,13 @@ def curve_name(trial: int, values: dict, pruned: bool = False) -> str:
 
 def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
                   best: list[int] = ()) -> go.Figure:
-    """Learning curves: train and validation accuracy per epoch, one line per trial, named
-    by its values of ``params``; a pruned trial's line is dotted and stops where the pruner
-    stopped it. More than ``MAX_CURVES`` trials: the median and the 10–90 % band of all of
-    them per epoch (``aggregate.curve_bands``), and the ``best`` trials as lines."""
-    metrics = ("train_accuracy", "val_accuracy")
+    """Learning curves: train and validation accuracy and validation loss per epoch (a
+    validation loss that turns up while train accuracy climbs is the seeds' overfitting),
+    one line per trial, named by its values of ``params``; a pruned trial's line is dotted
+    and stops where the pruner stopped it. More than ``MAX_CURVES`` trials: the median and
+    the 10–90 % band of all of them per epoch (``aggregate.curve_bands``), and the ``best``
+    trials as lines."""
+    metrics = ("train_accuracy", "val_accuracy", "val_loss")
     count = curves["trial"].nunique()
     last = int(curves["epoch"].max()) if len(curves) else 1
     traces = []
@@ -239,8 +260,8 @@ def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
                 "as lines" if many else "one line per trial")
     epoch_axis = {"title": {"text": "epoch"}, "tickmode": "linear", "tick0": 0, "dtick": step,
                   "tickformat": "d"}
-    layout = _panels([label(m) for m in metrics], xaxes=[epoch_axis] * 2,
-                     yaxes=[{"title": {"text": _unit("train_accuracy")}}] * 2)
+    layout = _panels([label(m) for m in metrics], xaxes=[epoch_axis] * len(metrics),
+                     yaxes=[{"title": {"text": _unit(m)}} for m in metrics])
     return go.Figure(traces, layout | {
         "title": {"text": "Learning curves", "subtitle": {"text": subtitle}}, "height": 460,
         "legend": {"title": {"text": "trial"}}, "margin": {"t": 110}})
@@ -273,10 +294,18 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
 
 def compare_figures(results: list[StudyResult]) -> list[go.Figure]:
     """Several studies side by side, at each trial's last snapshot: grouped by study, then by
-    each swept param the studies share (one box per value, across the studies)."""
+    each swept param the studies share (per value a box for each study, side by side); then
+    each study's learning curves."""
     frame = compared_snapshots(results)
     if frame.empty:
         return []
     shared = [p for p in results[0].params if all(p in r.params for r in results[1:])]
-    return [grouped_figure(frame, by, title="Studies compared, grouped by")
-            for by in ("study", *shared)]
+    figures = [grouped_figure(frame, "study", title="Studies compared, grouped by")]
+    figures += [grouped_figure(frame, by, title="Studies compared, grouped by", split="study")
+                for by in shared]
+    for result in results:
+        if not result.curves.empty:
+            figure = curves_figure(result.curves, result.params, best_trials(result.trials))
+            figure.update_layout(title_text=f"Learning curves: {result.name}")
+            figures.append(figure)
+    return figures

@@ -61,6 +61,7 @@ class StudyResult:
     class_names: tuple[str, ...] = ()
     study_id: int | None = None
     at: str = "last"  # objective.at: a trial's value is at its last epoch or at its best
+    definition: dict = field(default_factory=dict)  # the stored study file, as last grown
 
     @property
     def metric(self) -> str:
@@ -133,6 +134,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyRes
         class_names=stored.class_names,
         study_id=stored.study_id,
         at=stored.at,
+        definition=stored.definition,
     )
 
 
@@ -188,6 +190,28 @@ def _last_confusion(trial: StoredTrial) -> list | None:
 def last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of each trial's last snapshot epoch."""
     return frame[frame["epoch"] == frame.groupby("trial")["epoch"].transform("max")]
+
+
+def study_differences(results: list[StudyResult]) -> pd.DataFrame:
+    """What differs between the studies' files: one row per field (dotted, ``search.params.X``
+    for an axis) whose value is not the same in all of them, a column per study; a field one
+    study does not have is empty there. The name and description are left out."""
+    flat = [_flat(r.definition) for r in results]
+    fields = sorted({k for f in flat for k in f} - {"name", "description"})
+    rows = [{"field": k, **{r.name: f.get(k) for r, f in zip(results, flat)}}
+            for k in fields if len({repr(f.get(k)) for f in flat}) > 1]
+    return pd.DataFrame(rows, columns=["field", *(r.name for r in results)])
+
+
+def _flat(section: dict, prefix: str = "") -> dict:
+    """A nested mapping as ``{dotted.key: leaf}`` (a list is a leaf)."""
+    out = {}
+    for key, value in section.items():
+        if isinstance(value, dict) and value:
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def compared_snapshots(results: list[StudyResult]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sweep.defaults import REPORTS_DIR
-from sweep.report.frames import StudyResult, load_study_result
+from sweep.report.frames import StudyResult, load_study_result, study_differences
 from sweep.report.gallery import pictures_html
 from sweep.report.page import figures_html
 from sweep.study import file_name
@@ -71,20 +71,24 @@ def compare_studies(names: list[str], storage_url: str, out: Path | None = None)
 
 
 def write_comparison(results: list[StudyResult], figures: list[go.Figure], path: Path) -> Path:
-    """Several studies side by side: ``figures`` (``figures.compare_figures``) and each
-    study's trials, in one self-contained HTML file."""
+    """Several studies side by side: what differs between their study files, ``figures``
+    (``figures.compare_figures``) and each study's trials, in one self-contained HTML file
+    (packed as a single study's report is, ``page``)."""
     names = ", ".join(r.name for r in results)
-    parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0)
-             for i, fig in enumerate(figures)]
+    differences = study_differences(results)
+    differ = ("<p>The study files differ in no field but their names.</p>"
+              if differences.empty else
+              differences.to_html(index=False, na_rep="", escape=True))
     tables = "".join(
         f"<h2>{html.escape(r.name)}: trials, best first</h2>"
-        + _table(r.trials)
+        + _table(r.trials.head(MAX_TABLE_ROWS))
         for r in results)
     title = html.escape(f"sweep comparison: {names}")
+    body = figures_html(figures) if figures else "<p>No completed trials yet.</p>"
     path.write_text(
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body><h1>{title}</h1>{''.join(parts) or '<p>No completed trials yet.</p>'}"
-        f"{tables}</body></html>\n")
+        f"<body><h1>{title}</h1><h2>What differs between the study files</h2>{differ}"
+        f"{body}{tables}</body></html>\n")
     return path
 
 

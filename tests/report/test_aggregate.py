@@ -71,7 +71,7 @@ def _curves(n: int, epochs: int = 4) -> pd.DataFrame:
     """Trial k's accuracy at epoch e is k / 100 + e / 10; trial 0 was pruned after epoch 2."""
     rows = [{"trial": k, "epoch": e, "state": "PRUNED" if k == 0 else "COMPLETE",
              "model.kernel": 3, "value": k, "train_accuracy": k / 100 + e / 10,
-             "val_accuracy": k / 100 + e / 10}
+             "val_accuracy": k / 100 + e / 10, "val_loss": 2 - k / 100 - e / 10}
             for k in range(n) for e in range(1, epochs + 1) if k or e <= 2]
     return pd.DataFrame(rows)
 
@@ -94,13 +94,17 @@ def test_learning_curves_of_many_trials_are_a_band_and_the_best_lines():
     assert best == [n - 1, n - 2, n - 3, n - 4, n - 5]
     fig = curves_figure(curves, ("model.kernel",), best)
     names = [t.name for t in fig.data]
-    assert names.count("median of the trials") == 2 and len(fig.data) == 2 * 2 + 2 * 5
+    # a band and a median, then the 5 best, in each of 3 panels (train and validation
+    # accuracy, validation loss)
+    assert names.count("median of the trials") == 3 and len(fig.data) == 3 * 2 + 3 * 5
     median = next(t for t in fig.data if t.name == "median of the trials")
     bands = curve_bands(curves, ("train_accuracy",))
     assert list(median.y) == pytest.approx(bands["median"].tolist())
     assert f"band of all {n} trials" in fig.layout.title.subtitle.text
     few = curves_figure(_curves(3), ("model.kernel",), [2])
-    assert len(few.data) == 2 * 3  # one line per trial and panel, as before
+    assert len(few.data) == 3 * 3  # one line per trial and panel
+    assert few.layout.annotations[2].text == "validation loss"
+    assert few.layout.yaxis3.title.text == "cross-entropy (nats)"
 
 
 def test_a_report_of_many_trials_embeds_the_best_of_each_bin_and_lists_the_best(tmp_path):

@@ -170,9 +170,23 @@ def test_two_studies_compare_in_one_report(tmp_path, db_url, monkeypatch):
 
     figures = compare_figures([load_study_result(n, db_url) for n in ("tiny", "with_bn")])
     assert [f.layout.title.text for f in figures] == [
-        "Studies compared, grouped by study", "Studies compared, grouped by model.pooling"]
+        "Studies compared, grouped by study", "Studies compared, grouped by model.pooling",
+        "Learning curves: tiny", "Learning curves: with_bn"]
     assert {trace.name for trace in figures[0].data} == {"tiny", "with_bn"}
-    assert (tmp_path / "reports" / "compare-tiny-with_bn.html").is_file()
+    # by pooling: a box per study within each value, side by side (before: one box per value
+    # holding both studies' trials)
+    by_pooling = figures[1]
+    assert by_pooling.layout.boxmode == "group"
+    boxes = [(t.name, set(t.x), len(t.y)) for t in by_pooling.data if t.xaxis == "x"]
+    assert sorted((name, *x) for name, x, _ in boxes) == [
+        ("tiny", "avg"), ("tiny", "max"), ("with_bn", "avg"), ("with_bn", "max")]
+    assert all(n == 1 for _, _, n in boxes)
+    page = (tmp_path / "reports" / "compare-tiny-with_bn.html").read_text()
+    assert "<td>model.batch_norm</td>" in page.replace("\n", "").replace(" ", "")
+    assert "None" not in page.split("sweep-figures")[-1]  # the tables: blanks stay blank
+    assert main(["report", "tiny", "--storage", db_url]) == 0
+    single = (tmp_path / "reports" / "tiny.html").stat().st_size
+    assert len(page) < single * 1.3  # plotly.js packed once, as in a single report
 
 
 def test_random_studies_grow_their_choices_and_refuse_to_lose_one(tmp_path, db_url,
