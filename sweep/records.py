@@ -30,6 +30,7 @@ class TrialKey:
     REUSED_STEP = "reused_step"  # trained through an earlier trial's compiled step
     RESUMED_FROM_EPOCH = "resumed_from_epoch"  # a checkpoint's last epoch
     CONTINUED_FROM_TRIAL = "continued_from_trial"  # the study's epochs grew: this continues it
+    SUPERSEDED_BY = "superseded_by_trial"  # on the trial continued, once its continuation is done
     TRAIN_SECONDS = "train_seconds"  # wall time of this trial's own training
     SNAPSHOTS = "snapshots"  # the epoch rows with test metrics
     OVERFITTING = "overfitting"  # sweep.training.diagnostics.overfitting

@@ -38,8 +38,9 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path) -> None:
 def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     """Save plotly figures into study ``name`` for the dashboard (its study page lists them).
 
-    Each figure's id comes from its title, so saving again (every ``sweep report`` and the end
-    of every ``sweep run``) replaces the figures instead of adding copies. Returns the ids.
+    Each panel is a figure (``figures.one_per_panel``); its id comes from its title, so
+    saving again (every ``sweep report`` and the end of every ``sweep run``) replaces the
+    figures instead of adding copies. Returns the ids.
 
     Stored as optuna-dashboard's ``save_plotly_graph_object`` stores a figure (study system
     attributes ``dashboard:plot_data:ID:i``, its JSON in chunks of 2,045 characters; the
@@ -48,10 +49,13 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     scikit-learn). tests/report/test_dashboard.py reads them back
     with optuna-dashboard's own reader.
     """
+    from sweep.report.figures import one_per_panel
+
     store = open_storage(storage_url, create=False)
     open_study(store, name)  # the one-line error for a study that is not there
     ids, attrs = [], {}
-    for fig in figures:
+    # the dashboard's panes are half the page wide and of a fixed height: a panel each
+    for fig in [panel for figure in figures for panel in one_per_panel(figure)]:
         title = fig.layout.title.text or f"figure {len(ids) + 1}"
         graph_id = "sweep-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-").lower()
         text = fig.to_json()

@@ -11,6 +11,9 @@ subtitle says which rows it draws, so a box's points can be counted.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -40,6 +43,7 @@ LABELS = {
 }
 PALETTE = qualitative.Plotly  # one colour per value (or trial), the same in every panel
 MAX_EPOCH_TICKS = 10
+MAX_CELL_TEXTS = 400  # a heatmap writes each cell's value where it has at most this many
 
 
 def label(column: str) -> str:
@@ -149,6 +153,34 @@ def _panels(titles: list[str], xaxes: list[dict], yaxes: list[dict]) -> dict:
     return layout
 
 
+def one_per_panel(figure: go.Figure) -> list[go.Figure]:
+    """``figure``'s side-by-side panels (``_panels``) as a figure each, titled by the figure's
+    title and the panel's: for a narrow pane of fixed height, the dashboard's half-width cards,
+    where panels side by side squeeze their titles into each other. A one-panel figure as it
+    is."""
+    layout = figure.layout.to_plotly_json()
+    count = sum(1 for name in layout if re.fullmatch(r"xaxis\d*", name))
+    if count < 2:
+        return [figure]
+    shared = {k: v for k, v in layout.items()
+              if not re.fullmatch(r"[xy]axis\d*", k) and k != "annotations"}
+    figures = []
+    for i, annotation in enumerate(layout["annotations"][:count]):
+        suffix = "" if i == 0 else str(i + 1)
+        traces, shown = [], set()
+        for trace in figure.data:
+            if (trace.xaxis or "x") == f"x{suffix}":
+                trace = trace.to_plotly_json() | {"xaxis": "x", "yaxis": "y"}
+                trace["showlegend"] = trace.get("legendgroup") not in shown
+                shown.add(trace.get("legendgroup"))
+                traces.append(trace)
+        axes = {f"{a}axis": {k: v for k, v in layout[f"{a}axis{suffix}"].items()
+                             if k not in ("domain", "anchor")} for a in "xy"}
+        title = {**shared["title"], "text": f"{shared['title']['text']}: {annotation['text']}"}
+        figures.append(go.Figure(traces, shared | axes | {"title": title}))
+    return figures
+
+
 def _categories(axis: str, names: list[str]) -> dict:
     """An axis with a tick for every category (plotly thins them out when many)."""
     return {f"{axis}axis": {"type": "category", "tickmode": "array", "tickvals": names,
@@ -163,19 +195,23 @@ def class_labels(class_names: tuple[str, ...], count: int) -> list[str]:
 
 def per_class_figure(per_class: pd.DataFrame, by: str,
                      class_names: tuple[str, ...] = ()) -> go.Figure:
-    """Mean per-class test accuracy (last snapshot of each trial) per value of ``by``."""
+    """Mean per-class test accuracy (last snapshot of each trial) per value of ``by``; the
+    colours span the accuracies there are (a 0–1 scale leaves a study of 0.9–0.99 one
+    colour), each cell says its value."""
     rows = last_epoch(per_class)
     table = rows.assign(**{by: groups(rows, by)}).pivot_table(
         index=by, columns="class", values="accuracy", aggfunc="mean", observed=True)
     classes = class_labels(class_names, int(table.columns.max()) + 1)
     x = [classes[c] for c in table.columns]
     y = [str(v) for v in table.index]
-    fig = go.Figure(go.Heatmap(z=table.values, x=x, y=y, zmin=0, zmax=1,
-                               colorscale="Viridis", colorbar_title="accuracy"))
+    low, high = float(np.nanmin(table.values)), float(np.nanmax(table.values))
+    fig = go.Figure(go.Heatmap(z=table.values, x=x, y=y, zmin=low, zmax=max(high, low + 0.01),
+                               colorscale="Viridis", colorbar_title="accuracy",
+                               texttemplate="%{z:.2f}" if table.size <= MAX_CELL_TEXTS else None))
     fig.update_layout(
         title={"text": f"Per-class test accuracy by {by}",
                "subtitle": {"text": "mean over the trials of each value, each at its last "
-                                    "snapshot"}},
+                                    f"snapshot; colours from {low:.2f} to {high:.2f}"}},
         xaxis_title="class", yaxis_title=by, height=340 + 14 * len(table) + 4 * len(x),
         **_categories("x", x), **_categories("y", y))
     return fig

@@ -18,6 +18,11 @@ from sweep.report.frames import StudyResult, last_epoch
 from sweep.study import point_text
 
 MAX_LINKS = 100  # links to other trials' pages written out; the dashboard lists them all
+# How each picture is shown: a filter grid at a readable size, each filter's pixels kept sharp
+# (a 16-filter grid is about 200 pixels); the PCA scatter under its own size, its legend
+# readable (training/pictures.py)
+SHOWN = {"filters": "width:320px;image-rendering:pixelated",
+         "pca": "height:400px"}
 
 
 def picture_trials(result: StudyResult) -> dict[int, list[str]]:
@@ -67,7 +72,7 @@ def pictures_html(result: StudyResult, artifact_dir: Path | None) -> str:
                 missing += 1
                 continue
             images.append(f"<figure style='display:inline-block;margin:4px'>"
-                          f"<img src='data:image/png;base64,{data}' style='max-height:320px'>"
+                          f"<img src='data:image/png;base64,{data}' style='{SHOWN[row.kind]}'>"
                           f"<figcaption>{row.kind}, epoch {row.epoch}</figcaption></figure>")
         point = point_text(values.loc[trial].to_dict()) if result.params else ""
         cells.append(f"<div><h3>trial {trial}: {html.escape(point)} "

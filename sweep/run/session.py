@@ -53,7 +53,8 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
     from sweep.models import complete_spec
 
     quiet_optuna()
-    prepared = prepare(complete_spec(spec), options.storage, options.data_dir)  # once, here
+    with native_banners_filtered():  # loading a Keras dataset starts TensorFlow here too
+        prepared = prepare(complete_spec(spec), options.storage, options.data_dir)  # once
     pending = claims.pending(prepared.store.engine, prepared.study_id, list(prepared.points))
     workers, gpus = resolve_devices(options.workers, options.gpus, options.trials_per_gpu,
                                     pending)

@@ -34,8 +34,8 @@ from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import SweepResult
 from sweep.store import (
-    artifact_store, count_trials, mark_dead, open_study, record_epoch, set_trial_user_attrs,
-    storage_label,
+    artifact_store, count_trials, mark_dead, mark_superseded, open_study, record_epoch,
+    set_trial_user_attrs, storage_label,
 )
 from sweep.study import StudySpec
 from sweep.study.space import value_at
@@ -258,6 +258,9 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         w.end(trial.number, "lost", lost)
         return
     claims.update(w.store.engine, w.study_id, point, w.name, state="done")
+    if earlier is not None and state == TrialState.COMPLETE:
+        mark_superseded(w.store, w.store.get_trial_id_from_study_id_trial_number(
+            w.study_id, earlier.number), trial.number)
     remove_checkpoint(checkpoint)
     if state == TrialState.COMPLETE and w.track_best:
         w.result.update_best(w.store, study)

@@ -11,12 +11,13 @@ from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.trials import LiveTrials, StoredTrial, count_trials, read_trials
 from sweep.store.studies import (
     StoredStudy, artifact_store, check_study, create_study, existing_study, open_study, mark_dead,
-    record_class_names, replace_study_system_attrs, set_trial_user_attrs,
+    mark_superseded, record_class_names, replace_study_system_attrs, set_trial_user_attrs,
 )
 
 __all__ = [
     "LiveTrials", "StoredStudy", "StoredTrial", "artifact_store", "check_study", "count_trials",
-    "create_study", "epochs_frame", "existing_study", "open_study", "mark_dead", "open_storage",
+    "create_study", "epochs_frame", "existing_study", "open_study", "mark_dead", "mark_superseded",
+    "open_storage",
     "read_trials", "record_class_names", "record_epoch", "replace_study_system_attrs",
     "safe_url", "set_trial_user_attrs", "split_password", "storage_label", "with_password_file",
 ]

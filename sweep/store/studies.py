@@ -222,11 +222,24 @@ def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
         if state != TrialState.RUNNING.name:
             raise optuna.exceptions.UpdateFinishedTrialError(
                 f"trial {trial_id} is {state.lower()}: its attributes cannot change")
-        conn.execute(sa.delete(OPTUNA_USER).where(OPTUNA_USER.c.trial_id == trial_id,
-                                                  OPTUNA_USER.c.key.in_(list(attrs))))
-        conn.execute(sa.insert(OPTUNA_USER), [
-            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-            for key, value in attrs.items()])
+        _write_user_attrs(conn, trial_id, attrs)
+
+
+def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int) -> None:
+    """Note on a complete trial that trial number ``by`` continued it with more epochs and is
+    its point's result now: the dashboard lists both as complete, this attribute says which
+    one counts (``StoredStudy.current``). The only attribute sweep writes on a finished
+    trial."""
+    with storage.engine.begin() as conn:
+        _write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
+
+
+def _write_user_attrs(conn, trial_id: int, attrs: dict) -> None:
+    conn.execute(sa.delete(OPTUNA_USER).where(OPTUNA_USER.c.trial_id == trial_id,
+                                              OPTUNA_USER.c.key.in_(list(attrs))))
+    conn.execute(sa.insert(OPTUNA_USER), [
+        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        for key, value in attrs.items()])
 
 
 def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:

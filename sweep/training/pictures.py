@@ -12,10 +12,11 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-FILTER_PIXELS = 24  # on-screen size of one filter, in picture pixels
+FILTER_PIXELS = 48  # on-screen size of one filter, in picture pixels
 PCA_SIZE = 480  # side of the PCA picture's scatter, in pixels
-LEGEND_WIDTH = 170  # the class legend beside it, in pixels
-LEGEND_ROW = 20  # one class per row, in pixels
+LEGEND_WIDTH = 240  # the class legend beside it, in pixels
+LEGEND_ROW = 24  # one class per row, in pixels
+LEGEND_FONT = 18  # pixels: about 15 on screen where the report shows the picture 400 high
 # Twenty distinguishable colours (classes beyond twenty reuse them).
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -73,14 +74,14 @@ def pca_png(x: list[float], y: list[float], labels: list[int],
 
 def _legend(draw: ImageDraw.ImageDraw, class_names: tuple[str, ...]) -> None:
     """Each class's colour and name, one row each, right of the scatter."""
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=LEGEND_FONT)
     left, top = PCA_SIZE + 8, 12
     draw.text((left, top), "class", fill=(0, 0, 0), font=font)
     shown = class_names[: len(PALETTE)]
     for i, name in enumerate(shown):
         y = top + (i + 1) * LEGEND_ROW
-        draw.rectangle((left, y + 2, left + 10, y + 12), fill=PALETTE[i])
-        draw.text((left + 16, y), name[:22], fill=(0, 0, 0), font=font)
+        draw.rectangle((left, y + 4, left + 14, y + 18), fill=PALETTE[i])
+        draw.text((left + 20, y), name[:20], fill=(0, 0, 0), font=font)
     if len(class_names) > len(shown):
         y = top + (len(shown) + 1) * LEGEND_ROW
         draw.text((left, y), f"{len(class_names)} classes: colours", fill=(0, 0, 0), font=font)

@@ -117,6 +117,10 @@ def test_dashboard_lists_the_study_and_shows_the_saved_figures(dashboard, browse
         page.get_by_text(title).first.wait_for(timeout=30_000)
     page.get_by_text("Intermediate values").wait_for()
     page.screenshot(path=SCREENSHOTS / "dashboard-study.png", full_page=True)
+    # in the dashboard's half-width panes one panel each (side by side, their titles overlapped)
+    axes = page.eval_on_selector_all(".js-plotly-plot", """plots => plots.map(plot =>
+        Object.keys(plot._fullLayout).filter(k => /^xaxis\\d*$/.test(k)).length)""")
+    assert len(axes) > 10 and set(axes) == {1}
     assert page.url.endswith("/dashboard/studies/1")
     assert page.errors == []
 
@@ -163,8 +167,8 @@ def test_dashboard_shows_a_trials_pictures(sweep_dir, dashboard, browser):
     base, _ = dashboard
     page = open_page(browser)
     page.goto(f"{base}/dashboard/studies/1/trials?numbers={best}")
-    sizes = {"filters-epoch4.png": [52, 52],  # 4 first-layer filters on a 2x2 grid of 26 px
-             "pca-epoch4.png": [480 + 170, 480]}  # the scatter and its class legend
+    sizes = {"filters-epoch4.png": [100, 100],  # 4 first-layer filters on a 2x2 grid of 50 px
+             "pca-epoch4.png": [480 + 240, 480]}  # the scatter and its class legend
     for name, size in sizes.items():
         image = page.locator(f"img[alt='{name}']")
         image.wait_for(timeout=30_000)
@@ -190,13 +194,13 @@ def test_report_renders_its_plotly_figures_without_console_errors(sweep_dir, bro
     traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.data.length)")
     # 5 complete rates; epochs 2 and 4; 7 curves; gap, AUC, dead train/test units x the same
     # groups; one heatmap each
-    assert traces == [3 * 5, 3 * 2, 2 * 7, 4 * 5, 4 * 2, 1, 1]
+    assert traces == [3 * 5, 3 * 2, 3 * 7, 4 * 5, 4 * 2, 1, 1]
     pictures = page.locator("img[src^='data:image/png;base64,']")
     assert pictures.count() == 2 * 5  # filters and PCA of each complete trial
     assert all(pictures.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(10))
     dotted = page.eval_on_selector_all(
         ".js-plotly-plot", "els => els[2].data.filter(t => t.line.dash === 'dot').length")
-    assert dotted == 2 * 2  # both panels of both pruned trials
+    assert dotted == 3 * 2  # the three panels of both pruned trials
 
     def shown(figure: int, selector: str) -> list[str]:
         """The texts of one figure's elements as drawn (ticks, axis titles, legend)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from sweep.cli import _parser, _worker_options
 from sweep.report.dashboard import save_figures
+from sweep.report.figures import one_per_panel
 from sweep.report import load_study_result, report_figures
 
 
@@ -29,23 +31,33 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     _, _, url = swept  # `sweep run` saved them when it wrote the report
     keys = _plot_keys(url)
     ids = {k.split(":")[2] for k in keys}
-    expected = ["sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
-                "sweep-learning-curves", "sweep-diagnostics-by-model.pooling",
-                "sweep-diagnostics-by-epoch", "sweep-per-class-test-accuracy-by-model.pooling",
-                "sweep-confusion-matrix-of-the-best-trial"]
-    assert ids == set(expected)
     figures = report_figures(load_study_result("tiny", url))
-    assert save_figures(url, "tiny", figures) == expected
+    titles = ["sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
+              "sweep-learning-curves", "sweep-diagnostics-by-model.pooling",
+              "sweep-diagnostics-by-epoch", "sweep-per-class-test-accuracy-by-model.pooling",
+              "sweep-confusion-matrix-of-the-best-trial"]
+    # a figure per panel: the dashboard's panes are half the page wide, of a fixed height
+    panels = [panel for figure in figures for panel in one_per_panel(figure)]
+    expected = save_figures(url, "tiny", figures)
+    assert set(expected) == ids and len(expected) == len(panels)
+    assert [i for i in expected if i.startswith(titles[0])] == [
+        f"{titles[0]}-train-accuracy", f"{titles[0]}-test-accuracy", f"{titles[0]}-test-loss"]
+    assert {next(t for t in titles if i.startswith(t)) for i in expected} == set(titles)
     assert _plot_keys(url) == keys  # saved again: replaced, not added
     # What optuna-dashboard itself reads back (its reader of save_plotly_graph_object's layout)
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
     shown = get_plotly_graph_objects(_system_attrs(url))
-    assert shown == {i: f.to_json() for i, f in zip(expected, figures)}
+    assert shown == {i: f.to_json() for i, f in zip(expected, panels)}
+    one = json.loads(shown[f"{titles[0]}-test-loss"])
+    assert one["layout"]["title"]["text"] == "Grouped by model.pooling: test loss"
+    assert {t["xaxis"] for t in one["data"]} == {"x"} and "xaxis2" not in one["layout"]
+    assert one["layout"]["yaxis"]["title"]["text"] == "cross-entropy (nats)"
+    assert all(t["showlegend"] for t in one["data"])  # each value in the legend once
     # Fewer and shorter figures: nothing of the longer ones is left behind
     figures[0].data = figures[0].data[:1]
-    assert save_figures(url, "tiny", figures[:1]) == expected[:1]
-    assert get_plotly_graph_objects(_system_attrs(url)) == {expected[0]: figures[0].to_json()}
+    assert save_figures(url, "tiny", figures[:1]) == expected[:3]
+    assert list(get_plotly_graph_objects(_system_attrs(url))) == expected[:3]
 
 
 def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_npz):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from sweep.errors import StorageError
@@ -121,6 +122,9 @@ def test_heatmaps_name_every_class(swept):
     heat = per_class_figure(result.per_class, "model.pooling", names)
     assert list(heat.data[0].x) == list(names)
     assert list(heat.layout.xaxis.tickvals) == list(heat.layout.xaxis.ticktext) == list(names)
+    cells = np.asarray(heat.data[0].z, dtype=float)  # the colours span the data (was 0 to 1)
+    assert (heat.data[0].zmin, heat.data[0].zmax) == (np.nanmin(cells), max(
+        np.nanmax(cells), np.nanmin(cells) + 0.01))
     confusion = confusion_figure(result.best_confusion, result.best_trial, names)
     assert list(confusion.data[0].x) == list(confusion.data[0].y) == list(names)
     assert confusion.layout.yaxis.tickmode == confusion.layout.xaxis.tickmode == "array"

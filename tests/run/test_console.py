@@ -5,6 +5,7 @@ The real ``sweep run --workers 2`` console is tested in test_local.py; these fee
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -136,3 +137,28 @@ def test_native_banners_are_filtered_from_descriptor_2_only(tmp_path):
     assert proc.returncode == 0
     assert sorted(proc.stderr.splitlines()) == sorted([
         "E0000 00:00:17.45 25427 cuda_dnn.cc:8310] a real error", "python says", "after"])
+
+
+def test_the_offline_download_error_is_one_whole_line_without_banners(tmp_path):
+    # no internet, as on a cluster node: name resolution fails as it does offline
+    (tmp_path / "offline").mkdir()
+    (tmp_path / "offline" / "sitecustomize.py").write_text(
+        "import socket\n"
+        "def _no_dns(*args, **kwargs):\n"
+        "    raise socket.gaierror(-2, 'Name or service not known')\n"
+        "socket.getaddrinfo = _no_dns\n")
+    study = write_study(tmp_path, tiny_study(None, dataset={"name": "cifar10"}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "offline"), *sys.path]),
+           "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "0"}
+    env.pop("SWEEP_DATA_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(study), "--storage",
+                           f"sqlite:///{tmp_path / 's.db'}", "--workers", "2"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    # before: eight TensorFlow start-up lines, and the reason cut ("Name or service not kno")
+    assert not [line for line in lines if is_banner(line)]
+    assert lines[-1].endswith("cannot download cifar10 ([Errno -2] Name or service not known); "
+                              "put cifar-10-python.tar.gz in a folder and set SWEEP_DATA_DIR to "
+                              "it (or into ~/.keras/datasets/ as Keras caches it)")
+    assert not (tmp_path / "s.db").exists()  # nothing half-written

@@ -88,6 +88,9 @@ def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, st
     assert all(t.state.name == "COMPLETE" for t in new)
     store = open_storage(storage_url)
     epochs = epochs_frame(store, store.get_study_id_from_name("tiny"))
+    # the trials continued say which trial counts now (the dashboard lists both as complete)
+    superseded = {t.number: t.user_attrs.get("superseded_by_trial") for t in trials[:4]}
+    assert superseded == {t.user_attrs["continued_from_trial"]: t.number for t in continued}
     for t in continued:  # one curve: epochs 1..4, the first two those of the trial continued
         rows = epochs[epochs.trial_number == t.number].set_index("epoch")
         old = epochs[epochs.trial_number == t.user_attrs["continued_from_trial"]].set_index(

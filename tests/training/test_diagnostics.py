@@ -103,6 +103,23 @@ def test_pictures_are_pngs_of_the_expected_size():
     assert len(scatter.getcolors()) > 1  # points were drawn on the white background
 
 
+def test_the_pca_legend_is_readable_where_the_report_shows_it():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from sweep.report.gallery import SHOWN
+
+    picture = Image.open(BytesIO(pictures.pca_png([0, 1], [0, 1], [0, 1],
+                                                  ("airplane", "automobile"))))
+    legend = np.asarray(picture.convert("L"))[:, pictures.PCA_SIZE + 28:]  # right of the swatches
+    first = legend[12 + pictures.LEGEND_ROW: 12 + 2 * pictures.LEGEND_ROW]  # "airplane"
+    rows = np.flatnonzero((first < 128).any(axis=1))
+    shown = int(SHOWN["pca"].split("height:")[1].split("px")[0]) / picture.height
+    # before: a 10-pixel bitmap font shown at 2/3 size, letters about 5 pixels high
+    assert (rows[-1] - rows[0] + 1) * shown >= 11
+
+
 def test_depthwise_first_layer_shows_one_filter_per_input_channel():
     data = _tiny_dataset()
     cfg = {"filters": [4], "block": "separable", "kernel": 3, "pooling": "max",
