@@ -87,7 +87,8 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = 
     metrics = [m for m in metrics if rows[m].notna().any()]
     parts = [(None, rows, keys)]  # (name and colour of a split's part, its rows, their keys)
     if split is not None:
-        masks = [(name, rows[split] == name) for name in rows[split].unique()]
+        # in sorted order, as grouping by the split column colours them
+        masks = [(name, rows[split] == name) for name in sorted(rows[split].unique())]
         parts = [((str(name), PALETTE[j % len(PALETTE)]), rows[mask], keys[mask])
                  for j, (name, mask) in enumerate(masks)]
     traces = []
