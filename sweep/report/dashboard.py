@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 from sweep.store import (
     artifact_store, open_study, open_storage, replace_study_system_attrs, safe_url,
@@ -49,8 +53,6 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     scikit-learn). tests/report/test_dashboard.py reads them back
     with optuna-dashboard's own reader.
     """
-    from sweep.report.figures import one_per_panel
-
     store = open_storage(storage_url, create=False)
     open_study(store, name)  # the one-line error for a study that is not there
     ids, attrs = [], {}
@@ -65,3 +67,33 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     replace_study_system_attrs(store, store.get_study_id_from_name(name), f"{PLOT_DATA}sweep-",
                                attrs)
     return ids
+
+
+def one_per_panel(figure: go.Figure) -> list[go.Figure]:
+    """``figure``'s side-by-side panels (``_panels``) as a figure each, titled by the figure's
+    title and the panel's: for a narrow pane of fixed height, the dashboard's half-width cards,
+    where panels side by side squeeze their titles into each other. A one-panel figure as it
+    is."""
+    import plotly.graph_objects as go
+
+    layout = figure.layout.to_plotly_json()
+    count = sum(1 for name in layout if re.fullmatch(r"xaxis\d*", name))
+    if count < 2:
+        return [figure]
+    shared = {k: v for k, v in layout.items()
+              if not re.fullmatch(r"[xy]axis\d*", k) and k != "annotations"}
+    figures = []
+    for i, annotation in enumerate(layout["annotations"][:count]):
+        suffix = "" if i == 0 else str(i + 1)
+        traces, shown = [], set()
+        for trace in figure.data:
+            if (trace.xaxis or "x") == f"x{suffix}":
+                trace = trace.to_plotly_json() | {"xaxis": "x", "yaxis": "y"}
+                trace["showlegend"] = trace.get("legendgroup") not in shown
+                shown.add(trace.get("legendgroup"))
+                traces.append(trace)
+        axes = {f"{a}axis": {k: v for k, v in layout[f"{a}axis{suffix}"].items()
+                             if k not in ("domain", "anchor")} for a in "xy"}
+        title = {**shared["title"], "text": f"{shared['title']['text']}: {annotation['text']}"}
+        figures.append(go.Figure(traces, shared | axes | {"title": title}))
+    return figures

@@ -11,8 +11,6 @@ subtitle says which rows it draws, so a box's points can be counted.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -152,34 +150,6 @@ def _panels(titles: list[str], xaxes: list[dict], yaxes: list[dict]) -> dict:
             "text": title, "x": low + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
     return layout
-
-
-def one_per_panel(figure: go.Figure) -> list[go.Figure]:
-    """``figure``'s side-by-side panels (``_panels``) as a figure each, titled by the figure's
-    title and the panel's: for a narrow pane of fixed height, the dashboard's half-width cards,
-    where panels side by side squeeze their titles into each other. A one-panel figure as it
-    is."""
-    layout = figure.layout.to_plotly_json()
-    count = sum(1 for name in layout if re.fullmatch(r"xaxis\d*", name))
-    if count < 2:
-        return [figure]
-    shared = {k: v for k, v in layout.items()
-              if not re.fullmatch(r"[xy]axis\d*", k) and k != "annotations"}
-    figures = []
-    for i, annotation in enumerate(layout["annotations"][:count]):
-        suffix = "" if i == 0 else str(i + 1)
-        traces, shown = [], set()
-        for trace in figure.data:
-            if (trace.xaxis or "x") == f"x{suffix}":
-                trace = trace.to_plotly_json() | {"xaxis": "x", "yaxis": "y"}
-                trace["showlegend"] = trace.get("legendgroup") not in shown
-                shown.add(trace.get("legendgroup"))
-                traces.append(trace)
-        axes = {f"{a}axis": {k: v for k, v in layout[f"{a}axis{suffix}"].items()
-                             if k not in ("domain", "anchor")} for a in "xy"}
-        title = {**shared["title"], "text": f"{shared['title']['text']}: {annotation['text']}"}
-        figures.append(go.Figure(traces, shared | axes | {"title": title}))
-    return figures
 
 
 def _categories(axis: str, names: list[str]) -> dict:
