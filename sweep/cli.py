@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                                                  "reports/compare-A-B.html)")
     artifact_dir(report)
     command("status", _status, "show a study's trials: done, running, failed, best so far")
+    summary = command("summary", _summary, "say in words which knobs matter, by how much, and "
+                      "whether the difference is more than noise")
+    summary.add_argument("others", nargs="*", metavar="OTHER",
+                         help="more studies: each compared with the first, point by point")
     export = command("export", _export, "write the report's results frame as csv or parquet, "
                      "or a trial's trained model")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
@@ -259,6 +263,19 @@ def _export(args) -> int:
     else:
         default = Path(f"{file_name(result.name)}.{args.format}")
         print(export(result, args.format, args.out or default))
+    return 0
+
+
+def _summary(args) -> int:
+    from sweep.report import load_study_result
+    from sweep.report.summary import answer_lines, comparison
+
+    names = [_study_name(n) for n in (args.study, *args.others)]
+    for name in names:
+        print("\n".join(answer_lines(name, args.storage)))
+    if len(names) > 1:
+        results = [load_study_result(n, args.storage, details=False) for n in names]
+        print("\n".join(comparison(results)))
     return 0
 
 

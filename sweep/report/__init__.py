@@ -1,7 +1,9 @@
 """Stage 9, the report: data first, figures second, files last (Optuna's visualization).
 ``frames`` reads a study into pandas frames; ``figures`` draws them with plotly; ``html``
 writes the self-contained report, ``exports`` the csv/parquet frame and kept models;
-``status`` answers ``sweep status``; ``dashboard`` serves optuna-dashboard and saves the
+``status`` answers ``sweep status``; ``effects``, ``importance`` and ``summary`` answer the
+study's question (which knobs matter, by how much, beyond noise) and ``effect_figures`` draws
+it; ``dashboard`` serves optuna-dashboard and saves the
 figures into the study for it.
 
 No Keras here: reading a stored study never loads TensorFlow.
@@ -23,4 +25,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "write_comparison": "sweep.report.html",
     "write_report": "sweep.report.html",
     "study_status": "sweep.report.status",
+    "study_answer": "sweep.report.summary",
 })

@@ -72,13 +72,17 @@ class StudyResult:
         return self.directions[0]
 
 
-def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE) -> StudyResult:
-    """Read a study's trials and epochs from storage into frames (nothing is written)."""
+def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE, *,
+                      details: bool = True) -> StudyResult:
+    """Read a study's trials and epochs from storage into frames (nothing is written).
+    ``details=False`` leaves out what only the report's diagnostics and pictures draw (each
+    trial's snapshot diagnostics, its artifacts): ``sweep summary`` reads the rest."""
     store = open_storage(storage_url, create=False)
     study = open_study(store, name)
     stored = StoredStudy.read(store, study)
     metrics, directions, params = stored.metrics, stored.directions, stored.params
-    all_trials = read_trials(store.engine, stored.study_id, FRAME_KEYS, artifacts=True)
+    keys = FRAME_KEYS if details else tuple(k for k in FRAME_KEYS if k != TrialKey.DIAGNOSTICS)
+    all_trials = read_trials(store.engine, stored.study_id, keys, artifacts=details)
     shown = stored.current(all_trials)  # one trial per point of the study as it is now
     numbers = {t.number for t in shown}
     front = ({t.number for t in study.best_trials} & numbers) if len(directions) > 1 else set()

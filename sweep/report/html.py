@@ -23,22 +23,31 @@ def report_study(name: str, storage_url: str, artifact_dir: Path | None,
     ``reports/NAME.html``), its figures saved into the study too, for optuna-dashboard.
     ``artifact_dir``: the artifact store holding the trials' pictures."""
     from sweep.report.dashboard import save_figures
+    from sweep.report.effect_figures import answer_figures
     from sweep.report.figures import report_figures
+    from sweep.report.summary import keep_answer, results_version, study_answer
+    from sweep.store import StoredStudy, open_storage, open_study
 
     out = out or REPORTS_DIR / f"{file_name(name)}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
+    store = open_storage(storage_url, create=False)
+    stored = StoredStudy.read(store, open_study(store, name))
+    version = results_version(store, stored)  # before reading: a trial may end meanwhile
     result = load_study_result(name, storage_url)
-    figures = report_figures(result)
+    answer = study_answer(result)
+    keep_answer(store, stored.study_id, version, answer.lines)  # for `sweep summary`
+    figures = answer_figures(result, answer) + report_figures(result)
     save_figures(storage_url, name, figures)
-    return write_report(result, figures, out, artifact_dir)
+    return write_report(result, figures, out, artifact_dir, answer.lines)
 
 
 def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
-                 artifact_dir: Path | None = None) -> Path:
-    """A self-contained HTML file of ``figures`` (``figures.report_figures(result)``), the
-    chosen trials' pictures and the trials table; it reads offline (``page``: plotly.js and
-    the figures' template inlined once; ``gallery``: which pictures). ``artifact_dir`` is the
-    artifact store holding the trials' pictures."""
+                 artifact_dir: Path | None = None, answer: list[str] = ()) -> Path:
+    """A self-contained HTML file of the ``answer`` in words (``summary``), ``figures``
+    (``figures.report_figures(result)``), the chosen trials' pictures and the trials table;
+    it reads offline (``page``: plotly.js and the figures' template inlined once;
+    ``gallery``: which pictures). ``artifact_dir`` is the artifact store holding the trials'
+    pictures."""
     trials = result.trials
     table = _table(trials.head(MAX_TABLE_ROWS))
     if len(trials) > MAX_TABLE_ROWS:
@@ -53,7 +62,7 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
     path.write_text(
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
         f"<body><h1>{title}</h1><p>objective: {html.escape(objective)}</p>"
-        f"{body}{pictures_html(result, artifact_dir)}"
+        f"{_answer_html(answer)}{body}{pictures_html(result, artifact_dir)}"
         f"<h2>Trials, best first</h2>{table}</body></html>\n"
     )
     return path
@@ -63,15 +72,19 @@ def compare_studies(names: list[str], storage_url: str, out: Path | None = None)
     """``sweep report A B ...``: the studies side by side (default
     ``reports/compare-A-B.html``)."""
     from sweep.report.figures import compare_figures
+    from sweep.report.summary import comparison, study_answer
 
     results = [load_study_result(name, storage_url) for name in names]
     out = out or REPORTS_DIR / f"compare-{'-'.join(map(file_name, names))}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_comparison(results, compare_figures(results), out)
+    answer = comparison(results) + [line for r in results for line in study_answer(r).lines]
+    return write_comparison(results, compare_figures(results), out, answer)
 
 
-def write_comparison(results: list[StudyResult], figures: list[go.Figure], path: Path) -> Path:
-    """Several studies side by side: what differs between their study files, ``figures``
+def write_comparison(results: list[StudyResult], figures: list[go.Figure], path: Path,
+                     answer: list[str] = ()) -> Path:
+    """Several studies side by side: the ``answer`` in words (``summary.comparison``), what
+    differs between their study files, ``figures``
     (``figures.compare_figures``) and each study's trials, in one self-contained HTML file
     (packed as a single study's report is, ``page``)."""
     names = ", ".join(r.name for r in results)
@@ -87,9 +100,18 @@ def write_comparison(results: list[StudyResult], figures: list[go.Figure], path:
     body = figures_html(figures) if figures else "<p>No completed trials yet.</p>"
     path.write_text(
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body><h1>{title}</h1><h2>What differs between the study files</h2>{differ}"
+        f"<body><h1>{title}</h1>{_answer_html(answer)}"
+        f"<h2>What differs between the study files</h2>{differ}"
         f"{body}{tables}</body></html>\n")
     return path
+
+
+def _answer_html(lines: list[str]) -> str:
+    """The answer in words, as ``sweep summary`` prints it."""
+    if not lines:
+        return ""
+    text = html.escape("\n".join(lines))
+    return f"<h2>The answer</h2><pre style='white-space:pre-wrap'>{text}</pre>"
 
 
 # Columns of counts: shown as integers, also where a failed trial's row leaves them empty

@@ -8,10 +8,13 @@ from sweep.store.engine import (
     open_storage, safe_url, split_password, storage_label, with_password_file,
 )
 from sweep.store.epochs import epochs_frame, record_epoch
-from sweep.store.trials import LiveTrials, StoredTrial, count_trials, read_trials
+from sweep.store.trials import (
+    LiveTrials, StoredTrial, count_trials, read_trials, trials_version,
+)
 from sweep.store.studies import (
     StoredStudy, artifact_store, check_study, create_study, existing_study, open_study, mark_dead,
     mark_superseded, record_class_names, replace_study_system_attrs, set_trial_user_attrs,
+    study_system_attr,
 )
 
 __all__ = [
@@ -19,5 +22,6 @@ __all__ = [
     "create_study", "epochs_frame", "existing_study", "open_study", "mark_dead", "mark_superseded",
     "open_storage",
     "read_trials", "record_class_names", "record_epoch", "replace_study_system_attrs",
-    "safe_url", "set_trial_user_attrs", "split_password", "storage_label", "with_password_file",
+    "safe_url", "set_trial_user_attrs", "split_password", "storage_label", "study_system_attr",
+    "trials_version", "with_password_file",
 ]

@@ -248,6 +248,17 @@ def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactSto
     return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
 
 
+def study_system_attr(storage: optuna.storages.RDBStorage, study_id: int, key: str
+                      ) -> object:
+    """One system attribute of a study (None when unset), read alone: Optuna's getter reads
+    them all, the report's figures included."""
+    with storage.engine.connect() as conn:
+        text = conn.execute(sa.select(OPTUNA_STUDY_SYSTEM.c.value_json).where(
+            OPTUNA_STUDY_SYSTEM.c.study_id == study_id,
+            OPTUNA_STUDY_SYSTEM.c.key == key)).scalar_one_or_none()
+    return None if text is None else json.loads(text)
+
+
 def replace_study_system_attrs(storage: optuna.storages.RDBStorage, study_id: int,
                                prefix: str, attrs: dict[str, str]) -> None:
     """Set ``attrs`` as the study's system attributes starting with ``prefix``, in one

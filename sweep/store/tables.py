@@ -44,7 +44,8 @@ OPTUNA_STUDIES = sa.table("studies", sa.column("study_id"), sa.column("study_nam
 OPTUNA_STUDY_SYSTEM = sa.table("study_system_attributes", sa.column("study_id"),
                                sa.column("key"), sa.column("value_json"))
 OPTUNA_TRIALS = sa.table("trials", sa.column("trial_id"), sa.column("number"),
-                         sa.column("study_id"), sa.column("state"))
+                         sa.column("study_id"), sa.column("state"),
+                         sa.column("datetime_complete"))
 OPTUNA_VALUES = sa.table("trial_values", sa.column("trial_id"), sa.column("objective"),
                          sa.column("value"), sa.column("value_type"))
 OPTUNA_PARAMS = sa.table("trial_params", sa.column("param_id"), sa.column("trial_id"),

@@ -69,6 +69,17 @@ def count_trials(engine: sa.Engine, study_id: int) -> int:
                             .where(TRIALS.c.study_id == study_id)).scalar_one()
 
 
+def trials_version(engine: sa.Engine, study_id: int) -> str:
+    """A text that changes whenever the study's trials do (a trial added, one finished), in
+    one query: what a result worked out from them is kept against."""
+    with engine.connect() as conn:
+        count, last, done = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(TRIALS.c.trial_id),
+                      sa.func.max(TRIALS.c.datetime_complete))
+            .where(TRIALS.c.study_id == study_id)).one()
+    return f"{count}:{last}:{done}"
+
+
 class LiveTrials:
     """A study's trials for a caller that asks again as they change (the best so far of a
     run): read in bulk, all of them the first time, then only those that can have changed

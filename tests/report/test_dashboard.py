@@ -13,7 +13,8 @@ import pytest
 
 from sweep.cli import _parser, _worker_options
 from sweep.report.dashboard import one_per_panel, save_figures
-from sweep.report import load_study_result, report_figures
+from sweep.report import load_study_result, report_figures, study_answer
+from sweep.report.effect_figures import answer_figures
 
 
 def _system_attrs(url: str) -> dict:
@@ -30,8 +31,10 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     _, _, url = swept  # `sweep run` saved them when it wrote the report
     keys = _plot_keys(url)
     ids = {k.split(":")[2] for k in keys}
-    figures = report_figures(load_study_result("tiny", url))
-    titles = ["sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
+    result = load_study_result("tiny", url)
+    figures = answer_figures(result, study_answer(result)) + report_figures(result)
+    titles = ["sweep-effects-on-validation-accuracy-95-intervals",
+              "sweep-grouped-by-model.pooling", "sweep-grouped-by-epoch",
               "sweep-learning-curves", "sweep-diagnostics-by-model.pooling",
               "sweep-diagnostics-by-epoch", "sweep-per-class-test-accuracy-by-model.pooling",
               "sweep-confusion-matrix-of-the-best-trial"]
@@ -39,8 +42,9 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     panels = [panel for figure in figures for panel in one_per_panel(figure)]
     expected = save_figures(url, "tiny", figures)
     assert set(expected) == ids and len(expected) == len(panels)
-    assert [i for i in expected if i.startswith(titles[0])] == [
-        f"{titles[0]}-train-accuracy", f"{titles[0]}-test-accuracy", f"{titles[0]}-test-loss"]
+    grouped = titles[1]
+    assert [i for i in expected if i.startswith(grouped)] == [
+        f"{grouped}-train-accuracy", f"{grouped}-test-accuracy", f"{grouped}-test-loss"]
     assert {next(t for t in titles if i.startswith(t)) for i in expected} == set(titles)
     assert _plot_keys(url) == keys  # saved again: replaced, not added
     # What optuna-dashboard itself reads back (its reader of save_plotly_graph_object's layout)
@@ -48,15 +52,15 @@ def test_report_figures_are_saved_into_the_study_once(swept):
 
     shown = get_plotly_graph_objects(_system_attrs(url))
     assert shown == {i: f.to_json() for i, f in zip(expected, panels)}
-    one = json.loads(shown[f"{titles[0]}-test-loss"])
+    one = json.loads(shown[f"{grouped}-test-loss"])
     assert one["layout"]["title"]["text"] == "Grouped by model.pooling: test loss"
     assert {t["xaxis"] for t in one["data"]} == {"x"} and "xaxis2" not in one["layout"]
     assert one["layout"]["yaxis"]["title"]["text"] == "cross-entropy (nats)"
     assert all(t["showlegend"] for t in one["data"])  # each value in the legend once
     # Fewer and shorter figures: nothing of the longer ones is left behind
-    figures[0].data = figures[0].data[:1]
-    assert save_figures(url, "tiny", figures[:1]) == expected[:3]
-    assert set(get_plotly_graph_objects(_system_attrs(url))) == set(expected[:3])
+    figures[1].data = figures[1].data[:1]
+    assert save_figures(url, "tiny", figures[1:2]) == expected[1:4]
+    assert set(get_plotly_graph_objects(_system_attrs(url))) == set(expected[1:4])
 
 
 def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_npz):

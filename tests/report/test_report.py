@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from sweep.cli import main
 from sweep.errors import StorageError
 from sweep.report import grouped_figure, load_study_result, report_figures, write_report
 from sweep.report.figures import DIAGNOSTIC_METRICS
@@ -141,6 +142,31 @@ def test_report_command_writes_html(swept, tmp_path):
     # before: 4.9 MB, plotly.js as it is and the template in every figure
     assert len(page.encode()) < 2_200_000
     assert page.count('"template"') == 1 and "<script src=" not in page
+
+
+def test_the_report_and_sweep_summary_give_the_answer_in_words(swept, capsys):
+    tmp, _, url = swept
+    page = (tmp / "reports" / "tiny.html").read_text()  # written by `sweep run`
+    answer = page.split("<h2>The answer</h2><pre style='white-space:pre-wrap'>")[1].split(
+        "</pre>")[0]
+    assert answer.startswith("tiny: 2 complete trial(s), objective val_accuracy (maximize)")
+    assert "\nmodel.pooling: " in answer and "one trial each: no interval" in answer
+    assert page.index("The answer") < page.index("sweep-figure-0")
+    assert main(["summary", "tiny", "--storage", url]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[:2] == answer.replace("&#x27;", "'").splitlines()[:2]
+    # the answer the report worked out is kept in the study, and read while no trial changed
+    from sweep.report.summary import keep_answer, results_version
+    from sweep.store import StoredStudy, open_storage, open_study
+
+    store = open_storage(url)
+    stored = StoredStudy.read(store, open_study(store, "tiny"))
+    keep_answer(store, stored.study_id, results_version(store, stored), ["kept"])
+    assert main(["summary", "tiny", "--storage", url]) == 0
+    assert capsys.readouterr().out == "kept\n"
+    keep_answer(store, stored.study_id, "an older version", ["kept"])
+    assert main(["summary", "tiny", "--storage", url]) == 0
+    assert capsys.readouterr().out == printed  # worked out again
 
 
 def test_unknown_study_lists_what_is_there(swept):
