@@ -22,6 +22,7 @@ from sweep.report.aggregate import groups
 
 CONFIDENCE = 0.95
 REPEAT_AXIS = "seed"  # a seed axis repeats every point: it is noise, not a knob
+INACTIVE = "none"  # the label of a conditional axis where it has no value
 EFFECT_COLUMNS = ["axis", "value", "mean", "count", "best", "difference", "low", "high",
                   "pairs", "sd"]
 
@@ -45,18 +46,25 @@ def effects(rows: pd.DataFrame, axes: tuple[str, ...], column: str, direction: s
     rows = rows.dropna(subset=[column])
     sign = 1.0 if direction == "maximize" else -1.0
     out = []
-    binned = rows.assign(**{a: groups(rows, a).astype(str) for a in axes})
+    binned = labelled(rows, axes)
     for axis in knobs(axes):
-        means = binned.groupby(axis, sort=True)[column].agg(["mean", "count"])
+        active = binned[rows[axis].notna()]  # a conditional axis: where it has a value
+        means = active.groupby(axis, sort=True)[column].agg(["mean", "count"])
         if means.empty:
             continue
         best = (means["mean"] * sign).idxmax()
         others = [a for a in axes if a != axis]
         for value, row in means.iterrows():
-            pair = (_compared(binned, axis, others, column, best, value, sign)
+            pair = (_compared(active, axis, others, column, best, value, sign)
                     if value != best else (None, None, None, 0, None))
             out.append([axis, value, row["mean"], int(row["count"]), value == best, *pair])
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
+
+
+def labelled(rows: pd.DataFrame, axes: tuple[str, ...]) -> pd.DataFrame:
+    """``rows`` with each axis as text labels: its value, or its quantile bin (a numeric axis
+    of many values), or ``"none"`` where a conditional axis has no value."""
+    return rows.assign(**{a: groups(rows, a).astype(str).fillna(INACTIVE) for a in axes})
 
 
 def _compared(rows: pd.DataFrame, axis: str, others: list[str], column: str, best, value,
@@ -65,7 +73,8 @@ def _compared(rows: pd.DataFrame, axis: str, others: list[str], column: str, bes
     trials that agree on ``others`` where at least two pairs exist, else Welch's."""
     if others:
         cells = rows.groupby([*others, axis], sort=False)[column].mean().unstack(axis)
-        both = cells[[best, value]].dropna() if value in cells else cells.iloc[:0]
+        both = (cells[[best, value]].dropna() if best in cells and value in cells
+                else cells.iloc[:0])
         if len(both) >= 2:
             diffs = sign * (both[best] - both[value])
             half = _half_width(diffs.std(ddof=1), len(diffs), len(diffs) - 1)
@@ -116,7 +125,7 @@ def interactions(rows: pd.DataFrame, axes: tuple[str, ...], column: str) -> pd.D
     of mean ``column`` that adding the two axes' own effects leaves unexplained (0: the best
     value of one does not depend on the other), largest first; ``cells``: the table filled."""
     rows = rows.dropna(subset=[column])
-    binned = rows.assign(**{a: groups(rows, a).astype(str) for a in axes})
+    binned = labelled(rows, axes)
     out = []
     names = knobs(axes)
     for i, a in enumerate(names):

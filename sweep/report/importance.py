@@ -50,11 +50,13 @@ def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, directio
     distributions = {a: _distribution(rows[a]) for a in varying}
     if len(rows) > SAMPLE:
         rows = rows.sample(SAMPLE, random_state=SEED)
-    study.add_trials([
-        optuna.trial.create_trial(
-            params={a: _plain(row[a]) for a in varying}, distributions=distributions,
-            value=float(row[column]))
-        for row in rows.to_dict("records")])
+    trials = []
+    for row in rows.to_dict("records"):
+        active = [a for a in varying if not pd.isna(row[a])]  # a conditional axis may have none
+        trials.append(optuna.trial.create_trial(
+            params={a: _plain(row[a]) for a in active},
+            distributions={a: distributions[a] for a in active}, value=float(row[column])))
+    study.add_trials(trials)
     evaluator = (optuna.importance.FanovaImportanceEvaluator(seed=SEED)
                  if len(rows) <= FANOVA_MAX
                  else optuna.importance.PedAnovaImportanceEvaluator())

@@ -155,3 +155,18 @@ def test_the_answer_is_drawn_as_effects_importance_interactions_and_parallel_lin
     dimensions = figures[3].data[0].dimensions
     assert [d.label for d in dimensions] == ["model.kernel", "model.pooling", "val_accuracy"]
     assert list(dimensions[0].ticktext) == ["3", "5", "7"]  # a few numbers: one tick each
+
+
+def test_a_conditional_axis_is_compared_where_it_has_a_value():
+    # a hypermodel's hp.units exists only where hp.activation is relu (define-by-run); before,
+    # the report of such a study stopped with a KeyError
+    rows = pd.DataFrame({"trial": range(8), "state": "COMPLETE",
+                         "hp.activation": ["relu", "relu", "linear", "linear"] * 2,
+                         "hp.units": [8, 16, np.nan, np.nan] * 2,
+                         "value": [0.5, 0.6, 0.7, 0.4, 0.55, 0.62, 0.71, 0.45]})
+    axes = ("hp.activation", "hp.units")
+    found = effects(rows, axes, "value", "maximize")
+    assert set(found.loc[found["axis"] == "hp.units", "value"]) == {"8.0", "16.0"}
+    assert found.loc[found["axis"] == "hp.activation", "count"].tolist() == [4, 4]
+    lines = study_answer(_result(rows, axes=axes)).lines
+    assert any(line.startswith("hp.units") for line in lines)
