@@ -90,20 +90,23 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default=defaults.DASHBOARD_HOST,
                       help=f"interface (default: {defaults.DASHBOARD_HOST} only)")
     dash.add_argument("--port", type=int, default=defaults.DASHBOARD_PORT)
+    dash.add_argument("--allow-remote", action="store_true",
+                      help="serve a --host other than loopback: optuna-dashboard has no "
+                           "authentication, so whoever reaches it may delete studies")
     describe = command("describe", _describe, "print each model's layers, receptive field and "
                        "parameter count, before any training", storage=False)
     submit = command("submit", _submit, "run a study's workers as cluster batch jobs "
                      "(Slurm job array, Kubernetes Job), now or on a schedule",
                      usage=options.USAGE)
     for p in (run, worker, describe, submit):
-        p.add_argument(
-            "--set", action="append", default=[], metavar="dotted.path=value",
-            help="override a study field, e.g. --set training.epochs=3 (repeatable)",
-        )
-        p.add_argument(
-            "--data-dir", default=os.environ.get(defaults.DATA_DIR_ENV),
-            help="folder of pre-downloaded dataset archives (default: $SWEEP_DATA_DIR)",
-        )
+        p.add_argument("--set", action="append", default=[], metavar="dotted.path=value",
+                       help="override a study field, e.g. --set training.epochs=3 (repeatable)")
+        p.add_argument("--data-dir", default=os.environ.get(defaults.DATA_DIR_ENV),
+                       help="folder of pre-downloaded dataset archives (default: "
+                            "$SWEEP_DATA_DIR)")
+        p.add_argument("--max-points", type=int, default=defaults.MAX_POINTS, metavar="N",
+                       help="refuse a study of more points than this (default: "
+                            f"{defaults.MAX_POINTS:,})")
     for p in (run, worker, submit):
         p.add_argument(
             "--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
@@ -133,6 +136,15 @@ def _parser() -> argparse.ArgumentParser:
                                                  "reports/compare-A-B.html)")
     artifact_dir(report)
     command("status", _status, "show a study's trials: done, running, failed, best so far")
+    clean = command("clean", _clean, "remove a study's kept models, checkpoints and pictures "
+                    "(its results stay), or with --all what deleted studies left", study=False)
+    clean.add_argument("study", nargs="?", metavar="NAME_OR_PATH",
+                       help="study name in storage, or its study file")
+    clean.add_argument("--all", action="store_true",
+                       help="instead: the folders and pictures of studies no longer stored")
+    clean.add_argument("--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
+                       help="where kept models and checkpoints are (default: ./checkpoints)")
+    artifact_dir(clean)
     summary = command("summary", _summary, "say in words which knobs matter, by how much, and "
                       "whether the difference is more than noise")
     summary.add_argument("others", nargs="*", metavar="OTHER",
@@ -166,7 +178,7 @@ def _run(args) -> int:
     from sweep.run.session import run_study
     from sweep.study import load_study
 
-    spec = load_study(args.study, args.set)
+    spec = load_study(args.study, args.set, args.max_points)
     code = run_study(spec, _run_options(args, workers=args.workers, gpus=args.gpus,
                                         trials_per_gpu=args.trials_per_gpu,
                                         worker_options=tuple(_worker_options(args))))
@@ -195,6 +207,8 @@ def _worker_options(args, folders: bool = True) -> list[str]:
     out += ["--checkpoint-every", str(args.checkpoint_every)]
     for item in args.set:
         out += ["--set", item]
+    if args.max_points != defaults.MAX_POINTS:
+        out += ["--max-points", str(args.max_points)]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
 
 
@@ -203,7 +217,7 @@ def _worker(args) -> int:
     from sweep.study import load_study
 
     try:
-        return run_here(load_study(args.study, args.set), _run_options(args))
+        return run_here(load_study(args.study, args.set, args.max_points), _run_options(args))
     except KeyboardInterrupt:
         if args.progress != "jsonl":
             raise
@@ -214,7 +228,7 @@ def _submit(args) -> int:
     from sweep.launch.submit import plan_job, submit, unschedule, warnings
     from sweep.study import load_study
 
-    spec = load_study(args.study, args.set)
+    spec = load_study(args.study, args.set, args.max_points)
     if args.unschedule:
         print(unschedule(spec.name, args.scheduler))
         return 0
@@ -233,7 +247,8 @@ def _describe(args) -> int:
     from sweep.training.device import precision_warnings
     from sweep.study import load_study
 
-    spec = complete_spec(load_study(args.study, args.set))  # runs a hypermodel's build(hp)
+    # complete_spec runs a hypermodel's build(hp)
+    spec = complete_spec(load_study(args.study, args.set, args.max_points))
     print(format_configurations(spec, configurations(spec, args.data_dir)))
     print("\n" + "\n".join(dataset_balance(spec, args.data_dir) + precision_warnings(
         spec.values_of("training.precision"))))
@@ -279,6 +294,14 @@ def _summary(args) -> int:
     return 0
 
 
+def _clean(args) -> int:
+    from sweep.report.disk import clean
+
+    print(clean(args.study and _study_name(args.study), args.all, args.storage,
+                args.checkpoint_dir, args.artifact_dir))
+    return 0
+
+
 def _status(args) -> int:
     from sweep.report import study_status
 
@@ -289,7 +312,7 @@ def _status(args) -> int:
 def _dashboard(args) -> int:
     from sweep.report.dashboard import serve
 
-    serve(args.storage, args.host, args.port, args.artifact_dir)
+    serve(args.storage, args.host, args.port, args.artifact_dir, args.allow_remote)
     return 0
 
 

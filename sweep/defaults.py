@@ -21,6 +21,7 @@ TRAINING_NICE_ENV = "SWEEP_TRAINING_NICE"
 LOCAL_WORKERS_NICE = 10
 DATA_DIR_ENV = "SWEEP_DATA_DIR"  # a folder of pre-downloaded dataset archives
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"  # the shipped study files
+MAX_POINTS = 100_000  # points a study may have unless `--max-points` says more
 CHECKPOINT_DIR = Path("checkpoints")  # per study, per point; shared by all workers
 ARTIFACT_DIR = Path("artifacts")  # Optuna's file artifact store: snapshot pictures
 REPORTS_DIR = Path("reports")  # HTML reports; cluster job files under reports/NAME/

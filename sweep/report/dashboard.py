@@ -9,13 +9,16 @@ when they are saved into the study as plotly graph objects.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+from sweep.errors import UsageError
 from sweep.store import (
     artifact_store, open_study, open_storage, replace_study_system_attrs, safe_url,
 )
@@ -24,19 +27,40 @@ PLOT_DATA = "dashboard:plot_data:"  # optuna-dashboard's study system attributes
 PLOT_CHUNK = 2045  # characters of the figure's JSON per attribute (the dashboard's limit)
 
 
-def serve(storage_url: str, host: str, port: int, artifact_dir: Path) -> None:
-    """Run optuna-dashboard over ``storage_url`` until interrupted (blocks).
+def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
+          allow_remote: bool = False) -> None:
+    """Run optuna-dashboard over ``storage_url`` until interrupted (blocks). A ``host`` other
+    than loopback needs ``allow_remote``, and is said to expose the write API.
 
     Raises:
+        UsageError: a host other than loopback without ``allow_remote``.
         StorageError: the database does not exist or cannot be opened.
     """
     from optuna_dashboard import run_server
 
+    if not _loopback(host):
+        if not allow_remote:
+            raise UsageError(f"--host {host}: optuna-dashboard has no authentication: whoever "
+                             "reaches it can delete studies and their artifacts; add "
+                             "--allow-remote to serve it there anyway")
+        print(f"sweep: warning: serving on {host}:{port} without authentication: anyone who "
+              "reaches it can read, change and delete every study in the database",
+              file=sys.stderr, flush=True)
     store = open_storage(storage_url, create=False)
     print(f"optuna-dashboard for {safe_url(storage_url)} at http://{host}:{port}/ "
           f"(artifacts in {artifact_dir})", flush=True)
     run_server(store, host=host, port=port,
                artifact_store=artifact_store(artifact_dir))
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
 
 
 def save_figures(storage_url: str, name: str, figures: list) -> list[str]:

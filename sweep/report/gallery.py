@@ -54,10 +54,11 @@ def pictures_html(result: StudyResult, artifact_dir: Path | None) -> str:
     """The chosen trials' last filters and PCA pictures, by their values; links to the rest."""
     if artifact_dir is None or result.pictures.empty or not Path(artifact_dir).is_dir():
         return ""
-    from optuna.artifacts import FileSystemArtifactStore
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    store = FileSystemArtifactStore(str(artifact_dir))
+    from sweep.store import artifact_store
+
+    store = artifact_store(artifact_dir)  # regular files inside the folder only
     chosen = picture_trials(result)
     last = last_epoch(result.pictures)
     values = result.trials.set_index("trial")[list(result.params)]
@@ -68,7 +69,7 @@ def pictures_html(result: StudyResult, artifact_dir: Path | None) -> str:
             try:
                 with store.open_reader(row.artifact_id) as f:
                     data = base64.b64encode(f.read()).decode()
-            except ArtifactNotFound:  # another machine's store, or deleted
+            except ArtifactNotFound:  # another machine's store, deleted, or not a file
                 missing += 1
                 continue
             images.append(f"<figure style='display:inline-block;margin:4px'>"

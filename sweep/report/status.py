@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
+from pathlib import Path
 
 from optuna.trial import TrialState
 
+from sweep.defaults import CHECKPOINT_DIR
 from sweep.records import TrialKey
+from sweep.report.disk import folder_bytes, megabytes
 from sweep.store import (
     StoredStudy, StoredTrial, claims, epochs_frame, open_study, open_storage, read_trials,
     safe_url,
@@ -18,9 +22,10 @@ STATUS_KEYS = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.OBJECTIVE_EPOCH, TrialKe
                TrialKey.DIED, TrialKey.INTERRUPTED)
 
 
-def study_status(name: str, storage_url: str) -> str:
+def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
     """Trial counts by state, the best complete trial, what each worker is doing (its trial,
-    the last epoch stored, its heartbeat), and failures with reasons."""
+    the last epoch stored, its heartbeat), failures with reasons, and the disk its kept
+    models take in ``checkpoint_dir``."""
     store = open_storage(storage_url, create=False)
     study = open_study(store, name)
     stored = StoredStudy.read(store, study)
@@ -48,8 +53,14 @@ def study_status(name: str, storage_url: str) -> str:
     epochs = epochs_frame(store, stored.study_id) if running else None  # only for workers
     last_epoch = (epochs.groupby("trial_number")["epoch"].max().to_dict()
                   if running and len(epochs) else {})
-    now = time.time()
+    now, host = time.time(), socket.gethostname()
     for claim in running:
+        if claims.is_dead(claim.worker, claim.heartbeat, now, host):
+            # before: listed as running ("heartbeat 74s ago") until a worker took it over
+            lines.append(f"dead worker {claim.worker} (no heartbeat for "
+                         f"{now - claim.heartbeat:.0f}s): its point runs again, from its "
+                         "checkpoint, when a worker takes it over (`sweep run` again)")
+            continue
         if claim.trial_number is None or claim.trial_number >= len(trials):
             lines.append(f"worker {claim.worker}: starting a trial")
             continue
@@ -67,6 +78,10 @@ def study_status(name: str, storage_url: str) -> str:
         elif t.state == TrialState.FAIL:
             reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
             lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
+    models = folder_bytes(checkpoint_dir / name)
+    if models:
+        lines.append(f"disk: {megabytes(models)} of kept models and checkpoints in "
+                     f"{checkpoint_dir / name} (`sweep clean {name}` frees them)")
     return "\n".join(lines)
 
 

@@ -57,9 +57,11 @@ class SweepConsole:
         if kind == "start":
             # A point started again (its worker died) keeps its place; positions counted by
             # the workers' claims may repeat where two workers claimed at once.
+            # never past the total: a point taken over from a worker of an earlier run
             taken = set(self._positions.values())
-            position = self._positions.get(event["point"]) or (
-                event["position"] if event["position"] not in taken else max(taken) + 1)
+            position = self._positions.get(event["point"]) or min(
+                event["position"] if event["position"] not in taken else max(taken) + 1,
+                max(self.result.total, 1))
             self._positions[event["point"]] = position
             self._running[event["trial"]] = {**event, "position": position, "row": None}
             self._view.start(self._running[event["trial"]], self.result)

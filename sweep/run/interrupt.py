@@ -1,4 +1,5 @@
-"""Ctrl-C during training, delivered between training steps.
+"""Ctrl-C during training, delivered between training steps; SIGTERM (``kill``, Slurm's
+preemption and time limit) and SIGHUP (a closed terminal) stop a run the same way.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be when SIGINT arrives;
 inside TensorFlow's Python layers that can land in code that prints the exception and goes
@@ -16,7 +17,27 @@ import threading
 from contextlib import contextmanager
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+
+# The signals that stop a run as Ctrl-C does (SIGHUP: where the system has it)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+@contextmanager
+def stop_signals(handler: Callable = signal.default_int_handler) -> Iterator[None]:
+    """Handle every one of ``STOP_SIGNALS`` with ``handler`` for the duration (by default:
+    KeyboardInterrupt, as Ctrl-C); main thread only, elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class DeferredInterrupt:
@@ -33,15 +54,9 @@ class DeferredInterrupt:
 
     @contextmanager
     def installed(self) -> Iterator[DeferredInterrupt]:
-        """Handle SIGINT this way for the duration (main thread only; elsewhere a no-op)."""
-        if threading.current_thread() is not threading.main_thread():
+        """Handle the ``STOP_SIGNALS`` this way for the duration (main thread only)."""
+        with stop_signals(self._handler):
             yield self
-            return
-        previous = signal.signal(signal.SIGINT, self._handler)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
     @contextmanager
     def training(self) -> Iterator[None]:

@@ -13,6 +13,7 @@ import optuna
 
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.run.console import sweep_console
+from sweep.run.interrupt import stop_signals
 from sweep.run.local import check_worker_options, resolve_devices, run_workers
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
@@ -60,7 +61,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
                                     pending)
     if workers == 1 and options.gpus is None:  # auto, one point left: here, all threads
         return run_here(spec, options, prepared)
-    with sweep_console(spec, options.progress) as console:
+    with stop_signals(), sweep_console(spec, options.progress) as console:  # SIGTERM: Ctrl-C
         code = run_workers(spec, [spec.source, *options.worker_options], options.storage,
                            workers=workers, gpus=gpus, per_gpu=options.trials_per_gpu,
                            data_dir=options.data_dir, console=console, prepared=prepared)

@@ -7,9 +7,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import optuna
 import sqlalchemy as sa
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from sweep.errors import StorageError
@@ -243,9 +245,25 @@ def _write_user_attrs(conn, trial_id: int, attrs: dict) -> None:
 
 
 def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:
-    """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard``."""
+    """The file artifact store (trial pictures) of ``run``, ``worker``, ``dashboard`` and the
+    report: Optuna's, reading regular files inside ``artifact_dir`` only (``_FilesInside``)."""
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
-    return optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+    return _FilesInside(str(artifact_dir))
+
+
+class _FilesInside(optuna.artifacts.FileSystemArtifactStore):
+    """Optuna's file artifact store, but an artifact that is not a regular file inside its
+    folder is not found: a symbolic link (to ``/etc/passwd``), a FIFO, or an id leading out
+    of the folder (``../../etc/passwd``, which Optuna's store refuses with a ValueError)."""
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        folder = Path(self._base_path).resolve()
+        path = folder / artifact_id
+        if (path.is_symlink() or not path.is_file()
+                or folder not in path.resolve().parents):
+            raise ArtifactNotFound(
+                f"{artifact_id}: not a file in {folder}")
+        return super().open_reader(artifact_id)
 
 
 def study_system_attr(storage: optuna.storages.RDBStorage, study_id: int, key: str

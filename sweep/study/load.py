@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import copy
 import difflib
-import re
+import math
 from pathlib import Path
 
-import yaml
-
-from sweep.defaults import STUDIES_DIR
+from sweep.defaults import MAX_POINTS, STUDIES_DIR
 from sweep.errors import SpecError
 from sweep.study.fields import REQUIRED, Bad
 from sweep.study.plugins import DATASETS, OPTIMIZERS, SAMPLERS
+from sweep.study.reading import cut, parse_yaml, read_text
 from sweep.study.schema import SCHEMA, SEARCHABLE, TOP, field_spec
 from sweep.study.space import ChoiceParam, Param, RangeParam
 from sweep.study.spec import SearchSpec, StudySpec
 
 HYPERMODEL = "model.hypermodel"
-
-
-class _StudyLoader(yaml.SafeLoader):
-    """``yaml.safe_load``, but numbers read as people write them (and YAML 1.2 reads them).
-
-    YAML 1.1, which PyYAML follows, reads a float only with a dot and a signed exponent:
-    ``1e-3``, ``5E-4``, ``1.0e3`` and ``-.5`` would be strings, and a study refused for them.
-    """
-
-
-_StudyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+"
-               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
-    list("-+0123456789."),
-)
 
 
 def find_study(name_or_path: str) -> Path:
@@ -57,28 +40,33 @@ def find_study(name_or_path: str) -> Path:
     return candidate
 
 
-def load_study(name_or_path: str, overrides: list[str] = ()) -> StudySpec:
-    """Read, override and validate a study file. Raises SpecError with one actionable line."""
+def load_study(name_or_path: str, overrides: list[str] = (),
+               max_points: int = MAX_POINTS) -> StudySpec:
+    """Read, override and validate a study file, of at most ``max_points`` points. Raises
+    SpecError with one actionable line."""
     path = find_study(name_or_path)
     source = str(path)
-    try:
-        raw = yaml.load(path.read_text(), Loader=_StudyLoader)
-    except yaml.constructor.ConstructorError as err:
-        raise SpecError(
-            f"{source}: line {err.problem_mark.line + 1}: YAML tag not allowed "
-            f"({err.problem.split(' ')[-1] if err.problem else 'python object'}); "
-            "study files are plain data"
-        ) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", err)
-        raise SpecError(f"{source}: {where}invalid YAML ({problem})") from None
+    raw = parse_yaml(read_text(path), source)
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
     for item in overrides:
         _apply_override(raw, item, source)
-    return validate(raw, source, {item.partition("=")[0]: item for item in overrides})
+    spec = validate(raw, source, {item.partition("=")[0]: item for item in overrides})
+    _check_points(spec, max_points)
+    return spec
+
+
+def _check_points(spec: StudySpec, max_points: int) -> None:
+    """Count the study's points before anything builds them (a grid of 7 axes of 10 values
+    is 10 million points: an hour of CPU before the first trial), and refuse past
+    ``max_points``."""
+    sizes = [len(p.values) for p in spec.search.params if isinstance(p, ChoiceParam)]
+    count = math.prod(sizes) if spec.search.enumerates else spec.search.n_trials or 0
+    if count > max_points:
+        what = (f"the grid has {count:,} points ({' x '.join(map(str, sizes))} values)"
+                if spec.search.enumerates else f"n_trials is {count:,}")
+        raise SpecError(f"{spec.source}: search: {what}, more than the {max_points:,} a run "
+                        f"takes; fewer values, or --max-points {count} to run them all")
 
 
 def _apply_override(raw: dict, item: str, source: str) -> None:
@@ -86,8 +74,8 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
     if not sep or not key:
         raise SpecError(f"{source}: --set {item}: expected dotted.path=value")
     try:
-        parsed = yaml.load(value, Loader=_StudyLoader)
-    except yaml.YAMLError:
+        parsed = parse_yaml(value, f"--set {key}")
+    except SpecError:  # not YAML: the text itself
         parsed = value
     parts = key.split(".")
     if parts[:2] == ["search", "params"] and len(parts) > 2:
@@ -109,7 +97,7 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
         given = [item for key, item in (overrides or {}).items()
                  if f"{field}.".startswith(f"{key}.") or key.startswith(f"{field}.")]
         where = f"--set {given[0]} (on {source})" if given else source
-        raise SpecError(f"{where}: {field}: {message}")
+        raise SpecError(cut(f"{where}: {field}: {message}"))
 
     _reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
     top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}

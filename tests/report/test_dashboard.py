@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep.cli import _parser, _worker_options
+from sweep.cli import _parser, _worker_options, main
 from sweep.report.dashboard import one_per_panel, save_figures
 from sweep.report import load_study_result, report_figures, study_answer
 from sweep.report.effect_figures import answer_figures
@@ -85,3 +85,21 @@ def test_dashboard_on_a_missing_database_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"sweep: error: --storage sqlite:///{tmp_path / 'none.db'}: no such database file"]
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize("host,allowed", [("127.0.0.1", True), ("::1", True),
+                                          ("localhost", True), ("0.0.0.0", False),
+                                          ("10.1.2.3", False), ("dash.example", False)])
+def test_a_dashboard_off_loopback_needs_allow_remote(tmp_path, host, allowed, capsys):
+    # issue 25, item 7: --host 0.0.0.0 served the write API to the network without a word
+    from sweep.report.dashboard import _loopback
+
+    assert _loopback(host) is allowed
+    if allowed:
+        return
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    code = main(["dashboard", "--storage", url, "--host", host])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--host {host}: optuna-dashboard has no authentication" in err
+    assert "add --allow-remote" in err and not (tmp_path / "none.db").exists()

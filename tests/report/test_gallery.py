@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
+from optuna.artifacts.exceptions import ArtifactNotFound
 
 from sweep.report.frames import StudyResult
-from sweep.report.gallery import _others, dashboard_link, picture_trials
+from sweep.report.gallery import _others, dashboard_link, picture_trials, pictures_html
+from sweep.store import artifact_store
 
 
 def _result(values: list[float]) -> StudyResult:
@@ -47,3 +50,24 @@ def test_the_other_trials_are_one_click_away_in_the_dashboard():
     # one other trial: its page (before: "the other trial is on their pages")
     one = _others(result, set(picture_trials(result)) | {1, 5})
     assert "The pictures of the other trial are on its page in the dashboard" in one
+
+
+def test_only_regular_files_inside_the_artifact_folder_are_read(tmp_path):
+    # issue 25, item 9: a symbolic link to /etc/passwd was embedded in the report and served
+    # by the dashboard; an id leading out of the folder made `sweep report` a traceback
+    folder = tmp_path / "artifacts"
+    store = artifact_store(folder)
+    (folder / "good").write_bytes(b"\x89PNG picture")
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0")
+    (folder / "link").symlink_to(secret)
+    with store.open_reader("good") as f:
+        assert f.read() == b"\x89PNG picture"
+    for artifact_id in ("link", "../secret", "../../etc/passwd", "missing"):
+        with pytest.raises(ArtifactNotFound):
+            store.open_reader(artifact_id)
+    result = _result([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    result.pictures["artifact_id"] = ["good", "link", "../secret"] * 6
+    page = pictures_html(result, folder)
+    assert "root:x" not in page and "cm9vdDp4" not in page  # nor its base64
+    assert "picture(s) not found in" in page

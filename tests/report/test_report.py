@@ -244,3 +244,29 @@ def test_the_trials_table_prints_counts_whole_beside_a_failed_trial():
     assert "<td>122570</td>" in table and "e+05" not in table and "<td>18</td>" in table
     assert "None" not in table and "<td>0.6123</td>" in table
     assert "loss became NaN at epoch 2" in table
+
+
+def test_status_says_a_dead_worker_is_dead_not_running(tmp_path, tiny_npz):
+    # issue 25, item 6: a worker gone for 74 s was listed as running ("heartbeat 74s ago")
+    import time
+
+    from sweep.report import study_status
+    from sweep.store import claims, create_study, open_storage
+    from sweep.study import load_study
+    from conftest import tiny_study, write_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_storage(url)
+    create_study(store, load_study(str(write_study(tmp_path, tiny_study(tiny_npz)))))
+    study_id = store.get_study_id_from_name("tiny")
+    for point, worker in (("a", "elsewhere:1"), ("b", "elsewhere:2")):
+        assert claims.claim_free(store.engine, study_id, point, worker)
+    past = time.time() - claims.STALE_AFTER_S - 14
+    with store.engine.begin() as conn:
+        conn.execute(claims.CLAIMS.update().where(claims.CLAIMS.c.point == "a")
+                     .values(heartbeat=past))
+    lines = study_status("tiny", url).splitlines()
+    dead = [line for line in lines if "elsewhere:1" in line]
+    assert dead and dead[0].startswith("dead worker elsewhere:1 (no heartbeat for 74s): its "
+                                       "point runs again")
+    assert "worker elsewhere:2: starting a trial" in lines

@@ -83,6 +83,17 @@ def test_a_continued_or_resumed_trial_says_so_and_is_counted_apart(tmp_path, tin
         "best val_accuracy 0.5000 (trial 7)")
 
 
+def test_a_point_taken_over_from_an_earlier_run_is_never_past_the_total(tmp_path, tiny_npz):
+    # issue 25, item 6: "trial 4 (5 of 4)"
+    out = io.StringIO()
+    console = SweepConsole(_spec(tmp_path, tiny_npz), stream=out)
+    console.event({"event": "begin", "total": 2, "done": 0, "where": None, "best": NO_BEST})
+    console.event(_start(3, "a", 2))
+    console.event(_start(4, "b", 2, "avg") | {"resumed_from": 1})  # a dead worker's point
+    assert out.getvalue().splitlines()[-1] == (
+        "[tiny] trial 4 (2 of 2) pooling=avg resumes after epoch 1 (from its checkpoint)")
+
+
 def test_live_view_draws_bars_and_prints_each_trial_as_it_ends(tmp_path, tiny_npz,
                                                                monkeypatch):
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: draw as on a terminal

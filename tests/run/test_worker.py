@@ -272,6 +272,35 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny
     assert f"interrupted: trial {trial.number}" in status and "failed:" not in status
 
 
+@pytest.mark.parametrize("stop,workers", [(signal.SIGTERM, "2"), (signal.SIGHUP, "1")])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, tiny_npz, db_url, stop,
+                                                      workers):
+    # issue 25, item 6: Slurm's preemption and time limit send SIGTERM; before, the parent
+    # died at once, printing nothing, and its workers trained on
+    raw = tiny_study(tiny_npz)
+    raw["training"] = {**raw["training"], "epochs": 400, "snapshots": [400]}
+    path = write_study(tmp_path, raw)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(path), "--storage", db_url,
+         "--workers", workers, "--progress", "plain"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    for line in proc.stderr:  # wait until training is under way
+        if "epoch 2/400" in line:
+            break
+    proc.send_signal(stop)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted; run the same command again to continue" in rest
+    assert "Traceback" not in rest
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert trials and all(t.state == optuna.trial.TrialState.FAIL
+                          and t.user_attrs["interrupted"] for t in trials)
+    store = open_storage(db_url)
+    assert claims.running(store.engine, store.get_study_id_from_name("tiny")) == []
+    left = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True)
+    assert left.stdout == ""  # no worker trains on
+
+
 def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
     tmp_path, tiny_npz, db_url, monkeypatch, capsys
 ):

@@ -1,0 +1,94 @@
+"""What a study keeps on disk, and ``sweep clean``: its kept models and checkpoints (a
+folder of ``--checkpoint-dir`` named after it) and its trials' pictures (files of the
+artifact store, named by the ids its trials hold). 6 points x 10 epochs of the quickstart
+keep 9.1 MB of models; nothing removes them but this.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from sweep.errors import UsageError
+from sweep.store import claims, forget_artifacts, open_storage, open_study
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the regular files under ``folder`` (0 where there is none)."""
+    if not folder.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def megabytes(size: int) -> str:
+    """Bytes in MB, as the messages say them."""
+    return f"{size / 1e6:.1f} MB"
+
+
+def clean(study: str | None, everything: bool, storage_url: str, checkpoint_dir: Path,
+          artifact_dir: Path) -> str:
+    """``sweep clean NAME`` (``clean_study``) or ``sweep clean --all`` (``clean_orphans``)."""
+    if everything == (study is not None):
+        raise UsageError("sweep clean: give a study's name, or --all (not both)")
+    if everything:
+        return clean_orphans(storage_url, checkpoint_dir, artifact_dir)
+    return clean_study(study, storage_url, checkpoint_dir, artifact_dir)
+
+
+def clean_study(name: str, storage_url: str, checkpoint_dir: Path, artifact_dir: Path) -> str:
+    """Remove the study's kept models and checkpoints and its trials' pictures; say what was
+    freed and what it costs. Its results in the database stay.
+
+    Raises:
+        UsageError: workers are training the study now.
+    """
+    store = open_storage(storage_url, create=False)
+    open_study(store, name)  # the one-line error for a study that is not there
+    study_id = store.get_study_id_from_name(name)
+    now, host = time.time(), socket.gethostname()
+    live = [c.worker for c in claims.running(store.engine, study_id)
+            if not claims.is_dead(c.worker, c.heartbeat, now, host)]
+    if live:
+        raise UsageError(f"{name}: workers are training it ({', '.join(live)}); clean it "
+                         "once they are done")
+    folder = checkpoint_dir / name
+    models = folder_bytes(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    pictures, count = _remove(artifact_dir, forget_artifacts(store.engine, study_id))
+    return (f"{name}: freed {megabytes(models)} of kept models and checkpoints ({folder}) "
+            f"and {megabytes(pictures)} of pictures ({count} files in {artifact_dir}); its "
+            "results stay, but a trial whose epochs grow now trains from epoch 1, and "
+            "`sweep export --model` has no model to copy")
+
+
+def clean_orphans(storage_url: str, checkpoint_dir: Path, artifact_dir: Path) -> str:
+    """``sweep clean --all``: what studies no longer in the database left on disk, their
+    checkpoint folders and pictures no study's trial names."""
+    store = open_storage(storage_url, create=False)
+    studies = {study.study_name for study in store.get_all_studies()}
+    left = [f for f in sorted(checkpoint_dir.iterdir())
+            if f.is_dir() and f.name not in studies] if checkpoint_dir.is_dir() else []
+    models = sum(folder_bytes(f) for f in left)
+    for folder in left:
+        shutil.rmtree(folder, ignore_errors=True)
+    named = set(forget_artifacts(store.engine))
+    unnamed = [f.name for f in artifact_dir.iterdir()
+               if f.name not in named] if artifact_dir.is_dir() else []
+    pictures, count = _remove(artifact_dir, unnamed)
+    return (f"freed {megabytes(models)} of {len(left)} deleted studies' models "
+            f"({', '.join(f.name for f in left) or 'none'}) and {megabytes(pictures)} of "
+            f"pictures no trial names ({count} files in {artifact_dir})")
+
+
+def _remove(artifact_dir: Path, ids: list[str]) -> tuple[int, int]:
+    """Delete the regular files of ``ids`` inside ``artifact_dir``: ``(bytes, files)``."""
+    folder, size, count = artifact_dir.resolve(), 0, 0
+    for artifact_id in ids:
+        path = folder / artifact_id
+        if path.is_file() and not path.is_symlink() and path.resolve().parent == folder:
+            size += path.stat().st_size
+            path.unlink()
+            count += 1
+    return size, count
