@@ -110,6 +110,7 @@ def test_dashboard_listens_in_its_container_and_on_loopback_only_outside(compose
     dashboard = compose["services"]["dashboard"]
     args = _parser().parse_args(dashboard["command"])
     assert args.command.__name__ == "_dashboard" and args.host == "0.0.0.0"
+    assert args.allow_remote  # the container's interfaces; the host publishes loopback only
     assert dashboard["ports"] == [f"127.0.0.1:{args.port}:{args.port}"]
     moved = _compose(DASHBOARD_PORT="18080")["services"]["dashboard"]["ports"]
     assert moved == [f"127.0.0.1:18080:{args.port}"]
