@@ -41,6 +41,7 @@ from sweep.study import StudySpec
 from sweep.study.space import value_at
 from sweep.training.checkpoints import (
     checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
+    set_aside_if_unreadable,
 )
 from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler, suggest
 
@@ -133,8 +134,7 @@ def run_sweep(
     # Random and tpe share one sampler over the run, seeded by the trials already there and
     # the process so that draws are not repeated. A grid point (or a slot continued) becomes
     # a trial of ``pinned`` created with its params (``_start_trial``: its sampler is never
-    # asked). One study object each for the whole run: Optuna reads its trials once, then
-    # only those changed.
+    # asked). One study object each for the run: Optuna reads only the trials changed.
     pinned = open_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
     shared = None if spec.search.enumerates else open_study(
         store, spec.name, pruner=pruner,
@@ -205,6 +205,8 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
     if earlier is not None:
         _continue_from(w, trial, earlier, checkpoint)
+    if unreadable := set_aside_if_unreadable(checkpoint):  # else it fails the point each run
+        print(f"[{spec.name}] trial {trial.number}: {unreadable}", file=sys.stderr)
     resumed_from = saved_epochs(checkpoint)
     w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
             "position": claim.position, "resumed_from": resumed_from,

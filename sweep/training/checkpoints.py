@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import warnings
+import zipfile
 from pathlib import Path
 
 if TYPE_CHECKING:
@@ -65,6 +66,32 @@ def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
         model = keras.models.load_model(path)
     mark_jax_compilable(model)  # and gets it back here
     return model, json.loads(rows_file.read_text())
+
+
+def set_aside_if_unreadable(path: Path) -> str | None:
+    """Check a point's checkpoint before training resumes from it. A model archive that is
+    truncated or damaged, or epoch rows that are not a JSON list, are renamed
+    ``*.unreadable`` (kept for a look, never read again) and a line saying so is returned:
+    the point trains from its first epoch; None when the checkpoint is whole, or there is
+    none (a model saved without its rows yet counts as none: ``save_checkpoint``)."""
+    rows_file = path.with_suffix(".json")
+    if not rows_file.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:  # FileNotFoundError: rows without their model
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise ValueError(f"{damaged} in it is damaged")
+        if not isinstance(json.loads(rows_file.read_text()), list):
+            raise ValueError("its epoch rows are not a list")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        for file in (path, rows_file):
+            if file.exists():
+                os.replace(file, file.with_name(file.name + ".unreadable"))
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        return (f"its checkpoint {path} cannot be read ({reason}); set aside as "
+                f"{path.name}.unreadable, the point trains from epoch 1")
+    return None
 
 
 def saved_epochs(path: Path) -> int:

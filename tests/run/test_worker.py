@@ -301,6 +301,38 @@ def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, tiny_npz, db_url
     assert left.stdout == ""  # no worker trains on
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "rows"])
+def test_an_unreadable_checkpoint_is_set_aside_and_the_point_trains_from_epoch_1(
+        tmp_path, tiny_npz, db_url, monkeypatch, capsys, damage):
+    # issue 25, item 2: a truncated .keras ("File not found") failed its point on every run
+    from sweep.models import complete_spec
+    from sweep.study import load_study
+    from sweep.training.checkpoints import checkpoint_file
+
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, tiny_study(tiny_npz))
+    spec = complete_spec(load_study(str(path)))
+    assert main(["run", str(path), "--storage", db_url]) == 0  # a whole checkpoint to damage
+    whole = (tmp_path / "checkpoints" / "tiny" / "trials" / "0.keras").read_bytes()
+    point = next(iter(claims.study_points(spec)))
+    target = checkpoint_file(tmp_path / "checkpoints", "tiny", point)
+    target.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"\0" * 999,
+                        "rows": whole}[damage])
+    target.with_suffix(".json").write_text("[{" if damage == "rows" else "[]")
+    store = open_storage(db_url)
+    with store.engine.begin() as conn:  # the point not done: as after a crash
+        conn.execute(claims.CLAIMS.delete().where(claims.CLAIMS.c.point == point))
+    capsys.readouterr()
+    assert main(["run", str(path), "--storage", db_url]) == 0
+    err = capsys.readouterr().err
+    assert f"its checkpoint checkpoints/tiny/{target.name} cannot be read (" in err
+    assert "set aside as" in err and "the point trains from epoch 1" in err
+    assert (target.parent / f"{target.name}.unreadable").is_file() and not target.exists()
+    last = optuna.load_study(study_name="tiny", storage=db_url).trials[-1]
+    assert last.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(last.intermediate_values) == [1, 2]  # both epochs trained now
+
+
 def test_out_of_gpu_memory_fails_the_trial_and_the_sweep_goes_on(
     tmp_path, tiny_npz, db_url, monkeypatch, capsys
 ):
