@@ -25,14 +25,19 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
+def many_valued(column: pd.Series) -> bool:
+    """Whether ``column`` is numeric with more than ``MAX_GROUPS`` values (a range sampled by
+    random or tpe): binned by ``groups``, drawn and weighed as a range of numbers."""
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return numeric and column.dropna().nunique() > MAX_GROUPS
+
+
 def groups(frame: pd.DataFrame, by: str) -> pd.Series:
     """The group of each row by ``by``: its value, or for a numeric column of more than
     ``MAX_GROUPS`` values its quantile bin, named ``[low, high]`` (ordered, as a categorical).
     """
     column = frame[by]
-    values = column.dropna().unique()
-    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if not numeric or len(values) <= MAX_GROUPS:
+    if not many_valued(column):
         return column
     bins = pd.qcut(column, BINS, duplicates="drop")
     # each bin by the values it holds (qcut's own edges extend below the lowest)

@@ -66,7 +66,7 @@ def _loopback(host: str) -> bool:
 def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     """Save plotly figures into study ``name`` for the dashboard (its study page lists them).
 
-    Each panel is a figure (``figures.one_per_panel``); its id comes from its title, so
+    Each panel is a figure (``one_per_panel``); its id comes from its title, so
     saving again (every ``sweep report`` and the end of every ``sweep run``) replaces the
     figures instead of adding copies. Returns the ids.
 

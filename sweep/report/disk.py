@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from sweep.errors import UsageError
-from sweep.store import claims, forget_artifacts, open_storage, open_study
+from sweep.store import artifact_file, claims, forget_artifacts, open_storage, open_study
 
 
 def folder_bytes(folder: Path) -> int:
@@ -83,11 +83,11 @@ def clean_orphans(storage_url: str, checkpoint_dir: Path, artifact_dir: Path) ->
 
 
 def _remove(artifact_dir: Path, ids: list[str]) -> tuple[int, int]:
-    """Delete the regular files of ``ids`` inside ``artifact_dir``: ``(bytes, files)``."""
-    folder, size, count = artifact_dir.resolve(), 0, 0
+    """Delete the files of ``ids`` in ``artifact_dir`` (``artifact_file``): ``(bytes, files)``."""
+    size, count = 0, 0
     for artifact_id in ids:
-        path = folder / artifact_id
-        if path.is_file() and not path.is_symlink() and path.resolve().parent == folder:
+        path = artifact_file(artifact_dir, artifact_id)
+        if path is not None:
             size += path.stat().st_size
             path.unlink()
             count += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from sweep.report.aggregate import MAX_GROUPS
+from sweep.report.aggregate import many_valued
 from sweep.report.effects import knobs
 from sweep.report.figures import label
 from sweep.report.frames import StudyResult
@@ -101,11 +101,11 @@ def parallel_figure(rows: pd.DataFrame, axes: tuple[str, ...], metric: str,
     dimensions = []
     for axis in knobs(axes):
         column = rows[axis]
-        numeric = (pd.api.types.is_numeric_dtype(column)
-                   and not pd.api.types.is_bool_dtype(column))
-        if numeric and column.nunique() > MAX_GROUPS:  # a sampled range: an axis of numbers
+        if many_valued(column):  # a sampled range: an axis of numbers
             dimensions.append({"label": axis, "values": column})
             continue
+        numeric = (pd.api.types.is_numeric_dtype(column)
+                   and not pd.api.types.is_bool_dtype(column))
         values = sorted(column.dropna().unique(), key=lambda v: (not numeric, v if numeric
                                                                  else str(v)))
         codes = column.map({v: i for i, v in enumerate(values)})

@@ -54,8 +54,11 @@ def effects(rows: pd.DataFrame, axes: tuple[str, ...], column: str, direction: s
             continue
         best = (means["mean"] * sign).idxmax()
         others = [a for a in axes if a != axis]
+        # the mean of each point of the other axes at each value of this one, for pairing
+        cells = (active.groupby([*others, axis], sort=False)[column].mean().unstack(axis)
+                 if others else None)
         for value, row in means.iterrows():
-            pair = (_compared(active, axis, others, column, best, value, sign)
+            pair = (_compared(active, axis, cells, column, best, value, sign)
                     if value != best else (None, None, None, 0, None))
             out.append([axis, value, row["mean"], int(row["count"]), value == best, *pair])
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
@@ -67,12 +70,12 @@ def labelled(rows: pd.DataFrame, axes: tuple[str, ...]) -> pd.DataFrame:
     return rows.assign(**{a: groups(rows, a).astype(str).fillna(INACTIVE) for a in axes})
 
 
-def _compared(rows: pd.DataFrame, axis: str, others: list[str], column: str, best, value,
-              sign: float) -> tuple:
+def _compared(rows: pd.DataFrame, axis: str, cells: pd.DataFrame | None, column: str, best,
+              value, sign: float) -> tuple:
     """``(difference, low, high, pairs, sd)`` of ``best`` over ``value``: paired over the
-    trials that agree on ``others`` where at least two pairs exist, else Welch's."""
-    if others:
-        cells = rows.groupby([*others, axis], sort=False)[column].mean().unstack(axis)
+    points of the other axes (``cells``: their mean at each value; None without other axes)
+    where at least two pairs exist, else Welch's."""
+    if cells is not None:
         both = (cells[[best, value]].dropna() if best in cells and value in cells
                 else cells.iloc[:0])
         if len(both) >= 2:

@@ -14,7 +14,7 @@ import warnings
 import optuna
 import pandas as pd
 
-from sweep.report.aggregate import MAX_GROUPS
+from sweep.report.aggregate import many_valued
 from sweep.report.effects import knobs
 
 FANOVA_MAX = 100  # complete trials fANOVA is asked about; more: PED-ANOVA
@@ -70,8 +70,7 @@ def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, directio
 def _distribution(column: pd.Series) -> optuna.distributions.BaseDistribution:
     """A numeric axis of many values as a range, any other as its choices."""
     values = column.dropna().unique()
-    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if numeric and len(values) > MAX_GROUPS:
+    if many_valued(column):
         return optuna.distributions.FloatDistribution(float(values.min()), float(values.max()))
     return optuna.distributions.CategoricalDistribution(sorted({_plain(v) for v in values},
                                                                key=str))

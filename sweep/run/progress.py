@@ -149,7 +149,7 @@ def _rejected(result: SweepResult) -> str:
 
 def rejection(spec: StudySpec, rejected: dict) -> str:
     """A grid point recorded as failed before training, and why: ``[conv_width] trial 9
-    pooling=max kernel=7 cannot be built: conv3 has a 7x7 kernel ...; not trained``."""
+    pooling=max kernel=7 rejected before training: conv layer 3 has a 7x7 kernel ...``."""
     point = point_text(rejected["values"])
     return (f"[{spec.name}] trial {rejected['trial']}" + f" {point}" * bool(point)
             + f" rejected before training: {rejected['note']}")

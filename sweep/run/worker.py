@@ -225,7 +225,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
         record.add()
         record_epoch(w.store, w.study_id, trial.number, row)
         record.stop()
-        if row["epoch"] > (resumed_from or 0):  # the checkpoint's epochs were shown before
+        if row["epoch"] > resumed_from:  # the checkpoint's epochs were shown before
             w.emit({"event": "epoch", "trial": trial.number, "row": row})
 
     heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)

@@ -12,16 +12,16 @@ from sweep.store.trials import (
     LiveTrials, StoredTrial, count_trials, forget_artifacts, read_trials, trials_version,
 )
 from sweep.store.studies import (
-    StoredStudy, artifact_store, check_study, create_study, existing_study, open_study, mark_dead,
-    mark_superseded, record_class_names, replace_study_system_attrs, set_trial_user_attrs,
-    study_system_attr,
+    StoredStudy, artifact_file, artifact_store, check_study, create_study, existing_study,
+    mark_dead, mark_superseded, open_study, record_class_names, replace_study_system_attrs,
+    set_trial_user_attrs, study_system_attr,
 )
 
 __all__ = [
-    "LiveTrials", "StoredStudy", "StoredTrial", "artifact_store", "check_study", "count_trials",
-    "create_study", "epochs_frame", "existing_study", "forget_artifacts", "mark_dead",
-    "mark_superseded", "open_storage", "open_study", "read_trials", "record_class_names",
-    "record_epoch", "replace_study_system_attrs", "safe_url", "set_trial_user_attrs",
-    "split_password", "storage_label", "study_system_attr", "trials_version",
-    "with_password_file",
+    "LiveTrials", "StoredStudy", "StoredTrial", "artifact_file", "artifact_store", "check_study",
+    "count_trials", "create_study", "epochs_frame", "existing_study", "forget_artifacts",
+    "mark_dead", "mark_superseded", "open_storage", "open_study", "read_trials",
+    "record_class_names", "record_epoch", "replace_study_system_attrs", "safe_url",
+    "set_trial_user_attrs", "split_password", "storage_label", "study_system_attr",
+    "trials_version", "with_password_file",
 ]

@@ -139,13 +139,7 @@ def rekey(engine: sa.Engine, study_id: int, keys: dict[str, str]) -> None:
 
 def pending(engine: sa.Engine, study_id: int, points: list[str]) -> int:
     """How many of ``points`` are not done yet (unclaimed, running, or to continue)."""
-    with engine.connect() as conn:
-        done = conn.execute(
-            sa.select(sa.func.count()).select_from(CLAIMS)
-            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state == "done",
-                   CLAIMS.c.point.in_(points))
-        ).scalar_one()
-    return len(points) - done
+    return len(points) - tally(engine, study_id, points)["done"]
 
 
 def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]:

@@ -257,13 +257,19 @@ class _FilesInside(optuna.artifacts.FileSystemArtifactStore):
     of the folder (``../../etc/passwd``, which Optuna's store refuses with a ValueError)."""
 
     def open_reader(self, artifact_id: str) -> BinaryIO:
-        folder = Path(self._base_path).resolve()
-        path = folder / artifact_id
-        if (path.is_symlink() or not path.is_file()
-                or folder not in path.resolve().parents):
-            raise ArtifactNotFound(
-                f"{artifact_id}: not a file in {folder}")
+        if artifact_file(Path(self._base_path), artifact_id) is None:
+            raise ArtifactNotFound(f"{artifact_id}: not a file in {self._base_path}")
         return super().open_reader(artifact_id)
+
+
+def artifact_file(folder: Path, artifact_id: str) -> Path | None:
+    """The artifact's file: a regular file inside ``folder`` (not a symbolic link, a FIFO,
+    or a path leading out of it), else None."""
+    folder = folder.resolve()
+    path = folder / artifact_id
+    if path.is_symlink() or not path.is_file() or folder not in path.resolve().parents:
+        return None
+    return path
 
 
 def study_system_attr(storage: optuna.storages.RDBStorage, study_id: int, key: str
