@@ -5,6 +5,11 @@ printed line and an exit code.
 """
 
 
+def megabytes(size: int) -> str:
+    """Bytes in MB, as the messages say them."""
+    return f"{size / 1e6:.1f} MB"
+
+
 class SweepError(Exception):
     """Base class: a problem the user can fix. ``exit_code`` is what the CLI exits with."""
 

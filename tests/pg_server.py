@@ -31,10 +31,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """A running throwaway server: its ``url`` (no password), and ``stop``/``start`` to
+    restart it under a test (its port and files stay)."""
+
+    def __init__(self, bin_dir: Path, root: Path, port: int, as_pg: list[str]):
+        self.bin_dir, self.root, self.port, self.as_pg = bin_dir, root, port, as_pg
+        self.url = f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
+
+    def start(self) -> None:
+        subprocess.run([*self.as_pg, self.bin_dir / "pg_ctl", "-D", self.root / "data", "-w",
+                        "-l", self.root / "log", "-o",
+                        f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.as_pg, self.bin_dir / "pg_ctl", "-D", self.root / "data", "-m",
+                        mode, "stop"], capture_output=True)
+
+
 @contextlib.contextmanager
-def throwaway_postgres(password: str, bin_dir: Path | None = None):
+def throwaway_server(password: str, bin_dir: Path | None = None):
     """Start a server with a database ``sweeps`` owned by user ``sweep`` (``password``);
-    yields its URL without the password; stops it and removes its files after."""
+    yields it (``Server``); stops it and removes its files after."""
     bin_dir = bin_dir or server_bin_dir()
     if bin_dir is None:
         raise FileNotFoundError("PostgreSQL server binaries missing: `make postgres-server`")
@@ -46,18 +65,23 @@ def throwaway_postgres(password: str, bin_dir: Path | None = None):
     pwfile.write_text(password)
     if as_pg:
         shutil.chown(pwfile, "postgres")
-    data, port = root / "data", _free_port()
+    server = Server(bin_dir, root, _free_port(), as_pg)
     try:
-        subprocess.run([*as_pg, bin_dir / "initdb", "-D", data, "-U", "sweep", "--pwfile",
-                        pwfile, "--auth=scram-sha-256"], check=True, capture_output=True)
-        subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-w", "-l", root / "log", "-o",
-                        f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True)
-        env = os.environ | {"PGPASSWORD": password}
-        subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
-                        "sweep", "sweeps"], check=True, env=env, capture_output=True)
-        yield f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
-    finally:
-        subprocess.run([*as_pg, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+        subprocess.run([*as_pg, bin_dir / "initdb", "-D", root / "data", "-U", "sweep",
+                        "--pwfile", pwfile, "--auth=scram-sha-256"], check=True,
                        capture_output=True)
+        server.start()
+        env = os.environ | {"PGPASSWORD": password}
+        subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U",
+                        "sweep", "sweeps"], check=True, env=env, capture_output=True)
+        yield server
+    finally:
+        server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres(password: str, bin_dir: Path | None = None):
+    """``throwaway_server``'s URL, without its password."""
+    with throwaway_server(password, bin_dir) as server:
+        yield server.url

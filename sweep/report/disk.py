@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from sweep.errors import UsageError
+from sweep.errors import UsageError, megabytes
 from sweep.store import artifact_file, claims, forget_artifacts, open_storage, open_study
 
 
@@ -20,11 +20,6 @@ def folder_bytes(folder: Path) -> int:
     if not folder.is_dir():
         return 0
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
-
-
-def megabytes(size: int) -> str:
-    """Bytes in MB, as the messages say them."""
-    return f"{size / 1e6:.1f} MB"
 
 
 def clean(study: str | None, everything: bool, storage_url: str, checkpoint_dir: Path,

@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 
 from sweep.defaults import CHECKPOINT_DIR
 from sweep.records import TrialKey
-from sweep.report.disk import folder_bytes, megabytes
+from sweep.errors import megabytes
+from sweep.report.disk import folder_bytes
 from sweep.store import (
     StoredStudy, StoredTrial, claims, epochs_frame, open_study, open_storage, read_trials,
     safe_url,

