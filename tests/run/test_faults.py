@@ -73,3 +73,70 @@ def test_a_postgres_restart_mid_sweep_is_waited_out_with_nothing_lost_or_doubled
         engine.dispose()
         assert sorted(n for _, n in rows) == [30, 30]  # every epoch once
         assert all(len(t.intermediate_values) == 30 for t in trials)
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str):
+    """A real tmpfs of ``size`` mounted at ``folder`` (root only: skipped elsewhere)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Fill ``folder``'s file system to the last byte."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _long_study(tmp_path: Path, npz: Path, epochs: int = 30) -> Path:
+    raw = tiny_study(npz)
+    raw["training"] |= {"epochs": epochs, "snapshots": [epochs]}
+    return write_study(tmp_path, raw)
+
+
+def test_the_sqlite_file_deleted_mid_run_stops_the_run_at_the_next_write(tmp_path, tiny_npz):
+    study, db = _long_study(tmp_path, tiny_npz), tmp_path / "sweeps.db"
+    url = f"sqlite:///{db}"
+    proc = _sweep("run", str(study), "--storage", url, "--workers", "2", cwd=tmp_path)
+    _wait_for_rows(url, 1, proc)
+    for file in tmp_path.glob("sweeps.db*"):
+        file.unlink()
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, output
+    assert "the database file was deleted or replaced" in output, output
+    assert "Traceback" not in output
+
+
+def test_a_full_disk_under_the_sqlite_file_is_one_line_and_a_rerun_finishes(tmp_path,
+                                                                              tiny_npz):
+    study = _long_study(tmp_path, tiny_npz)
+    with _small_disk(tmp_path / "small", "8m") as small:
+        url = f"sqlite:///{small / 'sweeps.db'}"
+        proc = _sweep("run", str(study), "--storage", url, "--workers", "2", cwd=tmp_path)
+        _wait_for_rows(url, 1, proc)
+        filler = _fill(small)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 2, output
+        assert "database or disk is full" in output and f"free in {small}" in output, output
+        assert "Traceback" not in output
+        filler.unlink()
+        rerun = _sweep("run", str(study), "--storage", url, "--workers", "2", cwd=tmp_path)
+        output, _ = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, output
+        trials = optuna.load_study(study_name="tiny", storage=url).trials
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
