@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -48,9 +49,7 @@ def test_a_postgres_restart_mid_sweep_is_waited_out_with_nothing_lost_or_doubled
         tmp_path, tiny_npz):
     if server_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries missing: `make test` installs them")
-    raw = tiny_study(tiny_npz)
-    raw["training"] |= {"epochs": 30, "snapshots": [30]}
-    study = write_study(tmp_path, raw)
+    study = _long_study(tmp_path, tiny_npz)
     with throwaway_server(PG_PASSWORD) as server:
         env = {"PGPASSWORD": PG_PASSWORD}
         proc = _sweep("run", str(study), "--storage", server.url, "--workers", "2",
