@@ -40,6 +40,13 @@ class StorageError(SweepError):
     exit_code = 2
 
 
+class DiskFull(SweepError):
+    """A folder sweep writes to has no space left: the run stops (every worker would meet
+    the same full disk) and the same command continues once there is room."""
+
+    exit_code = 2
+
+
 class SchedulerError(SweepError):
     """A cluster scheduler's command (sbatch, scrontab) is missing or refused a job."""
 

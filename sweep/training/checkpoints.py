@@ -4,8 +4,8 @@ mid-trial loses at most ``CHECKPOINT_EVERY_S`` of training; the next worker resu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -13,6 +13,9 @@ import shutil
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from sweep.errors import DiskFull, megabytes
 
 if TYPE_CHECKING:
     import keras
@@ -33,23 +36,56 @@ def copy_checkpoint(source: Path, target: Path) -> bool:
     """Copy a checkpoint (model and rows) whole; False when ``source`` has none."""
     if not source.is_file() or not source.with_suffix(".json").is_file():
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for src, dst in ((source, target), (source.with_suffix(".json"), target.with_suffix(".json"))):
-        tmp = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+    pairs = ((source, target), (source.with_suffix(".json"), target.with_suffix(".json")))
+    temporary = [dst.with_name(dst.name + ".tmp") for _, dst in pairs]
+    with _room_for(target, source.stat().st_size, temporary):
+        for (src, dst), tmp in zip(pairs, temporary):
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
     return True
 
 
 def save_checkpoint(path: Path, model: keras.Model, rows: list[dict]) -> None:
-    """Model, optimizer state and the epoch rows so far; written whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Model, optimizer state and the epoch rows so far; written whole or not at all.
+
+    Raises:
+        DiskFull: the folder has no room left; nothing half-written stays behind.
+    """
     tmp = path.with_name(path.name + ".tmp.keras")
-    model.save(tmp)
     rows_tmp = path.with_suffix(".tmp.json")
-    rows_tmp.write_text(json.dumps(rows))
-    os.replace(tmp, path)  # the model first: a rows file always has its model
-    os.replace(rows_tmp, path.with_suffix(".json"))
+    with _room_for(path, _state_bytes(model), [tmp, rows_tmp]):
+        model.save(tmp)
+        rows_tmp.write_text(json.dumps(rows))
+        os.replace(tmp, path)  # the model first: a rows file always has its model
+        os.replace(rows_tmp, path.with_suffix(".json"))
+
+
+@contextlib.contextmanager
+def _room_for(path: Path, needed: int, temporary: list[Path]) -> Iterator[None]:
+    """Write ``path`` (about ``needed`` bytes) within this block; a full disk removes the
+    ``temporary`` files, which would keep it full, and becomes one ``DiskFull`` line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        for file in temporary:
+            file.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise DiskFull(f"checkpoint folder {path.parent}: no space left ({megabytes(free)} "
+                       f"free, a checkpoint of this model takes about {megabytes(needed)}); "
+                       "free space there or give another --checkpoint-dir, then run the same "
+                       "command again") from None
+
+
+def _state_bytes(model: keras.Model) -> int:
+    """The bytes of a model's weights and optimizer state: about what its checkpoint takes."""
+    import numpy as np
+
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else ())]
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:

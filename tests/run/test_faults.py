@@ -139,3 +139,24 @@ def test_a_full_disk_under_the_sqlite_file_is_one_line_and_a_rerun_finishes(tmp_
         trials = optuna.load_study(study_name="tiny", storage=url).trials
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
+
+
+def test_a_full_checkpoint_disk_stops_the_run_in_one_line_and_leaves_no_temporary_file(
+        tmp_path, tiny_npz, db_url):
+    study = _long_study(tmp_path, tiny_npz, epochs=3)
+    with _small_disk(tmp_path / "small", "16k") as small:
+        proc = _sweep("run", str(study), "--storage", db_url, "--workers", "2",
+                      "--checkpoint-dir", str(small), "--checkpoint-every", "0", cwd=tmp_path)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 2, output
+        assert f"checkpoint folder {small / 'tiny'}: no space left" in output, output
+        assert "Traceback" not in output and "exited with" not in output  # not restarted
+        assert [f.name for f in small.rglob("*") if f.is_file()] == []  # only whole files
+    trials = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert all(t.user_attrs.get("interrupted") for t in trials)  # given back
+    rerun = _sweep("run", str(study), "--storage", db_url, cwd=tmp_path)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    complete = optuna.load_study(study_name="tiny", storage=db_url).get_trials(
+        states=[optuna.trial.TrialState.COMPLETE])
+    assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
