@@ -4,8 +4,11 @@ Each child gets its device through its own environment (``env=``; this process's
 is never changed): one GPU per child via ``CUDA_VISIBLE_DEVICES`` plus the frameworks' memory
 settings so K children share a card, or an equal share of the CPU cores. A child that dies
 (SIGKILL, OOM killer) has its claims given back and its trial marked failed at once, and a
-new child takes its place; the point resumes from its checkpoint. Ctrl-C stops the children,
-which mark their trials interrupted.
+new child takes its place; the point resumes from its checkpoint. One rule decides between
+replacing and stopping: a child that dies after finishing an epoch is replaced, but
+``EARLY_DEATHS`` children in a row that die before finishing one (a broken install, a
+model that crashes as it is built) stop the run with the last one's error line, since the
+next would die alike. Ctrl-C stops the children, which mark their trials interrupted.
 
 The parent owns the console: each child sends its events (``progress``) as JSON lines on its
 stdout and its own lines (warnings, errors) on its stderr, both read here by one thread per
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from sweep.defaults import LOCAL_WORKERS_NICE, STORAGE_ENV, TRAINING_NICE_ENV, WORKERS_ENV
 from sweep.errors import UsageError
@@ -41,6 +45,11 @@ from sweep.study import StudySpec
 
 WATCH_S = 0.5  # seconds between looks at the children
 STOP_GRACE_S = 60.0  # seconds children get to record an interruption before being killed
+EARLY_DEATHS = 3  # children in a row that die before finishing an epoch stop the run
+# Where this process imported sweep from: the children import the same, whatever their
+# working folder holds (a clone named "sweep" there would shadow it: ``python -m`` puts the
+# folder first on the path unless PYTHONSAFEPATH is set).
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def detect_gpus() -> list[str]:
@@ -157,8 +166,9 @@ def run_workers(
     they do on ``console``.
 
     Returns:
-        0 when every point is done, 130 after Ctrl-C, else the exit code of a child that
-        failed with a user error (it is not restarted: its siblings would fail the same way).
+        0 when every point is done, 130 after Ctrl-C, 1 when ``EARLY_DEATHS`` children in a
+        row died before finishing an epoch, else the exit code of a child that failed with a
+        user error (it is not restarted: its siblings would fail the same way).
     ``prepared``: the study as ``prepare`` made it already (else it is prepared here: the parent
     creates or grows the study once, before any child starts).
     """
@@ -172,7 +182,9 @@ def run_workers(
 
     def start(i: int) -> subprocess.Popen:
         env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
-            STORAGE_ENV: storage_url}
+            STORAGE_ENV: storage_url, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(
+                [PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        shown.started(i)
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, bufsize=1)
         pipes[i] = [threading.Thread(target=_read_lines, args=(i, pipe, inbox), daemon=True)
@@ -187,8 +199,9 @@ def run_workers(
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}"})
-    children = {i: start(i) for i in range(workers)}
     shown = _Shown(console, store, spec)
+    children = {i: start(i) for i in range(workers)}
+    early_deaths = 0  # in a row
     try:
         while children:
             shown.drain(inbox, timeout=WATCH_S)
@@ -208,13 +221,22 @@ def run_workers(
                 for number in claims.release_worker(store.engine, study_id,
                                                     f"{host}:{child.pid}"):
                     mark_dead(store, study_id, number, f"worker process exited with {code}")
+                early_deaths = 0 if i in shown.progressed else early_deaths + 1
+                if early_deaths >= EARLY_DEATHS:
+                    _stop(children.values())
+                    console.note(f"stopping: {early_deaths} workers in a row exited before "
+                                 f"finishing an epoch; the last said: "
+                                 f"{shown.last_line.get(i) or f'(nothing; exit code {code})'}")
+                    return 1
                 console.note(f"(pid {child.pid}) exited with {code}; its point runs again "
                              "from its checkpoint", worker=i)
                 if claims.pending(store.engine, study_id, keys):
                     children[i] = start(i)
-    except KeyboardInterrupt:
+    except BaseException as stopped:  # Ctrl-C, or the storage lost (one line, by the CLI)
         _stop(children.values())
-        return 130
+        if isinstance(stopped, KeyboardInterrupt):
+            return 130
+        raise
     return 0
 
 
@@ -238,6 +260,8 @@ class _Shown:
     def __init__(self, console: SweepConsole, store, spec: StudySpec):
         self.console, self.store, self.spec = console, store, spec
         self.seen: set[str] = set()
+        self.progressed: set[int] = set()  # children that finished an epoch since started
+        self.last_line: dict[int, str] = {}  # each child's last line that is not an event
         # one study and tally for the run: Optuna reads only the trials changed since
         self.study, self.best = open_study(store, spec.name), SweepResult(total=0)
 
@@ -251,18 +275,27 @@ class _Shown:
         except queue.Empty:
             pass
 
+    def started(self, worker: int) -> None:
+        """Child ``worker`` starts (again): it has said nothing yet."""
+        self.progressed.discard(worker)
+        self.last_line.pop(worker, None)
+
     def show(self, worker: int, line: str) -> None:
         try:
             event = json.loads(line)
         except ValueError:
             event = None
         if not isinstance(event, dict) or "event" not in event:
+            if line.strip():
+                self.last_line[worker] = line.strip()
             if line.strip() and line not in self.seen:
                 self.seen.add(line)
                 self.console.note(line, worker=worker)
             return
         if event["event"] == "begin":  # each child's view of the start: the parent gave it
             return
+        if event["event"] in ("epoch", "end"):
+            self.progressed.add(worker)
         if event["event"] == "end":
             self.best.update_best(self.store, self.study)
             event = {**event, "best": self.best.best()}

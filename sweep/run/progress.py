@@ -28,6 +28,7 @@ Events, each a dict with ``"event"``:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import optuna
@@ -177,3 +178,22 @@ def epoch_text(row: dict, epochs: int) -> str:
     test = f" test_accuracy {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
     return (f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} "
             f"val_accuracy {row['val_accuracy']:.4f}{test} ({row['seconds']:.1f}s)")
+
+
+class Overhead:
+    """Seconds a worker spends on a trial besides training, on the wall clock and on its
+    own thread's CPU (the difference: waiting for the database, or for a core that other
+    workers' training holds); ``add`` times one more span."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.add()
+
+    def add(self) -> None:
+        self._since = time.perf_counter(), time.thread_time()
+
+    def stop(self) -> "Overhead":
+        wall, cpu = self._since
+        self.wall += time.perf_counter() - wall
+        self.cpu += time.thread_time() - cpu
+        return self

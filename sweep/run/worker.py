@@ -24,15 +24,15 @@ from optuna.trial import TrialState
 
 from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
-from sweep.errors import TrialFailed
+from sweep.errors import StorageError, TrialFailed
 from sweep.models import complete_spec
 from sweep.records import TrialKey
-from sweep.store import claims
+from sweep.store import claims, reconnect
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
-from sweep.run.progress import SweepResult
+from sweep.run.progress import Overhead, SweepResult
 from sweep.store import (
     artifact_store, count_trials, mark_dead, mark_superseded, open_study, record_epoch,
     set_trial_user_attrs, storage_label,
@@ -75,29 +75,10 @@ class _Worker:
         self.on_event(event)
 
     def end(self, trial_number: int, state: str, note: str | None = None,
-            record: _Overhead | None = None) -> None:
+            record: Overhead | None = None) -> None:
         self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
                    "best": self.result.best(), "at": time.time(),
                    "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
-
-
-class _Overhead:
-    """Seconds a worker spends on a trial besides training, on the wall clock and on its
-    own thread's CPU (the difference: waiting for the database, or for a core that other
-    workers' training holds); ``add`` times one more span."""
-
-    def __init__(self):
-        self.wall = self.cpu = 0.0
-        self.add()
-
-    def add(self) -> None:
-        self._since = time.perf_counter(), time.thread_time()
-
-    def stop(self) -> "_Overhead":
-        wall, cpu = self._since
-        self.wall += time.perf_counter() - wall
-        self.cpu += time.thread_time() - cpu
-        return self
 
 
 def run_sweep(
@@ -153,7 +134,7 @@ def run_sweep(
         while True:
             if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
                 raise KeyboardInterrupt
-            looked = _Overhead()  # the trial's overhead starts with the claim
+            looked = Overhead()  # the trial's overhead starts with the claim
             claim = claims.claim_next(engine, study_id, keys, worker.name)
             if claim is None:
                 if claims.pending(engine, study_id, keys) == 0:
@@ -187,7 +168,7 @@ def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.
 
 
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
-               earlier: optuna.trial.FrozenTrial | None, looked: _Overhead,
+               earlier: optuna.trial.FrozenTrial | None, looked: Overhead,
                values: dict | None) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
     pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
@@ -213,7 +194,7 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
             "continues": earlier.number if earlier is not None else None,
             "epochs": values.get("training.epochs", spec.training.epochs),
             "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
-    record = _Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
+    record = Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
 
     def save_attrs(attrs: dict) -> None:
         record.add()
@@ -244,14 +225,10 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
             study.tell(trial, value, state=state)
     except optuna.exceptions.UpdateFinishedTrialError:
         lost = heartbeat.lost or "another worker took the point over and ended this trial"
-    except BaseException:
+    except BaseException as err:
         lost = heartbeat.lost
         if lost is None:
-            # Ctrl-C or a crash: leave the database consistent; the point runs again next
-            # time, from its checkpoint.
-            trial.set_user_attr(TrialKey.INTERRUPTED, True)
-            study.tell(trial, state=TrialState.FAIL)
-            claims.release(w.store.engine, w.study_id, point, w.name)
+            _give_back(w, study, trial, point, err)
             raise
     if lost is not None:
         # The point is another worker's now (it may be training it from the checkpoint):
@@ -267,6 +244,21 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     if state == TrialState.COMPLETE and w.track_best:
         w.result.update_best(w.store, study)
     w.end(trial.number, STATE_WORDS[state], note, record=record.stop())
+
+
+def _give_back(w: _Worker, study: optuna.Study, trial, point: str, err: BaseException) -> None:
+    """Ctrl-C or a crash: leave the database consistent; the point runs again next time,
+    from its checkpoint. After the storage itself failed (``err``), one try without waiting:
+    what cannot be written, the next run takes over as a dead worker's."""
+    lost = isinstance(err, StorageError)
+    try:
+        with reconnect.patience(0 if lost else reconnect.RETRY_FOR_S):
+            trial.set_user_attr(TrialKey.INTERRUPTED, True)
+            study.tell(trial, state=TrialState.FAIL)
+            claims.release(w.store.engine, w.study_id, point, w.name)
+    except StorageError:
+        if not lost:
+            raise
 
 
 def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:

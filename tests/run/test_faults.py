@@ -160,3 +160,47 @@ def test_a_full_checkpoint_disk_stops_the_run_in_one_line_and_leaves_no_temporar
     complete = optuna.load_study(study_name="tiny", storage=db_url).get_trials(
         states=[optuna.trial.TrialState.COMPLETE])
     assert sorted(t.params["model.pooling"] for t in complete) == ["avg", "max"]
+
+
+def test_workers_import_the_installed_sweep_whatever_their_folder_holds(tmp_path, tiny_npz,
+                                                                         db_url):
+    # A folder named like the package in the working folder (a clone of it, say) is found
+    # first by `python -m` unless the path is made safe; the parent here is started safely.
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "__init__.py").write_text("raise ImportError('not the sweep')\n")
+    study = write_study(tmp_path, tiny_study(tiny_npz))
+    proc = subprocess.run([sys.executable, "-P", "-m", "sweep.cli", "run", str(study),
+                           "--storage", db_url, "--workers", "2"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not the sweep" not in proc.stderr
+
+
+def test_workers_dying_before_their_first_epoch_stop_the_run_with_the_cause(tmp_path,
+                                                                              tiny_npz, db_url):
+    # A broken install, made here: every worker process (the ones given $SWEEP_STORAGE by
+    # their parent) dies as Python starts, saying why.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if os.environ.get('SWEEP_STORAGE'):\n"
+        "    sys.stderr.write('ImportError: libcudart.so.12: cannot open shared object\\n')\n"
+        "    sys.stderr.flush()\n"
+        "    os._exit(1)\n")
+    study = write_study(tmp_path, tiny_study(tiny_npz))
+    env = {k: v for k, v in os.environ.items() if k != "SWEEP_STORAGE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(study), "--storage",
+                           db_url, "--workers", "2"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert time.monotonic() - started < 120
+    assert ("stopping: 3 workers in a row exited before finishing an epoch; the last said: "
+            "ImportError: libcudart.so.12: cannot open shared object") in output
+    assert "Traceback" not in output
+    rows = optuna.load_study(study_name="tiny", storage=db_url).trials
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in rows)  # nothing held
+
