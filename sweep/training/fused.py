@@ -1,0 +1,246 @@
+"""Fused training (JAX backend): K models of one architecture trained as one program.
+
+Small CNNs leave an accelerator idle between Python steps: one model's step at batch 32 is a
+few MFLOP. Members whose compiled step is the same (``reuse.step_key``: architecture,
+optimizer kind, loss, batch size, precision, data) and differ only in what the step reads
+from arrays train together: ``jax.vmap`` over their stacked variables makes one program of
+K, whose batched convolutions XLA runs as one grouped convolution. What each member keeps of
+its own, as arrays:
+
+- its weights (built from its own seed) and optimizer state, its learning rate included
+  (a variable of Keras' optimizer: ``learning_rate_at`` sets it per member and epoch);
+- its dropout and augmentation draws (the seed generators' states are non-trainable
+  variables) and batch-norm statistics;
+- the order in which it sees the training images (``_order``: its seed and the epoch).
+
+So a member's epochs do not depend on its group: trained alone (K = 1, the same step), it
+gives the same rows within float tolerance (``tests/training/test_fused.py``). One caveat of
+float arithmetic: Adam on a weight the loss does not depend on (a conv bias right before
+batch normalisation) turns the last bits' noise of its gradient into steps of the learning
+rate's size, so such a member agrees with its solo run to about 1e-3 of the validation
+loss, not to the last digit (SGD and the other weights do). A member
+leaves the group between epochs (pruned, stopped); the others go on in a program of K - 1.
+``member_model`` writes a member's arrays back into its Keras model, which saves, exports and
+evaluates like any trial's.
+
+Knows Keras, JAX and numpy only; never Optuna or a study file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sweep.data import Dataset
+from sweep.study.training import TrainingConfig
+from sweep.training.fit import learning_rate_at, loss_for, make_optimizer
+from sweep.training.probe import EVAL_BATCH_SIZE
+
+if TYPE_CHECKING:
+    import keras
+
+STEPS_PER_CALL = 32  # training steps per compiled call (one dispatch from Python)
+
+
+@dataclass
+class Member:
+    """One model of a group: its Keras model (built, its optimizer beside it), the training
+    settings it was built with, its seed (its batch order) and the rows of its epochs."""
+
+    model: keras.Model
+    config: TrainingConfig
+    seed: int
+    rows: list[dict] = field(default_factory=list)
+    optimizer: keras.optimizers.Optimizer | None = None  # made from ``config`` when None
+
+
+def backend_fuses() -> bool:
+    """Fusing needs Keras' JAX backend (``stateless_call`` inside ``jax.vmap``)."""
+    import keras
+
+    return keras.backend.backend() == "jax"
+
+
+class FusedGroup:
+    """Members trained as one program, epoch by epoch (``train_epoch``)."""
+
+    def __init__(self, members: list[Member], data: Dataset):
+        import jax.numpy as jnp
+
+        if not backend_fuses():
+            raise RuntimeError("fused training needs KERAS_BACKEND=jax")
+        self.members, self.data = list(members), data
+        for m in self.members:
+            m.optimizer = m.optimizer or make_optimizer(m.config)
+            m.optimizer.build(m.model.trainable_variables)
+        template = self.members[0]
+        self._model, self._optimizer = template.model, template.optimizer
+        self._loss = loss_for(template.config.label_smoothing)
+        self._state = _stack([_arrays(m) for m in self.members])
+        self._rate_index = [i for i, v in enumerate(self._optimizer.variables)
+                            if v.path.endswith("learning_rate")]
+        self._device_data = tuple(jnp.asarray(a) for a in (
+            data.x_train, data.y_train, data.x_val, data.y_val))
+        self._compiled = None  # the programs, made at the first epoch (for this many members)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def leave(self, member: Member) -> None:
+        """Take ``member`` out of the group (its arrays written back into its model first);
+        the others train on in a program of one fewer."""
+        k = self.members.index(member)
+        self.member_model(member)
+        self.members.pop(k)
+        self._state = _drop(self._state, k)
+        self._compiled = None
+
+    def member_model(self, member: Member) -> keras.Model:
+        """``member``'s Keras model holding its arrays as trained so far (its optimizer's
+        too): to save, export or evaluate like any model."""
+        k = self.members.index(member)
+        trainable, non_trainable, optimizer = _unstack(self._state, k)
+        for variables, values in ((member.model.trainable_variables, trainable),
+                                  (member.model.non_trainable_variables, non_trainable),
+                                  (member.optimizer.variables, optimizer)):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        return member.model
+
+    def train_epoch(self) -> list[dict]:
+        """One more epoch for every member; returns each member's new row (and appends it to
+        ``member.rows``): ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``,
+        ``val_accuracy``, ``learning_rate``, ``seconds`` (the group's wall time: the members
+        trained side by side)."""
+        import jax.numpy as jnp
+
+        train_step, evaluate = self._compiled or self._compile()
+        started = time.perf_counter()
+        epoch = len(self.members[0].rows)  # 0-based: the members of a group are in step
+        rates = [learning_rate_at(m.config.schedule, m.config.learning_rate, m.config.decay,
+                                  epoch, m.config.epochs) for m in self.members]
+        self._state = _with_learning_rates(self._state, self._rate_index, rates)
+        x, y = self._device_data[:2]
+        n, batch = len(self.data.x_train), self.members[0].config.batch_size
+        orders = np.stack([_order(m.seed, epoch, n) for m in self.members])  # (K, n)
+        losses, correct = [], []
+        for start in range(0, n, batch * STEPS_PER_CALL):
+            stop = min(n, start + batch * STEPS_PER_CALL)
+            whole = (stop - start) // batch * batch
+            for lo, hi, size in ((start, start + whole, batch), (start + whole, stop, None)):
+                if hi <= lo:
+                    continue
+                size = size or hi - lo  # the last, short batch of the epoch
+                idx = orders[:, lo:hi].reshape(len(self.members), -1, size).transpose(1, 0, 2)
+                self._state, (loss, hits) = train_step(self._state, x, y, jnp.asarray(idx))
+                losses.append(np.asarray(loss) * size)  # (steps, K): each batch's mean loss
+                correct.append(np.asarray(hits))
+        train_loss = np.concatenate(losses).sum(axis=0) / n
+        train_accuracy = np.concatenate(correct).sum(axis=0) / n
+        val_loss, val_accuracy = evaluate(self._state)
+        seconds = time.perf_counter() - started
+        rows = []
+        for k, m in enumerate(self.members):
+            row = {"epoch": epoch + 1, "train_loss": float(train_loss[k]),
+                   "train_accuracy": float(train_accuracy[k]), "val_loss": float(val_loss[k]),
+                   "val_accuracy": float(val_accuracy[k]), "learning_rate": rates[k],
+                   "seconds": seconds}
+            m.rows.append(row)
+            rows.append(row)
+        return rows
+
+    def _compile(self):
+        """The group's two programs: ``train_step(state, x, y, idx)`` runs the steps of
+        ``idx`` (steps, K, batch) for every member; ``evaluate(state)`` gives each member's
+        validation loss and accuracy."""
+        import jax
+        import jax.numpy as jnp
+
+        model, optimizer, loss_fn = self._model, self._optimizer, self._loss
+
+        def member_step(state, x, y):
+            trainable, non_trainable, opt_vars = state
+
+            def objective(trainable, non_trainable):
+                logits, non_trainable, losses = model.stateless_call(
+                    trainable, non_trainable, x, training=True, return_losses=True)
+                loss = loss_fn(y, logits) + sum(losses)
+                return loss, (logits, non_trainable)
+
+            (loss, (logits, non_trainable)), grads = jax.value_and_grad(
+                objective, has_aux=True)(trainable, non_trainable)
+            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            hits = jnp.sum(jnp.argmax(logits, axis=-1) == y)
+            return (trainable, non_trainable, opt_vars), (loss, hits)
+
+        def steps(state, x_all, y_all, idx):
+            def one(state, batch_idx):  # batch_idx: (K, batch)
+                return jax.vmap(member_step)(state, x_all[batch_idx], y_all[batch_idx])
+
+            return jax.lax.scan(one, state, idx)
+
+        def member_eval(state, x, y):
+            trainable, non_trainable, _ = state
+            logits, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return loss_fn(y, logits) * len(y), jnp.sum(jnp.argmax(logits, axis=-1) == y)
+
+        batched_eval = jax.jit(jax.vmap(member_eval, in_axes=(0, None, None)))
+        x_val, y_val = self._device_data[2:]
+
+        def evaluate(state):
+            n = len(self.data.x_val)
+            totals = [batched_eval(state, x_val[i:i + EVAL_BATCH_SIZE],
+                                   y_val[i:i + EVAL_BATCH_SIZE])
+                      for i in range(0, n, EVAL_BATCH_SIZE)]
+            loss = sum(np.asarray(t[0]) for t in totals) / n
+            return loss, sum(np.asarray(t[1]) for t in totals) / n
+
+        self._compiled = jax.jit(steps, donate_argnums=0), evaluate
+        return self._compiled
+
+
+def _arrays(member: Member) -> tuple[list, list, list]:
+    """A member's trainable, non-trainable and optimizer variables, as arrays."""
+    return ([v.value for v in member.model.trainable_variables],
+            [v.value for v in member.model.non_trainable_variables],
+            [v.value for v in member.optimizer.variables])
+
+
+def _stack(arrays: list[tuple[list, list, list]]):
+    import jax.numpy as jnp
+
+    return tuple([jnp.stack(column) for column in zip(*(a[part] for a in arrays))]
+                 for part in range(3))
+
+
+def _unstack(state, k: int) -> tuple[list, list, list]:
+    return tuple([leaf[k] for leaf in part] for part in state)
+
+
+def _drop(state, k: int):
+    import jax.numpy as jnp
+
+    return tuple([jnp.concatenate([leaf[:k], leaf[k + 1:]]) for leaf in part] for part in state)
+
+
+def _with_learning_rates(state, index: list[int], rates: list[float]):
+    """``state`` whose optimizer learning-rate variable holds each member's ``rates``."""
+    import jax.numpy as jnp
+
+    trainable, non_trainable, optimizer = state
+    optimizer = list(optimizer)
+    for i in index:
+        optimizer[i] = jnp.asarray(rates, dtype=optimizer[i].dtype).reshape(
+            optimizer[i].shape)
+    return trainable, non_trainable, optimizer
+
+
+def _order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order a member sees the ``n`` training images in at ``epoch``: its own, the same
+    whichever group it trains in."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
