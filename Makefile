@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu clean
+.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu bench-fused gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,11 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
 
 # On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
+# Fused training (JAX) against the same models one by one and the default TensorFlow path.
+bench-fused: $(STAMP)
+	$(BIN)/pip install --quiet 'jax[cpu]==0.10.2'
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/bench_fused.py --ks 1,2,4 --n-train 2048 --n-val 512
+
 bench-gpu:
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} PYTHONPATH=$(CURDIR) $${PYTHON:-python3} benchmarks/bench_gpu.py
 
