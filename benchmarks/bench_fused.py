@@ -105,7 +105,8 @@ def measure(ks: list[int], n_train: int, n_val: int, epochs: int,
         rows.append({"k": k, "fused_s": fused, "one_by_one_s": single * k if one_by_one else None,
                      "default_s": reference * k if reference is not None else None,
                      "model_epochs_per_h": k * 3600 / fused,
-                     "speedup": single * k / fused, "measured_in_s": time.perf_counter() - started})
+                     "speedup": single * k / fused,
+                     "measured_in_s": time.perf_counter() - started})
     return rows
 
 
