@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu bench-fused gpu-check clean
+.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu bench-fused gpu-wheels gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +114,25 @@ bench-scale: $(STAMP)
 bench-fused: $(STAMP)
 	$(BIN)/pip install --quiet 'jax[cpu]==0.10.2'
 	KERAS_BACKEND=jax $(BIN)/python benchmarks/bench_fused.py --ks 1,2,4 --n-train 2048 --n-val 512
+
+# What the GPU machines lent here lack (they have JAX, PyTorch, pandas, scipy; Python 3.12),
+# as wheels in .whl/ (git ignores it) for `make gpu-check` there: run this here, then the device
+# tool with carry [".whl"] and the command `make gpu-check` (docs/benchmark.md, "GPU check").
+GPU_WHEELS := keras==3.15.1 namex==0.1.0 optree==0.20.0 optuna==5.1.0 alembic==1.20.1 \
+  mako==1.4.3 colorlog==6.12.0 sqlalchemy==2.1.9 greenlet==3.5.6 plotly==7.1.0
+gpu-wheels:
+	grep -qxF '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+
+# On the GPU machine: everything that needs a GPU, in at most 8 minutes, one table, written to
+# docs/benchmark.md under the device's name (and to $$OUT, which the device tool brings back).
+gpu-check:
+	if [ -d .whl ]; then $${PYTHON:-python3} -m pip install -q --no-index --no-deps \
+	  --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; fi
+	PYTHONPATH=/tmp/site:$(CURDIR) KERAS_BACKEND=jax PYTHONUNBUFFERED=1 \
+	  $${PYTHON:-python3} benchmarks/gpu_check.py
 
 bench-gpu:
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} PYTHONPATH=$(CURDIR) $${PYTHON:-python3} benchmarks/bench_gpu.py

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -73,16 +74,18 @@ def default_epoch_s(n_train: int, n_val: int, epochs: int) -> float | None:
     """Median seconds of an epoch of one model through ``train`` under TensorFlow, in a
     child process (a process has one Keras backend); None without TensorFlow."""
     code = (f"import sys; sys.argv = ['x']; import benchmarks.bench_fused as b; "
-            f"print(b._default_in_this_process({n_train}, {n_val}, {epochs}))")
+            f"print(b.fit_epoch_s({n_train}, {n_val}, {epochs}))")
     env = os.environ | {"KERAS_BACKEND": "tensorflow"}
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env=env)
+                           env=env, cwd=Path(__file__).resolve().parents[1])
     if child.returncode != 0:
         return None
     return float(child.stdout.strip().splitlines()[-1])
 
 
-def _default_in_this_process(n_train: int, n_val: int, epochs: int) -> float:
+def fit_epoch_s(n_train: int, n_val: int, epochs: int) -> float:
+    """Median seconds of an epoch of one model through ``train`` (Keras' fit: a trial's
+    path) under this process's backend, after one untimed epoch."""
     from sweep.models import build_model
     from sweep.training import train
 
