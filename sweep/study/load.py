@@ -123,12 +123,11 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     _check_dataset(config["dataset"], fail)
     _check_snapshots(config["training"], params, fail)
     _check_training(config["training"], params, fail)
-
-    if SAMPLERS[search["sampler"]].enumerates:
-        if search["n_trials"] is not None:
-            fail("search.n_trials", "not used by a sampler that lists its points (the grid "
-                                    "sets the count)")
-    elif search["n_trials"] is None:
+    params = _with_repeats(params, search, top["seed"], fail)
+    if SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is not None:
+        fail("search.n_trials", "not used by a sampler that lists its points (the grid sets "
+                                "the count)")
+    elif not SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is None:
         fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
     metrics = objective["metric"]
     directions = objective["direction"] or [
@@ -213,6 +212,18 @@ def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
         else:
             fail(field, f"expected a list of values or {{low, high}}, got {values!r}")
     return tuple(params)
+
+
+def _with_repeats(params: tuple[Param, ...], search: dict, seed: int,
+                  fail) -> tuple[Param, ...]:
+    """``search.repeats: N`` as the grid axis it means: ``seed`` over seed .. seed + N - 1."""
+    if search["repeats"] > 1 and not SAMPLERS[search["sampler"]].enumerates:
+        fail("search.repeats", f"needs the grid sampler ({search['sampler']} draws each "
+                               "trial's values); search seed as a parameter instead")
+    if search["repeats"] > 1 and any(p.name == "seed" for p in params):
+        fail("search.repeats", "seed is searched already (search.params.seed); give one")
+    extra = (ChoiceParam("seed", tuple(range(seed, seed + search["repeats"]))),)
+    return params if search["repeats"] == 1 else (*params, *extra)
 
 
 def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangeParam:

@@ -97,6 +97,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "sampler": (choice(*SAMPLERS), "grid"),
         "params": (None, {}),  # validated by _parse_params
         "n_trials": (optional(integer(1)), None),
+        # train every grid point with seeds seed .. seed + repeats - 1 (a ``seed`` axis)
+        "repeats": (integer(1), 1),
         # stop hopeless trials early (sweep.trial.sampling.make_pruner)
         "pruner": (choice(*PRUNERS), "none"),
     },

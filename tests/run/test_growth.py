@@ -231,3 +231,18 @@ def test_a_refused_dataset_change_is_said_before_any_download(tmp_path, db_url, 
     err = capsys.readouterr().err
     assert "dataset.name" in err and "Traceback" not in err
     assert downloads == []
+
+
+def test_repeats_train_each_point_with_more_seeds_and_grow_keeping_those_trained(tmp_path,
+                                                                                 db_url):
+    raw = digits_study(search={"params": {"model.pooling": ["max", "avg"]}})
+    _run(tmp_path, raw, db_url)
+    first = {t.number: t.params for t in _trials(db_url)}
+    assert sorted(p["model.pooling"] for p in first.values()) == ["avg", "max"]
+    _run(tmp_path, raw | {"search": {**raw["search"], "repeats": 3}}, db_url)
+    trials = _trials(db_url)
+    assert {t.number: t.params for t in trials[:2]} == first  # trained once, kept
+    seeds = sorted((t.params["model.pooling"], t.params.get("seed", 0)) for t in trials)
+    assert seeds == [("avg", 0), ("avg", 1), ("avg", 2), ("max", 0), ("max", 1), ("max", 2)]
+    assert len({t.user_attrs["seed"] for t in trials[2:]}) == 2  # the new trials' own seeds
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

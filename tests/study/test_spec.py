@@ -357,3 +357,19 @@ def test_a_files_own_mistake_is_still_the_files_beside_a_set(tmp_path, tiny_npz)
     path = write_study(tmp_path, raw)
     with pytest.raises(SpecError, match=f"^{re.escape(str(path))}: training.epoch: unknown"):
         load_study(str(path), ["training.batch_size=8"])
+
+
+def test_repeats_are_a_seed_axis_of_the_grid_and_refused_where_they_cannot_be(tmp_path,
+                                                                            tiny_npz):
+    raw = tiny_study(tiny_npz)
+    raw["seed"] = 5
+    raw["search"]["repeats"] = 3
+    spec = validate(raw, "s.yaml")
+    assert [(p.name, p.values) for p in spec.search.params][-1] == ("seed", (5, 6, 7))
+    raw["search"]["params"]["seed"] = [1, 2]
+    with pytest.raises(SpecError, match="search.repeats: seed is searched already"):
+        validate(raw, "s.yaml")
+    raw["search"] = {"sampler": "random", "n_trials": 4, "repeats": 2,
+                     "params": {"model.pooling": ["max", "avg"]}}
+    with pytest.raises(SpecError, match="search.repeats: needs the grid sampler"):
+        validate(raw, "s.yaml")
