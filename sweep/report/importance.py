@@ -33,13 +33,14 @@ def evaluator_name(trials: int) -> str:
 def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, direction: str
                 ) -> pd.Series:
     """Each knob's share of the objective's variation (they sum to 1), largest first; empty
-    where fewer than two knobs vary or fewer than three trials are complete.
+    where fewer than two knobs vary, fewer than three trials are complete, or every trial
+    scored the same (there is no variation to share out: fANOVA refuses it).
 
     ``rows``: one row per complete trial, its value of every axis and of ``column``.
     """
     rows = rows.dropna(subset=[column])
     varying = [a for a in knobs(axes) if rows[a].nunique() > 1]
-    if len(varying) < 2 or len(rows) < 3:
+    if len(varying) < 2 or len(rows) < 3 or rows[column].nunique() < 2:
         return pd.Series(dtype=float)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"

@@ -4,11 +4,10 @@ Each child gets its device through its own environment (``env=``; this process's
 is never changed): one GPU per child via ``CUDA_VISIBLE_DEVICES`` plus the frameworks' memory
 settings so K children share a card, or an equal share of the CPU cores. A child that dies
 (SIGKILL, OOM killer) has its claims given back and its trial marked failed at once, and a
-new child takes its place; the point resumes from its checkpoint. One rule decides between
-replacing and stopping: a child that dies after finishing an epoch is replaced, but
-``EARLY_DEATHS`` children in a row that die before finishing one (a broken install, a
-model that crashes as it is built) stop the run with the last one's error line, since the
-next would die alike. Ctrl-C stops the children, which mark their trials interrupted.
+new child takes its place; the point resumes from its checkpoint. But ``EARLY_DEATHS``
+children in a row that die before finishing an epoch (a broken install, a model that crashes
+as it is built) stop the run with the last one's error line: the next would die alike.
+Ctrl-C stops the children, which mark their trials interrupted.
 
 The parent owns the console: each child sends its events (``progress``) as JSON lines on its
 stdout and its own lines (warnings, errors) on its stderr, both read here by one thread per
@@ -46,9 +45,7 @@ from sweep.study import StudySpec
 WATCH_S = 0.5  # seconds between looks at the children
 STOP_GRACE_S = 60.0  # seconds children get to record an interruption before being killed
 EARLY_DEATHS = 3  # children in a row that die before finishing an epoch stop the run
-# Where this process imported sweep from: the children import the same, whatever their
-# working folder holds (a clone named "sweep" there would shadow it: ``python -m`` puts the
-# folder first on the path unless PYTHONSAFEPATH is set).
+# Where this process imported sweep from (see ``_import_env``).
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -182,8 +179,7 @@ def run_workers(
 
     def start(i: int) -> subprocess.Popen:
         env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
-            STORAGE_ENV: storage_url, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(
-                [PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
+            STORAGE_ENV: storage_url} | _import_env()
         shown.started(i)
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, bufsize=1)
@@ -193,13 +189,14 @@ def run_workers(
             reader.start()
         return child
 
-    console.event({"event": "begin", "total": len(keys), "best": _best_so_far(store, spec),
+    shown = _Shown(console, store, spec)
+    shown.best.update_best(store, shown.study)  # fresher than what any one worker saw
+    console.event({"event": "begin", "total": len(keys), "best": shown.best.best(),
                    "rejected": list(prepared.rejected),
                    **claims.tally(store.engine, study_id, keys),
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}"})
-    shown = _Shown(console, store, spec)
     children = {i: start(i) for i in range(workers)}
     early_deaths = 0  # in a row
     try:
@@ -240,17 +237,21 @@ def run_workers(
     return 0
 
 
+def _import_env() -> dict:
+    """A child imports the sweep this process runs, whatever its working folder holds (a
+    clone named ``sweep``): PYTHONSAFEPATH, and a source tree's sweep first on PYTHONPATH."""
+    import site
+
+    installed = {os.path.realpath(p) for p in (*site.getsitepackages(), site.USER_SITE) if p}
+    ours = [] if os.path.realpath(PACKAGE_ROOT) in installed else [PACKAGE_ROOT]
+    path = [*ours, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONSAFEPATH": "1"} | ({"PYTHONPATH": os.pathsep.join(path)} if path else {})
+
+
 def _read_lines(worker: int, pipe, inbox: queue.Queue) -> None:
     """Put each line of a child's pipe in ``inbox``, with the child's index, until it ends."""
     for line in iter(pipe.readline, ""):
         inbox.put((worker, line.rstrip("\n")))
-
-
-def _best_so_far(store, spec: StudySpec) -> dict:
-    """The study's best so far, read from the storage: fresher than what any one worker saw."""
-    best = SweepResult(total=0)
-    best.update_best(store, open_study(store, spec.name))
-    return best.best()
 
 
 class _Shown:
@@ -288,9 +289,9 @@ class _Shown:
         if not isinstance(event, dict) or "event" not in event:
             if line.strip():
                 self.last_line[worker] = line.strip()
-            if line.strip() and line not in self.seen:
-                self.seen.add(line)
-                self.console.note(line, worker=worker)
+                if line not in self.seen:
+                    self.seen.add(line)
+                    self.console.note(line, worker=worker)
             return
         if event["event"] == "begin":  # each child's view of the start: the parent gave it
             return

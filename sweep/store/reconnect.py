@@ -32,6 +32,8 @@ from sweep.errors import StorageError, megabytes
 RETRY_FOR_S = 120.0  # how long a storage call waits for its database to come back
 CONNECT_TIMEOUT_S = 10  # a server that does not answer a connection attempt (a lost network)
 _BACKOFF_S = (1.0, 2.0, 4.0, 5.0)  # waits between tries; the last repeats
+# A server's answers that no wait changes (a wrong password, a database dropped).
+_REFUSED = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 # SQLite's words for a file that can no longer be written where it is.
 _SQLITE_LOST = ("disk is full", "disk I/O error", "readonly database", "unable to open")
 log = logging.getLogger(__name__)
@@ -64,14 +66,17 @@ def retry_connections(engine: sa.engine.Engine, label: str) -> None:
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):
-        waited, tries = 0.0, 0
+        started, tries = time.monotonic(), 0
         while True:
             try:
                 return dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as err:
                 reason = _first_line(err)
+                if any(words in reason for words in _REFUSED):
+                    raise  # a server that answers "no": waiting changes nothing
                 limit = getattr(_local, "retry_for_s", None)
                 limit = RETRY_FOR_S if limit is None else limit
+                waited = time.monotonic() - started
                 if waited >= limit:
                     raise StorageError(f"--storage {label}: unreachable for {waited:.0f} s "
                                        f"({reason}); run the same command again when it is "
@@ -80,7 +85,7 @@ def retry_connections(engine: sa.engine.Engine, label: str) -> None:
                 log.warning("storage %s unreachable (%s); trying again in %.0f s (%.0f s of "
                             "%.0f s waited)", label, reason, pause, waited, limit)
                 time.sleep(pause)
-                waited, tries = waited + pause, tries + 1
+                tries += 1
 
 
 def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:
@@ -100,10 +105,14 @@ def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:
     @sa.event.listens_for(engine, "handle_error")
     def _disk(context):
         reason = _first_line(context.original_exception)
-        if any(words in reason for words in _SQLITE_LOST):
+        if not any(words in reason for words in _SQLITE_LOST):
+            return
+        if "full" in reason:
             free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
             raise StorageError(f"--storage {label}: {reason} ({megabytes(free)} free in "
                                f"{path.parent}); free space, then run the same command again")
+        raise StorageError(f"--storage {label}: {reason}; check the disk and the file's "
+                           "permissions, then run the same command again")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -78,6 +78,8 @@ class FusedGroup:
         if not backend_fuses():
             raise RuntimeError("fused training needs KERAS_BACKEND=jax")
         self.members, self.data = list(members), data
+        if len({len(m.rows) for m in self.members}) != 1:  # one epoch counter for all
+            raise ValueError("the members of a fused group must have trained as many epochs")
         for m in self.members:
             m.optimizer = m.optimizer or make_optimizer(m.config)
             m.optimizer.build(m.model.trainable_variables)

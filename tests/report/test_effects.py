@@ -81,6 +81,14 @@ def test_importance_is_optunas_and_ranks_the_kernel_first():
     assert shares.sum() == pytest.approx(1.0) and shares["model.kernel"] > 0.9
 
 
+def test_a_study_whose_trials_all_scored_the_same_has_no_importance_to_share():
+    # fANOVA raised "zero total variance in all trees" from sweep run's report (every trial
+    # of a tiny study at val_accuracy 1.0)
+    rows = _rows().assign(value=1.0)
+    assert importances(rows, AXES, "value", "maximize").empty
+    assert study_answer(_result(rows)).lines[0].startswith("crafted: 18 complete trial(s)")
+
+
 def test_the_answer_says_it_in_the_seeds_terms():
     curves = pd.DataFrame([
         {"trial": t, "state": "COMPLETE", "epoch": e, "train_accuracy": 0.5 + 0.1 * e,

@@ -108,3 +108,27 @@ def test_sweep_run_says_which_database_it_uses(tmp_path, tiny_npz, monkeypatch, 
     assert main(["run", str(write_study(tmp_path, raw)), "--storage", "sqlite:///here.db",
                  "--progress", "plain"]) == 0
     assert f"[tiny] 1 points in {tmp_path / 'here.db'}: 0 already done" in capsys.readouterr().err
+
+
+def test_a_server_that_stays_away_is_tried_again_then_one_line(caplog):
+    # Nothing listens on this port: every connection is refused, as while a server restarts.
+    import socket
+    import time
+
+    import sqlalchemy as sa
+
+    from sweep.store import reconnect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    label = f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
+    engine = sa.create_engine(label, **reconnect.server_engine_kwargs(sa.engine.make_url(label)))
+    reconnect.retry_connections(engine, label)
+    started = time.monotonic()
+    with reconnect.patience(3), pytest.raises(StorageError, match="unreachable for [34] s"):
+        with engine.connect():
+            pass
+    assert 3 <= time.monotonic() - started < 8
+    tries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(tries) == 2 and all(label in t for t in tries)  # after 1 s, then 2 s
