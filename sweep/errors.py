@@ -4,10 +4,18 @@ Domain code raises these with a message a user can act on; only ``cli.py`` turns
 printed line and an exit code.
 """
 
+import shutil
+from pathlib import Path
+
 
 def megabytes(size: int) -> str:
     """Bytes in MB, as the messages say them."""
     return f"{size / 1e6:.1f} MB"
+
+
+def free_megabytes(folder: Path) -> str:
+    """The space left on ``folder``'s disk (0 where the folder is gone), for a message."""
+    return megabytes(shutil.disk_usage(folder).free if folder.is_dir() else 0)
 
 
 class SweepError(Exception):

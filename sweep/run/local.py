@@ -177,9 +177,11 @@ def run_workers(
     inbox: queue.Queue = queue.Queue()
     pipes: dict[int, list[threading.Thread]] = {}
 
+    imports = _import_env()
+
     def start(i: int) -> subprocess.Popen:
         env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
-            STORAGE_ENV: storage_url} | _import_env()
+            STORAGE_ENV: storage_url} | imports
         shown.started(i)
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, bufsize=1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from sweep.errors import StorageError, megabytes
+from sweep.errors import StorageError, free_megabytes
 
 RETRY_FOR_S = 120.0  # how long a storage call waits for its database to come back
 CONNECT_TIMEOUT_S = 10  # a server that does not answer a connection attempt (a lost network)
@@ -108,9 +107,9 @@ def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:
         if not any(words in reason for words in _SQLITE_LOST):
             return
         if "full" in reason:
-            free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-            raise StorageError(f"--storage {label}: {reason} ({megabytes(free)} free in "
-                               f"{path.parent}); free space, then run the same command again")
+            raise StorageError(f"--storage {label}: {reason} ({free_megabytes(path.parent)} "
+                               f"free in {path.parent}); free space, then run the same "
+                               "command again")
         raise StorageError(f"--storage {label}: {reason}; check the disk and the file's "
                            "permissions, then run the same command again")
 

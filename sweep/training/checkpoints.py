@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sweep.errors import DiskFull, megabytes
+from sweep.errors import DiskFull, free_megabytes, megabytes
 
 if TYPE_CHECKING:
     import keras
@@ -72,11 +72,10 @@ def _room_for(path: Path, needed: int, temporary: list[Path]) -> Iterator[None]:
             raise
         for file in temporary:
             file.unlink(missing_ok=True)
-        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-        raise DiskFull(f"checkpoint folder {path.parent}: no space left ({megabytes(free)} "
-                       f"free, a checkpoint of this model takes about {megabytes(needed)}); "
-                       "free space there or give another --checkpoint-dir, then run the same "
-                       "command again") from None
+        raise DiskFull(f"checkpoint folder {path.parent}: no space left "
+                       f"({free_megabytes(path.parent)} free, a checkpoint of this model "
+                       f"takes about {megabytes(needed)}); free space there or give another "
+                       "--checkpoint-dir, then run the same command again") from None
 
 
 def _state_bytes(model: keras.Model) -> int:

@@ -94,10 +94,6 @@ class FusedGroup:
         self._looped = jax.devices()[0].platform != "cpu"  # lax.scan over steps (above)
         self._compiled = None  # the programs, made at the first epoch (for this many members)
 
-    @property
-    def size(self) -> int:
-        return len(self.members)
-
     def leave(self, member: Member) -> None:
         """Take ``member`` out of the group (its arrays written back into its model first);
         the others train on in a program of one fewer."""
@@ -136,18 +132,18 @@ class FusedGroup:
         n, batch = len(self.data.x_train), self.members[0].config.batch_size
         orders = np.stack([_order(m.seed, epoch, n) for m in self.members])  # (K, n)
         losses, correct = [], []
-        per_call = STEPS_PER_CALL if self._looped else 1
-        for start in range(0, n, batch * per_call):
-            stop = min(n, start + batch * per_call)
-            whole = (stop - start) // batch * batch
-            for lo, hi, size in ((start, start + whole, batch), (start + whole, stop, None)):
-                if hi <= lo:
-                    continue
-                size = size or hi - lo  # the last, short batch of the epoch
-                idx = orders[:, lo:hi].reshape(len(self.members), -1, size).transpose(1, 0, 2)
-                self._state, (loss, hits) = train_step(self._state, x, y, jnp.asarray(idx))
-                losses.append(np.asarray(loss) * size)  # (steps, K): each batch's mean loss
-                correct.append(np.asarray(hits))
+
+        def run(lo: int, hi: int, size: int) -> None:  # the batches of size in [lo, hi)
+            idx = orders[:, lo:hi].reshape(len(self.members), -1, size).transpose(1, 0, 2)
+            self._state, (loss, hits) = train_step(self._state, x, y, jnp.asarray(idx))
+            losses.append(np.asarray(loss) * size)  # (steps, K): each batch's mean loss
+            correct.append(np.asarray(hits))
+
+        whole, per_call = n // batch * batch, STEPS_PER_CALL if self._looped else 1
+        for start in range(0, whole, batch * per_call):
+            run(start, min(whole, start + batch * per_call), batch)
+        if whole < n:  # the last, short batch of the epoch
+            run(whole, n, n - whole)
         train_loss = np.concatenate(losses).sum(axis=0) / n
         train_accuracy = np.concatenate(correct).sum(axis=0) / n
         val_loss, val_accuracy = evaluate(self._state)
@@ -243,7 +239,7 @@ def _unstack(state, k: int) -> tuple[list, list, list]:
 def _drop(state, k: int):
     import jax.numpy as jnp
 
-    return tuple([jnp.concatenate([leaf[:k], leaf[k + 1:]]) for leaf in part] for part in state)
+    return tuple([jnp.delete(leaf, k, axis=0) for leaf in part] for part in state)
 
 
 def _with_learning_rates(state, index: list[int], rates: list[float]):
