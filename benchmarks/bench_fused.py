@@ -57,7 +57,7 @@ def members(k: int, data, epochs: int) -> list:
     for seed in range(k):
         keras.utils.set_random_seed(seed)
         model = build_model(SEED_MODEL, data.input_shape, data.num_classes, seed=seed)
-        out.append(Member(model, _config(0.001 * (1 + seed % 4), epochs), seed))
+        out.append(Member(model, _config(0.001 * (1 + seed % 4), epochs), seed, data))
     return out
 
 
@@ -65,7 +65,7 @@ def fused_epoch_s(k: int, data, epochs: int) -> float:
     """Median seconds of a fused epoch of ``k`` members, after one untimed epoch."""
     from sweep.training.fused import FusedGroup
 
-    group = FusedGroup(members(k, data, epochs + 1), data)
+    group = FusedGroup(members(k, data, epochs + 1))
     group.train_epoch()
     return statistics.median(group.train_epoch()[0]["seconds"] for _ in range(epochs))
 

@@ -31,11 +31,14 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     class_names: tuple[str, ...] = ()
+    # where each training and validation image sits among the loader's training images
+    # (the seeded split): members of a fused group on one dataset share one copy of it
+    train_index: np.ndarray | None = None
+    val_index: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
-
 
 
 def load_raw(cfg: dict, data_dir: str | None = None) -> Raw:
@@ -77,6 +80,8 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
         y_test=y_test,
         num_classes=num_classes,
         class_names=class_names(cfg, num_classes),
+        train_index=train,
+        val_index=val,
     )
 
 

@@ -11,7 +11,9 @@ its own, as arrays:
   (a variable of Keras' optimizer: ``learning_rate_at`` sets it per member and epoch);
 - its dropout and augmentation draws (the seed generators' states are non-trainable
   variables) and batch-norm statistics;
-- the order in which it sees the training images (``_order``: its seed and the epoch).
+- the order in which it sees the training images (``_order``: its seed and the epoch), and
+  its own seeded train/validation split, as positions into one copy of the dataset's images
+  on the device (``_pool``): K members on one dataset hold its images once, not K times.
 
 So a member's epochs do not depend on its group: trained alone (K = 1, the same step), it
 gives the same rows within float tolerance (``tests/training/test_fused.py``). One caveat of
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -52,11 +54,14 @@ STEPS_PER_CALL = 32
 @dataclass
 class Member:
     """One model of a group: its Keras model (built, its optimizer beside it), the training
-    settings it was built with, its seed (its batch order) and the rows of its epochs."""
+    settings it was built with, its seed (its batch order), its data (the members of a group
+    load one dataset configuration, each with its own seeded split) and the rows of its
+    epochs (those of a checkpoint it resumes from: the members of a group are in step)."""
 
     model: keras.Model
     config: TrainingConfig
     seed: int
+    data: Dataset
     rows: list[dict] = field(default_factory=list)
     optimizer: keras.optimizers.Optimizer | None = None  # made from ``config`` when None
 
@@ -71,26 +76,29 @@ def backend_fuses() -> bool:
 class FusedGroup:
     """Members trained as one program, epoch by epoch (``train_epoch``)."""
 
-    def __init__(self, members: list[Member], data: Dataset):
+    def __init__(self, members: list[Member]):
         import jax
         import jax.numpy as jnp
 
         if not backend_fuses():
             raise RuntimeError("fused training needs KERAS_BACKEND=jax")
-        self.members, self.data = list(members), data
+        self.members = list(members)
         if len({len(m.rows) for m in self.members}) != 1:  # one epoch counter for all
             raise ValueError("the members of a fused group must have trained as many epochs")
         for m in self.members:
-            m.optimizer = m.optimizer or make_optimizer(m.config)
-            m.optimizer.build(m.model.trainable_variables)
+            m.optimizer = m.optimizer or getattr(m.model, "optimizer", None) or make_optimizer(
+                m.config)
+            if not m.optimizer.built:  # a resumed model's optimizer holds its state already
+                m.optimizer.build(m.model.trainable_variables)
         template = self.members[0]
         self._model, self._optimizer = template.model, template.optimizer
         self._loss = loss_for(template.config.label_smoothing)
         self._state = _stack([_arrays(m) for m in self.members])
         self._rate_index = [i for i, v in enumerate(self._optimizer.variables)
                             if v.path.endswith("learning_rate")]
-        self._device_data = tuple(jnp.asarray(a) for a in (
-            data.x_train, data.y_train, data.x_val, data.y_val))
+        x, y, train, val = _pool([m.data for m in self.members])
+        self._images = jnp.asarray(x), jnp.asarray(y)
+        self._train, self._val = train, val  # (K, n_train), (K, n_val) positions in them
         self._looped = jax.devices()[0].platform != "cpu"  # lax.scan over steps (above)
         self._compiled = None  # the programs, made at the first epoch (for this many members)
 
@@ -101,6 +109,7 @@ class FusedGroup:
         self.member_model(member)
         self.members.pop(k)
         self._state = _drop(self._state, k)
+        self._train, self._val = (np.delete(a, k, axis=0) for a in (self._train, self._val))
         self._compiled = None
 
     def member_model(self, member: Member) -> keras.Model:
@@ -115,11 +124,12 @@ class FusedGroup:
                 variable.assign(value)
         return member.model
 
-    def train_epoch(self) -> list[dict]:
+    def train_epoch(self, stop: Callable[[], bool] | None = None) -> list[dict]:
         """One more epoch for every member; returns each member's new row (and appends it to
         ``member.rows``): ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``,
         ``val_accuracy``, ``learning_rate``, ``seconds`` (the group's wall time: the members
-        trained side by side)."""
+        trained side by side). ``stop`` is asked between compiled calls: True raises
+        KeyboardInterrupt there (Ctrl-C), the members' arrays as of the last call."""
         import jax.numpy as jnp
 
         train_step, evaluate = self._compiled or self._compile()
@@ -128,12 +138,15 @@ class FusedGroup:
         rates = [learning_rate_at(m.config.schedule, m.config.learning_rate, m.config.decay,
                                   epoch, m.config.epochs) for m in self.members]
         self._state = _with_learning_rates(self._state, self._rate_index, rates)
-        x, y = self._device_data[:2]
-        n, batch = len(self.data.x_train), self.members[0].config.batch_size
-        orders = np.stack([_order(m.seed, epoch, n) for m in self.members])  # (K, n)
+        x, y = self._images
+        n, batch = self._train.shape[1], self.members[0].config.batch_size
+        orders = np.stack([positions[_order(m.seed, epoch, n)]  # (K, n), into the images
+                           for m, positions in zip(self.members, self._train)])
         losses, correct = [], []
 
         def run(lo: int, hi: int, size: int) -> None:  # the batches of size in [lo, hi)
+            if stop is not None and stop():
+                raise KeyboardInterrupt
             idx = orders[:, lo:hi].reshape(len(self.members), -1, size).transpose(1, 0, 2)
             self._state, (loss, hits) = train_step(self._state, x, y, jnp.asarray(idx))
             losses.append(np.asarray(loss) * size)  # (steps, K): each batch's mean loss
@@ -198,24 +211,61 @@ class FusedGroup:
                 return state, jax.tree_util.tree_map(lambda a: a[None], out)
             return jax.lax.scan(lambda s, i: one(s, x_all, y_all, i), state, idx)
 
-        def member_eval(state, x, y):
+        def member_eval(state, x_all, y_all, idx):  # idx: this member's validation batch
             trainable, non_trainable, _ = state
+            x, y = x_all[idx], y_all[idx]
             logits, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return loss_fn(y, logits) * len(y), jnp.sum(jnp.argmax(logits, axis=-1) == y)
 
-        batched_eval = jax.jit(jax.vmap(member_eval, in_axes=(0, None, None)))
-        x_val, y_val = self._device_data[2:]
+        batched_eval = jax.jit(jax.vmap(member_eval, in_axes=(0, None, None, 0)))
+        images, val = self._images, self._val
 
         def evaluate(state):
-            n = len(self.data.x_val)
-            totals = [batched_eval(state, x_val[i:i + EVAL_BATCH_SIZE],
-                                   y_val[i:i + EVAL_BATCH_SIZE])
+            n = val.shape[1]
+            totals = [batched_eval(state, *images, jnp.asarray(val[:, i:i + EVAL_BATCH_SIZE]))
                       for i in range(0, n, EVAL_BATCH_SIZE)]
             loss = sum(np.asarray(t[0]) for t in totals) / n
             return loss, sum(np.asarray(t[1]) for t in totals) / n
 
         self._compiled = jax.jit(steps, donate_argnums=0), evaluate
         return self._compiled
+
+
+def _pool(datas: list[Dataset]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(images, labels, train, val)``: one copy of every image the members train or
+    validate on, and each member's training and validation positions in it, ``(K, n)``.
+
+    Members whose datasets say where their images sit among the loader's (``train_index``,
+    ``val_index``: one dataset configuration, split by each member's seed) share each image
+    once; a dataset without them brings its own images."""
+    first = datas[0]
+    if any((d.name, d.input_shape, len(d.x_train), len(d.x_val))
+           != (first.name, first.input_shape, len(first.x_train), len(first.x_val))
+           for d in datas):
+        raise ValueError("the members of a fused group must train on one dataset, "
+                         "split into as many training and validation images")
+    xs, ys, seen, size = [], [], {}, 0
+    where = np.full(0, -1)  # a loader image's position in the pool, -1 where not in it
+    for d in datas:
+        if id(d) in seen:
+            continue
+        n = len(d.x_train)
+        if d.train_index is None:
+            new = np.ones(n + len(d.x_val), dtype=bool)
+            positions = np.arange(size, size + len(new))
+        else:
+            original = np.concatenate([d.train_index, d.val_index])
+            where = np.pad(where, (0, max(0, original.max() + 1 - len(where))),
+                           constant_values=-1)
+            new = where[original] < 0
+            where[original[new]] = np.arange(size, size + new.sum())
+            positions = where[original]
+        xs += [d.x_train[new[:n]], d.x_val[new[n:]]]
+        ys += [d.y_train[new[:n]], d.y_val[new[n:]]]
+        size += int(new.sum())
+        seen[id(d)] = positions[:n], positions[n:]
+    train, val = (np.stack([seen[id(d)][part] for d in datas]) for part in (0, 1))
+    return np.concatenate(xs), np.concatenate(ys), train, val
 
 
 def _arrays(member: Member) -> tuple[list, list, list]:

@@ -34,7 +34,7 @@ def _members(points, epochs=3):
                             seed=seed)
         config = TrainingConfig(optimizer="sgd", momentum=0.9, learning_rate=rate, batch_size=12,
                                 epochs=epochs, schedule="inverse_time", decay=0.5)
-        members.append(Member(model, config, seed))
+        members.append(Member(model, config, seed, data))
     return members, data
 
 
@@ -46,13 +46,13 @@ def test_three_points_fused_train_as_they_do_one_by_one():
     from sweep.training.fused import FusedGroup
 
     fused, data = _members(POINTS)
-    group = FusedGroup(fused, data)
+    group = FusedGroup(fused)
     for _ in range(3):
         group.train_epoch()
     alone = []
     for point in POINTS:
         [member], data = _members([point])
-        single = FusedGroup([member], data)
+        single = FusedGroup([member])
         for _ in range(3):
             single.train_epoch()
         alone.append((member, single.member_model(member)))
@@ -68,11 +68,11 @@ def test_a_member_that_leaves_after_epoch_2_leaves_the_others_unchanged():
     from sweep.training.fused import FusedGroup
 
     whole, data = _members(POINTS)
-    group = FusedGroup(whole, data)
+    group = FusedGroup(whole)
     for _ in range(3):
         group.train_epoch()
     pruned, data = _members(POINTS)
-    group = FusedGroup(pruned, data)
+    group = FusedGroup(pruned)
     group.train_epoch()
     group.train_epoch()
     group.leave(pruned[1])
