@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
             help=f"seconds of training between checkpoints (default: "
                  f"{defaults.CHECKPOINT_EVERY_S:g})",
         )
+    for p in (run, worker, submit):
+        p.add_argument("--fuse", type=_fuse, default="auto", metavar="K|auto|off",
+                       help="train up to K grid points of one model as one program (JAX; "
+                            "auto: sized from the GPU's memory, off on a CPU and under "
+                            "TensorFlow or torch; default: auto)")
     for p in (run, worker, submit, dash):
         artifact_dir(p)
     add_worker_options(run)
@@ -161,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fuse(text: str) -> str:
+    if text in ("auto", "off") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a number of at least 1, auto or off, got "
+                                     f"{text!r}")
+
+
 def _study_name(arg: str) -> str:
     """A study file's name, or the argument itself when it names a study in storage only."""
     from sweep.study import load_study
@@ -194,7 +206,7 @@ def _run_options(args: argparse.Namespace, **more: object) -> RunOptions:
     return RunOptions(
         storage=args.storage, data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
         checkpoint_every_s=args.checkpoint_every, artifact_dir=args.artifact_dir,
-        progress=args.progress, **more)
+        progress=args.progress, fuse=args.fuse, **more)
 
 
 def _worker_options(args, folders: bool = True) -> list[str]:
@@ -205,6 +217,8 @@ def _worker_options(args, folders: bool = True) -> list[str]:
     out = ["--checkpoint-dir", str(args.checkpoint_dir),
            "--artifact-dir", str(args.artifact_dir)] if folders else []
     out += ["--checkpoint-every", str(args.checkpoint_every)]
+    if args.fuse != "auto":
+        out += ["--fuse", args.fuse]
     for item in args.set:
         out += ["--set", item]
     if args.max_points != defaults.MAX_POINTS:

@@ -28,6 +28,7 @@ class TrialKey:
     LAYERS = "layers"  # the layer table (sweep.models.Architecture.rows)
     PARAM_COUNT = "param_count"
     REUSED_STEP = "reused_step"  # trained through an earlier trial's compiled step
+    FUSED = "fused"  # trained in a fused program of this many members (sweep.trial.fused)
     RESUMED_FROM_EPOCH = "resumed_from_epoch"  # a checkpoint's last epoch
     CONTINUED_FROM_TRIAL = "continued_from_trial"  # the study's epochs grew: this continues it
     SUPERSEDED_BY = "superseded_by_trial"  # on the trial continued, once its continuation is done

@@ -41,6 +41,7 @@ class RunOptions:
     workers: int | str = 1
     gpus: str | None = None
     trials_per_gpu: int = 1
+    fuse: str = "auto"  # sweep.run.fused_worker
     worker_options: tuple[str, ...] = ()
 
 
@@ -82,7 +83,7 @@ def run_here(spec: StudySpec, options: RunOptions, prepared: PreparedRun | None 
             spec, options.storage, data_dir=options.data_dir,
             checkpoint_dir=options.checkpoint_dir, checkpoint_every_s=options.checkpoint_every_s,
             artifact_dir=options.artifact_dir, on_event=console.event, prepared=prepared,
-            track_best=not jsonl)
+            track_best=not jsonl, fuse=options.fuse)
     if not jsonl:
         print(result.summary(spec))
     return 0

@@ -24,31 +24,25 @@ from optuna.trial import TrialState
 
 from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
-from sweep.errors import StorageError, TrialFailed
+from sweep.errors import TrialFailed
 from sweep.models import complete_spec
 from sweep.records import TrialKey
-from sweep.store import claims, reconnect
+from sweep.store import claims
+from sweep.run.attempt import Attempt
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
+from sweep.run.fused_worker import Fuser, companions, run_group
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead, SweepResult
 from sweep.store import (
-    artifact_store, count_trials, mark_dead, mark_superseded, open_study, record_epoch,
-    set_trial_user_attrs, storage_label,
+    artifact_store, count_trials, mark_dead, open_study, storage_label,
 )
 from sweep.study import StudySpec
 from sweep.study.space import value_at
-from sweep.training.checkpoints import (
-    checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
-    set_aside_if_unreadable,
-)
-from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler, suggest
+from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
-# How a trial ended, in the words of the progress events.
-STATE_WORDS = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
-               TrialState.PRUNED: "pruned"}
 
 
 @dataclass
@@ -66,6 +60,7 @@ class _Worker:
     interrupt: DeferredInterrupt
     result: SweepResult
     on_event: Callable[[dict], None]
+    points: dict[str, dict | None]  # PreparedRun.points
     track_best: bool = True
     warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
 
@@ -92,6 +87,7 @@ def run_sweep(
     on_event: Callable[[dict], None] | None = None,
     prepared: PreparedRun | None = None,
     track_best: bool = True,
+    fuse: str = "off",
 ) -> SweepResult:
     """Claim and train points of ``spec`` until none is left; this is one worker.
 
@@ -103,7 +99,8 @@ def run_sweep(
     (``progress``; default: plain lines on stderr). ``prepared``: the study as ``prepare`` made
     it already in this process, else it is prepared here. ``track_best``: False leaves the
     best so far out of the end events (a worker of ``sweep run --workers N``, whose parent
-    reads it itself), sparing a read of the changed trials per trial.
+    reads it itself), sparing a read of the changed trials per trial. ``fuse``: off, auto or
+    a number, how many grid points to train as one program (``sweep.run.fused_worker``).
     """
     prepared = prepared or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id = prepared.spec, prepared.store, prepared.study_id
@@ -126,7 +123,8 @@ def run_sweep(
                      prepared.dataset_for, checkpoint_dir, checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
-                     track_best)
+                     points, track_best)
+    fuser = Fuser(worker, fuse)
     worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
                  "storage": storage_label(storage_url),
                  "rejected": list(prepared.rejected), **claims.tally(engine, study_id, keys)})
@@ -143,6 +141,11 @@ def run_sweep(
                 continue
             if claim.dead_trial is not None:
                 mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
+            k = fuser.size(claim.point)
+            if k:
+                group = [claim, *companions(worker, fuser, claim, k - 1)]
+                run_group(worker, fuser, pinned, group, looked)
+                continue
             earlier = None if claim.earlier_trial is None else store.get_trial(
                 store.get_trial_id_from_study_id_trial_number(study_id, claim.earlier_trial))
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
@@ -152,123 +155,24 @@ def run_sweep(
                        values)
 
 
-def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
-    """A running trial holding the point's ``values``, created in one transaction, and its
-    storage id.
-
-    ``study.ask()`` would look for waiting trials (re-reading every running trial of the
-    other workers), create the trial, then store each param in a transaction of its own as
-    the objective asks for it; the distributions here are the ones it would ask with."""
-    fixed = optuna.trial.FixedTrial(values)
-    suggest(fixed, w.spec.search.params)
-    template = optuna.trial.create_trial(state=TrialState.RUNNING, params=fixed.params,
-                                         distributions=fixed.distributions)
-    trial_id = w.store.create_new_trial(w.study_id, template_trial=template)
-    return optuna.Trial(study, trial_id), trial_id
-
-
 def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
                earlier: optuna.trial.FrozenTrial | None, looked: Overhead,
                values: dict | None) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
-    pruned, interrupted, or lost. ``earlier``: the point's complete trial to continue (the
-    study's epochs grew); ``looked``: the time since the worker began to look for the
-    claim, for the ``claim_s`` of the start event; ``values``: the point's, or None for the
-    sampler to draw."""
-    spec, point, claimed_at = w.spec, claim.point, time.time()
-    if values is None:
-        trial = study.ask()
-        trial_id = w.store.get_trial_id_from_study_id_trial_number(w.study_id, trial.number)
-    else:
-        trial, trial_id = _start_trial(w, study, values)
-    claims.update(w.store.engine, w.study_id, point, w.name, trial_number=trial.number)
-    values = suggest(trial, spec.search.params)
-    checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, point)
-    if earlier is not None:
-        _continue_from(w, trial, earlier, checkpoint)
-    if unreadable := set_aside_if_unreadable(checkpoint):  # else it fails the point each run
-        print(f"[{spec.name}] trial {trial.number}: {unreadable}", file=sys.stderr)
-    resumed_from = saved_epochs(checkpoint)
-    w.emit({"event": "start", "trial": trial.number, "point": point, "values": values,
-            "position": claim.position, "resumed_from": resumed_from,
-            "continues": earlier.number if earlier is not None else None,
-            "epochs": values.get("training.epochs", spec.training.epochs),
-            "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
-    record = Overhead().stop()  # storing the trial's attributes, its epochs' rows, its end
-
-    def save_attrs(attrs: dict) -> None:
-        record.add()
-        set_trial_user_attrs(w.store, trial_id, attrs)
-        record.stop()
-
-    def on_epoch(row: dict) -> None:
-        lower_native_threads()  # any the backend started for this trial
-        record.add()
-        record_epoch(w.store, w.study_id, trial.number, row)
-        record.stop()
-        if row["epoch"] > resumed_from:  # the checkpoint's epochs were shown before
-            w.emit({"event": "epoch", "trial": trial.number, "row": row})
-
-    heartbeat = claims.Heartbeat(w.store.engine, w.study_id, point, w.name)
-
-    def stop() -> bool:  # asked after every training batch
-        return w.interrupt.requested or bool(heartbeat.lost)
-
+    pruned, interrupted, or lost (``Attempt``)."""
+    attempt = Attempt(w, study, claim, earlier, looked, values)
     lower_native_threads()  # the backend's threads behind this one (priority.py)
     try:
-        with heartbeat, w.interrupt.training():
-            state, value, note = _train(w, trial, values, on_epoch, save_attrs, checkpoint,
-                                        earlier, stop)
-        record.add()
-        lost = heartbeat.lost
-        if lost is None:
-            study.tell(trial, value, state=state)
+        with attempt.heartbeat, w.interrupt.training():
+            outcome = _train(w, attempt, lambda: w.interrupt.requested or attempt.lost())
     except optuna.exceptions.UpdateFinishedTrialError:
-        lost = heartbeat.lost or "another worker took the point over and ended this trial"
+        outcome = (None, None, None)  # another worker took the point over and ended it
     except BaseException as err:
-        lost = heartbeat.lost
-        if lost is None:
-            _give_back(w, study, trial, point, err)
+        if not attempt.lost():
+            attempt.give_back(err)
             raise
-    if lost is not None:
-        # The point is another worker's now (it may be training it from the checkpoint):
-        # leave claim and checkpoint alone, and go on with the next point.
-        mark_dead(w.store, w.study_id, trial.number, lost)
-        w.end(trial.number, "lost", lost)
-        return
-    claims.update(w.store.engine, w.study_id, point, w.name, state="done")
-    if earlier is not None and state == TrialState.COMPLETE:
-        mark_superseded(w.store, w.store.get_trial_id_from_study_id_trial_number(
-            w.study_id, earlier.number), trial.number)
-    remove_checkpoint(checkpoint)
-    if state == TrialState.COMPLETE and w.track_best:
-        w.result.update_best(w.store, study)
-    w.end(trial.number, STATE_WORDS[state], note, record=record.stop())
-
-
-def _give_back(w: _Worker, study: optuna.Study, trial, point: str, err: BaseException) -> None:
-    """Ctrl-C or a crash: leave the database consistent; the point runs again next time,
-    from its checkpoint. After the storage itself failed (``err``), one try without waiting:
-    what cannot be written, the next run takes over as a dead worker's."""
-    lost = isinstance(err, StorageError)
-    try:
-        with reconnect.patience(0 if lost else reconnect.RETRY_FOR_S):
-            trial.set_user_attr(TrialKey.INTERRUPTED, True)
-            study.tell(trial, state=TrialState.FAIL)
-            claims.release(w.store.engine, w.study_id, point, w.name)
-    except StorageError:
-        if not lost:
-            raise
-
-
-def _continue_from(w: _Worker, trial, earlier, checkpoint: Path) -> None:
-    """Start the point's checkpoint from ``earlier``'s kept model (unless a worker that died
-    continuing it left a newer one): the trial resumes after its last epoch."""
-    trial.set_user_attr(TrialKey.CONTINUED_FROM_TRIAL, earlier.number)
-    kept = kept_model_file(w.checkpoint_dir, w.spec.name, earlier.number)
-    if not checkpoint.is_file() and not copy_checkpoint(kept, checkpoint):
-        print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
-              f"trial {trial.number} trains its point from the first epoch", file=sys.stderr)
+        outcome = (None, None, None)
+    attempt.finish(*outcome)
 
 
 def _values_of(spec: StudySpec, earlier) -> dict:
@@ -278,33 +182,32 @@ def _values_of(spec: StudySpec, earlier) -> dict:
             if value_at(config, p.name) is not None}
 
 
-def _train(w: _Worker, trial, values: dict, on_epoch, save_attrs, checkpoint: Path, earlier,
-           stop):
+def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
     """``(state, value, note)`` of one trial's training: complete with its objective value,
     failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
-    its value is the last it reported)."""
-    from sweep.trial.objective import TrialHooks, run_trial  # loads Keras (module docstring)
-    from sweep.training.device import precision_warning
+    its value is the last it reported). ``stop`` is asked after every batch."""
+    from sweep.trial.objective import run_trial  # loads Keras (module docstring)
 
-    slow = precision_warning(values.get("training.precision", w.spec.training.precision))
-    if slow is not None and slow not in w.warned:
-        w.warned.add(slow)
-        print(f"[{w.spec.name}] warning: {slow}", file=sys.stderr)
-
+    warn_slow_precision(w, attempt.values)
+    trial = attempt.trial
     try:
-        hooks = TrialHooks(
-            on_epoch=on_epoch, stop_requested=stop, save_attrs=save_attrs,
-            artifact_store=w.artifacts, checkpoint=checkpoint,
-            checkpoint_every_s=w.checkpoint_every_s,
-            keep=kept_model_file(w.checkpoint_dir, w.spec.name, trial.number),
-            earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None)
-        value = run_trial(trial, w.spec, values, w.dataset_for, hooks)
+        value = run_trial(trial, w.spec, attempt.values, w.dataset_for, attempt.hooks(stop))
         return TrialState.COMPLETE, value, None
     except TrialFailed as err:
         trial.set_user_attr(TrialKey.FAIL_REASON, str(err))
         return TrialState.FAIL, None, f"failed: {err}"
     except optuna.TrialPruned as err:
         return TrialState.PRUNED, None, str(err)
+
+
+def warn_slow_precision(w: _Worker, values: dict) -> None:
+    """Say once per process that the point's 16-bit precision is emulated here."""
+    from sweep.training.device import precision_warning
+
+    slow = precision_warning(values.get("training.precision", w.spec.training.precision))
+    if slow is not None and slow not in w.warned:
+        w.warned.add(slow)
+        print(f"[{w.spec.name}] warning: {slow}", file=sys.stderr)
 
 
 def _max_epochs(spec: StudySpec) -> int:

@@ -101,6 +101,34 @@ def claim_free(engine: sa.Engine, study_id: int, point: str, worker: str) -> boo
         return False
 
 
+def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str) -> Claim | None:
+    """Claim ``point`` beside one claimed already (a fused group): if nobody holds it, or it
+    waits to be continued (``reopen``); None when it is held or done."""
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat, CLAIMS.c.worker,
+                          CLAIMS.c.trial_number)
+                .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point)).first()
+            values = {"worker": worker, "state": "running", "heartbeat": time.time()}
+            if row is None:
+                conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, **values))
+                return Claim(point)
+            if row.state == "more" and conn.execute(
+                    _take(study_id, row).values(trial_number=None, **values)).rowcount:
+                return Claim(point, earlier_trial=row.trial_number)
+            return None
+    except sa.exc.IntegrityError:  # another worker inserted it first (PostgreSQL)
+        return None
+
+
+def held(engine: sa.Engine, study_id: int) -> set[str]:
+    """The points of a study that somebody holds or finished (not those to continue)."""
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(CLAIMS.c.point).where(
+            CLAIMS.c.study_id == study_id, CLAIMS.c.state != "more")).scalars())
+
+
 def _take(study_id: int, row):
     """An update of ``row``'s claim that only succeeds while nobody changed it (a
     compare-and-swap on worker, state and heartbeat)."""

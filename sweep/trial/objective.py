@@ -170,14 +170,9 @@ def _resume_or_build(attrs: dict, point: _Point, checkpoint: Path | None,
     """``(model, done, step key)``: the checkpoint's model and the rows of its epochs (each
     reported again onto this trial), or a new model, trained through an earlier trial's
     compiled step where one can train it (the key, to keep the step for the next trial)."""
-    keras.utils.set_random_seed(point.seed)
-    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    resumed = _resume(attrs, point, checkpoint, report)
     if resumed is not None:
-        model, done = resumed
-        attrs[TrialKey.RESUMED_FROM_EPOCH] = done[-1]["epoch"]
-        for row in done:
-            report(row)
-        return model, done, None
+        return *resumed, None
     model = _new_model(point)
     if point.hypermodel is not None:
         return model, [], None
@@ -187,6 +182,21 @@ def _resume_or_build(attrs: dict, point: _Point, checkpoint: Path | None,
         if model is not fresh:
             attrs[TrialKey.REUSED_STEP] = True
     return model, [], key
+
+
+def _resume(attrs: dict, point: _Point, checkpoint: Path | None,
+            report: Callable[[dict], None]) -> tuple[Any, list[dict]] | None:
+    """Seed the point's draws; ``(model, rows)`` of its checkpoint, each row reported again
+    onto this trial, or None when there is none (a new model is built next)."""
+    keras.utils.set_random_seed(point.seed)
+    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if resumed is None:
+        return None
+    model, done = resumed
+    attrs[TrialKey.RESUMED_FROM_EPOCH] = done[-1]["epoch"]
+    for row in done:
+        report(row)
+    return model, done
 
 
 def _check_size(attrs: dict, spec: StudySpec, model, point: _Point) -> int:

@@ -1,0 +1,208 @@
+"""Fused trials: points of one compiled step trained as one program, each a whole trial.
+
+``run_fused_trials`` is ``run_trial`` for a group (``sweep.training.fused``). Each member is
+prepared, resumed or built, held against the study's constraints, reported to Optuna epoch
+by epoch (pruning included) and recorded exactly as it would be alone, through
+``objective``'s own steps; only the training differs. The members' epochs run side by side,
+and a member leaves the group when it ends (complete, pruned, failed at a NaN loss, or its
+claim lost) while the others go on. Its checkpoint is its own Keras model with its optimizer
+state: it resumes alone or in any other group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from sweep.errors import TrialFailed
+from sweep.records import TrialKey
+from sweep.study import StudySpec
+from sweep.study.space import trial_config
+from sweep.study.training import TrainingConfig
+from sweep.training.checkpoints import save_checkpoint
+from sweep.training.fit import TrainResult, loss_for, make_optimizer
+from sweep.training.fused import FusedGroup, Member
+from sweep.training.probe import probe_for
+from sweep.training.reuse import MAY_DIFFER
+from sweep.trial.objective import (
+    TrialHooks, _check_size, _new_model, _PendingAttrs, _prepare, _record, _reporter, _resume,
+)
+
+# How a member ended, for ``FusedTrial.ended``: an Optuna state, or None (its claim was lost).
+Ended = Callable[[TrialState | None, object, str | None], None]
+
+
+def fuse_key(spec: StudySpec, values: dict) -> str | None:
+    """What decides which points may share one fused program: the model, the dataset's
+    configuration and every training field but those a member keeps as its own
+    (``reuse.MAY_DIFFER``: learning rate and its schedule, epochs, snapshots, stop_at_loss;
+    the seed is not in it either). None for a point that trains alone: a KerasTuner
+    hypermodel, float16 loss scaling (its own state) or TensorBoard logs (Keras' fit)."""
+    config, _ = trial_config(spec.config, values, spec.seed)
+    training = TrainingConfig.from_section(config["training"])
+    if config["model"].get("hypermodel") or training.precision == "mixed_float16" or (
+            training.tensorboard):
+        return None
+    constants = {f.name: getattr(training, f.name) for f in fields(training)
+                 if f.name not in MAY_DIFFER}
+    return json.dumps([config["model"], constants, config["dataset"]], sort_keys=True,
+                      default=str)
+
+
+@dataclass
+class FusedTrial:
+    """One member's trial, its point's ``values``, its ``hooks`` (``stop_requested``: its own
+    claim was lost; Ctrl-C is the group's) and ``ended(state, value, note)``, called once when
+    it leaves: COMPLETE with its objective value, FAIL or PRUNED with the note to show, or
+    None when ``stop_requested`` stopped it."""
+
+    trial: optuna.Trial
+    values: dict
+    hooks: TrialHooks
+    ended: Ended
+
+
+@dataclass
+class _Entry:
+    """A member on its way through the group: its trial, Keras side and what it recorded."""
+
+    fused: FusedTrial
+    attrs: _PendingAttrs
+    point: object = None  # objective._Point
+    report: Callable[[dict], None] | None = None
+    member: Member | None = None
+    param_count: int = 0
+    result: TrainResult = field(default_factory=TrainResult)
+
+    def end(self, state: TrialState | None, value=None, note: str | None = None) -> None:
+        if state == TrialState.FAIL:
+            self.attrs[TrialKey.FAIL_REASON] = note
+            note = f"failed: {note}"
+        self.attrs.save()
+        self.fused.ended(state, value, note)
+
+
+def run_fused_trials(members: list[FusedTrial], spec: StudySpec, dataset_for,
+                     interrupted: Callable[[], bool]) -> None:
+    """Train ``members`` (points of one ``fuse_key``) side by side; each ends through its
+    ``ended`` as its trial would alone. Members resumed from checkpoints of different epochs
+    train in turn, one group per epoch count.
+
+    Raises:
+        KeyboardInterrupt: ``interrupted()`` became True (asked between compiled calls); the
+            members not ended yet have their attributes saved, and are the caller's to give
+            back.
+    """
+    entries = [_Entry(m, _PendingAttrs(m.trial, m.hooks.save_attrs)) for m in members]
+    try:
+        ready = [e for e in entries if _ready(e, spec, dataset_for)]
+        for e in [e for e in ready if len(e.member.rows) >= e.point.training.epochs]:
+            ready.remove(e)  # its checkpoint holds every epoch: it only has to be recorded
+            _keep(e)
+            e.end(*_complete(e, spec))
+        for epochs in sorted({len(e.member.rows) for e in ready}):
+            _train([e for e in ready if len(e.member.rows) == epochs], spec, interrupted)
+    finally:
+        for e in entries:
+            e.attrs.save()
+
+
+def _ready(e: _Entry, spec: StudySpec, dataset_for) -> bool:
+    """Prepare ``e``'s point, resume or build its model and compile it with its own
+    optimizer; False when it ended already (rejected, or pruned at a resumed epoch)."""
+    f = e.fused
+    try:
+        e.point = _prepare(e.attrs, spec, f.values, dataset_for)
+        e.report = _reporter(f.trial, spec, f.hooks.on_epoch)
+        model, done = _resume(e.attrs, e.point, f.hooks.checkpoint, e.report) or (
+            _new_model(e.point), [])
+        e.param_count = _check_size(e.attrs, spec, model, e.point)
+    except TrialFailed as err:
+        e.end(TrialState.FAIL, note=str(err))
+        return False
+    except optuna.TrialPruned as err:
+        e.end(TrialState.PRUNED, note=str(err))
+        return False
+    training = e.point.training
+    if not model.compiled:  # a checkpoint's model comes compiled, its optimizer state in it
+        model.compile(optimizer=make_optimizer(training),
+                      loss=loss_for(training.label_smoothing), metrics=["accuracy"])
+    e.result = TrainResult(epochs=list(done),
+                           snapshots={r["epoch"]: r for r in done
+                                      if r["epoch"] in training.snapshot_epochs})
+    e.member = Member(model, training, e.point.seed, e.point.data, rows=e.result.epochs)
+    e.attrs.save()  # a running trial shows its config and layers (the dashboard, status)
+    return True
+
+
+def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], bool]) -> None:
+    """Epochs of the group until every member has left it; checkpoints every
+    ``checkpoint_every_s`` (the first member's hooks: one worker's setting)."""
+    group = FusedGroup([e.member for e in entries])
+    for e in entries:
+        e.attrs[TrialKey.FUSED] = len(entries)
+    live, every_s, saved = list(entries), entries[0].fused.hooks.checkpoint_every_s, \
+        time.monotonic()
+    while live:
+        rows = group.train_epoch(stop=interrupted)
+        for e, row in zip(list(live), rows):
+            e.result.seconds += row["seconds"]
+            state, value, note = _after_epoch(group, e, row, spec)
+            if state is not None or note == "lost":
+                group.leave(e.member)
+                live.remove(e)
+                if state == TrialState.COMPLETE:
+                    _keep(e)
+                e.end(state, value, None if note == "lost" else note)
+        if live and time.monotonic() - saved >= every_s:
+            for e in live:
+                if e.fused.hooks.checkpoint is not None:
+                    save_checkpoint(e.fused.hooks.checkpoint, group.member_model(e.member),
+                                    e.result.epochs)
+            saved = time.monotonic()
+
+
+def _keep(e: _Entry) -> None:
+    """Keep a complete member's model (its arrays written back) for growth and export."""
+    if e.fused.hooks.keep is not None:
+        save_checkpoint(e.fused.hooks.keep, e.member.model, e.result.epochs)
+
+
+def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
+    """``(state, value, note)`` of a member after one more epoch: state None while it trains
+    on (note "lost" when its claim was lost); its snapshot probed, its row reported."""
+    result, training, epoch = e.result, e.point.training, row["epoch"]
+    finite = math.isfinite(row["train_loss"])
+    if finite and training.stop_at_loss is not None and (
+            row["train_loss"] <= training.stop_at_loss):
+        result.stopped_epoch = epoch
+    if finite and (epoch in training.snapshot_epochs or result.stopped_epoch):
+        details = probe_for(group.member_model(e.member)).details(e.point.data)
+        row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
+        result.snapshots[epoch], result.details[epoch] = row, details
+    if e.fused.hooks.stop_requested is not None and e.fused.hooks.stop_requested():
+        return None, None, "lost"
+    try:
+        e.report(row)
+    except optuna.TrialPruned as err:
+        return TrialState.PRUNED, None, str(err)
+    if not finite:
+        return TrialState.FAIL, None, f"loss became NaN at epoch {epoch}"
+    if result.stopped_epoch is None and epoch < training.epochs:
+        return None, None, None
+    return _complete(e, spec)
+
+
+def _complete(e: _Entry, spec: StudySpec):
+    """``(COMPLETE, objective value, None)``, with what a finished training leaves on the
+    trial (``objective._record``)."""
+    e.attrs[TrialKey.TRAIN_SECONDS] = e.result.seconds
+    values = _record(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
+                     e.param_count)
+    return TrialState.COMPLETE, values[0] if len(values) == 1 else tuple(values), None
