@@ -20,6 +20,8 @@ from sweep.errors import DiskFull, free_megabytes, megabytes
 if TYPE_CHECKING:
     import keras
 
+SEED_STATES = "sweep_seed_states.json"  # in a checkpoint's archive, beside Keras' own files
+
 
 def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
     """Where a point's training state is kept, the same for every worker of the study."""
@@ -55,6 +57,9 @@ def save_checkpoint(path: Path, model: keras.Model, rows: list[dict]) -> None:
     rows_tmp = path.with_suffix(".tmp.json")
     with _room_for(path, _state_bytes(model), [tmp, rows_tmp]):
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:  # what Keras' archive leaves out
+            archive.writestr(SEED_STATES, json.dumps(
+                [_value(v).tolist() for v in _seed_states(model)]))
         rows_tmp.write_text(json.dumps(rows))
         os.replace(tmp, path)  # the model first: a rows file always has its model
         os.replace(rows_tmp, path.with_suffix(".json"))
@@ -76,6 +81,20 @@ def _room_for(path: Path, needed: int, temporary: list[Path]) -> Iterator[None]:
                        f"({free_megabytes(path.parent)} free, a checkpoint of this model "
                        f"takes about {megabytes(needed)}); free space there or give another "
                        "--checkpoint-dir, then run the same command again") from None
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The model's random-number states (dropout and augmentation draws), in layer order.
+    Keras' archive does not keep them: a checkpoint keeps them beside it (``SEED_STATES``),
+    so a resumed point draws what it would have drawn had it never stopped."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def _value(variable):
+    """A Keras variable's value as a numpy array (any backend)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(variable.value)
 
 
 def _state_bytes(model: keras.Model) -> int:
@@ -100,6 +119,11 @@ def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
         warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
         model = keras.models.load_model(path)
     mark_jax_compilable(model)  # and gets it back here
+    with zipfile.ZipFile(path) as archive:
+        if SEED_STATES in archive.namelist():
+            states = json.loads(archive.read(SEED_STATES))
+            for variable, state in zip(_seed_states(model), states, strict=True):
+                variable.assign(keras.ops.convert_to_tensor(state, dtype=variable.dtype))
     return model, json.loads(rows_file.read_text())
 
 
