@@ -198,3 +198,22 @@ def test_mixed_precision_computes_in_16_bits_and_keeps_float32_logits_and_metric
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert all(np.isfinite(r["train_loss"]) for r in result.epochs)
     assert result.epochs[-1]["train_loss"] < result.epochs[0]["train_loss"]
+
+
+def test_a_checkpoint_keeps_the_dropout_and_augmentation_draws_where_they_were(tmp_path):
+    """Keras' archive rebuilds each random-number state from the seed: a resumed point would
+    draw its first epoch's dropout masks and flips again."""
+    from sweep.training.checkpoints import load_checkpoint, save_checkpoint
+
+    data = _tiny_dataset()
+    model = build_model(CFG | {"dropout": 0.25}, data.input_shape, data.num_classes,
+                        augment={"flip": "horizontal"}, seed=0)
+    result = train(model, data, TrainingConfig(learning_rate=0.01, batch_size=16, epochs=1))
+    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    assert len(states) >= 2 and all(np.asarray(v.value)[1] > 0 for v in states)  # drawn
+    save_checkpoint(tmp_path / "point.keras", model, result.epochs)
+    resumed, _ = load_checkpoint(tmp_path / "point.keras")
+    again = [v for v in resumed.non_trainable_variables
+             if v.path.endswith("seed_generator_state")]
+    for saved, loaded in zip(states, again, strict=True):
+        np.testing.assert_array_equal(np.asarray(loaded.value), np.asarray(saved.value))
