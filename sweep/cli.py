@@ -17,6 +17,7 @@ import sweep
 from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
+from sweep.run.fused_worker import add_fuse_option
 from sweep.run.local import add_worker_options
 
 if TYPE_CHECKING:
@@ -108,22 +109,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="refuse a study of more points than this (default: "
                             f"{defaults.MAX_POINTS:,})")
     for p in (run, worker, submit):
-        p.add_argument(
-            "--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
-            help="where points save their training state (shared by all workers of a study; "
-                 "default: ./checkpoints)",
-        )
-        p.add_argument(
-            "--checkpoint-every", type=float, default=defaults.CHECKPOINT_EVERY_S,
-            metavar="SECONDS",
-            help=f"seconds of training between checkpoints (default: "
-                 f"{defaults.CHECKPOINT_EVERY_S:g})",
-        )
-    for p in (run, worker, submit):
-        p.add_argument("--fuse", type=_fuse, default="auto", metavar="K|auto|off",
-                       help="train up to K grid points of one model as one program (JAX; "
-                            "auto: sized from the GPU's memory, off on a CPU and under "
-                            "TensorFlow or torch; default: auto)")
+        p.add_argument("--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
+                       help="where points save their training state (shared by all workers "
+                            "of a study; default: ./checkpoints)")
+        p.add_argument("--checkpoint-every", type=float, default=defaults.CHECKPOINT_EVERY_S,
+                       metavar="SECONDS", help="seconds of training between checkpoints "
+                                               f"(default: {defaults.CHECKPOINT_EVERY_S:g})")
+        add_fuse_option(p)
     for p in (run, worker, submit, dash):
         artifact_dir(p)
     add_worker_options(run)
@@ -164,13 +156,6 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="output path (default: NAME.csv / "
                                                  "NAME.parquet / NAME-trialN.keras)")
     return parser
-
-
-def _fuse(text: str) -> str:
-    if text in ("auto", "off") or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"expected a number of at least 1, auto or off, got "
-                                     f"{text!r}")
 
 
 def _study_name(arg: str) -> str:

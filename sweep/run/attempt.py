@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -25,6 +26,10 @@ from sweep.training.checkpoints import (
 )
 from sweep.trial.sampling import suggest
 
+if TYPE_CHECKING:
+    from sweep.run.worker import _Worker
+    from sweep.trial.objective import TrialHooks
+
 # How a trial ended, in the words of the progress events.
 STATE_WORDS = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
                TrialState.PRUNED: "pruned"}
@@ -39,7 +44,7 @@ class Attempt:
     to look for the claim; ``values``: the point's, or None for the sampler to draw.
     """
 
-    def __init__(self, w, study: optuna.Study, claim: claims.Claim,
+    def __init__(self, w: _Worker, study: optuna.Study, claim: claims.Claim,
                  earlier: optuna.trial.FrozenTrial | None, looked: Overhead,
                  values: dict | None):
         spec, claimed_at = w.spec, time.time()
@@ -68,7 +73,7 @@ class Attempt:
         self.record = Overhead().stop()  # storing the trial's attributes, epoch rows, end
         self.heartbeat = claims.Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
 
-    def hooks(self, stop):
+    def hooks(self, stop: Callable[[], bool]) -> TrialHooks:
         """The trial's ``TrialHooks`` (loads Keras), ``stop`` asked after each batch."""
         from sweep.trial.objective import TrialHooks
 
@@ -84,7 +89,8 @@ class Attempt:
         """Whether the claim is gone (another worker runs, or soon will run, the point)."""
         return bool(self.heartbeat.lost)
 
-    def finish(self, state: TrialState | None, value=None, note: str | None = None) -> None:
+    def finish(self, state: TrialState | None, value: object = None,
+               note: str | None = None) -> None:
         """Tell Optuna how the trial ended and close the claim; unless the claim was lost
         meanwhile (``state`` None: training stopped for that), which leaves claim and
         checkpoint to the worker that has the point now."""
@@ -150,7 +156,7 @@ class Attempt:
                   file=sys.stderr)
 
 
-def _start_trial(w, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
+def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
     """A running trial holding the point's ``values``, created in one transaction, and its
     storage id.
 

@@ -14,9 +14,11 @@ its free memory (``_auto_size``). K = 1 trains each point alone through the fuse
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from math import prod
+from typing import TYPE_CHECKING
 
 import optuna
 
@@ -27,15 +29,33 @@ from sweep.store import claims
 from sweep.training.checkpoints import checkpoint_file, saved_epochs
 from sweep.trial.sampling import suggest
 
+if TYPE_CHECKING:
+    from sweep.run.worker import _Worker
+
 MAX_AUTO = 64  # the most members ``--fuse auto`` puts in one program
 MEMORY_SHARE = 0.5  # of the accelerator's free memory that auto sizes a group to
+
+
+def add_fuse_option(command: argparse.ArgumentParser) -> None:
+    """Declare ``--fuse`` (``sweep run``, ``sweep worker``, ``sweep submit``)."""
+    command.add_argument("--fuse", type=_fuse_option, default="auto", metavar="K|auto|off",
+                         help="train up to K grid points of one model as one program (JAX; "
+                              "auto: sized from the GPU's memory, off on a CPU and under "
+                              "TensorFlow or torch; default: auto)")
+
+
+def _fuse_option(text: str) -> str:
+    if text in ("auto", "off") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a number of at least 1, auto or off, got "
+                                     f"{text!r}")
 
 
 class Fuser:
     """What a worker knows of fusing: the group size (resolved at the first grid point:
     Keras loads then) and each point's ``fuse_key``."""
 
-    def __init__(self, w, requested: str):
+    def __init__(self, w: _Worker, requested: str):
         self.w, self.requested, self._size = w, requested, None
         self._keys: dict[str, str | None] = {}
 
@@ -68,7 +88,7 @@ class Fuser:
         return suggest(optuna.trial.FixedTrial(self.w.points[point]), self.w.spec.search.params)
 
 
-def companions(w, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
+def companions(w: _Worker, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
     """Up to ``k`` more points to train with ``leader``, claimed: those of its ``fuse_key``
     nobody holds whose checkpoints hold as many epochs, or waiting to be continued."""
     key = fuser.key(leader.point)
@@ -90,7 +110,7 @@ def companions(w, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Cla
     return out
 
 
-def run_group(w, fuser: Fuser, study: optuna.Study, group: list[claims.Claim],
+def run_group(w: _Worker, fuser: Fuser, study: optuna.Study, group: list[claims.Claim],
               looked: Overhead) -> None:
     """Train the claimed ``group`` of grid points as one program; each ends as its own
     trial. Out of accelerator memory, the points are given back and later groups halved."""
@@ -137,7 +157,7 @@ def run_group(w, fuser: Fuser, study: optuna.Study, group: list[claims.Claim],
         fuser.halve(len(group))
 
 
-def _resolve(w, requested: str, values: dict) -> int:
+def _resolve(w: _Worker, requested: str, values: dict) -> int:
     """``--fuse`` as a group size: 0 for Keras' fit."""
     if requested == "off":
         return 0
@@ -155,7 +175,7 @@ def _resolve(w, requested: str, values: dict) -> int:
     return _auto_size(w, values)
 
 
-def _auto_size(w, values: dict) -> int:
+def _auto_size(w: _Worker, values: dict) -> int:
     """0 on a CPU; on an accelerator as many members of the point's model as
     ``MEMORY_SHARE`` of its free memory holds (weights, gradients and two optimizer moments;
     a training batch's activations three times over, an evaluation batch's once), at most

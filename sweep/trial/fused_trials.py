@@ -20,6 +20,7 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
+from sweep.data import Dataset
 from sweep.errors import TrialFailed
 from sweep.records import TrialKey
 from sweep.study import StudySpec
@@ -88,7 +89,8 @@ class _Entry:
         self.fused.ended(state, value, note)
 
 
-def run_fused_trials(members: list[FusedTrial], spec: StudySpec, dataset_for,
+def run_fused_trials(members: list[FusedTrial], spec: StudySpec,
+                     dataset_for: Callable[[dict, int], Dataset],
                      interrupted: Callable[[], bool]) -> None:
     """Train ``members`` (points of one ``fuse_key``) side by side; each ends through its
     ``ended`` as its trial would alone. Members resumed from checkpoints of different epochs
@@ -113,7 +115,8 @@ def run_fused_trials(members: list[FusedTrial], spec: StudySpec, dataset_for,
             e.attrs.save()
 
 
-def _ready(e: _Entry, spec: StudySpec, dataset_for) -> bool:
+def _ready(e: _Entry, spec: StudySpec,
+           dataset_for: Callable[[dict, int], Dataset]) -> bool:
     """Prepare ``e``'s point, resume or build its model and compile it with its own
     optimizer; False when it ended already (rejected, or pruned at a resumed epoch)."""
     f = e.fused

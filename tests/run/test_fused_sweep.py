@@ -134,7 +134,8 @@ def test_a_fused_worker_killed_mid_way_resumes_each_member_from_its_checkpoint(f
     _same(_rows(url), _rows(fused))
     complete = optuna.load_study(study_name="tiny", storage=url).get_trials(
         states=(optuna.trial.TrialState.COMPLETE,))
-    assert any(t.user_attrs.get("resumed_from_epoch", 0) >= 2 for t in complete)
+    # killed once its rows of epoch 2 were stored, so after its checkpoints of epoch 1 at least
+    assert sum(t.user_attrs.get("resumed_from_epoch", 0) >= 1 for t in complete) == 3
 
 
 def _stored_epochs(url: str) -> dict[int, int]:
