@@ -5,7 +5,8 @@ TensorFlow, no network; ``make gpu-wheels`` here fetches the packages it lacks, 
 ``.whl``). It checks, and prints as one table:
 
 1. the JAX device seen;
-2. a ``sweep run --workers auto`` of 4 points on the GPU (every trial complete);
+2. a ``sweep run --workers auto`` of 4 points on the GPU (every trial complete), and a
+   ``--fuse auto`` sweep of 8 points of one model (the groups it formed);
 3. a worker SIGKILLed mid-trial, replaced, its point resumed from its checkpoint;
 4. seconds per epoch of the seeds' CIFAR-10 model (122,570 params, batch 32, 50,000
    synthetic 32x32x3 images) through the trial's path (Keras' fit) and fused at K = 1;
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -104,12 +106,13 @@ def write_data(path: Path, n_train: int, n_test: int) -> None:
              y_test=rng.integers(0, 10, n_test))
 
 
-def study(folder: Path, name: str, data: Path, epochs: int, grid: dict) -> Path:
+def study(folder: Path, name: str, data: Path, epochs: int, grid: dict,
+          repeats: int = 1) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({
         "name": name, "dataset": {"name": "npz", "path": str(data), "validation_split": 0.1},
         "model": bench_fused.SEED_MODEL, "training": {"batch_size": 32, "epochs": epochs},
-        "search": {"sampler": "grid", "params": grid}}))
+        "search": {"sampler": "grid", "params": grid, "repeats": repeats}}))
     return path
 
 
@@ -146,6 +149,21 @@ def check_sweep(folder: Path, data: Path, clock: Clock) -> str:
     where = re.search(r"(\d+ workers? on [^\n]+)", output)
     return (f"exit {code}, {done} of 4 complete in {seconds:.0f} s "
             f"({where.group(1) if where else 'workers ?'})")
+
+
+def check_fused_sweep(folder: Path, data: Path, clock: Clock) -> str:
+    """8 points of one model (2 learning rates x 4 repeats) through ``--fuse auto``: how
+    many trials trained in groups of each size, and what auto said."""
+    if not clock.fits(240):
+        return "skipped: no time left"
+    path = study(folder, "fused", data, 2, {"training.learning_rate": [0.001, 0.003]}, 4)
+    code, output, seconds = sweep(folder, path, "--workers", "1", "--fuse", "auto",
+                                  timeout=max(30, clock.left() - 200))
+    done = [t for t in trials(folder, "fused") if t.state.name == "COMPLETE"]
+    sizes = sorted(Counter(t.user_attrs.get("fused", "fit") for t in done).items(), key=str)
+    said = re.search(r"--fuse auto: ([^\n]+)", output)
+    return (f"exit {code}, {len(done)} of 8 complete in {seconds:.0f} s; trials by group size "
+            f"{dict(sizes)}; {said.group(1) if said else 'auto fused nothing here'}")
 
 
 def check_resume(folder: Path, data: Path, clock: Clock) -> str:
@@ -238,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         small = folder / "small.npz"
         write_data(small, n_train // 10, 1_000)
         lines.append(f"sweep run --workers auto, 4 points: {check_sweep(folder, small, clock)}")
+        lines.append(f"sweep run --fuse auto, 8 points of one model: "
+                     f"{check_fused_sweep(folder, small, clock)}")
         lines.append(f"SIGKILLed worker: {check_resume(folder, small, clock)}")
         fit_s = bench_fused.fit_epoch_s(n_train, n_train // 10, 1) if clock.fits(200) else None
         lines.append(f"seeds' CIFAR-10 model, batch 32, {n_train:,} images: "

@@ -188,7 +188,7 @@ def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
     its value is the last it reported). ``stop`` is asked after every batch."""
     from sweep.trial.objective import run_trial  # loads Keras (module docstring)
 
-    warn_slow_precision(w, attempt.values)
+    _warn_slow_precision(w, attempt.values)
     trial = attempt.trial
     try:
         value = run_trial(trial, w.spec, attempt.values, w.dataset_for, attempt.hooks(stop))
@@ -200,7 +200,7 @@ def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
         return TrialState.PRUNED, None, str(err)
 
 
-def warn_slow_precision(w: _Worker, values: dict) -> None:
+def _warn_slow_precision(w: _Worker, values: dict) -> None:
     """Say once per process that the point's 16-bit precision is emulated here."""
     from sweep.training.device import precision_warning
 

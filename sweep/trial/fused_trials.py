@@ -32,11 +32,13 @@ from sweep.training.fused import FusedGroup, Member
 from sweep.training.probe import probe_for
 from sweep.training.reuse import MAY_DIFFER
 from sweep.trial.objective import (
-    TrialHooks, _check_size, _new_model, _PendingAttrs, _prepare, _record, _reporter, _resume,
+    PendingAttrs, Point, TrialHooks, check_model_size, epoch_reporter, new_model, prepare_point,
+    record_result, resume_point,
 )
 
 # How a member ended, for ``FusedTrial.ended``: an Optuna state, or None (its claim was lost).
 Ended = Callable[[TrialState | None, object, str | None], None]
+LOST = "lost"  # the note of a member whose claim was lost (another worker has its point)
 
 
 def fuse_key(spec: StudySpec, values: dict) -> str | None:
@@ -74,8 +76,8 @@ class _Entry:
     """A member on its way through the group: its trial, Keras side and what it recorded."""
 
     fused: FusedTrial
-    attrs: _PendingAttrs
-    point: object = None  # objective._Point
+    attrs: PendingAttrs
+    point: Point | None = None
     report: Callable[[dict], None] | None = None
     member: Member | None = None
     param_count: int = 0
@@ -101,7 +103,7 @@ def run_fused_trials(members: list[FusedTrial], spec: StudySpec,
             members not ended yet have their attributes saved, and are the caller's to give
             back.
     """
-    entries = [_Entry(m, _PendingAttrs(m.trial, m.hooks.save_attrs)) for m in members]
+    entries = [_Entry(m, PendingAttrs(m.trial, m.hooks.save_attrs)) for m in members]
     try:
         ready = [e for e in entries if _ready(e, spec, dataset_for)]
         for e in [e for e in ready if len(e.member.rows) >= e.point.training.epochs]:
@@ -121,11 +123,11 @@ def _ready(e: _Entry, spec: StudySpec,
     optimizer; False when it ended already (rejected, or pruned at a resumed epoch)."""
     f = e.fused
     try:
-        e.point = _prepare(e.attrs, spec, f.values, dataset_for)
-        e.report = _reporter(f.trial, spec, f.hooks.on_epoch)
-        model, done = _resume(e.attrs, e.point, f.hooks.checkpoint, e.report) or (
-            _new_model(e.point), [])
-        e.param_count = _check_size(e.attrs, spec, model, e.point)
+        e.point = prepare_point(e.attrs, spec, f.values, dataset_for)
+        e.report = epoch_reporter(f.trial, spec, f.hooks.on_epoch)
+        model, done = resume_point(e.attrs, e.point, f.hooks.checkpoint, e.report) or (
+            new_model(e.point), [])
+        e.param_count = check_model_size(e.attrs, spec, model, e.point)
     except TrialFailed as err:
         e.end(TrialState.FAIL, note=str(err))
         return False
@@ -157,12 +159,12 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
         for e, row in zip(list(live), rows):
             e.result.seconds += row["seconds"]
             state, value, note = _after_epoch(group, e, row, spec)
-            if state is not None or note == "lost":
+            if state is not None or note == LOST:
                 group.leave(e.member)
                 live.remove(e)
                 if state == TrialState.COMPLETE:
                     _keep(e)
-                e.end(state, value, None if note == "lost" else note)
+                e.end(state, value, None if note == LOST else note)
         if live and time.monotonic() - saved >= every_s:
             for e in live:
                 if e.fused.hooks.checkpoint is not None:
@@ -179,7 +181,7 @@ def _keep(e: _Entry) -> None:
 
 def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
     """``(state, value, note)`` of a member after one more epoch: state None while it trains
-    on (note "lost" when its claim was lost); its snapshot probed, its row reported."""
+    on (note ``LOST`` when its claim was lost); its snapshot probed, its row reported."""
     result, training, epoch = e.result, e.point.training, row["epoch"]
     finite = math.isfinite(row["train_loss"])
     if finite and training.stop_at_loss is not None and (
@@ -190,11 +192,13 @@ def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
         row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
         result.snapshots[epoch], result.details[epoch] = row, details
     if e.fused.hooks.stop_requested is not None and e.fused.hooks.stop_requested():
-        return None, None, "lost"
+        return None, None, LOST
     try:
         e.report(row)
     except optuna.TrialPruned as err:
         return TrialState.PRUNED, None, str(err)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker ended it
+        return None, None, LOST
     if not finite:
         return TrialState.FAIL, None, f"loss became NaN at epoch {epoch}"
     if result.stopped_epoch is None and epoch < training.epochs:
@@ -204,8 +208,8 @@ def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
 
 def _complete(e: _Entry, spec: StudySpec):
     """``(COMPLETE, objective value, None)``, with what a finished training leaves on the
-    trial (``objective._record``)."""
+    trial (``objective.record_result``)."""
     e.attrs[TrialKey.TRAIN_SECONDS] = e.result.seconds
-    values = _record(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
-                     e.param_count)
+    values = record_result(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
+                           e.param_count)
     return TrialState.COMPLETE, values[0] if len(values) == 1 else tuple(values), None

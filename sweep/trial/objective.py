@@ -3,6 +3,9 @@
 ``run_trial`` takes an Optuna trial and the point of the space to train; it builds the model
 from the plain config, trains it, and writes what it learns onto the trial (per-epoch values,
 snapshot results, provenance). It works with any trial, including ``optuna.trial.FixedTrial``.
+Its steps (``prepare_point``, ``resume_point`` or ``new_model``, ``check_model_size``, the
+``epoch_reporter``, ``record_result``) are public: a fused group's trials
+(``sweep.trial.fused_trials``) go through the same ones, only their training differs.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class TrialHooks:
 
 
 @dataclass
-class _Point:
+class Point:
     """A trial's point made concrete: its config, seed and data, and what is known of its
     model before it is built (sweep's own models only)."""
 
@@ -101,12 +104,12 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
             stored on the trial.
         optuna.TrialPruned: the study's pruner stopped it after an epoch.
     """
-    attrs = _PendingAttrs(trial, hooks.save_attrs)  # saved before training and on the way out
+    attrs = PendingAttrs(trial, hooks.save_attrs)  # saved before training and on the way out
     try:
-        point = _prepare(attrs, spec, values, dataset_for)
-        report = _reporter(trial, spec, hooks.on_epoch)
+        point = prepare_point(attrs, spec, values, dataset_for)
+        report = epoch_reporter(trial, spec, hooks.on_epoch)
         model, done, key = _resume_or_build(attrs, point, hooks.checkpoint, report)
-        param_count = _check_size(attrs, spec, model, point)
+        param_count = check_model_size(attrs, spec, model, point)
         board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" \
             if point.training.tensorboard else None
         session = TrialSession(spec, values, board) if board is not None else None
@@ -119,7 +122,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
             raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
         if hooks.keep is not None:
             save_checkpoint(hooks.keep, model, result.epochs)
-        values = _record(trial, attrs, spec, point, result, hooks, param_count)
+        values = record_result(trial, attrs, spec, point, result, hooks, param_count)
         if session is not None:  # TensorBoard's HParams tab: this trial's objective
             session.end(values, result.epochs[-1]["epoch"])
         return values[0] if len(values) == 1 else tuple(values)
@@ -127,8 +130,8 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
         attrs.save()
 
 
-def _prepare(attrs: dict, spec: StudySpec, values: dict,
-             dataset_for: Callable[[dict, int], Dataset]) -> _Point:
+def prepare_point(attrs: dict, spec: StudySpec, values: dict,
+                  dataset_for: Callable[[dict, int], Dataset]) -> Point:
     """The point's config, seed, provenance and data; sweep's own models are analysed (and
     rejected if they cannot be built) before anything is built, a KerasTuner hypermodel is
     only known once built."""
@@ -138,17 +141,17 @@ def _prepare(attrs: dict, spec: StudySpec, values: dict,
     training = TrainingConfig.from_section(config["training"])
     architecture = architecture_of(config, data.input_shape, data.num_classes)
     if architecture is None:
-        return _Point(config, seed, training, data, None,
+        return Point(config, seed, training, data, None,
                       load_hypermodel(config["model"]["hypermodel"], spec.source))
     attrs |= {
         TrialKey.RECEPTIVE_FIELD: architecture.receptive_field,
         TrialKey.LAYERS: architecture.rows(),
     }
-    return _Point(config, seed, training, data, architecture, None)
+    return Point(config, seed, training, data, architecture, None)
 
 
-def _reporter(trial: optuna.Trial, spec: StudySpec,
-              on_epoch: Callable[[dict], None]) -> Callable[[dict], None]:
+def epoch_reporter(trial: optuna.Trial, spec: StudySpec,
+                   on_epoch: Callable[[dict], None]) -> Callable[[dict], None]:
     """What each epoch's row goes through: the caller's ``on_epoch``, then Optuna's per-epoch
     values and the study's pruner (single-objective studies only)."""
     prunes = spec.search.pruner != "none"
@@ -165,15 +168,15 @@ def _reporter(trial: optuna.Trial, spec: StudySpec,
     return report
 
 
-def _resume_or_build(attrs: dict, point: _Point, checkpoint: Path | None,
+def _resume_or_build(attrs: dict, point: Point, checkpoint: Path | None,
                      report: Callable[[dict], None]):
     """``(model, done, step key)``: the checkpoint's model and the rows of its epochs (each
     reported again onto this trial), or a new model, trained through an earlier trial's
     compiled step where one can train it (the key, to keep the step for the next trial)."""
-    resumed = _resume(attrs, point, checkpoint, report)
+    resumed = resume_point(attrs, point, checkpoint, report)
     if resumed is not None:
         return *resumed, None
-    model = _new_model(point)
+    model = new_model(point)
     if point.hypermodel is not None:
         return model, [], None
     key = step_key(point.config["model"], point.training, point.data)
@@ -184,8 +187,8 @@ def _resume_or_build(attrs: dict, point: _Point, checkpoint: Path | None,
     return model, [], key
 
 
-def _resume(attrs: dict, point: _Point, checkpoint: Path | None,
-            report: Callable[[dict], None]) -> tuple[Any, list[dict]] | None:
+def resume_point(attrs: dict, point: Point, checkpoint: Path | None,
+                 report: Callable[[dict], None]) -> tuple[Any, list[dict]] | None:
     """Seed the point's draws; ``(model, rows)`` of its checkpoint, each row reported again
     onto this trial, or None when there is none (a new model is built next)."""
     keras.utils.set_random_seed(point.seed)
@@ -199,7 +202,8 @@ def _resume(attrs: dict, point: _Point, checkpoint: Path | None,
     return model, done
 
 
-def _check_size(attrs: dict, spec: StudySpec, model, point: _Point) -> int:
+def check_model_size(attrs: dict, spec: StudySpec, model: keras.Model,
+                     point: Point) -> int:
     """The model's parameter count, recorded and held against ``constraints.max_params``."""
     param_count = int(model.count_params())
     if point.architecture is not None:
@@ -209,7 +213,7 @@ def _check_size(attrs: dict, spec: StudySpec, model, point: _Point) -> int:
     return param_count
 
 
-def _fit(model, point: _Point, hooks: TrialHooks, report: Callable[[dict], None],
+def _fit(model, point: Point, hooks: TrialHooks, report: Callable[[dict], None],
          done: list[dict], board: Path | None) -> TrainResult:
     """Train; running out of accelerator memory fails the trial with that reason."""
     hp_fit = trial_fit(point.hypermodel.fit, point.config["hp"]) if point.hypermodel else None
@@ -224,8 +228,8 @@ def _fit(model, point: _Point, hooks: TrialHooks, report: Callable[[dict], None]
         raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
 
 
-def _record(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: _Point,
-            result: TrainResult, hooks: TrialHooks, param_count: int) -> list[float]:
+def record_result(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: Point,
+                  result: TrainResult, hooks: TrialHooks, param_count: int) -> list[float]:
     """What a finished training leaves on the trial; returns the objective's values."""
     attrs[TrialKey.SNAPSHOTS] = list(result.snapshots.values())
     attrs[TrialKey.OVERFITTING] = diagnostics.overfitting(result.epochs)
@@ -241,7 +245,7 @@ def _record(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: _Point,
             for m in spec.metrics]
 
 
-class _PendingAttrs(dict):
+class PendingAttrs(dict):
     """The trial's user attributes set since the last ``save``, which stores them together."""
 
     def __init__(self, trial, save_attrs: Callable[[dict], None] | None):
@@ -294,7 +298,7 @@ def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store
                 )
 
 
-def _new_model(point: _Point):
+def new_model(point: Point) -> keras.Model:
     """sweep's own model, or the study's KerasTuner hypermodel built with the trial's hps."""
     training, data = point.training, point.data
     if point.hypermodel is not None:

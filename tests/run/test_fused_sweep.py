@@ -111,8 +111,9 @@ def test_a_member_pruned_at_epoch_2_leaves_the_others_as_they_were(fused, tmp_pa
     np.testing.assert_allclose(pruned[(0.02, 0)], whole[(0.02, 0)][:2], rtol=2e-4, atol=2e-5)
 
 
-def test_a_fused_worker_killed_mid_way_resumes_each_member_from_its_checkpoint(fused,
-                                                                               tmp_path):
+def _stopped_mid_way(tmp_path: Path, sig: int) -> tuple[str, list[str], dict, int]:
+    """A ``--fuse 3`` sweep of ``fused_study`` in its own process, sent ``sig`` once the
+    group of 3 stored its rows of epoch 2: ``(url, command, env, exit code)``."""
     study, url = write_study(tmp_path, fused_study()), f"sqlite:///{tmp_path / 'k.db'}"
     command = [sys.executable, "-m", "sweep.cli", "run", str(study), "--storage", url,
                "--workers", "1", "--progress", "plain", "--checkpoint-every", "0"]
@@ -125,9 +126,14 @@ def test_a_fused_worker_killed_mid_way_resumes_each_member_from_its_checkpoint(f
         if sum(e >= 2 for e in _stored_epochs(url).values()) >= 3:  # the group is past 2
             break
         time.sleep(0.05)
-    assert child.poll() is None, "the sweep ended before it could be killed"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    assert child.poll() is None, "the sweep ended before it could be stopped"
+    child.send_signal(sig)
+    return url, command, env, child.wait(timeout=120)
+
+
+def test_a_fused_worker_killed_mid_way_resumes_each_member_from_its_checkpoint(fused,
+                                                                               tmp_path):
+    url, command, env, _ = _stopped_mid_way(tmp_path, signal.SIGKILL)
     resumed = subprocess.run([*command, "--fuse", "2"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -136,6 +142,17 @@ def test_a_fused_worker_killed_mid_way_resumes_each_member_from_its_checkpoint(f
         states=(optuna.trial.TrialState.COMPLETE,))
     # killed once its rows of epoch 2 were stored, so after its checkpoints of epoch 1 at least
     assert sum(t.user_attrs.get("resumed_from_epoch", 0) >= 1 for t in complete) == 3
+
+
+def test_ctrl_c_gives_every_member_back_and_the_next_run_goes_on_from_there(fused, tmp_path):
+    url, command, env, code = _stopped_mid_way(tmp_path, signal.SIGINT)
+    assert code == 130
+    stopped = optuna.load_study(study_name="tiny", storage=url).trials
+    assert len(stopped) == 3 and all(t.user_attrs.get("interrupted") for t in stopped)
+    again = subprocess.run([*command, "--fuse", "3"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    _same(_rows(url), _rows(fused))
 
 
 def _stored_epochs(url: str) -> dict[int, int]:
@@ -165,3 +182,35 @@ def test_a_fused_study_grown_to_more_epochs_continues_fused(fused, tmp_path, mon
     model = keras.models.load_model(out)  # a plain Keras model, its weights the member's
     assert model.predict(np.zeros((2, *model.input_shape[1:]), "float32"), verbose=0).shape \
         == (2, 10)
+
+
+class _FakeGpu:
+    """What ``--fuse auto`` reads of an accelerator (no GPU here: the one thing mocked)."""
+
+    platform, device_kind = "gpu", "NVIDIA H200"
+
+    def __init__(self, free_gib: float):
+        self.free = free_gib * 2**30
+
+    def memory_stats(self) -> dict:
+        return {"bytes_limit": int(self.free) + 2**30, "bytes_in_use": 2**30}
+
+
+@pytest.mark.parametrize("free_gib, size", [(100.0, 64), (0.05, 1)])
+def test_fuse_auto_sizes_groups_from_the_accelerators_free_memory(free_gib, size, monkeypatch,
+                                                                  capsys):
+    import jax
+    from types import SimpleNamespace
+
+    from sweep.data import load_dataset
+    from sweep.models import complete_spec
+    from sweep.run.fused_worker import _auto_size
+    from sweep.study import load_study
+
+    monkeypatch.setattr(jax, "devices", lambda: [_FakeGpu(free_gib)])
+    spec = complete_spec(load_study("quickstart"))  # digits: no download
+    w = SimpleNamespace(spec=spec, dataset_for=lambda cfg, seed: load_dataset(cfg, seed))
+    assert _auto_size(w, {}) == size
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(f"[{spec.name}] --fuse auto: up to {size} "
+                                                 "points per program on NVIDIA H200")
