@@ -39,6 +39,7 @@ import numpy as np
 from sweep.data import Dataset
 from sweep.study.training import TrainingConfig
 from sweep.training.fit import learning_rate_at, loss_for, make_optimizer
+from sweep.training.fused_step import programs
 from sweep.training.probe import EVAL_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -74,9 +75,11 @@ def backend_fuses() -> bool:
 
 
 class FusedGroup:
-    """Members trained as one program, epoch by epoch (``train_epoch``)."""
+    """Members trained as one program, epoch by epoch (``train_epoch``). ``key``: their step
+    key (``sweep.trial.fused_trials.fuse_key``), under which groups share compiled programs;
+    None compiles this group's own."""
 
-    def __init__(self, members: list[Member]):
+    def __init__(self, members: list[Member], key: str | None = None):
         import jax
         import jax.numpy as jnp
 
@@ -101,6 +104,7 @@ class FusedGroup:
         self._train, self._val = train, val  # (K, n_train), (K, n_val) positions in them
         self._looped = jax.devices()[0].platform != "cpu"  # lax.scan over steps (above)
         self._compiled = None  # the programs, made at the first epoch (for this many members)
+        self._key = key  # the members' step key: groups of one key share compiled programs
 
     def leave(self, member: Member) -> None:
         """Take ``member`` out of the group (its arrays written back into its model first);
@@ -172,52 +176,13 @@ class FusedGroup:
         return rows
 
     def _compile(self):
-        """The group's two programs: ``train_step(state, x, y, idx)`` runs the steps of
-        ``idx`` (steps, K, batch) for every member; ``evaluate(state)`` gives each member's
-        validation loss and accuracy."""
-        import jax
+        """The group's ``train_step`` (``fused_step.programs``: those of an earlier group of
+        the same key where there was one) and ``evaluate(state)``, each member's validation
+        loss and accuracy."""
         import jax.numpy as jnp
 
-        model, optimizer, loss_fn = self._model, self._optimizer, self._loss
-
-        def member_step(state, x, y):
-            trainable, non_trainable, opt_vars = state
-
-            def objective(trainable, non_trainable):
-                logits, non_trainable, losses = model.stateless_call(
-                    trainable, non_trainable, x, training=True, return_losses=True)
-                loss = loss_fn(y, logits) + sum(losses)
-                return loss, (logits, non_trainable)
-
-            (loss, (logits, non_trainable)), grads = jax.value_and_grad(
-                objective, has_aux=True)(trainable, non_trainable)
-            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            hits = jnp.sum(jnp.argmax(logits, axis=-1) == y)
-            return (trainable, non_trainable, opt_vars), (loss, hits)
-
-        def alone(state, x, y):  # a group of one: XLA's CPU backend runs the batched
-            # (grouped) convolutions of a vmap several times slower than plain ones
-            squeeze = jax.tree_util.tree_map(lambda a: a[0], (state, x, y))
-            return jax.tree_util.tree_map(lambda a: a[None], member_step(*squeeze))
-
-        fused_step = alone if len(self.members) == 1 else jax.vmap(member_step)
-
-        def one(state, x_all, y_all, batch_idx):  # batch_idx: (K, batch)
-            return fused_step(state, x_all[batch_idx], y_all[batch_idx])
-
-        def steps(state, x_all, y_all, idx):  # idx: (steps, K, batch)
-            if not self._looped:
-                state, out = one(state, x_all, y_all, idx[0])
-                return state, jax.tree_util.tree_map(lambda a: a[None], out)
-            return jax.lax.scan(lambda s, i: one(s, x_all, y_all, i), state, idx)
-
-        def member_eval(state, x_all, y_all, idx):  # idx: this member's validation batch
-            trainable, non_trainable, _ = state
-            x, y = x_all[idx], y_all[idx]
-            logits, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return loss_fn(y, logits) * len(y), jnp.sum(jnp.argmax(logits, axis=-1) == y)
-
-        batched_eval = jax.jit(jax.vmap(member_eval, in_axes=(0, None, None, 0)))
+        train_step, batched_eval = programs(self._key, self._model, self._optimizer,
+                                            self._loss, len(self.members) == 1, self._looped)
         images, val = self._images, self._val
 
         def evaluate(state):
@@ -227,7 +192,7 @@ class FusedGroup:
             loss = sum(np.asarray(t[0]) for t in totals) / n
             return loss, sum(np.asarray(t[1]) for t in totals) / n
 
-        self._compiled = jax.jit(steps, donate_argnums=0), evaluate
+        self._compiled = train_step, evaluate
         return self._compiled
 
 

@@ -149,7 +149,8 @@ def _ready(e: _Entry, spec: StudySpec,
 def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], bool]) -> None:
     """Epochs of the group until every member has left it; checkpoints every
     ``checkpoint_every_s`` (the first member's hooks: one worker's setting)."""
-    group = FusedGroup([e.member for e in entries])
+    group = FusedGroup([e.member for e in entries],
+                       key=fuse_key(spec, entries[0].fused.values))
     for e in entries:
         e.attrs[TrialKey.FUSED] = len(entries)
     live, every_s, saved = list(entries), entries[0].fused.hooks.checkpoint_every_s, \

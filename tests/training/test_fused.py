@@ -80,3 +80,18 @@ def test_a_member_that_leaves_after_epoch_2_leaves_the_others_unchanged():
     assert [len(m.rows) for m in pruned] == [3, 2, 3]
     np.testing.assert_allclose(_rows([pruned[0], pruned[2]]), _rows([whole[0], whole[2]]),
                                rtol=2e-4, atol=2e-5)
+
+
+def test_a_later_group_of_the_same_step_key_runs_the_programs_already_compiled():
+    from sweep.training import fused_step
+    from sweep.training.fused import FusedGroup
+
+    first, _ = _members(POINTS[:2], epochs=1)
+    group = FusedGroup(first, key="same step")
+    group.train_epoch()
+    again, _ = _members(POINTS[1:], epochs=1)
+    later = FusedGroup(again, key="same step")
+    later.train_epoch()
+    assert later._compiled[0] is group._compiled[0]  # one jitted step, not compiled again
+    np.testing.assert_allclose(_rows(again[:1]), _rows(first[1:]), rtol=2e-4, atol=2e-5)
+    assert len([kind for kind in fused_step._kept if kind[0] == "same step"]) == 1
