@@ -8,7 +8,7 @@ step cannot be fused (a hypermodel, float16 loss scaling, TensorBoard logs) and 
 random/tpe trial train alone, through Keras' fit.
 
 ``--fuse`` is ``off``, a number K, or ``auto``: off on a CPU (fusion loses there:
-docs/benchmark.md, ``make bench-fused``) and under TensorFlow and torch; on a GPU, K from
+docs/fused.md, ``make bench-fused``) and under TensorFlow and torch; on a GPU, K from
 its free memory (``_auto_size``). K = 1 trains each point alone through the fused step.
 """
 
