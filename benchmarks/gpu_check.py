@@ -232,6 +232,7 @@ def process_rows(ks: list[int], folder: Path, data: Path, clock: Clock) -> list[
         with GpuSampler() as gpu:
             code, output, seconds = sweep(folder, study(folder, f"procs{k}", data, 1, grid),
                                           "--gpus", "0", "--trials-per-gpu", str(k),
+                                          "--fuse", "off",  # processes, each one trial
                                           timeout=max(30, clock.left() - 60))
         note = gpu.text() if code == 0 else f"exit {code}: {output.strip().splitlines()[-1:]}"
         rows.append((k, seconds, 8 * 3600 / seconds, note))

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import keras
 
@@ -93,7 +93,6 @@ class _Recorder(keras.callbacks.Callback):
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
         self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
         self.saved = time.monotonic()
-        self.probe = None  # built at the first snapshot
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -114,19 +113,10 @@ class _Recorder(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "seconds": seconds,
         }
-        if not math.isfinite(row["train_loss"]):
-            self.result.nan_epoch = epoch + 1
+        end_of_epoch(self.result, row, lambda: self.model, self.data, self.snapshots,
+                     self.stop_at_loss)
+        if self.result.nan_epoch or self.result.stopped_epoch:
             self.model.stop_training = True
-        else:
-            if self.stop_at_loss is not None and row["train_loss"] <= self.stop_at_loss:
-                self.result.stopped_epoch = epoch + 1
-                self.model.stop_training = True
-            if epoch + 1 in self.snapshots or self.result.stopped_epoch:
-                self.probe = self.probe or probe_for(self.model)
-                details = self.probe.details(self.data)
-                row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
-                self.result.snapshots[epoch + 1] = row
-                self.result.details[epoch + 1] = details
         self.result.epochs.append(row)
         due = time.monotonic() - self.saved >= self.every_s
         if self.checkpoint is not None and due and self.result.nan_epoch is None:
@@ -134,6 +124,24 @@ class _Recorder(keras.callbacks.Callback):
             self.saved = time.monotonic()
         if self.on_epoch is not None:
             self.on_epoch(row)
+
+
+def end_of_epoch(result: TrainResult, row: dict, model: Callable[[], keras.Model],
+                 data: Dataset, snapshots: Collection[int], stop_at_loss: float | None) -> None:
+    """What a finished epoch's ``row`` makes of ``result``: the epoch a NaN loss came at, or
+    the epoch whose training loss reached ``stop_at_loss``; at a snapshot epoch (that one
+    included) the test metrics of ``model()`` go into ``row`` and its diagnostics into
+    ``result.details``. The caller stops training after a NaN or a stop."""
+    epoch = row["epoch"]
+    if not math.isfinite(row["train_loss"]):
+        result.nan_epoch = epoch
+        return
+    if stop_at_loss is not None and row["train_loss"] <= stop_at_loss:
+        result.stopped_epoch = epoch
+    if epoch in snapshots or result.stopped_epoch:
+        details = probe_for(model()).details(data)
+        row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
+        result.snapshots[epoch], result.details[epoch] = row, details
 
 
 def learning_rate_at(schedule: str, learning_rate: float, decay: float, epoch: int,

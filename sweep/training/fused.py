@@ -64,7 +64,8 @@ class Member:
     seed: int
     data: Dataset
     rows: list[dict] = field(default_factory=list)
-    optimizer: keras.optimizers.Optimizer | None = None  # made from ``config`` when None
+    # None: the model's own (a checkpoint's, or compiled), else one made from ``config``
+    optimizer: keras.optimizers.Optimizer | None = None
 
 
 def backend_fuses() -> bool:

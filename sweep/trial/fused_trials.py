@@ -12,7 +12,6 @@ state: it resumes alone or in any other group.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
@@ -27,9 +26,8 @@ from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
 from sweep.training.checkpoints import save_checkpoint
-from sweep.training.fit import TrainResult, loss_for, make_optimizer
+from sweep.training.fit import TrainResult, end_of_epoch, loss_for, make_optimizer
 from sweep.training.fused import FusedGroup, Member
-from sweep.training.probe import probe_for
 from sweep.training.reuse import MAY_DIFFER
 from sweep.trial.objective import (
     PendingAttrs, Point, TrialHooks, check_model_size, epoch_reporter, new_model, prepare_point,
@@ -183,15 +181,9 @@ def _keep(e: _Entry) -> None:
 def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
     """``(state, value, note)`` of a member after one more epoch: state None while it trains
     on (note ``LOST`` when its claim was lost); its snapshot probed, its row reported."""
-    result, training, epoch = e.result, e.point.training, row["epoch"]
-    finite = math.isfinite(row["train_loss"])
-    if finite and training.stop_at_loss is not None and (
-            row["train_loss"] <= training.stop_at_loss):
-        result.stopped_epoch = epoch
-    if finite and (epoch in training.snapshot_epochs or result.stopped_epoch):
-        details = probe_for(group.member_model(e.member)).details(e.point.data)
-        row.update({k: details.pop(k) for k in ("test_loss", "test_accuracy", "roc_auc")})
-        result.snapshots[epoch], result.details[epoch] = row, details
+    result, training = e.result, e.point.training
+    end_of_epoch(result, row, lambda: group.member_model(e.member), e.point.data,
+                 training.snapshot_epochs, training.stop_at_loss)
     if e.fused.hooks.stop_requested is not None and e.fused.hooks.stop_requested():
         return None, None, LOST
     try:
@@ -200,9 +192,9 @@ def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
         return TrialState.PRUNED, None, str(err)
     except optuna.exceptions.UpdateFinishedTrialError:  # another worker ended it
         return None, None, LOST
-    if not finite:
-        return TrialState.FAIL, None, f"loss became NaN at epoch {epoch}"
-    if result.stopped_epoch is None and epoch < training.epochs:
+    if result.nan_epoch is not None:
+        return TrialState.FAIL, None, f"loss became NaN at epoch {result.nan_epoch}"
+    if result.stopped_epoch is None and row["epoch"] < training.epochs:
         return None, None, None
     return _complete(e, spec)
 
