@@ -1,7 +1,8 @@
-"""The figures that answer the study's question, drawn from ``effects`` and ``importance``:
-each value's difference from its axis's best with its 95 % interval, Optuna's importances,
-the pairs of axes that interact most, and every trial across all axes (parallel
-coordinates, as W&B draws a sweep)."""
+"""The figures that answer the study's question, drawn from ``effects``, ``interactions`` and
+``importance``: each value's difference from its knob's best with Tukey's simultaneous 95 %
+interval, Optuna's importances (where a knob matters), the two-way tables of the pairs of
+knobs, their interaction tested, and every trial across all axes (parallel coordinates, as
+W&B draws a sweep)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sweep.report.aggregate import many_valued
-from sweep.report.effects import knobs
+from sweep.report.effects import NONE, Effects, knobs
 from sweep.report.figures import label
 from sweep.report.frames import StudyResult
 from sweep.report.summary import Answer
 
-MAX_INTERACTIONS = 3  # pairs of axes drawn as heatmaps, the strongest first
+MAX_INTERACTIONS = 3  # pairs of knobs drawn as heatmaps, those that interact first
+NOISE_SPAN = 3  # a heatmap's colours span at least this many differences beyond noise
 MAX_PARALLEL = 5000  # trials drawn as parallel lines (the best, where there are more)
 
 
@@ -22,37 +24,37 @@ def answer_figures(result: StudyResult, answer: Answer) -> list[go.Figure]:
     """The figures above the report's grouped ones: effects, importance, interactions, every
     trial across the axes (those the study has data for)."""
     figures = []
-    if answer.effects["difference"].notna().any():
+    if answer.effects.values["low"].notna().any():
         figures.append(effects_figure(answer.effects, result.metric))
     if not answer.importances.empty:
         figures.append(importance_figure(answer.importances, answer.evaluator))
-    strong = answer.interactions[answer.interactions["strength"] > 0]
-    figures += interaction_figures(strong, result.metric)
+    figures += interaction_figures(answer.interactions, result.metric)
     if len(knobs(result.params)) > 1 and len(answer.rows) > 1:
         figures.append(parallel_figure(answer.rows, result.params, result.metric,
                                        result.direction))
     return figures
 
 
-def effects_figure(found: pd.DataFrame, metric: str) -> go.Figure:
-    """Per axis and value, how much worse than the axis's best value it does, with the 95 %
-    interval; a bar that crosses 0 is within noise."""
-    rest = found[~found["best"]].iloc[::-1]
+def effects_figure(found: Effects, metric: str) -> go.Figure:
+    """Per knob and value, how much worse than the knob's best value it does, with Tukey's
+    simultaneous 95 % interval; a bar that crosses 0 is within noise of the best."""
+    values = found.values
+    rest = values[~values["best"] & values["low"].notna()].iloc[::-1]
+    verdicts = found.verdicts.set_index("axis")["verdict"]
     names = [f"{r.axis} = {r.value}" for r in rest.itertuples()]
-    bounds = rest.assign(low=rest["low"].astype(float), high=rest["high"].astype(float))
     trace = go.Scatter(
         x=rest["difference"], y=names, mode="markers", marker={"size": 10},
         error_x={"type": "data", "symmetric": False,
-                 "array": (bounds["high"] - rest["difference"]).fillna(0),
-                 "arrayminus": (rest["difference"] - bounds["low"]).fillna(0)},
-        text=[f"{r.pairs} pairs" if r.pairs else "unpaired" for r in rest.itertuples()],
+                 "array": rest["high"] - rest["difference"],
+                 "arrayminus": rest["difference"] - rest["low"]},
+        text=[f"{r.axis}: {verdicts[r.axis]}" for r in rest.itertuples()],
         name="difference")
-    best = found[found["best"]]
-    subtitle = ("the axis's best value minus each other value (" + ", ".join(
-        f"{r.axis}: best {r.value}" for r in best.itertuples()) + "); a bar across 0 is "
-        "within noise")
+    best = values[values["best"]]
+    subtitle = ("the knob's best value minus each other value (" + ", ".join(
+        f"{r.axis}: best {r.value}, {verdicts[r.axis]}" for r in best.itertuples()
+        if r.axis in set(rest["axis"])) + "); a bar across 0 is within noise of the best")
     return go.Figure(trace, {
-        "title": {"text": f"Effects on {label(metric)}, 95 % intervals",
+        "title": {"text": f"Effects on {label(metric)}, Tukey's simultaneous 95 % intervals",
                   "subtitle": {"text": subtitle}},
         "xaxis": {"title": {"text": f"{label(metric)}: best minus this value"},
                   "zeroline": True, "zerolinewidth": 2},
@@ -73,19 +75,28 @@ def importance_figure(shares: pd.Series, evaluator: str) -> go.Figure:
 
 
 def interaction_figures(pairs: pd.DataFrame, metric: str) -> list[go.Figure]:
-    """The pairs of axes whose interaction is strongest, as heatmaps of the mean objective by
-    (value, value): does the best value of one depend on the other?"""
+    """Two-way tables of the mean objective by (value, value) as heatmaps, the pairs that
+    interact first: does the best value of one knob depend on the other? The colours span at
+    least ``NOISE_SPAN`` differences beyond noise, so cells within noise of each other look
+    alike."""
     figures = []
     for pair in pairs.head(MAX_INTERACTIONS).itertuples():
         table = pair.table
+        z = table.to_numpy(dtype=float)
+        middle, half = (z.max() + z.min()) / 2, (z.max() - z.min()) / 2
+        if pair.beyond == pair.beyond:  # known: at least NOISE_SPAN of it across the scale
+            half = max(half, NOISE_SPAN * pair.beyond / 2)
+        said = (f"interaction {pair.verdict} (F-test p = {pair.p:.3f})" if pair.verdict != NONE
+                else f"interaction not tested: {pair.why}")
+        scale = (f"; colours span at least {NOISE_SPAN}x the smallest difference beyond "
+                 f"noise ({pair.beyond:.3f})" if pair.beyond == pair.beyond else "")
         figures.append(go.Figure(go.Heatmap(
-            z=table.to_numpy(), x=[str(c) for c in table.columns],
-            y=[str(i) for i in table.index], colorscale="Viridis", texttemplate="%{z:.3f}",
-            colorbar_title=metric), {
+            z=z, x=[str(c) for c in table.columns], y=[str(i) for i in table.index],
+            zmin=middle - half, zmax=middle + half, colorscale="Viridis",
+            texttemplate="%{z:.3f}", colorbar_title=metric), {
             "title": {"text": f"{pair.a} by {pair.b}",
                       "subtitle": {"text": f"mean {label(metric)} of each pair of values; "
-                                           f"interaction {pair.strength:.2g} (what the two "
-                                           "axes' own effects leave unexplained)"}},
+                                           f"{said}{scale}"}},
             "xaxis": {"title": {"text": pair.b}, "type": "category"},
             "yaxis": {"title": {"text": pair.a}, "type": "category"},
             "height": 300 + 30 * len(table), "margin": {"t": 110}}))

@@ -1,5 +1,7 @@
-"""The answer in words: one line per axis in the seeds' own terms ("3 beats 7 by 0.041", or
-within noise), which axes matter most, and whether the trials overfit. Printed by ``sweep
+"""The answer in words: one line per knob in the seeds' own terms ("3 beats 7 by 0.041"), with
+the verdict of a test that holds its level (matters, within noise, or no verdict and why),
+the test used, the importances where a knob matters, the interactions, and whether the trials
+overfit. Printed by ``sweep
 summary`` and at the top of the report; ``sweep report A B`` says it for the studies.
 """
 
@@ -7,27 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 import optuna
 import pandas as pd
 
-from sweep.report.aggregate import groups
 from sweep.report.effects import (
-    REPEAT_AXIS, effects, interactions, knobs, pairs_to_settle, within_noise,
+    MATTERS, NONE, REPEAT_AXIS, Design, Effects, effects, runs_to_find,
 )
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.importance import evaluator_name, importances
+from sweep.report.interactions import interactions
 from sweep.store import (
     StoredStudy, open_storage, open_study, replace_study_system_attrs, study_system_attr,
     trials_version,
 )
+from sweep.study.plugins import SAMPLERS
 
 ANSWER = "sweep:answer"  # the study system attribute keeping the last answer worked out
 # Part of a kept answer's version: bump it when the words or how they are worked out change,
 # so that answers kept by an older sweep are worked out again.
-ANSWER_FORMAT = 1
+ANSWER_FORMAT = 2
+TESTS = {  # the line saying which test gave the verdicts, per Design.test
+    "blocks": "tests: each knob by one F-test over all its values at the 5 % level, the other "
+              "axes and the repeats as blocks (statsmodels OLS); differences with Tukey's "
+              "simultaneous 95 % intervals over every pair of values",
+    "groups": "tests: each knob by one F-test over all its values (binned) at the 5 % level, "
+              "the other axes, drawn at random, counted as noise (statsmodels OLS); "
+              "differences with Tukey's simultaneous 95 % intervals over every pair of values",
+}
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,11 @@ class Answer:
 
     ``rows``: one per complete trial (its axes and objective ``value``); ``effects``:
     ``effects.effects`` of the objective; ``importances`` and the ``evaluator`` that gave
-    them; ``interactions``: ``effects.interactions``; ``lines``: the answer in words."""
+    them (empty where no knob matters); ``interactions``: ``interactions.interactions``;
+    ``lines``: the answer in words."""
 
     rows: pd.DataFrame
-    effects: pd.DataFrame
+    effects: Effects
     importances: pd.Series
     evaluator: str
     interactions: pd.DataFrame
@@ -81,84 +92,122 @@ def completed(result: StudyResult) -> pd.DataFrame:
     return result.trials[result.trials["state"] == "COMPLETE"]
 
 
+def design_of(result: StudyResult) -> Design:
+    """The test that fits how the study chose its trials: its sampler's (``SamplerEntry.
+    compared``), none where trials were pruned on their results (the complete ones are then
+    the survivors of a comparison, not a designed one)."""
+    sampler = (result.definition.get("search") or {}).get("sampler", "grid")
+    pruned = int((result.trials["state"] == "PRUNED").sum()) if len(result.trials) else 0
+    if pruned:
+        return Design("none", f"not a designed comparison: {pruned} trial(s) were pruned on "
+                              "their results, so the complete ones are the survivors")
+    entry = SAMPLERS.get(sampler)
+    if entry is None or entry.compared == "none":
+        return Design("none", f"not a designed comparison: {sampler} chose each value from "
+                              "the results before it (search.sampler: grid or random would "
+                              "give one)")
+    return Design(entry.compared)
+
+
 def study_answer(result: StudyResult) -> Answer:
-    """The study's answer: a line saying what was compared, each axis's effect (the one that
-    matters most first), Optuna's importances, and the overfitting seen in the curves."""
+    """The study's answer: a line saying what was compared, each knob's verdict and effect
+    (those that matter first, the largest first), the test used, Optuna's importances where a
+    knob matters, the interactions, and the overfitting seen in the curves."""
     rows = completed(result)
     metric = result.metric
     lines = [f"{result.name}: {len(rows)} complete trial(s), objective {metric} "
              f"({result.direction})" + (f" (the first of {len(result.metrics)} objectives)"
                                         if len(result.metrics) > 1 else "")]
-    found = effects(rows, result.params, "value", result.direction)
-    shares = importances(rows, result.params, "value", result.direction)
-    evaluator = evaluator_name(len(rows))
-    order = sorted(knobs(result.params), key=lambda a: (-shares.get(a, 0.0), a))
-    ranked = [(axis, _widest(found, axis)) for axis in order]
-    ranked = [(axis, effect) for axis, effect in ranked if effect is not None]
-    # the axis that matters most: the first whose widest difference is more than noise
-    most = next((axis for axis, effect in ranked if within_noise(effect) is False), None)
-    repeats = rows[REPEAT_AXIS].nunique() if REPEAT_AXIS in result.params else 1
-    lines += [effect_line(axis, effect, metric, result.params, rows, repeats, axis == most)
-              for axis, effect in ranked]
+    design = design_of(result)
+    found = effects(rows, result.params, "value", result.direction, design)
+    order = ranked(found)
+    lines += [effect_line(axis, found, metric, most=i == 0) for i, axis in enumerate(order)]
     if len(rows) < 2:
         lines.append("not enough complete trials to compare")
+    elif order:
+        lines.append(TESTS.get(design.test, design.why))
+    matters = [a for a in order if found.verdict(a)["verdict"] == MATTERS]
+    shares = (importances(rows, result.params, "value", result.direction) if matters
+              else pd.Series(dtype=float))
+    evaluator = evaluator_name(len(rows))
     if not shares.empty:
-        lines.append(f"importance (Optuna's {evaluator}): "
-                     + ", ".join(f"{a} {s:.2f}" for a, s in shares.items()))
+        lines.append(f"importance (Optuna's {evaluator}): " + ", ".join(
+            f"{a} {s:.2f}" + ("" if a in matters else " (within noise)")
+            for a, s in shares.items()))
+    elif len(order) > 1:
+        lines.append("importance: not shown, as no knob is beyond noise (the shares would "
+                     "split noise)")
+    pairs = interactions(rows, result.params, "value", design)
+    lines += interaction_lines(pairs)
     overfit = overfitting_line(result)
-    return Answer(rows, found, shares, evaluator, interactions(rows, result.params, "value"),
-                  lines + ([overfit] if overfit else []))
+    return Answer(rows, found, shares, evaluator, pairs, lines + ([overfit] if overfit else []))
 
 
-def _widest(found: pd.DataFrame, axis: str) -> pd.Series | None:
-    """The axis's value furthest from its best (None: the axis has one value)."""
-    rest = found[(found["axis"] == axis) & ~found["best"]]
-    if rest.empty:
-        return None
-    widest = rest.loc[rest["difference"].idxmax()]
-    best = found.loc[(found["axis"] == axis) & found["best"], "value"].iloc[0]
-    return pd.concat([widest, pd.Series({"best_value": best})])
+def ranked(found: Effects) -> list[str]:
+    """The knobs in the answer's order: those that matter, then within noise, then without a
+    verdict; each by its widest difference, largest first."""
+    order = {MATTERS: 0, NONE: 2}
+    widest = found.values.groupby("axis")["difference"].max()
+    return sorted(found.verdicts["axis"], key=lambda a: (
+        order.get(found.verdict(a)["verdict"], 1), -widest.get(a, 0.0), a))
 
 
-def effect_line(axis: str, effect: pd.Series, metric: str, axes: tuple[str, ...],
-                rows: pd.DataFrame, repeats: int, most: bool) -> str:
-    """One axis in words: ``model.kernel matters most: 3 beats 7 by 0.041 val_accuracy (95 %
-    interval 0.020 to 0.062, 6 pairs over 2 model.pooling x 3 repeats)``, or within noise."""
-    best, worst, difference = effect["best_value"], effect["value"], effect["difference"]
-    noise = within_noise(effect)
-    basis = _basis(axis, effect, axes, rows, repeats)
-    if noise is None:
-        hint = "; a seed axis (search.params.seed) would repeat the points" * (repeats == 1)
-        return (f"{axis}: {best} beats {worst} by {difference:.3f} {metric} ({basis}: no "
-                f"interval{hint})")
-    interval = f"95 % interval {effect['low']:.3f} to {effect['high']:.3f}, {basis}"
-    if noise is False:
-        return (f"{axis} matters{' most' * most}: {best} beats {worst} by {difference:.3f} "
-                f"{metric} ({interval})")
-    return (f"{axis}: within noise ({best} beats {worst} by {difference:.3f}, {interval}"
-            f"{_repeat_hint(effect['pairs'], repeats, pairs_to_settle(effect))})")
+def _widest(found: Effects, axis: str) -> tuple[object, pd.Series]:
+    """The knob's best value and the row of the value furthest from it."""
+    rows = found.values[found.values["axis"] == axis]
+    best = rows.loc[rows["best"], "value"].iloc[0]
+    return best, rows.loc[rows["difference"].idxmax()]
 
 
-def _basis(axis: str, effect: pd.Series, axes: tuple[str, ...], rows: pd.DataFrame,
-           repeats: int) -> str:
-    """Where the interval comes from: the pairs, over which other axes and repeats."""
-    if not effect["pairs"]:
-        return "unpaired trials" if effect["low"] is not None and not pd.isna(
-            effect["low"]) else "one trial each"
-    over = [f"{groups(rows, a).nunique()} {a}" for a in knobs(axes) if a != axis]
-    if repeats > 1:
-        over.append(f"{repeats} repeats")
-    return f"{int(effect['pairs'])} pairs over {' x '.join(over)}"
+def effect_line(axis: str, found: Effects, metric: str, most: bool = False) -> str:
+    """One knob in words: ``model.kernel matters most: 3 beats 7 by 0.041 val_accuracy
+    (F-test p = 0.002 over 18 trials, blocks 2 model.pooling x 3 seeds; Tukey's 95 % interval
+    0.020 to 0.062)``, or within noise, or no verdict and why."""
+    verdict = found.verdict(axis)
+    best, worst = _widest(found, axis)
+    by = f"{best} beats {worst['value']} by {worst['difference']:.3f}"
+    basis = _basis(verdict)
+    if verdict["verdict"] == NONE:
+        return f"{axis}: no verdict, {verdict['why']} ({by} {metric}, {basis})"
+    test = f"F-test {_p(verdict['p'])} over {basis}"
+    interval = f"Tukey's 95 % interval {worst['low']:.3f} to {worst['high']:.3f}"
+    caveat = ("; one run per point: the noise is measured from how the other axes combine, "
+              "interactions included" * (verdict["runs"][1] == 1))
+    if verdict["verdict"] == MATTERS:
+        return (f"{axis} matters{' most' * most}: {by} {metric} ({test}; {interval}"
+                f"{caveat})")
+    runs = runs_to_find(found, axis)
+    hint = (f"; about {runs} runs of each point would find a difference this size 8 times "
+            "in 10 (search.repeats)") if runs else ""
+    return f"{axis}: within noise ({test}; {by}, {interval}{caveat}{hint})"
 
 
-def _repeat_hint(pairs: int, repeats: int, pairs_needed: int | None) -> str:
-    """What would settle a difference within noise: more repeats of every point (and where
-    the interval comes from, with one run per point)."""
-    hint = "; one run per point: the interval is from the other axes only" * (repeats == 1)
-    if pairs_needed is None or not pairs:
-        return hint
-    runs = max(repeats + 1, math.ceil(pairs_needed / (pairs / repeats)))
-    return hint + f"; about {runs} runs of each point would settle it"
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _basis(verdict: pd.Series) -> str:
+    """What the test compared: the trials, the blocks, and the runs of each point where some
+    points have fewer than others."""
+    shape = [f"{k} {'seeds' if b == REPEAT_AXIS else b}" for b, k in verdict["blocks"]]
+    low, high = verdict["runs"]
+    runs = f", {low} to {high} runs per point" if shape and low != high else ""
+    return f"{verdict['n']} trials" + (f", blocks {' x '.join(shape)}" if shape else "") + runs
+
+
+def interaction_lines(pairs: pd.DataFrame) -> list[str]:
+    """The interactions in words: each that matters, else that none is beyond noise, else
+    why none could be tested."""
+    found = pairs[pairs["verdict"] == MATTERS]
+    if not found.empty:
+        return [f"{r.a} and {r.b} interact ({_p(r.p)}): the best {r.b} depends on {r.a}"
+                for r in found.itertuples()]
+    tested = pairs[pairs["verdict"] != NONE]
+    if not tested.empty:
+        return [f"interactions: none beyond noise (F-tests of {len(tested)} pair(s) of knobs)"]
+    if not pairs.empty:
+        return [f"interactions: not tested, {pairs['why'].iloc[0]}"]
+    return []
 
 
 def overfitting_line(result: StudyResult) -> str | None:
@@ -189,18 +238,15 @@ def overfitting_line(result: StudyResult) -> str | None:
 
 
 def comparison(results: list[StudyResult]) -> list[str]:
-    """``sweep report A B``: each study against the first, paired over the axes they share
-    (the same point in both studies), in the same words as an axis."""
+    """``sweep report A B``: each study against the first, the axes they share as blocks (the
+    same point in both studies), in the same words as a knob."""
     first = results[0]
     shared = [p for p in first.params if all(p in r.params for r in results[1:])]
     rows = pd.concat([completed(r)[[*shared, "value"]].assign(study=r.name) for r in results],
                      ignore_index=True)
     if rows["study"].nunique() < 2:
         return []
-    axes = ("study", *shared)
-    found = effects(rows, axes, "value", first.direction)
-    effect = _widest(found, "study")
-    if effect is None:
+    found = effects(rows, ("study", *shared), "value", first.direction)
+    if "study" not in set(found.verdicts["axis"]):
         return []
-    repeats = rows[REPEAT_AXIS].nunique() if REPEAT_AXIS in shared else 1
-    return [effect_line("study", effect, first.metric, axes, rows, repeats, False)]
+    return [effect_line("study", found, first.metric)]

@@ -19,6 +19,10 @@ class SamplerEntry:
 
     target: str
     enumerates: bool = False  # lists its points up front; workers claim them one by one
+    # how the report tests a knob over the trials it chose (sweep.report.effects.Design):
+    # "blocks" (a grid: the other axes cross it), "groups" (drawn independently of the
+    # results), "none" (chosen from earlier results: not a designed comparison)
+    compared: str = "none"
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,9 @@ class DatasetEntry:
 SAMPLERS = {
     # sweep's own: the grid's points are claimed in sweep_claims, each trial made holding its
     # point (sweep.run.worker), so this sampler is never asked for a value
-    "grid": SamplerEntry("sweep.trial.sampling.GridPointSampler", enumerates=True),
-    "random": SamplerEntry("optuna.samplers.RandomSampler"),
+    "grid": SamplerEntry("sweep.trial.sampling.GridPointSampler", enumerates=True,
+                         compared="blocks"),
+    "random": SamplerEntry("optuna.samplers.RandomSampler", compared="groups"),
     "tpe": SamplerEntry("optuna.samplers.TPESampler"),
 }
 

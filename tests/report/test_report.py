@@ -150,7 +150,7 @@ def test_the_report_and_sweep_summary_give_the_answer_in_words(swept, capsys):
     answer = page.split("<h2>The answer</h2><pre style='white-space:pre-wrap'>")[1].split(
         "</pre>")[0]
     assert answer.startswith("tiny: 2 complete trial(s), objective val_accuracy (maximize)")
-    assert "\nmodel.pooling: " in answer and "one trial each: no interval" in answer
+    assert "\nmodel.pooling: no verdict, nothing measures the noise: one run per point" in answer
     assert page.index("The answer") < page.index("sweep-figure-0")
     assert main(["summary", "tiny", "--storage", url]) == 0
     printed = capsys.readouterr().out

@@ -189,7 +189,7 @@ def test_two_studies_compare_in_one_report(tmp_path, db_url, monkeypatch):
     answer = page.split("<h2>The answer</h2>")[1].split("</pre>")[0]  # issue 26
     first = answer.split(">")[-1].splitlines()[0]  # with_bn against tiny, point by point
     assert first.startswith(("study: ", "study matters: "))
-    assert "2 pairs over 2 model.pooling" in first
+    assert "over 4 trials, blocks 2 model.pooling" in first
     assert "None" not in page.split("sweep-figures")[-1]  # the tables: blanks stay blank
     assert main(["report", "tiny", "--storage", db_url]) == 0
     single = (tmp_path / "reports" / "tiny.html").stat().st_size
