@@ -1,10 +1,10 @@
 """Stage 9, the report: data first, figures second, files last (Optuna's visualization).
 ``frames`` reads a study into pandas frames; ``figures`` draws them with plotly; ``html``
 writes the self-contained report, ``exports`` the csv/parquet frame and kept models;
-``status`` answers ``sweep status``; ``effects``, ``importance`` and ``summary`` answer the
-study's question (which knobs matter, by how much, beyond noise) and ``effect_figures`` draws
-it; ``dashboard`` serves optuna-dashboard and saves the
-figures into the study for it.
+``status`` answers ``sweep status``; ``effects``, ``interactions``, ``importance`` and
+``summary`` answer the study's question (which knobs matter, by how much, beyond noise) and
+``effect_figures`` draws it; ``dashboard`` serves optuna-dashboard and saves the figures into
+the study for it.
 
 No Keras here: reading a stored study never loads TensorFlow.
 """

@@ -21,7 +21,8 @@ def interactions(rows: pd.DataFrame, axes: tuple[str, ...], column: str,
                  design: Design = Design()) -> pd.DataFrame:
     """For every pair of ``knobs`` whose two-way table of mean ``column`` is full: the
     ``verdict`` on their interaction (``effects.MATTERS``, ``NOISE`` or ``NONE`` with ``why``)
-    and its ``p``, the ``table`` (rows: values of ``a``; columns: of ``b``) and ``beyond``,
+    and its ``p`` (Holm-adjusted over the pairs tested, as the pairs that interact are picked
+    after looking), the ``table`` (rows: values of ``a``; columns: of ``b``) and ``beyond``,
     the smallest difference between two cells of the table that is more than noise (Tukey's,
     from the additive fit; NaN: not known). Interactions that matter first, then by p."""
     rows = rows.dropna(subset=[column])
@@ -38,6 +39,13 @@ def interactions(rows: pd.DataFrame, axes: tuple[str, ...], column: str,
             fitted = [codes[x] for x in (a, b, *_blocks(codes, (a, b), axes))]
             out.append([a, b, *_tested(y, fitted, design), table])
     frame = pd.DataFrame(out, columns=COLUMNS)
+    tested = frame["verdict"] != NONE
+    if tested.sum() > 1:  # several pairs: which interact is chosen after looking (Holm)
+        from statsmodels.stats.multitest import multipletests
+
+        found, adjusted = multipletests(frame.loc[tested, "p"], alpha=LEVEL, method="holm")[:2]
+        frame.loc[tested, "p"] = adjusted
+        frame.loc[tested, "verdict"] = np.where(found, MATTERS, NOISE)
     order = frame["verdict"].map({MATTERS: 0, NOISE: 1, NONE: 2})
     return frame.assign(_order=order).sort_values(["_order", "p"], kind="stable").drop(
         columns="_order").reset_index(drop=True)

@@ -200,8 +200,9 @@ def interaction_lines(pairs: pd.DataFrame) -> list[str]:
     why none could be tested."""
     found = pairs[pairs["verdict"] == MATTERS]
     if not found.empty:
-        return [f"{r.a} and {r.b} interact ({_p(r.p)}): the best {r.b} depends on {r.a}"
-                for r in found.itertuples()]
+        holm = " Holm-adjusted" * (len(pairs[pairs["verdict"] != NONE]) > 1)
+        return [f"{r.a} and {r.b} interact (F-test{holm} {_p(r.p)}): the best {r.b} depends "
+                f"on {r.a}" for r in found.itertuples()]
     tested = pairs[pairs["verdict"] != NONE]
     if not tested.empty:
         return [f"interactions: none beyond noise (F-tests of {len(tested)} pair(s) of knobs)"]
