@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-claims bench-gpu bench-fused gpu-wheels gpu-check clean
+.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-verdicts bench-claims bench-gpu bench-fused gpu-wheels gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -108,6 +108,11 @@ bench-grow: $(STAMP)
 # 10,000 trials x 5 epochs (3 trained, the rest cloned in SQL): status, report, export, dashboard.
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
+
+# How often the answer says "matters" on noise and on a 3 SD effect, against the rule before
+# (issue 35); about 3 minutes on 2 cores.
+bench-verdicts: $(STAMP)
+	$(BIN)/python benchmarks/bench_verdicts.py
 
 # On a GPU machine; those lent here have JAX and PyTorch but not TensorFlow.
 # Fused training (JAX) against the same models one by one and the default TensorFlow path.

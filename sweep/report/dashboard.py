@@ -2,29 +2,37 @@
 
 The dashboard reads everything else from Optuna's storage as it is: every study, each trial's
 params, state (complete, pruned, failed), per-epoch intermediate values and user attributes.
-Two things need this module: the artifact store (per-trial files uploaded with
-``optuna.artifacts.upload_artifact``) and the grouped figures, which the dashboard shows only
-when they are saved into the study as plotly graph objects.
+Three things need this module: the artifact store (per-trial files uploaded with
+``optuna.artifacts.upload_artifact``), the grouped figures, which the dashboard shows only
+when they are saved into the study as plotly graph objects, and the parameter importances,
+which the dashboard works out over every complete trial: of a sweep study, ``serve`` answers
+them over the trials that count (one per point: not an attempt a continuation superseded, nor
+the seed), as the report does.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import optuna
     import plotly.graph_objects as go
 
 from sweep.errors import UsageError
+from sweep.records import StudyKey, TrialKey
 from sweep.store import (
-    artifact_store, open_study, open_storage, replace_study_system_attrs, safe_url,
+    StoredStudy, artifact_store, open_study, open_storage, read_trials,
+    replace_study_system_attrs, safe_url,
 )
 
 PLOT_DATA = "dashboard:plot_data:"  # optuna-dashboard's study system attributes of a figure
 PLOT_CHUNK = 2045  # characters of the figure's JSON per attribute (the dashboard's limit)
+IMPORTANCES = "/api/studies/<study_id:int>/param_importances"  # the dashboard's own route
 
 
 def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
@@ -36,7 +44,8 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
         UsageError: a host other than loopback without ``allow_remote``.
         StorageError: the database does not exist or cannot be opened.
     """
-    from optuna_dashboard import run_server
+    from bottle import run
+    from optuna_dashboard import wsgi
 
     if not _loopback(host):
         if not allow_remote:
@@ -49,8 +58,42 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
     store = open_storage(storage_url, create=False)
     print(f"optuna-dashboard for {safe_url(storage_url)} at http://{host}:{port}/ "
           f"(artifacts in {artifact_dir})", flush=True)
-    run_server(store, host=host, port=port,
-               artifact_store=artifact_store(artifact_dir))
+    app = wsgi(store, artifact_store=artifact_store(artifact_dir))
+    theirs = next(r.callback for r in app.routes if r.rule == IMPORTANCES)
+    app.route(IMPORTANCES, "GET", lambda study_id: _importances(store, study_id, theirs))
+    run(app, host=host, port=port)  # as optuna_dashboard.run_server does
+
+
+def _importances(store: optuna.storages.RDBStorage, study_id: int, theirs) -> str:
+    """The dashboard's importances of a sweep study, each objective's over the trials that
+    count (``StoredStudy.current``), by the report's evaluator (``importance.importances``);
+    of any other study, the dashboard's own (``theirs``)."""
+    import pandas as pd
+    from bottle import response
+    from optuna.trial import TrialState
+
+    from sweep.report.importance import distribution, importances
+
+    try:
+        study = open_study(store, store.get_study_name_from_id(study_id))
+    except KeyError:
+        return theirs(study_id=study_id)  # its 404
+    if StudyKey.STUDY not in study.user_attrs:
+        return theirs(study_id=study_id)
+    stored = StoredStudy.read(store, study)
+    counted = [t for t in stored.current(read_trials(store.engine, study_id,
+                                                     (TrialKey.CONFIG, TrialKey.SEED)))
+               if t.state == TrialState.COMPLETE]
+    shares = []
+    for i, direction in enumerate(stored.directions):
+        rows = pd.DataFrame([{**t.params, "value": t.values[i]} for t in counted],
+                            columns=[*stored.params, "value"])
+        found = importances(rows, stored.params, "value", direction)
+        shares.append([{"name": name, "importance": float(share),
+                        "distribution": type(distribution(rows[name])).__name__}
+                       for name, share in found.items()])
+    response.content_type = "application/json"
+    return json.dumps({"param_importances": shares})
 
 
 def _loopback(host: str) -> bool:

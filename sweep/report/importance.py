@@ -48,7 +48,11 @@ def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, directio
         study = optuna.create_study(direction=direction)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    distributions = {a: _distribution(rows[a]) for a in varying}
+    distributions = {a: distribution(rows[a]) for a in varying}
+    # fANOVA's forest depends on the trials' order: the same trials in any order, one answer
+    # (the report's rows come best first, the dashboard's by number)
+    key = rows[varying].astype(str).agg("|".join, axis=1)
+    rows = rows.assign(_key=key).sort_values([column, "_key"], kind="stable")
     if len(rows) > SAMPLE:
         rows = rows.sample(SAMPLE, random_state=SEED)
     trials = []
@@ -68,8 +72,9 @@ def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, directio
     return pd.Series(shares, dtype=float).sort_values(ascending=False)
 
 
-def _distribution(column: pd.Series) -> optuna.distributions.BaseDistribution:
-    """A numeric axis of many values as a range, any other as its choices."""
+def distribution(column: pd.Series) -> optuna.distributions.BaseDistribution:
+    """A numeric axis of many values as a range, any other as its choices (as the importances
+    treat it)."""
     values = column.dropna().unique()
     if many_valued(column):
         return optuna.distributions.FloatDistribution(float(values.min()), float(values.max()))

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -103,3 +106,52 @@ def test_a_dashboard_off_loopback_needs_allow_remote(tmp_path, host, allowed, ca
     err = capsys.readouterr().err
     assert f"--host {host}: optuna-dashboard has no authentication" in err
     assert "add --allow-remote" in err and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow
+def test_the_dashboards_importance_counts_only_the_trials_that_count(tmp_path, tiny_npz,
+                                                                     db_url, monkeypatch):
+    # issue 35: optuna-dashboard's importance counted the attempts a continuation superseded
+    # (and the seed of the repeats: "pooling 0.86 / kernel 0.14 / seed 0.00")
+    from conftest import tiny_study, write_study
+    from sweep.report.importance import importances
+    from sweep.report.summary import completed
+
+    raw = tiny_study(tiny_npz, search={"sampler": "grid", "repeats": 2, "params": {
+        "model.pooling": ["max", "avg"], "training.learning_rate": [0.003, 0.03]}})
+    raw["training"] = {**raw["training"], "epochs": 1, "snapshots": [1]}
+    raw["objective"] = {"metric": "val_loss", "direction": "minimize"}
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    raw["training"]["epochs"] = 2  # every point continued: its first trial superseded
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", db_url]) == 0
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 16
+    result = load_study_result("tiny", db_url)
+    expected = importances(completed(result), result.params, "value", "minimize")
+    assert len(completed(result)) == 8 and set(expected.index) == {
+        "model.pooling", "training.learning_rate"}
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "dashboard", "--storage", db_url,
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        url = (f"http://127.0.0.1:{port}/api/studies/{study._study_id}/param_importances")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = json.load(urllib.request.urlopen(url, timeout=5))
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    shown = {row["name"]: row["importance"] for row in answer["param_importances"][0]}
+    assert shown == pytest.approx(expected.to_dict())
+    assert {row["distribution"] for row in answer["param_importances"][0]} == {
+        "CategoricalDistribution"}
