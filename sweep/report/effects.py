@@ -96,8 +96,8 @@ def effects(rows: pd.DataFrame, axes: tuple[str, ...], column: str, direction: s
         own = {a: _recoded(codes[a], active) for a in axes}
         if len(own[axis][1]) < 2:
             continue
-        fit = fit_knob(y[active], own, axis, axes, design, fits.setdefault(active.tobytes(),
-                                                                            {}))
+        shared = fits.setdefault(active.tobytes(), {})
+        fit = fit_knob(y[active], own, axis, axes, design, shared)
         verdicts.append(fit.verdict_row(axis))
         values += fit.value_rows(axis, own[axis], y[active], sign)
     return Effects(pd.DataFrame(values, columns=EFFECT_COLUMNS),
@@ -164,6 +164,7 @@ class KnobFit:
     why: str = ""
     blocks: list = field(default_factory=list)  # (axis, its number of values)
     runs: tuple[int, int] = (0, 0)  # the fewest and most trials at one point
+    n: int = 0  # the trials compared
 
     def test(self) -> tuple[str, float, float, int, int]:
         """``(verdict, p, F, df_num, df_den)`` of the knob's F-test (NaN: no test)."""
@@ -176,9 +177,8 @@ class KnobFit:
 
     def verdict_row(self, axis: str) -> list:
         """The knob's row of ``Effects.verdicts``."""
-        fitted = self.result is not None
-        return [axis, *self.test(), int(self.result.nobs) if fitted else 0, self.blocks,
-                self.runs, float(np.sqrt(self.result.scale)) if fitted else np.nan, self.why]
+        sd = float(np.sqrt(self.result.scale)) if self.result is not None else np.nan
+        return [axis, *self.test(), self.n, self.blocks, self.runs, sd, self.why]
 
     def _restriction(self) -> np.ndarray:
         """The knob's coefficients, all zero."""
@@ -227,7 +227,7 @@ def fit_knob(y: np.ndarray, codes: dict[str, Codes], axis: str, axes: tuple[str,
     same additive model, fitted once."""
     blocks = _blocks(codes, axis, axes) if design.test == "blocks" else []
     shape = dict(blocks=[(b, len(codes[b][1])) for b in blocks],
-                 runs=runs_per_point(codes, axes))
+                 runs=runs_per_point(codes, axes), n=len(y))
     if design.test == "none":
         return KnobFit(None, why=design.why, **shape)
     used = [a for a in axes if a == axis or a in blocks]  # the columns in the axes' order

@@ -125,7 +125,7 @@ def study_answer(result: StudyResult) -> Answer:
     if len(rows) < 2:
         lines.append("not enough complete trials to compare")
     elif order:
-        lines.append(TESTS.get(design.test, design.why))
+        lines.append(TESTS.get(design.test, f"tests: none, {design.why}"))
     matters = [a for a in order if found.verdict(a)["verdict"] == MATTERS]
     shares = (importances(rows, result.params, "value", result.direction) if matters
               else pd.Series(dtype=float))

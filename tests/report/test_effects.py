@@ -198,3 +198,11 @@ def test_a_conditional_axis_is_compared_where_it_has_a_value():
     assert found.loc[found["axis"] == "hp.activation", "count"].tolist() == [4, 4]
     lines = study_answer(_result(rows, axes=axes)).lines
     assert any(line.startswith("hp.units") for line in lines)
+
+
+def test_points_with_fewer_runs_are_counted_as_they_are():
+    # issue 35: "8 pairs over ... x 3 repeats" was printed where only 2 repeats matched
+    rows = _rows().iloc[1:]  # kernel 3, max pooling: seeds 1 and 2 only
+    lines = study_answer(_result(rows)).lines
+    kernel = next(line for line in lines if line.startswith("model.kernel"))
+    assert "over 17 trials, blocks 2 model.pooling x 3 seeds, 2 to 3 runs per point" in kernel

@@ -13,6 +13,7 @@ simulated study goes through the function that decides every verdict the answer 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,5 +147,31 @@ def test_values_chosen_from_earlier_results_get_no_verdict():
     lines = study_answer(_result(rows, axes, sampler="tpe")).lines
     knob = next(line for line in lines if line.startswith("knob"))
     assert knob.startswith("knob: no verdict, not a designed comparison: tpe chose each value")
-    assert "2 beats 0 by 5.000" in knob
+    assert "(2 beats 0 by 5.000 val_accuracy, 6 trials)" in knob
+    assert "tests: none, not a designed comparison: tpe chose" in " ".join(lines)
     assert "matters" not in " ".join(lines)
+
+
+@pytest.mark.slow
+def test_a_real_study_names_the_knob_that_clearly_matters(tmp_path, capsys):
+    # a learning rate of 1e-5 against 3e-3 on the digits: the rate clearly matters, the
+    # pooling much less; `sweep summary` says so in the new words
+    import yaml
+
+    from sweep.cli import main
+
+    study = yaml.safe_load((Path(__file__).parents[2] / "studies" / "quickstart.yaml")
+                           .read_text())
+    study["training"] |= {"epochs": 3, "snapshots": [3]}
+    study["search"] = {"sampler": "grid", "repeats": 2, "params": {
+        "training.learning_rate": [1.0e-5, 3.0e-3], "model.pooling": ["max", "avg"]}}
+    path = tmp_path / "rates.yaml"
+    path.write_text(yaml.safe_dump(study))
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["run", str(path), "--storage", url, "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["summary", "quickstart", "--storage", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("training.learning_rate matters most: 0.003 beats 1e-05 by 0.")
+    assert "over 8 trials, blocks 2 model.pooling x 2 seeds" in lines[1]
+    assert lines[2].startswith("model.pooling: within noise (F-test p = ")
