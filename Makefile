@@ -120,11 +120,14 @@ bench-fused: $(STAMP)
 	$(BIN)/pip install --quiet 'jax[cpu]==0.10.2'
 	KERAS_BACKEND=jax $(BIN)/python benchmarks/bench_fused.py --ks 1,2,4 --n-train 2048 --n-val 512
 
-# What the GPU machines lent here lack (they have JAX, PyTorch, pandas, scipy; Python 3.12),
+# What the GPU machines lent here lack (they have JAX, PyTorch, pandas, scipy; Python 3.12;
+# statsmodels and what it imports for the report's verdicts, checked in a bare venv),
 # as wheels in .whl/ (git ignores it) for `make gpu-check` there: run this here, then the device
 # tool with carry [".whl"] and the command `make gpu-check` (docs/benchmark.md, "GPU check").
 GPU_WHEELS := keras==3.15.1 namex==0.1.0 optree==0.20.0 optuna==5.1.0 alembic==1.20.1 \
-  mako==1.4.3 colorlog==6.12.0 sqlalchemy==2.1.9 greenlet==3.5.6 plotly==7.1.0
+  mako==1.4.3 colorlog==6.12.0 sqlalchemy==2.1.9 greenlet==3.5.6 plotly==7.1.0 \
+  statsmodels==0.15.0 patsy==1.0.3 formulaic==1.2.2 interface-meta==2.0.1 narwhals==2.29.0 \
+  wrapt==2.5.2 typing_extensions==4.16.0 packaging==26.4
 gpu-wheels:
 	grep -qxF '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
 	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
