@@ -273,7 +273,7 @@ def _export(args) -> int:
 
     result = load_study_result(_study_name(args.study), args.storage)
     if args.model is not None:
-        print(export_model(result, args.model, args.checkpoint_dir, args.out))
+        print(export_model(result, args.model, args.storage, args.checkpoint_dir, args.out))
     else:
         default = Path(f"{file_name(result.name)}.{args.format}")
         print(export(result, args.format, args.out or default))

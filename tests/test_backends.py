@@ -136,7 +136,7 @@ def test_a_sigkilled_worker_s_point_resumes_from_its_checkpoint(tmp_path, tiny_n
         except KeyError:  # no worker created the study yet
             continue
         for row in rows:
-            epochs_file = checkpoint_file(tmp_path / "checkpoints", "tiny",
+            epochs_file = checkpoint_file(tmp_path / "checkpoints" / "tiny",
                                           row.point).with_suffix(".json")
             if row.trial_number is not None and epochs_file.is_file():
                 saved = len(json.loads(epochs_file.read_text()))

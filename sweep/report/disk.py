@@ -1,7 +1,7 @@
-"""What a study keeps on disk, and ``sweep clean``: its kept models and checkpoints (a
-folder of ``--checkpoint-dir`` named after it) and its trials' pictures (files of the
-artifact store, named by the ids its trials hold). 6 points x 10 epochs of the quickstart
-keep 9.1 MB of models; nothing removes them but this.
+"""What a study keeps on disk, and ``sweep clean``: its kept models and checkpoints (its own
+folder of ``--checkpoint-dir``, marked as its own: ``sweep.store.files``) and its trials'
+pictures (files of the artifact store, named by the ids its trials hold). 6 points x 10
+epochs of the quickstart keep 9.1 MB of models; nothing removes them but this.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 
 from sweep.errors import UsageError, megabytes
-from sweep.store import artifact_file, claims, forget_artifacts, open_storage, open_study
+from sweep.store import (
+    artifact_file, claims, existing_folder, forget_artifacts, marker, open_storage, open_study,
+    storage_label, study_ids,
+)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -48,11 +51,13 @@ def clean_study(name: str, storage_url: str, checkpoint_dir: Path, artifact_dir:
     if live:
         raise UsageError(f"{name}: workers are training it ({', '.join(live)}); clean it "
                          "once they are done")
-    folder = checkpoint_dir / name
-    models = folder_bytes(folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = existing_folder(store, study_id, name, checkpoint_dir)  # never another's
+    models = folder_bytes(folder) if folder else 0
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
     pictures, count = _remove(artifact_dir, forget_artifacts(store.engine, study_id))
-    return (f"{name}: freed {megabytes(models)} of kept models and checkpoints ({folder}) "
+    return (f"{name}: freed {megabytes(models)} of kept models and checkpoints "
+            f"({folder or 'no folder of this study in ' + str(checkpoint_dir)}) "
             f"and {megabytes(pictures)} of pictures ({count} files in {artifact_dir}); its "
             "results stay, but a trial whose epochs grow now trains from epoch 1, and "
             "`sweep export --model` has no model to copy")
@@ -60,11 +65,15 @@ def clean_study(name: str, storage_url: str, checkpoint_dir: Path, artifact_dir:
 
 def clean_orphans(storage_url: str, checkpoint_dir: Path, artifact_dir: Path) -> str:
     """``sweep clean --all``: what studies no longer in the database left on disk, their
-    checkpoint folders and pictures no study's trial names."""
+    checkpoint folders (those whose marker names this database and a study it no longer
+    holds: a folder of another database's study, or without sweep's marker, is left alone)
+    and pictures no study's trial names."""
     store = open_storage(storage_url, create=False)
-    studies = {study.study_name for study in store.get_all_studies()}
-    left = [f for f in sorted(checkpoint_dir.iterdir())
-            if f.is_dir() and f.name not in studies] if checkpoint_dir.is_dir() else []
+    here, ids = storage_label(storage_url), study_ids(store)
+    marked = {f: marker(f) for f in sorted(checkpoint_dir.iterdir())
+              if f.is_dir()} if checkpoint_dir.is_dir() else {}
+    left = [f for f, said in marked.items()
+            if said and said.get("storage") == here and said["id"] not in ids]
     models = sum(folder_bytes(f) for f in left)
     for folder in left:
         shutil.rmtree(folder, ignore_errors=True)

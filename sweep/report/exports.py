@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sweep.errors import UsageError
 from sweep.report.frames import StudyResult
+from sweep.store import existing_folder, open_storage
 from sweep.study import file_name
 from sweep.training.checkpoints import kept_model_file
 
@@ -21,11 +22,17 @@ def export(result: StudyResult, fmt: str, path: Path) -> Path:
     return path
 
 
-def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
+def export_model(result: StudyResult, which: str, storage_url: str, checkpoint_dir: Path,
                  out: Path | None = None) -> Path:
     """Copy a trial's kept model (``best``: the best complete trial shown in the report, or
     a trial number) to ``out``: a ``.keras`` file for ``keras.models.load_model``, with its
-    optimizer state, as it was after its last epoch."""
+    optimizer state, as it was after its last epoch. The model is looked for in this study's
+    own folder of ``checkpoint_dir`` (``sweep.store.existing_folder``), never in a folder of
+    another study of the same name.
+
+    Raises:
+        StorageError: the study's folder holds another study's files.
+    """
     if which == "best":
         if result.best_trial is None:
             raise UsageError(f"--model best: study {result.name!r} has no complete trial yet")
@@ -34,10 +41,13 @@ def export_model(result: StudyResult, which: str, checkpoint_dir: Path,
         number = int(which)
     else:
         raise UsageError(f"--model {which!r}: expected best or a trial number")
-    kept = kept_model_file(checkpoint_dir, file_name(result.name), number)
-    if not kept.is_file():
+    folder = existing_folder(open_storage(storage_url, create=False), result.study_id,
+                             result.name, checkpoint_dir)
+    kept = kept_model_file(folder, number) if folder else None
+    if kept is None or not kept.is_file():
+        where = f"at {kept}" if kept else f"in {checkpoint_dir} (no folder of this study there)"
         raise UsageError(f"--model {which}: trial {number} of {result.name!r} has no kept "
-                         f"model at {kept} (kept for trials that completed; --checkpoint-dir "
+                         f"model {where} (kept for trials that completed; --checkpoint-dir "
                          "names the folder the runs used)")
     out = out or Path(f"{file_name(result.name)}-trial{number}.keras")
     shutil.copyfile(kept, out)

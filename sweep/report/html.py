@@ -20,18 +20,20 @@ MAX_TABLE_ROWS = 1000  # rows of the report's trials table (best first)
 def report_study(name: str, storage_url: str, artifact_dir: Path | None,
                  out: Path | None = None) -> Path:
     """``sweep report NAME`` (and the end of ``sweep run``): the study's HTML report (default
-    ``reports/NAME.html``), its figures saved into the study too, for optuna-dashboard.
+    ``reports/NAME.html``, or ``reports/NAME-ID.html`` where the study's files are kept under
+    that name, ``sweep.store.files``), its figures saved into the study too, for optuna-dashboard.
     ``artifact_dir``: the artifact store holding the trials' pictures."""
     from sweep.report.dashboard import save_figures
     from sweep.report.effect_figures import answer_figures
     from sweep.report.figures import report_figures
     from sweep.report.summary import keep_answer, results_version, study_answer
-    from sweep.store import StoredStudy, open_storage, open_study
+    from sweep.store import StoredStudy, open_storage, open_study, report_name
 
-    out = out or REPORTS_DIR / f"{file_name(name)}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
     store = open_storage(storage_url, create=False)
     stored = StoredStudy.read(store, open_study(store, name))
+    # named as the study's folder: another database's study of this name has its own
+    out = out or REPORTS_DIR / f"{report_name(store, stored.study_id, name)}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
     version = results_version(store, stored)  # before reading: a trial may end meanwhile
     result = load_study_result(name, storage_url)
     answer = study_answer(result)

@@ -11,11 +11,11 @@ from optuna.trial import TrialState
 
 from sweep.defaults import CHECKPOINT_DIR
 from sweep.records import TrialKey
-from sweep.errors import megabytes
+from sweep.errors import StorageError, megabytes
 from sweep.report.disk import folder_bytes
 from sweep.store import (
-    StoredStudy, StoredTrial, claims, epochs_frame, open_study, open_storage, read_trials,
-    safe_url,
+    StoredStudy, StoredTrial, claims, epochs_frame, existing_folder, open_study, open_storage,
+    read_trials, safe_url,
 )
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
@@ -79,10 +79,15 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
         elif t.state == TrialState.FAIL:
             reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
             lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
-    models = folder_bytes(checkpoint_dir / name)
+    try:
+        folder = existing_folder(store, stored.study_id, name, checkpoint_dir)
+    except StorageError as e:  # the folder of this name holds another database's study
+        lines.append(f"disk: none of this study's; {e}")
+        folder = None
+    models = folder_bytes(folder) if folder else 0
     if models:
         lines.append(f"disk: {megabytes(models)} of kept models and checkpoints in "
-                     f"{checkpoint_dir / name} (`sweep clean {name}` frees them)")
+                     f"{folder} (`sweep clean {name}` frees them)")
     return "\n".join(lines)
 
 

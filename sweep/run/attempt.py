@@ -58,7 +58,7 @@ class Attempt:
         claims.update(w.store.engine, w.study_id, claim.point, w.name,
                       trial_number=self.trial.number)
         self.values = suggest(self.trial, spec.search.params)
-        self.checkpoint = checkpoint_file(w.checkpoint_dir, spec.name, claim.point)
+        self.checkpoint = checkpoint_file(w.folder, claim.point)
         if earlier is not None:
             self._continue_from(earlier)
         if unreadable := set_aside_if_unreadable(self.checkpoint):  # else it fails each run
@@ -82,7 +82,7 @@ class Attempt:
             on_epoch=self._on_epoch, stop_requested=stop, save_attrs=self._save_attrs,
             artifact_store=w.artifacts, checkpoint=self.checkpoint,
             checkpoint_every_s=w.checkpoint_every_s,
-            keep=kept_model_file(w.checkpoint_dir, w.spec.name, self.trial.number),
+            keep=kept_model_file(w.folder, self.trial.number),
             earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None)
 
     def lost(self) -> bool:
@@ -149,7 +149,7 @@ class Attempt:
         died continuing it left a newer one): the trial resumes after its last epoch."""
         w = self.w
         self.trial.set_user_attr(TrialKey.CONTINUED_FROM_TRIAL, earlier.number)
-        kept = kept_model_file(w.checkpoint_dir, w.spec.name, earlier.number)
+        kept = kept_model_file(w.folder, earlier.number)
         if not self.checkpoint.is_file() and not copy_checkpoint(kept, self.checkpoint):
             print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
                   f"trial {self.trial.number} trains its point from the first epoch",

@@ -94,14 +94,14 @@ def companions(w: _Worker, fuser: Fuser, leader: claims.Claim, k: int) -> list[c
     key = fuser.key(leader.point)
     if key is None or k <= 0:
         return []
-    epochs = saved_epochs(checkpoint_file(w.checkpoint_dir, w.spec.name, leader.point))
+    epochs = saved_epochs(checkpoint_file(w.folder, leader.point))
     taken, out = claims.held(w.store.engine, w.study_id), []
     for point in w.points:
         if len(out) == k:
             break
         if point in taken or point == leader.point or fuser.key(point) != key:
             continue
-        if saved_epochs(checkpoint_file(w.checkpoint_dir, w.spec.name, point)) != epochs:
+        if saved_epochs(checkpoint_file(w.folder, point)) != epochs:
             continue  # (one to continue has its kept model copied in once claimed)
         claim = claims.claim_also(w.store.engine, w.study_id, point, w.name)
         if claim is not None:

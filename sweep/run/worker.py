@@ -36,7 +36,7 @@ from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead, SweepResult
 from sweep.store import (
-    artifact_store, count_trials, mark_dead, open_study, storage_label,
+    artifact_store, count_trials, mark_dead, open_study, storage_label, study_folder,
 )
 from sweep.study import StudySpec
 from sweep.study.space import value_at
@@ -54,7 +54,7 @@ class _Worker:
     study_id: int
     name: str  # "host:pid", in the claims
     dataset_for: Callable[[dict, int], Dataset]
-    checkpoint_dir: Path
+    folder: Path  # the study's own folder of --checkpoint-dir (sweep.store.study_folder)
     checkpoint_every_s: float
     artifacts: object  # an Optuna artifact store, or None
     interrupt: DeferredInterrupt
@@ -120,7 +120,8 @@ def run_sweep(
                              + os.getpid()))
     result.update_best(store, shared or pinned)
     worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
-                     prepared.dataset_for, checkpoint_dir, checkpoint_every_s,
+                     prepared.dataset_for,
+                     study_folder(store, study_id, spec.name, checkpoint_dir), checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
                      points, track_best)

@@ -23,15 +23,17 @@ if TYPE_CHECKING:
 SEED_STATES = "sweep_seed_states.json"  # in a checkpoint's archive, beside Keras' own files
 
 
-def checkpoint_file(checkpoint_dir: Path, study_name: str, point: str) -> Path:
-    """Where a point's training state is kept, the same for every worker of the study."""
-    return checkpoint_dir / study_name / f"{hashlib.sha1(point.encode()).hexdigest()[:16]}.keras"
+def checkpoint_file(folder: Path, point: str) -> Path:
+    """Where a point's training state is kept, the same for every worker of the study
+    (``folder``: the study's own, ``sweep.store.study_folder``)."""
+    return folder / f"{hashlib.sha1(point.encode()).hexdigest()[:16]}.keras"
 
 
-def kept_model_file(checkpoint_dir: Path, study_name: str, trial_number: int) -> Path:
+def kept_model_file(folder: Path, trial_number: int) -> Path:
     """Where a finished trial's model is kept (weights, optimizer state, epoch rows): to
-    continue it when the study's epochs grow, and for ``sweep export --model``."""
-    return checkpoint_dir / study_name / "trials" / f"{trial_number}.keras"
+    continue it when the study's epochs grow, and for ``sweep export --model``
+    (``folder``: the study's own)."""
+    return folder / "trials" / f"{trial_number}.keras"
 
 
 def copy_checkpoint(source: Path, target: Path) -> bool:

@@ -117,7 +117,7 @@ def test_a_batch_size_set_by_fit_refuses_training_batch_size(tmp_path, search):
 
 def _steps(tmp_path, trial) -> int:
     """The optimizer steps of a trial's kept model: how many batches it trained on."""
-    model, _ = load_checkpoint(kept_model_file(tmp_path / "checkpoints", "tiny", trial.number))
+    model, _ = load_checkpoint(kept_model_file(tmp_path / "checkpoints" / "tiny", trial.number))
     return int(model.optimizer.iterations.numpy())
 
 

@@ -89,7 +89,7 @@ def test_killed_worker_is_replaced_and_its_point_resumes_from_checkpoint(
     while victim is None and time.monotonic() < deadline:
         time.sleep(0.2)
         for row in _running(store):
-            saved = checkpoint_file(tmp_path / "checkpoints", "tiny", row.point)
+            saved = checkpoint_file(tmp_path / "checkpoints" / "tiny", row.point)
             rows = saved.with_suffix(".json")
             if row.trial_number is not None and rows.is_file() and len(json.loads(
                     rows.read_text())) >= 3:

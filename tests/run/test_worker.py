@@ -315,7 +315,7 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_point_trains_from_epoch_1
     assert main(["run", str(path), "--storage", db_url]) == 0  # a whole checkpoint to damage
     whole = (tmp_path / "checkpoints" / "tiny" / "trials" / "0.keras").read_bytes()
     point = next(iter(claims.study_points(spec)))
-    target = checkpoint_file(tmp_path / "checkpoints", "tiny", point)
+    target = checkpoint_file(tmp_path / "checkpoints" / "tiny", point)
     target.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"\0" * 999,
                         "rows": whole}[damage])
     target.with_suffix(".json").write_text("[{" if damage == "rows" else "[]")
