@@ -222,3 +222,34 @@ def test_download_failure_says_which_file_to_put_where(tmp_path, monkeypatch):
 def test_missing_path_is_one_line(tmp_path, name):
     with pytest.raises(DataError, match="dataset.path: .*missing"):
         load_dataset(_cfg(name, path=str(tmp_path / "missing")), 0)
+
+
+def test_a_copy_of_an_archive_its_owner_vouched_for_is_read(tmp_path):
+    # issue 34: offline, an archive that reads right but is not byte for byte the published
+    # one (repacked) could only be refused, with "download it again"
+    cfg, shape, _ = make_cifar10(tmp_path)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    loaders.ARCHIVE_SHA256[archive.name] = "0" * 64  # the published one is another file
+    with pytest.raises(DataError, match="vouch for it: sha256sum cifar-10-python.tar.gz > "
+                                        "cifar-10-python.tar.gz.sha256 in "):
+        load_dataset(cfg, 0, data_dir=str(tmp_path))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (tmp_path / "cifar-10-python.tar.gz.sha256").write_text(f"{digest}  {archive.name}\n")
+    data = load_dataset(cfg, 0, data_dir=str(tmp_path))
+    assert len(data.x_train) + len(data.x_val) == shape[0]
+    (tmp_path / "cifar-10-python.tar.gz.sha256").write_text("f" * 64)  # vouched for another
+    with pytest.raises(DataError, match="not the published archive"):
+        load_dataset(cfg, 0, data_dir=str(tmp_path))
+
+
+def test_a_data_folder_that_does_not_exist_is_said_before_any_download(tmp_path,
+                                                                       monkeypatch):
+    import keras
+
+    def download():
+        raise AssertionError("no download may be tried")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", download)
+    with pytest.raises(DataError, match=rf"the data folder {tmp_path / 'datta'} "
+                                        r"\(SWEEP_DATA_DIR or --data-dir\) does not exist"):
+        load_dataset(_cfg("cifar10"), 0, data_dir=str(tmp_path / "datta"))
