@@ -18,7 +18,7 @@ from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
 from sweep.run.fused_worker import add_fuse_option
-from sweep.run.local import add_worker_options
+from sweep.run.devices import add_worker_options
 
 if TYPE_CHECKING:
     from sweep.run.session import RunOptions

@@ -6,6 +6,7 @@ call ``run_study`` or ``run_here``; the report is written after, by the report s
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,15 @@ import optuna
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.run.console import sweep_console
 from sweep.run.interrupt import stop_signals
-from sweep.run.local import check_worker_options, resolve_devices, run_workers
+from sweep.run.devices import check_worker_options, resolve_devices
+from sweep.run.local import run_workers
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.run.quiet import native_banners_filtered
 from sweep.run.worker import run_sweep
 from sweep.store import claims
 from sweep.study import StudySpec
+from sweep.training.backend import FUSED_ON_A_CPU, check_backend, keras_backend
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class RunOptions:
 
     ``worker_options``: what each ``sweep worker`` process is given besides the study file
     (``--storage`` reaches it apart from its command line: its password must not show in
-    ``ps``). ``workers``/``gpus``/``trials_per_gpu``: see ``sweep.run.local.resolve_devices``.
+    ``ps``). ``workers``/``gpus``/``trials_per_gpu``: see ``sweep.run.devices.resolve_devices``.
     """
 
     storage: str
@@ -50,6 +53,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
     one point left) or on local worker processes, and print the summary; returns the exit
     code (0, or the workers' own). Raises KeyboardInterrupt after Ctrl-C."""
     check_worker_options(options.workers, options.trials_per_gpu)  # before storage is opened
+    check_backend()  # before any worker starts: one line, not a traceback from each
     if options.gpus is None and options.workers == 1:
         return run_here(spec, options)
     from sweep.models import complete_spec
@@ -62,6 +66,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
                                     pending)
     if workers == 1 and options.gpus is None:  # auto, one point left: here, all threads
         return run_here(spec, options, prepared)
+    _fused_on_a_cpu(spec, options.fuse)  # once, for all the workers
     with stop_signals(), sweep_console(spec, options.progress) as console:  # SIGTERM: Ctrl-C
         code = run_workers(spec, [spec.source, *options.worker_options], options.storage,
                            workers=workers, gpus=gpus, per_gpu=options.trials_per_gpu,
@@ -76,8 +81,11 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
 def run_here(spec: StudySpec, options: RunOptions, prepared: PreparedRun | None = None) -> int:
     """The worker loop in this process (on ``prepared`` if prepared already), then the summary
     (a worker of ``sweep run --workers N``, ``progress: jsonl``, leaves it to its parent)."""
+    check_backend()
     quiet_optuna()
     jsonl = options.progress == "jsonl"
+    if not jsonl:  # a worker of `sweep run --workers N`: its parent said it
+        _fused_on_a_cpu(spec, options.fuse)
     with native_banners_filtered(), sweep_console(spec, options.progress) as console:
         result: SweepResult = run_sweep(
             spec, options.storage, data_dir=options.data_dir,
@@ -87,6 +95,19 @@ def run_here(spec: StudySpec, options: RunOptions, prepared: PreparedRun | None 
     if not jsonl:
         print(result.summary(spec))
     return 0
+
+
+def _fused_on_a_cpu(spec: StudySpec, fuse: str) -> None:
+    """Say once that an explicit ``--fuse K`` under JAX without an accelerator will be slower
+    than training one point at a time (``auto`` turns itself off there)."""
+    if fuse in ("auto", "off") or keras_backend() != "jax":
+        return
+    import jax
+
+    if jax.devices()[0].platform == "cpu":
+        print(f"[{spec.name}] --fuse {fuse}: no accelerator here, and fused training on a CPU "
+              f"is {FUSED_ON_A_CPU}; --fuse auto or off trains one point at a time",
+              file=sys.stderr, flush=True)
 
 
 def quiet_optuna() -> None:

@@ -39,6 +39,7 @@ from sweep.store import (
     artifact_store, count_trials, mark_dead, open_study, storage_label, study_folder,
 )
 from sweep.study import StudySpec
+from sweep.training.backend import keras_backend
 from sweep.study.space import value_at
 from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler
 
@@ -126,7 +127,8 @@ def run_sweep(
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
                      points, track_best)
     fuser = Fuser(worker, fuse)
-    worker.emit({"event": "begin", "total": len(keys), "where": None, "best": result.best(),
+    worker.emit({"event": "begin", "total": len(keys), "where": f"Keras on {keras_backend()}"
+                 + (f", --fuse {fuse}" if fuse != "auto" else ""), "best": result.best(),
                  "storage": storage_label(storage_url),
                  "rejected": list(prepared.rejected), **claims.tally(engine, study_id, keys)})
     with worker.interrupt.installed():

@@ -20,7 +20,8 @@ import pytest
 
 from conftest import tiny_study, write_study
 from sweep.store import claims
-from sweep.run.local import worker_env
+from sweep.run.devices import worker_env
+from sweep.training.backend import keras_backend
 from sweep.training.checkpoints import checkpoint_file
 from sweep.report import study_status
 from sweep.store import epochs_frame, open_storage
@@ -191,7 +192,7 @@ def test_two_workers_print_one_console(tmp_path, tiny_npz, db_url):
     # the header names the database (issue 27: a run from another folder made a new one)
     database = db_url.removeprefix("sqlite:///")
     assert lines[0] == f"[tiny] 4 points in {database}: 0 already done, 4 to train; " \
-                       f"2 workers on {os.cpu_count()} CPU cores"
+                       f"2 workers on {os.cpu_count()} CPU cores; Keras on {keras_backend()}"
     assert not [line for line in lines if any(b in line for b in BANNERS)]
     study = optuna.load_study(study_name="tiny", storage=db_url)
     trials = {t.number: t for t in study.trials}
@@ -250,7 +251,7 @@ def test_a_terminal_gets_a_live_view(tmp_path, tiny_npz, db_url):
 
 
 def test_auto_is_one_worker_per_core_or_k_per_gpu_and_never_more_than_the_points_left():
-    from sweep.run.local import cpu_cores, resolve_devices
+    from sweep.run.devices import cpu_cores, resolve_devices
 
     cores = cpu_cores()
     assert resolve_devices("auto", None, 1, 100) == (cores, [])  # no nvidia-smi here
@@ -271,7 +272,7 @@ def _claimed_by(db_url: str) -> set[str]:
 
 def test_the_default_runs_one_worker_per_core_and_a_last_point_in_this_process(
         tmp_path, tiny_npz, db_url):
-    from sweep.run.local import cpu_cores
+    from sweep.run.devices import cpu_cores
 
     env = {k: v for k, v in os.environ.items() if k != "SWEEP_WORKERS"}  # the user's default
     raw = tiny_study(tiny_npz, search={"params": {"model.pooling": ["max", "avg", "none"]}})
