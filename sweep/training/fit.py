@@ -21,7 +21,7 @@ from sweep._lazy import resolve
 from sweep.errors import ConfigError
 from sweep.study.plugins import OPTIMIZERS
 from sweep.study.training import TrainingConfig
-from sweep.training.checkpoints import save_checkpoint
+from sweep.training.checkpoints import CheckpointClock, save_checkpoint
 from sweep.training.device import (
     ACCELERATOR_STEPS_PER_EXECUTION, device_description, mark_jax_compilable,
 )
@@ -91,8 +91,8 @@ class _Recorder(keras.callbacks.Callback):
         super().__init__()
         self.stop_requested = stop_requested
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
-        self.checkpoint, self.every_s, self.stop_at_loss = checkpoint, every_s, stop_at_loss
-        self.saved = time.monotonic()
+        self.checkpoint, self.stop_at_loss = checkpoint, stop_at_loss
+        self.clock = CheckpointClock(every_s)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -118,10 +118,10 @@ class _Recorder(keras.callbacks.Callback):
         if self.result.nan_epoch or self.result.stopped_epoch:
             self.model.stop_training = True
         self.result.epochs.append(row)
-        due = time.monotonic() - self.saved >= self.every_s
-        if self.checkpoint is not None and due and self.result.nan_epoch is None:
-            save_checkpoint(self.checkpoint, self.model, self.result.epochs)
-            self.saved = time.monotonic()
+        if (self.checkpoint is not None and self.result.nan_epoch is None
+                and self.clock.due(seconds, self.model)):
+            with self.clock.saving():
+                save_checkpoint(self.checkpoint, self.model, self.result.epochs)
         if self.on_epoch is not None:
             self.on_epoch(row)
 

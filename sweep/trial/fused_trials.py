@@ -12,7 +12,6 @@ state: it resumes alone or in any other group.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
@@ -25,7 +24,7 @@ from sweep.records import TrialKey
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
-from sweep.training.checkpoints import save_checkpoint
+from sweep.training.checkpoints import CheckpointClock, save_checkpoint
 from sweep.training.fit import TrainResult, end_of_epoch, loss_for, make_optimizer
 from sweep.training.fused import FusedGroup, Member
 from sweep.training.reuse import MAY_DIFFER
@@ -151,8 +150,7 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
                        key=fuse_key(spec, entries[0].fused.values))
     for e in entries:
         e.attrs[TrialKey.FUSED] = len(entries)
-    live, every_s, saved = list(entries), entries[0].fused.hooks.checkpoint_every_s, \
-        time.monotonic()
+    live, clock = list(entries), CheckpointClock(entries[0].fused.hooks.checkpoint_every_s)
     while live:
         rows = group.train_epoch(stop=interrupted)
         for e, row in zip(list(live), rows):
@@ -164,12 +162,12 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
                 if state == TrialState.COMPLETE:
                     _keep(e)
                 e.end(state, value, None if note == LOST else note)
-        if live and time.monotonic() - saved >= every_s:
-            for e in live:
-                if e.fused.hooks.checkpoint is not None:
-                    save_checkpoint(e.fused.hooks.checkpoint, group.member_model(e.member),
-                                    e.result.epochs)
-            saved = time.monotonic()
+        if live and clock.due(rows[0]["seconds"], live[0].member.model, copies=len(live)):
+            with clock.saving():
+                for e in live:
+                    if e.fused.hooks.checkpoint is not None:
+                        save_checkpoint(e.fused.hooks.checkpoint, group.member_model(e.member),
+                                        e.result.epochs)
 
 
 def _keep(e: _Entry) -> None:

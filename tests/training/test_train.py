@@ -77,3 +77,41 @@ def test_a_stop_request_ends_training_between_batches():
             stop_requested=stop_requested,
         )
     assert len(asked) == 2  # stopped after the second of the 4 batches of the first epoch
+
+
+def test_a_long_epoch_is_checkpointed_at_its_end_and_a_short_one_on_the_clock(tmp_path,
+                                                                             monkeypatch):
+    # issue 34: epochs of ~8 s under the 15 s checkpoint interval left nothing on disk when
+    # Ctrl-C came in the second epoch; now an epoch of at least EPOCH_SHARE times a write is
+    # saved at its end (a stop loses at most that epoch), a shorter one every interval
+    import time
+
+    from sweep.training.checkpoints import EPOCH_SHARE, CheckpointClock, saved_epochs
+
+    data = _tiny_dataset()
+    model = build_model(CFG, data.input_shape, data.num_classes)
+    clock = CheckpointClock(every_s=1000.0)
+    write = clock.write_s  # not estimated before the first epoch asks
+    assert write is None
+    assert clock.due(10.0, model)  # 10 s against a model of a few kB: saved every epoch
+    assert 0.01 <= clock.write_s < 0.02
+    assert not clock.due(EPOCH_SHARE * clock.write_s * 0.9, model)
+    with clock.saving():
+        time.sleep(0.05)  # a slow disk: the measured write is what counts now
+    assert not clock.due(0.9, model) and clock.due(EPOCH_SHARE * 0.06, model)
+    assert CheckpointClock(every_s=0.0).due(0.0, model)  # the interval alone
+    # through training, each epoch's length against its write decides (first epochs include
+    # tracing, so the share is set here for the test): short epochs stay on the clock ...
+    import sweep.training.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints, "EPOCH_SHARE", 10**9)
+    short, every = tmp_path / "short.keras", tmp_path / "every.keras"
+    config = TrainingConfig(optimizer="adam", learning_rate=0.01, batch_size=16, epochs=2)
+    train(model, data, config, checkpoint=short, checkpoint_every_s=1000.0)
+    assert saved_epochs(short) == 0
+    # ... and epochs long against their write are each saved at their end
+    monkeypatch.setattr(checkpoints, "EPOCH_SHARE", 0)
+    rows = []
+    train(build_model(CFG, data.input_shape, data.num_classes), data, config, checkpoint=every,
+          checkpoint_every_s=1000.0, on_epoch=lambda row: rows.append(saved_epochs(every)))
+    assert rows == [1, 2]  # on disk at each epoch's end, before the console hears of it
