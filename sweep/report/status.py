@@ -13,6 +13,8 @@ from sweep.defaults import CHECKPOINT_DIR
 from sweep.records import TrialKey
 from sweep.errors import StorageError, megabytes
 from sweep.report.disk import folder_bytes
+from sweep.study.plugins import SAMPLERS
+from sweep.training.checkpoints import checkpoint_file, saved_epochs
 from sweep.store import (
     StoredStudy, StoredTrial, claims, epochs_frame, existing_folder, open_study, open_storage,
     read_trials, safe_url,
@@ -72,23 +74,38 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
             f"{last_epoch.get(t.number, 0)}/{total_epochs} "
             f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
         )
-    for t in current:
-        if _state(t) == "interrupted":
-            lines.append(f"interrupted: trial {t.number} {t.params}: runs again from its "
-                         "checkpoint with the next `sweep run`")
-        elif t.state == TrialState.FAIL:
-            reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
-            lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
     try:
         folder = existing_folder(store, stored.study_id, name, checkpoint_dir)
     except StorageError as e:  # the folder of this name holds another database's study
         lines.append(f"disk: none of this study's; {e}")
         folder = None
+    # a grid point's checkpoint is keyed by the point; a random/tpe slot's by its slot, which
+    # no trial records
+    sampler = SAMPLERS.get(stored.definition.get("search", {}).get("sampler", "grid"))
+    for t in current:
+        if _state(t) == "interrupted":
+            point = stored.point_key(t) if sampler and sampler.enumerates else None
+            lines.append(f"interrupted: trial {t.number} {t.params}: {_resumes(folder, point)}")
+        elif t.state == TrialState.FAIL:
+            reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
+            lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
     models = folder_bytes(folder) if folder else 0
     if models:
         lines.append(f"disk: {megabytes(models)} of kept models and checkpoints in "
                      f"{folder} (`sweep clean {name}` frees them)")
     return "\n".join(lines)
+
+
+def _resumes(folder: Path | None, point: str | None) -> str:
+    """What the next run does with an interrupted point, from what is on disk (``point``:
+    None where its checkpoint cannot be named)."""
+    if point is None:
+        return "runs again with the next `sweep run`, from its checkpoint if one was written"
+    saved = saved_epochs(checkpoint_file(folder, point)) if folder else 0
+    if saved:
+        return f"runs again from its checkpoint (after epoch {saved}) with the next `sweep run`"
+    return ("starts over from epoch 1 with the next `sweep run` (no checkpoint was written "
+            "before it stopped)")
 
 
 def _state(trial: StoredTrial) -> str:

@@ -67,6 +67,7 @@ class Attempt:
         w.emit({"event": "start", "trial": self.trial.number, "point": claim.point,
                 "values": self.values, "position": claim.position,
                 "resumed_from": self.resumed_from,
+                "again": claim.point in w.stopped or claim.dead_trial is not None,
                 "continues": earlier.number if earlier is not None else None,
                 "epochs": self.values.get("training.epochs", spec.training.epochs),
                 "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})

@@ -40,6 +40,9 @@ class PreparedRun:
     points: dict[str, dict | None]
     dataset_for: Callable[[dict, int], Dataset]
     rejected: tuple[dict, ...] = ()  # grid points recorded as failed here (``_reject``)
+    # grid points whose last attempt stopped (Ctrl-C, a worker's death): the console says
+    # whether they resume from a checkpoint or start over
+    stopped: frozenset[str] = frozenset()
 
 
 def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> PreparedRun:
@@ -73,12 +76,26 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
     study_id = store.get_study_id_from_name(spec.name)
     points = claims.study_points(spec)
     # in bulk, what the two below read (Optuna's get_trials is slow on large studies)
-    keys = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.STOPPED_EPOCH)
+    keys = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.STOPPED_EPOCH, TrialKey.INTERRUPTED,
+            TrialKey.DIED)
     trials = read_trials(store.engine, study_id, user_keys=keys)
     _rekey_legacy(store, study_id, spec, trials)
     claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
     return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
-                       dataset_for, _reject(store, study_id, spec, points, data))
+                       dataset_for, _reject(store, study_id, spec, points, data),
+                       _stopped(spec, trials))
+
+
+def _stopped(spec: StudySpec, trials) -> frozenset[str]:
+    """The grid points of trials that were stopped before they finished (their claim key)."""
+    if not spec.search.enumerates:
+        return frozenset()
+    axes = frozenset(p.name for p in spec.search.params)
+    return frozenset(
+        identity(t.user_attrs[TrialKey.CONFIG], t.user_attrs[TrialKey.SEED], axes)
+        for t in trials if t.state == TrialState.FAIL and TrialKey.CONFIG in t.user_attrs
+        and TrialKey.SEED in t.user_attrs
+        and (TrialKey.INTERRUPTED in t.user_attrs or TrialKey.DIED in t.user_attrs))
 
 
 def _check_stored(storage_url: str, spec: StudySpec) -> None:

@@ -163,13 +163,16 @@ def trial_label(start: dict, total: int) -> str:
 
 
 def resumption(start: dict) -> str:
-    """How a trial starts, where it does not start from its first epoch: ``continues trial 3
-    from epoch 4`` (the study's epochs grew), ``resumes after epoch 2 (from its checkpoint)``
-    (a run stopped or a worker died); else ``""``."""
+    """How a trial starts, where it does not start afresh: ``continues trial 3 from epoch 4``
+    (the study's epochs grew), ``resumes after epoch 2 (from its checkpoint)`` (a run stopped
+    or a worker died), ``starts over from epoch 1 (no checkpoint ...)`` (it stopped before
+    one was written); else ``""``."""
     if start["continues"] is not None:
         return f"continues trial {start['continues']} from epoch {start['resumed_from']}"
     if start["resumed_from"]:
         return f"resumes after epoch {start['resumed_from']} (from its checkpoint)"
+    if start.get("again"):
+        return "starts over from epoch 1 (no checkpoint was written before it stopped)"
     return ""
 
 

@@ -62,6 +62,7 @@ class _Worker:
     result: SweepResult
     on_event: Callable[[dict], None]
     points: dict[str, dict | None]  # PreparedRun.points
+    stopped: frozenset[str]  # PreparedRun.stopped
     track_best: bool = True
     warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
 
@@ -125,7 +126,7 @@ def run_sweep(
                      study_folder(store, study_id, spec.name, checkpoint_dir), checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
                      DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
-                     points, track_best)
+                     points, prepared.stopped, track_best)
     fuser = Fuser(worker, fuse)
     worker.emit({"event": "begin", "total": len(keys), "where": f"Keras on {keras_backend()}"
                  + (f", --fuse {fuse}" if fuse != "auto" else ""), "best": result.best(),

@@ -57,11 +57,7 @@ class StoredStudy:
         database, out of the report and ``status``. ``memo``: each finished trial's point
         (by number), kept by a caller that asks again as more trials finish."""
         memo = {} if memo is None else memo
-        search = self.definition.get("search", {}).get("params", {})
-        axes = frozenset(search)
-        config = {k: v for k, v in self.definition.items()
-                  if k in ("dataset", "model", "training", "hp")}
-        points = PointFields(config, self.definition.get("seed", 0), axes)
+        search, points = self._fields()
         latest: dict[str, AnyTrial] = {}
         for t in trials:
             key = memo[t.number] if t.number in memo else self._point_of(t, search, points)
@@ -70,6 +66,17 @@ class StoredStudy:
             if key is not None:
                 latest[key] = t  # trials come by number: a later attempt replaces
         return sorted(latest.values(), key=lambda t: t.number)
+
+    def point_key(self, t: AnyTrial) -> str | None:
+        """A trial's point: the key its claim and checkpoint file have (None: a trial of
+        values the study no longer has)."""
+        return self._point_of(t, *self._fields())
+
+    def _fields(self) -> tuple[dict, PointFields]:
+        search = self.definition.get("search", {}).get("params", {})
+        config = {k: v for k, v in self.definition.items()
+                  if k in ("dataset", "model", "training", "hp")}
+        return search, PointFields(config, self.definition.get("seed", 0), frozenset(search))
 
     @staticmethod
     def _point_of(t: AnyTrial, search: dict, points: PointFields) -> str | None:

@@ -3,6 +3,7 @@ rejected and NaN trials, and what a stock Optuna reads back."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -267,9 +268,30 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny
     # `sweep status` counts it as interrupted, not failed (before: "1 fail")
     from sweep.report import study_status
 
-    status = study_status("tiny", db_url)
+    status = study_status("tiny", db_url, tmp_path / "checkpoints")
     assert "1 interrupted" in status and " fail" not in status.splitlines()[0]
     assert f"interrupted: trial {trial.number}" in status and "failed:" not in status
+    # issue 34: status said "runs again from its checkpoint" where none was written; it
+    # says what is on disk (a first epoch, tracing included, is long enough to be saved)
+    (saved,) = [len(json.loads(f.read_text()))
+                for f in (tmp_path / "checkpoints" / "tiny").glob("*.json")]
+    assert f"runs again from its checkpoint (after epoch {saved}) with the next" in status
+    for kept in (tmp_path / "checkpoints" / "tiny").glob("*.[jk]*"):  # .json, .keras
+        kept.unlink()  # as if it had stopped before a checkpoint was written
+    status = study_status("tiny", db_url, tmp_path / "checkpoints")
+    assert "starts over from epoch 1 with the next `sweep run` (no checkpoint was written" \
+        in status
+    proc = subprocess.Popen(  # and the next run says so as it starts the point again
+        [sys.executable, "-m", "sweep.cli", "run", str(path), "--storage", db_url],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    said = ""
+    for line in proc.stderr:
+        said += line
+        if "epoch 1/400" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert "starts over from epoch 1 (no checkpoint was written before it stopped)" in said
 
 
 @pytest.mark.parametrize("stop,workers", [(signal.SIGTERM, "2"), (signal.SIGHUP, "1")])
