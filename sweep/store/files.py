@@ -6,10 +6,11 @@ a file and a PostgreSQL server) may each hold a study called ``poolkernel``.
 A study gets an identity the first time sweep writes files for it: a random id kept in the
 study (the system attribute ``FILES``, with the folder's name) and in a marker file in its
 folder (``MARKER``). The folder is named after the study (``file_name``) where that name is
-free, else the name and the id's first 8 digits (``poolkernel-1a2b3c4d``). A folder written
-before studies had markers belongs to the first study that asks for it, so that existing
-studies keep their files where they are. A folder whose marker names another study is never
-used for this one: reading it is refused in one line.
+free, else the name and the id's first 8 digits (``poolkernel-1a2b3c4d``); that second name
+is also where its files go in another ``--checkpoint-dir`` whose folder of the first name
+another study marked. A folder written before studies had markers belongs to the first study
+that asks for it, so that existing studies keep their files where they are. A folder whose
+marker names another study is never used for this one: reading it is refused in one line.
 """
 
 from __future__ import annotations
@@ -44,15 +45,17 @@ def study_folder(storage: optuna.storages.RDBStorage, study_id: int, name: str,
         own = uuid.uuid4().hex
         files = _claim(storage, study_id, {"id": own,
                                            "folder": _free_folder(name, own, checkpoint_dir)})
-    folder = checkpoint_dir / files["folder"]
-    owner = _owner(folder)
-    if owner is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MARKER).write_text(json.dumps({  # "storage": no password (storage_label)
-            "id": files["id"], "study": name, "storage": storage_label(storage.url)}))
-    elif owner != files["id"]:
-        raise _foreign(folder, name)
-    return folder
+    for leaf in _candidates(files, name):
+        folder = checkpoint_dir / leaf
+        owner = _owner(folder)
+        if owner == files["id"]:
+            return folder
+        if owner is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / MARKER).write_text(json.dumps({  # "storage": no password
+                "id": files["id"], "study": name, "storage": storage_label(storage.url)}))
+            return folder
+    raise _foreign(checkpoint_dir / files["folder"], name)
 
 
 def existing_folder(storage: optuna.storages.RDBStorage, study_id: int, name: str,
@@ -64,19 +67,28 @@ def existing_folder(storage: optuna.storages.RDBStorage, study_id: int, name: st
         StorageError: the study's folder holds another study's marker.
     """
     files = _files(storage, study_id)
-    folder = checkpoint_dir / (files["folder"] if files else file_name(name))
-    owner = _owner(folder)
     if files is None:  # a study from before markers: its name's folder, if no one claimed it
-        return folder if folder.is_dir() and owner is None else None
-    if owner is not None and owner != files["id"]:
+        folder = checkpoint_dir / file_name(name)
+        return folder if folder.is_dir() and _owner(folder) is None else None
+    for leaf in _candidates(files, name):
+        if _owner(checkpoint_dir / leaf) == files["id"]:
+            return checkpoint_dir / leaf
+    folder = checkpoint_dir / files["folder"]
+    if _owner(folder) is not None:
         raise _foreign(folder, name)
-    return folder if folder.is_dir() else None
+    return folder if folder.is_dir() else None  # unmarked: the study's, as it was named
 
 
 def report_name(storage: optuna.storages.RDBStorage, study_id: int, name: str) -> str:
     """The file name (without ``.html``) of the study's report: its folder's name."""
     files = _files(storage, study_id)
     return files["folder"] if files else file_name(name)
+
+
+def _candidates(files: dict, name: str) -> list[str]:
+    """The folder names a study's files may have in a ``--checkpoint-dir``: the one it was
+    given, else (where another study marked that one in this folder) its name and id."""
+    return [files["folder"], f"{file_name(name)}-{files['id'][:8]}"]
 
 
 def _files(storage: optuna.storages.RDBStorage, study_id: int) -> dict | None:

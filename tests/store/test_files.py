@@ -77,6 +77,7 @@ def test_a_folder_marked_by_another_study_is_refused_in_one_line(tmp_path, two_d
     study_id = store.get_study_id_from_name("tiny")
     mine = study_system_attr(store, study_id, FILES)
     store.set_study_system_attr(study_id, FILES, {**mine, "folder": "tiny"})  # the other's
+    (tmp_path / "checkpoints" / mine["folder"]).rename(tmp_path / "moved")  # its own: gone
     capsys.readouterr()
     assert main(["export", "tiny", "--model", "0", "--storage", scratch]) == 2
     err = capsys.readouterr().err.strip().splitlines()
