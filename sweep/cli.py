@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sweep
 from sweep import defaults
@@ -19,9 +18,6 @@ from sweep.errors import SweepError
 from sweep.launch import options
 from sweep.run.fused_worker import add_fuse_option
 from sweep.run.devices import add_worker_options
-
-if TYPE_CHECKING:
-    from sweep.run.session import RunOptions
 
 PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console
 
@@ -172,51 +168,26 @@ def _study_name(arg: str) -> str:
 
 def _run(args) -> int:
     from sweep.report import report_study
+    from sweep.run.options import run_options, worker_options
     from sweep.run.session import run_study
     from sweep.study import load_study
 
     spec = load_study(args.study, args.set, args.max_points)
-    code = run_study(spec, _run_options(args, workers=args.workers, gpus=args.gpus,
-                                        trials_per_gpu=args.trials_per_gpu,
-                                        worker_options=tuple(_worker_options(args))))
+    code = run_study(spec, run_options(args, workers=args.workers, gpus=args.gpus,
+                                       trials_per_gpu=args.trials_per_gpu,
+                                       worker_options=tuple(worker_options(args))))
     if code == 0:
         print(f"[{spec.name}] report: {report_study(spec.name, args.storage, args.artifact_dir)}")
     return code
 
 
-def _run_options(args: argparse.Namespace, **more: object) -> RunOptions:
-    """``RunOptions`` from the options of ``sweep run`` or ``sweep worker``."""
-    from sweep.run.session import RunOptions
-
-    return RunOptions(
-        storage=args.storage, data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
-        checkpoint_every_s=args.checkpoint_every, artifact_dir=args.artifact_dir,
-        progress=args.progress, fuse=args.fuse, **more)
-
-
-def _worker_options(args, folders: bool = True) -> list[str]:
-    """A worker's options from ``args``, less the study file and ``--storage`` (which
-    reaches workers apart from their command line: its password must not show in ``ps``);
-    without ``folders`` also less the checkpoint and artifact folders (a cluster job places
-    them where its workers run)."""
-    out = ["--checkpoint-dir", str(args.checkpoint_dir),
-           "--artifact-dir", str(args.artifact_dir)] if folders else []
-    out += ["--checkpoint-every", str(args.checkpoint_every)]
-    if args.fuse != "auto":
-        out += ["--fuse", args.fuse]
-    for item in args.set:
-        out += ["--set", item]
-    if args.max_points != defaults.MAX_POINTS:
-        out += ["--max-points", str(args.max_points)]
-    return out + (["--data-dir", args.data_dir] if args.data_dir else [])
-
-
 def _worker(args) -> int:
+    from sweep.run.options import run_options
     from sweep.run.session import run_here
     from sweep.study import load_study
 
     try:
-        return run_here(load_study(args.study, args.set, args.max_points), _run_options(args))
+        return run_here(load_study(args.study, args.set, args.max_points), run_options(args))
     except KeyboardInterrupt:
         if args.progress != "jsonl":
             raise
@@ -225,6 +196,7 @@ def _worker(args) -> int:
 
 def _submit(args) -> int:
     from sweep.launch.submit import plan_job, submit, unschedule, warnings
+    from sweep.run.options import worker_options
     from sweep.study import load_study
 
     spec = load_study(args.study, args.set, args.max_points)
@@ -232,7 +204,7 @@ def _submit(args) -> int:
         print(unschedule(spec.name, args.scheduler))
         return 0
     job = plan_job(spec, storage_url=args.storage, job_dir=defaults.REPORTS_DIR / spec.name,
-                   worker_options=_worker_options(args, folders=False),
+                   worker_options=worker_options(args, folders=False),
                    **options.submit_options(args))
     for line in warnings(job, args.scheduler):
         print(f"sweep: warning: {line}", file=sys.stderr)
@@ -269,11 +241,13 @@ def _report(args) -> int:
 
 def _export(args) -> int:
     from sweep.report import export, export_model, load_study_result
+    from sweep.report.exports import MODEL_INPUTS
     from sweep.study import file_name
 
     result = load_study_result(_study_name(args.study), args.storage)
     if args.model is not None:
         print(export_model(result, args.model, args.storage, args.checkpoint_dir, args.out))
+        print(f"sweep: {MODEL_INPUTS}", file=sys.stderr)
     else:
         default = Path(f"{file_name(result.name)}.{args.format}")
         print(export(result, args.format, args.out or default))

@@ -32,7 +32,8 @@ class TrialKey:
     RESUMED_FROM_EPOCH = "resumed_from_epoch"  # a checkpoint's last epoch
     CONTINUED_FROM_TRIAL = "continued_from_trial"  # the study's epochs grew: this continues it
     SUPERSEDED_BY = "superseded_by_trial"  # on the trial continued, once its continuation is done
-    TRAIN_SECONDS = "train_seconds"  # wall time of this trial's own training
+    # seconds of training of all the trial's epochs, those it resumed or continued included
+    TRAIN_SECONDS = "train_seconds"
     SNAPSHOTS = "snapshots"  # the epoch rows with test metrics
     OVERFITTING = "overfitting"  # sweep.training.diagnostics.overfitting
     STOPPED_EPOCH = "stopped_epoch"  # training.stop_at_loss was reached here

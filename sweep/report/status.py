@@ -36,9 +36,11 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
     current = stored.current(trials)  # one per point; earlier attempts are history
     counts = Counter(_state(t) for t in current)
     history = len(trials) - len(current)
+    waiting = stored.planned - len(current)  # points no trial has started yet
     lines = [
         f"study {name} in {safe_url(storage_url)}: {stored.planned} planned; "
-        + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        + ", ".join([f"{n} {state}" for state, n in sorted(counts.items())]
+                    + [f"{waiting} not started"] * (waiting > 0))
         + (f" ({history} earlier attempt(s) kept as history)" if history else "")
     ]
     shown = {t.number for t in current}

@@ -80,9 +80,14 @@ class TrainResult:
     epochs: list[dict] = field(default_factory=list)
     snapshots: dict[int, dict] = field(default_factory=dict)
     details: dict[int, dict] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this run's own training (a resumed run: its new epochs only)
     nan_epoch: int | None = None
     stopped_epoch: int | None = None
+
+    @property
+    def all_seconds(self) -> float:
+        """The seconds of every epoch of ``epochs``: resumed and continued ones included."""
+        return float(sum(row.get("seconds", 0.0) for row in self.epochs))
 
 
 class _Recorder(keras.callbacks.Callback):

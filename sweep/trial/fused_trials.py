@@ -200,7 +200,7 @@ def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
 def _complete(e: _Entry, spec: StudySpec):
     """``(COMPLETE, objective value, None)``, with what a finished training leaves on the
     trial (``objective.record_result``)."""
-    e.attrs[TrialKey.TRAIN_SECONDS] = e.result.seconds
+    e.attrs[TrialKey.TRAIN_SECONDS] = e.result.all_seconds
     values = record_result(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
                            e.param_count)
     return TrialState.COMPLETE, values[0] if len(values) == 1 else tuple(values), None

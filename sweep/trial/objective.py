@@ -115,7 +115,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
         session = TrialSession(spec, values, board) if board is not None else None
         attrs.save()  # a running trial shows its config and layers (the dashboard, status)
         result = _fit(model, point, hooks, report, done, board)
-        attrs[TrialKey.TRAIN_SECONDS] = result.seconds
+        attrs[TrialKey.TRAIN_SECONDS] = result.all_seconds
         if key is not None and result.nan_epoch is None:
             remember(key, model)
         if result.nan_epoch is not None:

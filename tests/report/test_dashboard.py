@@ -14,7 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep.cli import _parser, _worker_options, main
+from sweep.cli import _parser, main
+from sweep.run.options import worker_options
 from sweep.report.dashboard import one_per_panel, save_figures
 from sweep.report import load_study_result, report_figures, study_answer
 from sweep.report.effect_figures import answer_figures
@@ -74,7 +75,7 @@ def test_artifact_dir_is_an_option_of_run_worker_and_dashboard(tmp_path, tiny_np
         assert parser.parse_args([*argv, "--artifact-dir", "a/b"]).artifact_dir == Path("a/b")
     assert parser.parse_args(["dashboard"]).host == "127.0.0.1"
     args = parser.parse_args(["run", "x", "--artifact-dir", "shared/art"])
-    child = _worker_options(args)
+    child = worker_options(args)
     assert child[child.index("--artifact-dir") + 1] == "shared/art"
 
 

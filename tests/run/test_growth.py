@@ -100,6 +100,10 @@ def test_a_grid_grown_in_values_and_epochs_trains_only_the_new_work(tmp_path, st
         # the joint: on from where the trial stopped (a fresh model would start near epoch 1's
         # loss again, above epoch 2's)
         assert rows.loc[3, "train_loss"] < rows.loc[2, "train_loss"] < rows.loc[1, "train_loss"]
+        # its training time counts the epochs it continued too (issue 34: only its new ones)
+        assert t.user_attrs["train_seconds"] == pytest.approx(rows["seconds"].sum())
+        earlier = trials[t.user_attrs["continued_from_trial"]].user_attrs["train_seconds"]
+        assert t.user_attrs["train_seconds"] > earlier
     from sweep.report import study_status
 
     assert "6 planned; 6 complete (4 earlier attempt(s) kept as history)" in study_status(

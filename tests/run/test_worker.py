@@ -270,6 +270,7 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_continues(tmp_path, tiny
 
     status = study_status("tiny", db_url, tmp_path / "checkpoints")
     assert "1 interrupted" in status and " fail" not in status.splitlines()[0]
+    assert "2 planned; 1 interrupted, 1 not started" in status  # issue 34: was not counted
     assert f"interrupted: trial {trial.number}" in status and "failed:" not in status
     # issue 34: status said "runs again from its checkpoint" where none was written; it
     # says what is on disk (a first epoch, tracing included, is long enough to be saved)

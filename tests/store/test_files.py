@@ -63,6 +63,8 @@ def test_two_databases_with_one_study_name_keep_their_files_apart(tmp_path, two_
         assert main(["export", "tiny", "--model", "0", "--storage", url, "--out",
                      str(out)]) == 0
         assert _digest(out) == _digest(folder / "trials" / "0.keras")
+        # what it expects is said beside it (issue 34: fed raw pixels it scored far lower)
+        assert "pixel values in [0, 1] (8-bit pixels divided by 255)" in capsys.readouterr().err
         assert main(["status", "tiny", "--storage", url]) == 0
         assert f"in checkpoints/{ids[url]['folder']} (`sweep clean tiny`" in \
             capsys.readouterr().out

@@ -1,0 +1,36 @@
+"""What the options of ``sweep run`` and ``sweep worker`` become: the ``RunOptions`` of a run
+here, and the command line of a worker that runs elsewhere (a local child process, a cluster
+job's task). The CLI declares the options; this turns them into what the run stage takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sweep import defaults
+from sweep.run.session import RunOptions
+
+
+def run_options(args: argparse.Namespace, **more: object) -> RunOptions:
+    """``RunOptions`` from the options of ``sweep run`` or ``sweep worker``."""
+    return RunOptions(
+        storage=args.storage, data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every_s=args.checkpoint_every, artifact_dir=args.artifact_dir,
+        progress=args.progress, fuse=args.fuse, **more)
+
+
+def worker_options(args: argparse.Namespace, folders: bool = True) -> list[str]:
+    """A worker's options from ``args``, less the study file and ``--storage`` (which
+    reaches workers apart from their command line: its password must not show in ``ps``);
+    without ``folders`` also less the checkpoint and artifact folders (a cluster job places
+    them where its workers run)."""
+    out = ["--checkpoint-dir", str(args.checkpoint_dir),
+           "--artifact-dir", str(args.artifact_dir)] if folders else []
+    out += ["--checkpoint-every", str(args.checkpoint_every)]
+    if args.fuse != "auto":
+        out += ["--fuse", args.fuse]
+    for item in args.set:
+        out += ["--set", item]
+    if args.max_points != defaults.MAX_POINTS:
+        out += ["--max-points", str(args.max_points)]
+    return out + (["--data-dir", args.data_dir] if args.data_dir else [])
