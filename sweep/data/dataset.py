@@ -52,7 +52,7 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
     """Load the dataset named in ``cfg`` (the study's ``dataset`` section).
 
     Args:
-        cfg: ``{name, validation_split, label_mode, path, max_train}``.
+        cfg: ``{name, validation_split, label_mode, path, max_train, max_test}``.
         seed: seeds the validation split.
         data_dir: folder of pre-downloaded archives (``SWEEP_DATA_DIR``), or None.
         source: the study file, named first in a DataError as in every other study error.
@@ -68,6 +68,9 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
     order = np.random.default_rng(seed).permutation(len(x_train))
     if cfg.get("max_train"):  # a seeded sample: folder data comes sorted by class
         order = order[: cfg["max_train"]]
+    if cfg.get("max_test"):  # the same sample for every seed: trials score on one test set
+        keep = np.sort(np.random.default_rng(0).permutation(len(x_test))[: cfg["max_test"]])
+        x_test, y_test = x_test[keep], y_test[keep]
     n_val = max(1, round(len(order) * cfg["validation_split"]))
     val, train = order[:n_val], order[n_val:]
     return Dataset(

@@ -42,6 +42,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "label_mode": (choice("fine", "coarse"), "fine"),  # cifar100 only
         "path": (optional(text()), None),  # folder / npz only
         "max_train": (optional(integer(1)), None),  # keep a seeded sample of N training images
+        "max_test": (optional(integer(1)), None),  # keep N test images, the same for every seed
     },
     "model": {
         # one conv block each; [] gives the flattened-input dense baseline

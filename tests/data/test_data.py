@@ -253,3 +253,16 @@ def test_a_data_folder_that_does_not_exist_is_said_before_any_download(tmp_path,
     with pytest.raises(DataError, match=rf"the data folder {tmp_path / 'datta'} "
                                         r"\(SWEEP_DATA_DIR or --data-dir\) does not exist"):
         load_dataset(_cfg("cifar10"), 0, data_dir=str(tmp_path / "datta"))
+
+
+def test_max_test_keeps_one_sample_of_the_test_set_for_every_seed(tmp_path):
+    # issue 34: no field shrank the test set of a quick study (CIFAR-10: 10,000 images at
+    # every snapshot epoch)
+    x_train, y_train, x_test, y_test = tiny_arrays()
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    whole = load_dataset(_cfg("npz", path=str(path)), 0)
+    one, other = (load_dataset(_cfg("npz", path=str(path), max_test=7), seed) for seed in (0, 1))
+    assert len(whole.x_test) == len(x_test) and len(one.x_test) == 7
+    assert np.array_equal(one.x_test, other.x_test) and np.array_equal(one.y_test, other.y_test)
+    assert not np.array_equal(one.x_test, whole.x_test[:7])  # a sample, not the first rows
