@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from sweep.report.aggregate import many_valued
 from sweep.report.effects import NONE, Effects, knobs
-from sweep.report.figures import label
+from sweep.report.panels import label
 from sweep.report.frames import StudyResult
 from sweep.report.summary import Answer
 

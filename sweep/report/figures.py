@@ -14,43 +14,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
-from sweep.report.aggregate import (
-    MAX_BOX_POINTS, MAX_CURVES, best_trials, box_stats, curve_bands, groups,
-)
+from sweep.report.aggregate import MAX_BOX_POINTS, best_trials, box_stats, groups
+from sweep.report.curve_figures import curves_figure
+from sweep.report.panels import PALETTE, label, panel, panels, unit
 from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
-from sweep.study import point_text
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
 # overfitting gap (train - validation accuracy), ROC AUC, fraction of dense units never active
 DIAGNOSTIC_METRICS = ("gap", "roc_auc", "dead_train", "dead_test")
-# A column of the frames -> (what it is, in words; its axis: the unit).
-LABELS = {
-    "train_accuracy": ("train accuracy", "accuracy (fraction correct)"),
-    "val_accuracy": ("validation accuracy", "accuracy (fraction correct)"),
-    "test_accuracy": ("test accuracy", "accuracy (fraction correct)"),
-    "train_loss": ("train loss", "cross-entropy (nats)"),
-    "val_loss": ("validation loss", "cross-entropy (nats)"),
-    "test_loss": ("test loss", "cross-entropy (nats)"),
-    "gap": ("train − validation accuracy", "accuracy difference (fraction)"),
-    "roc_auc": ("ROC AUC, macro one-vs-rest", "area under the ROC curve"),
-    "dead_train": ("dead ReLU units, train set (fraction)", "fraction of hidden dense units"),
-    "dead_test": ("dead ReLU units, test set (fraction)", "fraction of hidden dense units"),
-    "param_count": ("parameters", "parameters"),
-}
-PALETTE = qualitative.Plotly  # one colour per value (or trial), the same in every panel
-MAX_EPOCH_TICKS = 10
 MAX_CELL_TEXTS = 400  # a heatmap writes each cell's value where it has at most this many
-
-
-def label(column: str) -> str:
-    """A column in words (its own name where there is none)."""
-    return LABELS.get(column, (column, column))[0]
-
-
-def _unit(column: str) -> str:
-    return LABELS.get(column, (column, column))[1]
 
 
 def _epochs(rows: pd.DataFrame) -> str:
@@ -93,9 +66,9 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = 
     for col, metric in enumerate(metrics, start=1):
         for part, part_rows, part_keys in parts:
             traces += _boxes(part_rows, part_keys, metric, col, part)
-    layout = _panels([label(m) for m in metrics],
+    layout = panels([label(m) for m in metrics],
                      xaxes=[{"title": {"text": by}, "type": "category"}] * len(metrics),
-                     yaxes=[{"title": {"text": _unit(m)}} for m in metrics])
+                     yaxes=[{"title": {"text": unit(m)}} for m in metrics])
     return go.Figure(traces, layout | {
         "title": {"text": f"{title} {by}", "subtitle": {"text": which}},
         "legend": {"title": {"text": split or by}}, "height": 460, "margin": {"t": 110},
@@ -112,7 +85,7 @@ def _boxes(rows: pd.DataFrame, keys: pd.Series, metric: str, col: int,
     for i, (value, group) in enumerate(rows.groupby(keys, sort=True, observed=True)):
         name, colour = part or (str(value), PALETTE[i % len(PALETTE)])
         style = {"name": name, "marker_color": colour, "legendgroup": name,
-                 "showlegend": col == 1 and (part is None or i == 0), **_panel(col)}
+                 "showlegend": col == 1 and (part is None or i == 0), **panel(col)}
         if part is not None:
             style["offsetgroup"] = name
         if len(group) <= MAX_BOX_POINTS:
@@ -124,32 +97,6 @@ def _boxes(rows: pd.DataFrame, keys: pd.Series, metric: str, col: int,
                                 lowerfence=[s.lowerfence], upperfence=[s.upperfence],
                                 mean=[s["mean"]], hovertext=[f"{s['count']} trials"], **style))
     return boxes
-
-
-def _panel(col: int) -> dict:
-    """A trace's axes in panel ``col`` (1-based) of ``_panels``."""
-    suffix = "" if col == 1 else str(col)
-    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
-
-
-def _panels(titles: list[str], xaxes: list[dict], yaxes: list[dict]) -> dict:
-    """The layout of panels side by side, each titled, with its axes (``xaxes[i]``,
-    ``yaxes[i]``), as ``make_subplots(rows=1, cols=n)`` lays them out, built in one go:
-    ``make_subplots`` and an update per axis are slow in plotly, a figure at a time."""
-    n = max(1, len(titles))
-    gap = 0.2 / n
-    width = (1 - gap * (n - 1)) / n
-    layout: dict = {"annotations": []}
-    for i, (title, xaxis, yaxis) in enumerate(zip(titles, xaxes, yaxes, strict=True)):
-        low = i * (width + gap)
-        axes = _panel(i + 1)
-        x, y = axes["xaxis"].replace("x", "xaxis"), axes["yaxis"].replace("y", "yaxis")
-        layout[x] = {"domain": [low, low + width], "anchor": axes["yaxis"], **xaxis}
-        layout[y] = {"domain": [0.0, 1.0], "anchor": axes["xaxis"], **yaxis}
-        layout["annotations"].append({
-            "text": title, "x": low + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
-    return layout
 
 
 def _categories(axis: str, names: list[str]) -> dict:
@@ -213,65 +160,9 @@ def pareto_figure(pareto: pd.DataFrame, metrics: tuple[str, ...]) -> go.Figure:
         go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front",
                    marker_color=PALETTE[0], text=[f"trial {t}" for t in front["trial"]]),
     ])
-    fig.update_layout(title=f"Pareto front: {x} vs {y}", xaxis_title=f"{label(x)} ({_unit(x)})",
-                      yaxis_title=f"{label(y)} ({_unit(y)})", height=460)
+    fig.update_layout(title=f"Pareto front: {x} vs {y}", xaxis_title=f"{label(x)} ({unit(x)})",
+                      yaxis_title=f"{label(y)} ({unit(y)})", height=460)
     return fig
-
-
-def curve_name(trial: int, values: dict, pruned: bool = False) -> str:
-    """A learning curve's legend entry: the trial by its values, then its number."""
-    point = point_text(values)
-    return f"{point} (trial {trial}{', pruned' * pruned})" if point else (
-        f"trial {trial}" + " (pruned)" * pruned)
-
-
-def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
-                  best: list[int] = ()) -> go.Figure:
-    """Learning curves: train and validation accuracy and validation loss per epoch (a
-    validation loss that turns up while train accuracy climbs is the seeds' overfitting),
-    one line per trial, named by its values of ``params``; a pruned trial's line is dotted
-    and stops where the pruner stopped it. More than ``MAX_CURVES`` trials: the median and
-    the 10–90 % band of all of them per epoch (``aggregate.curve_bands``), and the ``best``
-    trials as lines."""
-    metrics = ("train_accuracy", "val_accuracy", "val_loss")
-    count = curves["trial"].nunique()
-    last = int(curves["epoch"].max()) if len(curves) else 1
-    traces = []
-    many = count > MAX_CURVES
-    if many:
-        bands = curve_bands(curves, metrics)
-        for col, metric in enumerate(metrics, start=1):
-            band = bands[bands["metric"] == metric]
-            epochs = list(band["epoch"])
-            traces.append(go.Scatter(
-                x=epochs + epochs[::-1], y=list(band["high"]) + list(band["low"])[::-1],
-                fill="toself", line_width=0, fillcolor="rgba(120,120,120,0.25)",
-                name="10–90 % of the trials", legendgroup="band", showlegend=col == 1,
-                hoverinfo="skip", **_panel(col)))
-            traces.append(go.Scatter(
-                x=epochs, y=band["median"], mode="lines", line_color="gray",
-                name="median of the trials", legendgroup="median", showlegend=col == 1,
-                text=[f"{n} trials" for n in band["trials"]], **_panel(col)))
-        curves = curves[curves["trial"].isin(best)]
-    for i, (trial, group) in enumerate(curves.groupby("trial", sort=True)):
-        pruned = group["state"].iloc[0] == "PRUNED"
-        name = curve_name(trial, {p: group[p].iloc[0] for p in params}, pruned)
-        for col, metric in enumerate(metrics, start=1):
-            traces.append(go.Scatter(
-                x=group["epoch"], y=group[metric], mode="lines", name=name,
-                line_color=PALETTE[i % len(PALETTE)], line_dash="dot" if pruned else None,
-                legendgroup=str(trial), showlegend=col == 1, **_panel(col)))
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, last)
-                if last / s <= MAX_EPOCH_TICKS)
-    subtitle = (f"the median and 10–90 % band of all {count} trials, the best {len(best)} "
-                "as lines" if many else "one line per trial")
-    epoch_axis = {"title": {"text": "epoch"}, "tickmode": "linear", "tick0": 0, "dtick": step,
-                  "tickformat": "d"}
-    layout = _panels([label(m) for m in metrics], xaxes=[epoch_axis] * len(metrics),
-                     yaxes=[{"title": {"text": _unit(m)}} for m in metrics])
-    return go.Figure(traces, layout | {
-        "title": {"text": "Learning curves", "subtitle": {"text": subtitle}}, "height": 460,
-        "legend": {"title": {"text": "trial"}}, "margin": {"t": 110}})
 
 
 def report_figures(result: StudyResult) -> list[go.Figure]:

@@ -10,7 +10,8 @@ import pytest
 from sweep.report.aggregate import (
     BINS, MAX_BOX_POINTS, MAX_CURVES, best_trials, box_stats, curve_bands, groups,
 )
-from sweep.report.figures import curves_figure, grouped_figure
+from sweep.report.curve_figures import curves_figure
+from sweep.report.figures import grouped_figure
 
 
 def _snapshots(n: int) -> pd.DataFrame:
@@ -134,3 +135,14 @@ def test_a_report_of_many_trials_embeds_the_best_of_each_bin_and_lists_the_best(
     assert f"and {n - len(chosen) - MAX_LINKS} more" in page
     assert page.count("<tr>") == MAX_TABLE_ROWS  # the body's rows (the header has a style)
     assert f"The best {MAX_TABLE_ROWS} of {n} trials" in page
+
+
+def test_twelve_learning_curves_each_have_a_colour_and_a_legend_that_fits():
+    # issue 34: a 12-trial study's legend reused two colours and was cut off
+    fig = curves_figure(_curves(12), ("model.kernel",))
+    first_panel = [t for t in fig.data if t.showlegend]
+    assert len(first_panel) == 12 and len({t.line.color for t in first_panel}) == 12
+    assert fig.layout.legend.orientation == "h"  # below the panels, not squeezed beside
+    assert fig.layout.height == 460 + 21 * 6 and fig.layout.margin.b == 70 + 21 * 6
+    few = curves_figure(_curves(3), ("model.kernel",))
+    assert len({t.line.color for t in few.data}) == 3 and few.layout.height == 460 + 21 * 2

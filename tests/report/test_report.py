@@ -100,7 +100,7 @@ def test_grouped_by_a_param_is_one_point_per_trial_at_its_last_snapshot(swept):
 
 
 def test_learning_curves_name_trials_by_their_values_on_whole_epochs(swept):
-    from sweep.report.figures import curves_figure
+    from sweep.report.curve_figures import curves_figure
 
     result = load_study_result("tiny", swept[2])
     fig = curves_figure(result.curves, result.params)

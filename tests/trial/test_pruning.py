@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import SpecError
-from sweep.report.figures import curves_figure
+from sweep.report.curve_figures import curves_figure
 from sweep.report import load_study_result
 from sweep.study import load_study
 
