@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from conftest import PG_PASSWORD, tiny_study, write_study
 from pg_server import server_bin_dir, throwaway_server
+from sweep.store.files import MARKER
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +152,8 @@ def test_a_full_checkpoint_disk_stops_the_run_in_one_line_and_leaves_no_temporar
         assert proc.returncode == 2, output
         assert f"checkpoint folder {small / 'tiny'}: no space left" in output, output
         assert "Traceback" not in output and "exited with" not in output  # not restarted
-        assert [f.name for f in small.rglob("*") if f.is_file()] == []  # only whole files
+        # only whole files: no checkpoint half-written (the marker says whose folder it is)
+        assert [f.name for f in small.rglob("*") if f.is_file()] == [MARKER]
     trials = optuna.load_study(study_name="tiny", storage=db_url).trials
     assert all(t.user_attrs.get("interrupted") for t in trials)  # given back
     rerun = _sweep("run", str(study), "--storage", db_url, cwd=tmp_path)

@@ -22,7 +22,7 @@ def test_fuse_under_tensorflow_says_so_once_and_trains_every_point(tmp_path, mon
     assert main(["run", str(write_study(tmp_path, study)), "--storage", url, "--workers", "1",
                  "--progress", "plain", "--fuse", "4"]) == 0
     err = capsys.readouterr().err
-    said = [line for line in err.splitlines() if "--fuse 4" in line]
+    said = [line for line in err.splitlines() if "--fuse 4:" in line]  # the header names it too
     assert said == ["[tiny] --fuse 4: fused training needs KERAS_BACKEND=jax (this worker "
                     "runs tensorflow); its points train one at a time"]
     trials = optuna.load_study(study_name="tiny", storage=url).trials
