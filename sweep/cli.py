@@ -135,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="study name in storage, or its study file")
     clean.add_argument("--all", action="store_true",
                        help="instead: the folders and pictures of studies no longer stored")
+    clean.add_argument("--dry-run", action="store_true",
+                       help="say what would be deleted, and delete nothing")
     clean.add_argument("--checkpoint-dir", type=Path, default=defaults.CHECKPOINT_DIR,
                        help="where kept models and checkpoints are (default: ./checkpoints)")
     artifact_dir(clean)
@@ -271,7 +273,7 @@ def _clean(args) -> int:
     from sweep.report.disk import clean
 
     print(clean(args.study and _study_name(args.study), args.all, args.storage,
-                args.checkpoint_dir, args.artifact_dir))
+                args.checkpoint_dir, args.artifact_dir, args.dry_run))
     return 0
 
 

@@ -33,6 +33,7 @@ from sweep.store import (
 PLOT_DATA = "dashboard:plot_data:"  # optuna-dashboard's study system attributes of a figure
 PLOT_CHUNK = 2045  # characters of the figure's JSON per attribute (the dashboard's limit)
 IMPORTANCES = "/api/studies/<study_id:int>/param_importances"  # the dashboard's own route
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}  # Host headers a loopback server answers
 
 
 def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
@@ -61,7 +62,34 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
     app = wsgi(store, artifact_store=artifact_store(artifact_dir))
     theirs = next(r.callback for r in app.routes if r.rule == IMPORTANCES)
     app.route(IMPORTANCES, "GET", lambda study_id: _importances(store, study_id, theirs))
-    run(app, host=host, port=port)  # as optuna_dashboard.run_server does
+    # as optuna_dashboard.run_server does, behind the guard
+    run(guarded(app, None if allow_remote else {*LOOPBACK_NAMES, host.lower()}), host=host,
+        port=port)
+
+
+def guarded(app, hosts: set[str] | None):
+    """``app`` answering only requests whose ``Host`` header names one of ``hosts`` (None:
+    any, for ``--allow-remote``); the rest get 403. On loopback a web page the user visits
+    could otherwise reach the dashboard's write API through DNS rebinding (its own name
+    resolved to 127.0.0.1: the browser sends that name as the Host)."""
+
+    def answer(environ: dict, start_response):
+        name = _host_name(environ.get("HTTP_HOST", ""))
+        if hosts is not None and name not in hosts:
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"sweep dashboard: Host {name or '(none)'} is not served here; open it "
+                    "at http://127.0.0.1 or localhost\n".encode()]
+        return app(environ, start_response)
+
+    return answer
+
+
+def _host_name(header: str) -> str:
+    """The name in a ``Host`` header, less its port: ``localhost``, ``127.0.0.1``, ``[::1]``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0]
 
 
 def _importances(store: optuna.storages.RDBStorage, study_id: int, theirs) -> str:

@@ -107,10 +107,11 @@ class LiveTrials:
         return sorted(self._trials.values(), key=lambda t: t.number)
 
 
-def forget_artifacts(engine: sa.Engine, study_id: int | None = None) -> list[str]:
+def forget_artifacts(engine: sa.Engine, study_id: int | None = None, forget: bool = True
+                     ) -> list[str]:
     """The ids of the files uploaded to the study's trials (every study's with None); with a
-    study, its trials forget them (their ``artifacts:`` system attributes are removed), so
-    the caller may delete the files and no report looks for them."""
+    study and ``forget``, its trials forget them (their ``artifacts:`` system attributes are
+    removed), so the caller may delete the files and no report looks for them."""
     where = [SYSTEM.c.key.startswith(ARTIFACTS_PREFIX)]
     if study_id is not None:
         where.append(SYSTEM.c.trial_id.in_(
@@ -118,7 +119,7 @@ def forget_artifacts(engine: sa.Engine, study_id: int | None = None) -> list[str
     with engine.begin() as conn:
         ids = [json.loads(json.loads(value))["artifact_id"] for value in conn.execute(
             sa.select(SYSTEM.c.value_json).where(*where)).scalars()]
-        if study_id is not None:
+        if study_id is not None and forget:
             conn.execute(sa.delete(SYSTEM).where(*where))
     return ids
 

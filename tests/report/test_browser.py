@@ -243,3 +243,31 @@ def test_dashboard_listens_on_loopback_only(dashboard):
             s.settimeout(2)
             s.connect((address, port))
     assert json.load(urllib.request.urlopen(f"{base}/api/studies"))["study_summaries"]
+
+
+def test_the_loopback_dashboard_answers_only_loopback_host_names(sweep_dir, dashboard):
+    # issue 33: with `Host: evil.example` (a page the user visits, its name re-bound to
+    # 127.0.0.1) the dashboard renamed (201) and deleted (204) studies through its REST API
+    import http.client
+
+    _, url, _ = sweep_dir
+    base, _ = dashboard
+    port = int(base.rsplit(":", 1)[1])
+    study_id = optuna.load_study(study_name="tiny", storage=url)._study_id
+
+    def ask(method: str, path: str, host: str, body: dict | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request(method, path, body=json.dumps(body) if body else None,
+                     headers={"Host": host, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    for host in ("evil.example", f"evil.example:{port}", "192.168.1.9"):
+        assert ask("GET", "/api/studies", host)[0] == 403
+        assert ask("POST", f"/api/studies/{study_id}/rename", host,
+                   {"study_name": "renamed"})[0] == 403
+        assert ask("DELETE", f"/api/studies/{study_id}", host)[0] == 403
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["tiny"]  # intact
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        status, body = ask("GET", "/api/studies", host)
+        assert status == 200 and json.loads(body)["study_summaries"]

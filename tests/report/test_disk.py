@@ -41,6 +41,11 @@ def test_clean_frees_a_studys_models_and_pictures_and_keeps_its_results(
     assert "tiny: workers are training it" in capsys.readouterr().err
     claims.release(store.engine, study_id, "x", f"{socket.gethostname()}:{os.getpid()}")
 
+    before = _files(tmp_path)  # --dry-run says what would go, and deletes nothing
+    assert main(["clean", "tiny", "--storage", url, "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("tiny: would free ") and "of pictures (8 files in artifacts)" in said
+    assert said.rstrip().endswith("; nothing deleted (--dry-run)") and _files(tmp_path) == before
     assert main(["clean", "tiny", "--storage", url]) == 0
     said = capsys.readouterr().out
     assert said.startswith("tiny: freed ") and "of pictures (8 files in artifacts)" in said
@@ -61,3 +66,30 @@ def test_clean_frees_a_studys_models_and_pictures_and_keeps_its_results(
     assert not (tmp_path / "checkpoints" / "gone").exists()
     assert _files(tmp_path / "artifacts") == []
     assert main(["clean", "--storage", url]) == 2  # a name, or --all
+
+
+def test_clean_deletes_only_what_sweep_wrote_and_marked(tmp_path, monkeypatch, capsys):
+    # issue 33: a study named `..` (any Optuna client can make one) made `sweep clean ..`
+    # delete the working folder, sweeps.db included; `--all --checkpoint-dir .` removed every
+    # folder there and `--all --artifact-dir .` every plain file
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    victim = tmp_path / "elsewhere"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    for name in ("..", ".", str(victim)):
+        optuna.create_study(study_name=name, storage=url)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "notes.txt").write_text("mine too")
+    for name in ("..", ".", str(victim)):
+        assert main(["clean", name, "--storage", url]) == 0
+        assert "freed 0.0 MB of kept models and checkpoints (no folder of this study" in \
+            capsys.readouterr().out
+    for flags in (["--checkpoint-dir", "."], ["--artifact-dir", "."],
+                  ["--checkpoint-dir", ".", "--artifact-dir", "."]):
+        assert main(["clean", "--all", "--storage", url, *flags]) == 0
+    assert (tmp_path / "sweeps.db").is_file() and (tmp_path / "notes.txt").is_file()
+    assert (tmp_path / "checkpoints").is_dir() and (tmp_path / "reports").is_dir()
+    assert (victim / "keep.txt").read_text() == "mine"
+    assert len(optuna.get_all_study_summaries(url)) == 3  # results stay
