@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     import optuna
@@ -67,13 +67,13 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path,
         port=port)
 
 
-def guarded(app, hosts: set[str] | None):
+def guarded(app: Callable, hosts: set[str] | None) -> Callable:
     """``app`` answering only requests whose ``Host`` header names one of ``hosts`` (None:
     any, for ``--allow-remote``); the rest get 403. On loopback a web page the user visits
     could otherwise reach the dashboard's write API through DNS rebinding (its own name
     resolved to 127.0.0.1: the browser sends that name as the Host)."""
 
-    def answer(environ: dict, start_response):
+    def answer(environ: dict, start_response: Callable) -> Iterable[bytes]:
         name = _host_name(environ.get("HTTP_HOST", ""))
         if hosts is not None and name not in hosts:
             start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError
-from sweep.records import TrialKey
+from sweep.records import StudyKey, TrialKey
 from sweep.store import (
     check_study, claims, create_study, existing_study, open_storage, open_study, read_trials,
     record_class_names,
@@ -107,6 +107,31 @@ def _check_stored(storage_url: str, spec: StudySpec) -> None:
     except StorageError:
         return  # no database yet, or one that cannot be opened: said when it is opened below
     check_study(store, spec)
+    _check_renamed(store, spec)
+
+
+def _check_renamed(store, spec: StudySpec) -> None:
+    """Refuse to start the study file's study afresh where the database holds it under
+    another name: that run retrained every point. optuna-dashboard renames a study by
+    copying its trials into a new study, without sweep's claims, epoch rows and kept models
+    (keyed by the old study and trials), so a run under either name would train again.
+
+    Raises:
+        StorageError: no study has the file's name, and one stored from a file of that name
+            has another.
+    """
+    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+    if any(s.study_name == spec.name for s in summaries):
+        return
+    renamed = [s.study_name for s in summaries
+               if (s.user_attrs.get(StudyKey.STUDY) or {}).get("name") == spec.name]
+    if renamed:
+        raise StorageError(
+            f"{spec.source}: name: {spec.name!r}: this database holds that study as "
+            f"{renamed[0]!r}, renamed since it ran (optuna-dashboard copies the trials into a "
+            "new study, without sweep's epoch rows, claims and kept models): running it "
+            "would train every point again, so nothing was trained; give the file a new "
+            f"name to start afresh, and read the results of {renamed[0]!r} as they are")
 
 
 def _reject(store, study_id: int, spec: StudySpec, points: dict, data: Dataset

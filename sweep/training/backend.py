@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 from sweep.errors import UsageError
@@ -42,6 +43,8 @@ def check_backend() -> str:
     Raises:
         UsageError: an unknown backend, or one whose package is missing.
     """
+    if "keras" in sys.modules:  # loaded already in this process: its backend is there
+        return sys.modules["keras"].backend.backend()
     backend = keras_backend()
     if backend not in BACKENDS:
         raise UsageError(f"KERAS_BACKEND={backend}: sweep trains with "

@@ -66,6 +66,7 @@ def test_an_unknown_backend_is_one_line(tmp_path, monkeypatch):
     from sweep.training.backend import check_backend
 
     monkeypatch.setenv("KERAS_BACKEND", "numpy")  # Keras' inference-only backend
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as in a fresh `sweep run`
     with pytest.raises(UsageError, match="KERAS_BACKEND=numpy: sweep trains with tensorflow, "
                                          "jax, torch; set one of them"):
         check_backend()

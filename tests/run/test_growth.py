@@ -250,3 +250,27 @@ def test_repeats_train_each_point_with_more_seeds_and_grow_keeping_those_trained
     assert seeds == [("avg", 0), ("avg", 1), ("avg", 2), ("max", 0), ("max", 1), ("max", 2)]
     assert len({t.user_attrs["seed"] for t in trials[2:]}) == 2  # the new trials' own seeds
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_a_study_renamed_in_the_dashboard_is_not_trained_again(tmp_path, db_url, capsys,
+                                                               monkeypatch):
+    # issue 33: renamed in optuna-dashboard, then `sweep run` of its file: "0 already done, 6
+    # to train", every point retrained and the old epoch rows purged
+    monkeypatch.chdir(tmp_path)
+    storage_url = db_url
+    path = write_study(tmp_path, digits_study())
+    assert main(["run", str(path), "--storage", storage_url]) == 0
+    old = optuna.load_study(study_name="tiny", storage=storage_url)
+    renamed = optuna.create_study(study_name="tiny-renamed", storage=storage_url,
+                                  directions=old.directions)  # as the dashboard renames
+    renamed.add_trials(old.get_trials(deepcopy=False))
+    for key, value in old.user_attrs.items():
+        renamed.set_user_attr(key, value)
+    optuna.delete_study(study_name="tiny", storage=storage_url)
+    capsys.readouterr()
+    assert main(["run", str(path), "--storage", storage_url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "this database holds that study as 'tiny-renamed'" in err[0]
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage_url)] == [
+        "tiny-renamed"]  # nothing created, nothing trained
+    assert len(optuna.load_study(study_name="tiny-renamed", storage=storage_url).trials) == 4
