@@ -16,6 +16,7 @@ marker names another study is never used for this one: reading it is refused in 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def study_folder(storage: optuna.storages.RDBStorage, study_id: int, name: str,
     (what ``sweep run`` and every worker use before writing a checkpoint).
 
     Raises:
-        StorageError: the folder the study was given holds another study's marker.
+        StorageError: both folders the study may have here (``_candidates``) hold another
+            study's marker, or its ``FILES`` attribute is not sweep's.
     """
     files = _files(storage, study_id)
     if files is None:
@@ -102,8 +104,8 @@ def _files(storage: optuna.storages.RDBStorage, study_id: int) -> dict | None:
     if files is None:
         return None
     folder = files.get("folder") if isinstance(files, dict) else None
-    if not isinstance(folder, str) or folder != file_name(folder) or not isinstance(
-            files.get("id"), str):
+    if not isinstance(folder, str) or folder != file_name(folder) or not re.fullmatch(
+            r"[0-9a-f]{32}", str(files.get("id"))):
         raise StorageError(f"study {study_id}: its {FILES} attribute is not sweep's "
                            f"({files!r}); remove it to give the study its files again")
     return files

@@ -123,10 +123,11 @@ def _dockerfile_lines(path: Path) -> list[str]:
 
 
 def _pip_installs(text: str) -> list[list[str]]:
-    """What each ``pip install`` in ``text`` installs: its arguments less output flags."""
+    """What each ``pip install`` in ``text`` installs: its arguments less output flags and
+    where its output goes (the Makefile logs it, shown when the install fails)."""
     installs = []
     for command in re.split(r"&&|\n", text):
-        words = shlex.split(command)
+        words = shlex.split(re.split(r"\s>\s", command)[0])
         pip = [i for i, w in enumerate(words) if w in ("pip", "$(BIN)/pip")]
         if pip and words[pip[0] + 1:pip[0] + 2] == ["install"]:
             words = words[pip[0] + 2:]

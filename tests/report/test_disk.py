@@ -59,12 +59,13 @@ def test_clean_frees_a_studys_models_and_pictures_and_keeps_its_results(
 
     # a study deleted with Optuna leaves its folder and pictures: --all frees them
     optuna.delete_study(study_name="gone", storage=url)
-    (tmp_path / "artifacts" / "stray").write_bytes(b"x" * 1000)
+    (tmp_path / "artifacts" / "0f0e0d0c-0b0a-4908-8706-050403020100").write_bytes(b"x" * 9)
+    (tmp_path / "artifacts" / "notes.txt").write_text("not sweep's: stays")
     assert main(["clean", "--all", "--storage", url]) == 0
     said = capsys.readouterr().out
     assert "of 1 deleted studies' models (gone)" in said and "(9 files in artifacts)" in said
     assert not (tmp_path / "checkpoints" / "gone").exists()
-    assert _files(tmp_path / "artifacts") == []
+    assert [f.name for f in _files(tmp_path / "artifacts")] == ["notes.txt"]
     assert main(["clean", "--storage", url]) == 2  # a name, or --all
 
 

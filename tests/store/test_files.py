@@ -85,9 +85,10 @@ def test_a_folder_marked_by_another_study_is_refused_in_one_line(tmp_path, two_d
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "checkpoints/tiny holds the files of another study called " \
                              "'tiny'" in err[0]
-    store.set_study_system_attr(study_id, FILES, {**mine, "folder": "../.."})
-    assert main(["export", "tiny", "--model", "0", "--storage", scratch]) == 2
-    assert "attribute is not sweep's" in capsys.readouterr().err
+    for bad in ({**mine, "folder": "../.."}, {**mine, "id": "../../x" + "0" * 24}):
+        store.set_study_system_attr(study_id, FILES, bad)
+        assert main(["export", "tiny", "--model", "0", "--storage", scratch]) == 2
+        assert "attribute is not sweep's" in capsys.readouterr().err
 
 
 def test_a_folder_from_before_markers_stays_its_studys(tmp_path, tiny_npz, monkeypatch,
