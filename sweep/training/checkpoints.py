@@ -174,24 +174,51 @@ def set_aside_if_unreadable(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:  # FileNotFoundError: rows without their model
             damaged = archive.testzip()
-        if damaged is not None:
-            raise ValueError(f"{damaged} in it is damaged")
-        if not isinstance(json.loads(rows_file.read_text()), list):
-            raise ValueError("its epoch rows are not a list")
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        for file in (path, rows_file):
-            if file.exists():
-                os.replace(file, file.with_name(file.name + ".unreadable"))
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
-        return (f"its checkpoint {path} cannot be read ({reason}); set aside as "
-                f"{path.name}.unreadable, the point trains from epoch 1")
+            if damaged is not None:
+                raise ValueError(f"{damaged} in it is damaged")
+            if not isinstance(json.loads(archive.read("config.json")), dict):
+                raise ValueError("its config.json is not a model's")
+        _check_rows(json.loads(rows_file.read_text()))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        return set_aside(path, err.strerror if isinstance(err, OSError) and err.strerror
+                         else err)
     return None
 
 
+def set_aside(path: Path, reason: object) -> str:
+    """Rename a checkpoint (model and rows) ``*.unreadable``, kept for a look and never read
+    again; the line that says so."""
+    for file in (path, path.with_suffix(".json")):
+        if file.exists():
+            os.replace(file, file.with_name(file.name + ".unreadable"))
+    return (f"its checkpoint {path} cannot be read ({reason}); set aside as "
+            f"{path.name}.unreadable, the point trains from epoch 1")
+
+
+def _check_rows(rows: object) -> None:
+    """Epoch rows as ``save_checkpoint`` writes them: a list of dicts for epochs 1, 2, ...
+
+    Raises:
+        ValueError: anything else (``[{"epoch": 1}, "x", 3]`` failed every run after it).
+    """
+    if not isinstance(rows, list):
+        raise ValueError("its epoch rows are not a list")
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or row.get("epoch") != number:
+            raise ValueError(f"its epoch row {number} is not epoch {number}'s")
+
+
 def saved_epochs(path: Path) -> int:
-    """How many epochs a point's checkpoint holds (0 without one): where its training resumes."""
+    """How many epochs a point's checkpoint holds (0 without one, or with rows that do not
+    read: ``set_aside_if_unreadable`` says so when the point starts)."""
     rows_file = path.with_suffix(".json")
-    return len(json.loads(rows_file.read_text())) if path.is_file() and rows_file.is_file() else 0
+    if not path.is_file() or not rows_file.is_file():
+        return 0
+    try:
+        rows = json.loads(rows_file.read_text())
+    except (OSError, ValueError):
+        return 0
+    return len(rows) if isinstance(rows, list) else 0
 
 
 def remove_checkpoint(path: Path) -> None:

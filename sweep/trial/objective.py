@@ -10,6 +10,7 @@ Its steps (``prepare_point``, ``resume_point`` or ``new_model``, ``check_model_s
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
 from sweep.training import diagnostics, pictures
-from sweep.training.checkpoints import load_checkpoint, save_checkpoint
+from sweep.training.checkpoints import load_checkpoint, save_checkpoint, set_aside
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
@@ -192,7 +193,14 @@ def resume_point(attrs: dict, point: Point, checkpoint: Path | None,
     """Seed the point's draws; ``(model, rows)`` of its checkpoint, each row reported again
     onto this trial, or None when there is none (a new model is built next)."""
     keras.utils.set_random_seed(point.seed)
-    resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    try:
+        resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # whole as a file, but Keras cannot build a model of it
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        print(f"sweep: {set_aside(checkpoint, reason)}", file=sys.stderr)
+        resumed = None
     if resumed is None:
         return None
     model, done = resumed

@@ -3,11 +3,13 @@ rejected and NaN trials, and what a stock Optuna reads back."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import optuna
@@ -324,7 +326,7 @@ def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, tiny_npz, db_url
     assert left.stdout == ""  # no worker trains on
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "rows"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "rows", "config", "row_items"])
 def test_an_unreadable_checkpoint_is_set_aside_and_the_point_trains_from_epoch_1(
         tmp_path, tiny_npz, db_url, monkeypatch, capsys, damage):
     # issue 25, item 2: a truncated .keras ("File not found") failed its point on every run
@@ -339,9 +341,16 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_point_trains_from_epoch_1
     whole = (tmp_path / "checkpoints" / "tiny" / "trials" / "0.keras").read_bytes()
     point = next(iter(claims.study_points(spec)))
     target = checkpoint_file(tmp_path / "checkpoints" / "tiny", point)
-    target.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"\0" * 999,
-                        "rows": whole}[damage])
-    target.with_suffix(".json").write_text("[{" if damage == "rows" else "[]")
+    if damage == "config":  # issue 33: a whole zip whose config.json is not a model's
+        with zipfile.ZipFile(io.BytesIO(whole)) as src, zipfile.ZipFile(target, "w") as dst:
+            for item in src.infolist():
+                dst.writestr(item, b"{broken" if item.filename == "config.json"
+                             else src.read(item))
+    else:
+        target.write_bytes({"truncated": whole[: len(whole) // 2], "garbage": b"\0" * 999,
+                            "rows": whole, "row_items": whole}[damage])
+    target.with_suffix(".json").write_text({"rows": "[{", "row_items": '[{"epoch":1},"x",3]'
+                                            }.get(damage, "[]"))
     store = open_storage(db_url)
     with store.engine.begin() as conn:  # the point not done: as after a crash
         conn.execute(claims.CLAIMS.delete().where(claims.CLAIMS.c.point == point))
