@@ -7,6 +7,7 @@ objective's metric) and user attributes (provenance, snapshot results), so a sto
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -29,18 +30,33 @@ SQLITE_HEADER = b"SQLite format 3\0"  # the first 16 bytes of every SQLite 3 dat
 
 
 def parse_url(url: str) -> sa.engine.URL:
+    """The parsed storage URL.
+
+    Raises:
+        StorageError: not a URL, or a password with an unencoded ``@`` (the rest of it would
+            be read as the host: the connection fails, and messages showed that part).
+    """
     try:
-        return sa.engine.make_url(url)
+        parsed = sa.engine.make_url(url)
     except Exception:
-        raise StorageError(f"--storage {url!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+        shown = re.sub(r"//[^/]*@", "//***@", url)  # whatever stands for credentials, hidden
+        raise StorageError(f"--storage {shown!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+    if parsed.host and "@" in parsed.host:
+        raise StorageError(f"--storage {safe_url(url)}: its password holds an '@': write it as "
+                           "%40 in the URL, or leave the password out and set PGPASSWORD")
+    return parsed
 
 
 def safe_url(url: str) -> str:
-    """The URL with any password masked, for messages."""
+    """The URL with any password masked, for messages (all of it: where an unencoded ``@`` in
+    the password made its tail read as the host, that tail too)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except Exception:
         return "<unparsable storage URL>"
+    if parsed.host and "@" in parsed.host:
+        parsed = parsed.set(password="***", host=parsed.host.rsplit("@", 1)[1])
+    return parsed.render_as_string(hide_password=True)
 
 
 def storage_label(url: str) -> str:
@@ -53,7 +69,7 @@ def storage_label(url: str) -> str:
         return "<unparsable storage URL>"
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return str(Path(parsed.database).resolve())
-    return parsed.render_as_string(hide_password=True)
+    return safe_url(url)
 
 
 def split_password(url: str) -> tuple[str, str | None]:

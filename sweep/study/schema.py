@@ -32,7 +32,10 @@ AUGMENT: dict[str, tuple[Any, Any]] = {
 }
 # A study's name is a file and folder name (reports/NAME.html, checkpoints/NAME/, ...): no '/',
 # and no leading '.', so neither '.' nor '..' nor a hidden file.
-NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# at most 100 characters: a study's name is part of its files' names (a 300-character name
+# trained, then failed with "File name too long")
+NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}"
+MAX_EPOCHS = 100_000  # what a run can mean (10^20 was accepted, and then trained)
 
 # section -> key -> (validator, default). The keys are the words used in study files.
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -71,7 +74,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "schedule": (choice("constant", "inverse_time", "cosine"), "constant"),
         "decay": (number(0), 0.0),  # inverse_time only
         "batch_size": (integer(1), 32),
-        "epochs": (integer(1), 10),
+        "epochs": (integer(1, MAX_EPOCHS), 10),
         "stop_at_loss": (optional(number(0, low_open=True)), None),  # stop when train loss <=
         "snapshots": (optional(int_list(1, allow_empty=False)), None),  # default: [epochs]
         "tensorboard": (boolean, False),  # TensorBoard logs per trial (logging only)
@@ -105,7 +108,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     },
 }
 TOP = {
-    "name": (text(NAME, "a name of letters, digits, '_', '-', '.' (not first)"), REQUIRED),
+    "name": (text(NAME, "a name of at most 100 letters, digits, '_', '-', '.' (not first)"),
+             REQUIRED),
     "description": (text(), ""),
     "seed": (integer(0), 0),
 }

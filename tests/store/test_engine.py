@@ -132,3 +132,20 @@ def test_a_server_that_stays_away_is_tried_again_then_one_line(caplog):
     assert 3 <= time.monotonic() - started < 8
     tries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
     assert len(tries) == 2 and all(label in t for t in tries)  # after 1 s, then 2 s
+
+
+def test_a_password_with_an_unencoded_at_sign_never_shows():
+    # issue 33: `sweep:***@Pw_xyz@127.0.0.1` showed the password's tail in every message
+    from sweep.store.engine import safe_url, storage_label
+
+    url = "postgresql+psycopg://sweep:Secret@Pw_xyz@127.0.0.1:5432/sweeps"
+    for shown in (safe_url(url), storage_label(url)):
+        assert "Pw_xyz" not in shown and "Secret" not in shown
+        assert shown == "postgresql+psycopg://sweep:***@127.0.0.1:5432/sweeps"
+    with pytest.raises(StorageError) as refused:
+        open_storage(url)
+    said = str(refused.value)
+    assert "Pw_xyz" not in said and "Secret" not in said and "write it as %40" in said
+    with pytest.raises(StorageError) as unparsable:
+        open_storage("postgresql+psycopg://sweep:Secret@127.0.0.1:notaport/x")
+    assert "Secret" not in str(unparsable.value)
