@@ -36,7 +36,7 @@ from sweep.training.checkpoints import load_checkpoint, save_checkpoint, set_asi
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
-from sweep.trial.feasible import architecture_of, check_size
+from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 
@@ -148,6 +148,7 @@ def prepare_point(attrs: dict, spec: StudySpec, values: dict,
         TrialKey.RECEPTIVE_FIELD: architecture.receptive_field,
         TrialKey.LAYERS: architecture.rows(),
     }
+    check_memory(architecture.params)  # before building it, which would exhaust memory
     return Point(config, seed, training, data, architecture, None)
 
 

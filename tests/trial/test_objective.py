@@ -51,3 +51,19 @@ def test_a_study_at_best_stores_its_best_epochs_value_and_says_which(tmp_path, t
     best = min(study.trials, key=lambda t: t.value)
     assert (f"best val_loss {best.value:.4f} at epoch {best.user_attrs['objective_epoch']} "
             "(its best)") in capsys.readouterr().out
+
+
+def test_a_model_that_cannot_fit_in_memory_is_one_line_before_it_is_built(tmp_path, tiny_npz,
+                                                                          capsys):
+    # issue 33: filters [100000, 100000] ended in a 52-line ResourceExhaustedError, exit 1
+    raw = tiny_study(tiny_npz, search={"sampler": "grid", "params": {
+        "model.filters": [[100000, 100000], [4, 8]]}})
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", url,
+                 "--checkpoint-dir", str(tmp_path / "checkpoints")]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ResourceExhausted" not in err
+    line = next(line for line in err.splitlines() if "rejected before training:" in line)
+    assert "parameters need about" in line and "GiB of memory" in line
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"]
