@@ -30,8 +30,9 @@ from sweep.training.fused import FusedGroup, Member
 from sweep.training.reuse import MAY_DIFFER
 from sweep.trial.objective import (
     PendingAttrs, Point, TrialHooks, check_model_size, epoch_reporter, new_model, prepare_point,
-    record_result, resume_point,
+    record_result,
 )
+from sweep.trial.resume import resume_point
 
 # How a member ended, for ``FusedTrial.ended``: an Optuna state, or None (its claim was lost).
 Ended = Callable[[TrialState | None, object, str | None], None]

@@ -3,14 +3,13 @@
 ``run_trial`` takes an Optuna trial and the point of the space to train; it builds the model
 from the plain config, trains it, and writes what it learns onto the trial (per-epoch values,
 snapshot results, provenance). It works with any trial, including ``optuna.trial.FixedTrial``.
-Its steps (``prepare_point``, ``resume_point`` or ``new_model``, ``check_model_size``, the
-``epoch_reporter``, ``record_result``) are public: a fused group's trials
-(``sweep.trial.fused_trials``) go through the same ones, only their training differs.
+Its steps (``prepare_point``, ``resume_point`` (``sweep.trial.resume``) or ``new_model``,
+``check_model_size``, the ``epoch_reporter``, ``record_result``) are public: a fused group's
+trials (``sweep.trial.fused_trials``) go through the same ones, only their training differs.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,14 @@ from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
 from sweep.training import diagnostics, pictures
-from sweep.training.checkpoints import load_checkpoint, save_checkpoint, set_aside
+from sweep.training.checkpoints import save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
 from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
+from sweep.trial.resume import resume_point
 
 
 @dataclass(frozen=True)
@@ -187,28 +187,6 @@ def _resume_or_build(attrs: dict, point: Point, checkpoint: Path | None,
         if model is not fresh:
             attrs[TrialKey.REUSED_STEP] = True
     return model, [], key
-
-
-def resume_point(attrs: dict, point: Point, checkpoint: Path | None,
-                 report: Callable[[dict], None]) -> tuple[Any, list[dict]] | None:
-    """Seed the point's draws; ``(model, rows)`` of its checkpoint, each row reported again
-    onto this trial, or None when there is none (a new model is built next)."""
-    keras.utils.set_random_seed(point.seed)
-    try:
-        resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:  # whole as a file, but Keras cannot build a model of it
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
-        print(f"sweep: {set_aside(checkpoint, reason)}", file=sys.stderr)
-        resumed = None
-    if resumed is None:
-        return None
-    model, done = resumed
-    attrs[TrialKey.RESUMED_FROM_EPOCH] = done[-1]["epoch"]
-    for row in done:
-        report(row)
-    return model, done
 
 
 def check_model_size(attrs: dict, spec: StudySpec, model: keras.Model,
