@@ -72,7 +72,7 @@ def _tested(y: np.ndarray, codes: list[Codes], design: Design
     cross = np.hstack([main[:, [i]] * main[:, widths[0]:widths[0] + widths[1] - 1]
                        for i in range(1, widths[0])])
     full = np.hstack([main, cross])
-    verdict, p, why = NONE, np.nan, ""
+    verdict, p, why, noise = NONE, np.nan, "", None
     if design.test != "blocks":
         why = design.why or "values drawn at random: no two-way table to test"
     elif full.shape[0] <= full.shape[1]:
@@ -84,11 +84,11 @@ def _tested(y: np.ndarray, codes: list[Codes], design: Design
             why = "a partial grid or no noise: the interaction cannot be told from the rest"
         else:
             p = float(result.f_test(np.eye(full.shape[1])[main.shape[1]:]).pvalue)
-            verdict = MATTERS if p < LEVEL else NOISE
-    exog = full if verdict != NONE else main
-    if exog.shape[0] <= exog.shape[1]:
-        return verdict, p, why, np.nan
-    noise = OLS(y, exog).fit()
+            verdict, noise = (MATTERS if p < LEVEL else NOISE), result
+    if noise is None:  # no fit with the interaction: the additive one's noise
+        if main.shape[0] <= main.shape[1]:
+            return verdict, p, why, np.nan
+        noise = OLS(y, main).fit()
     if noise.ssr <= 0:
         return verdict, p, why, np.nan
     per_cell = np.bincount(np.ravel_multi_index([codes[0][0], codes[1][0]], widths)).min()
