@@ -6,51 +6,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import tiny_study, write_study
 from sweep.training.backend import keras_backend
 
-HIDE = '''
-import sys
-from importlib.machinery import PathFinder
-
-
-class _Blind:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name == "{module}" or name.startswith("{module}."):
-            return None
-        return PathFinder.find_spec(name, path, target)
-
-    @staticmethod
-    def find_distributions(*args, **kwargs):
-        return PathFinder.find_distributions(*args, **kwargs)
-
-    @staticmethod
-    def invalidate_caches():
-        PathFinder.invalidate_caches()
-
-
-sys.meta_path[:] = [_Blind if f is PathFinder else f for f in sys.meta_path]
-'''
-
-
-def _without(tmp_path, module: str) -> str:
-    """A folder for PYTHONPATH whose sitecustomize hides ``module`` (installed or not)."""
-    folder = tmp_path / f"without_{module}"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(HIDE.replace("{module}", module))
-    return str(folder)
+# a Python where a package is not installed (tests/without_tensorflow, told which one)
+HIDING = str(Path(__file__).resolve().parents[1] / "without_tensorflow")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_backend_that_is_not_installed_is_one_line_before_any_worker(tmp_path, tiny_npz,
                                                                        workers):
     study = write_study(tmp_path, tiny_study(tiny_npz))
-    env = {"PATH": "/usr/bin:/bin", "KERAS_BACKEND": "jax",
-           "PYTHONPATH": _without(tmp_path, "jax"), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "KERAS_BACKEND": "jax", "PYTHONPATH": HIDING,
+           "SWEEP_TEST_HIDDEN": "jax", "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(study), "--workers",
                            workers, "--storage", f"sqlite:///{tmp_path / 'sweeps.db'}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
