@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
+    except SystemExit as exited:  # not argparse's (parsed above): the study's own code
+        print(f"sweep: error: the study's Python code (a hypermodel?) called "
+              f"sys.exit({'' if exited.code is None else repr(exited.code)}); the trial it "
+              "was in is given back, not counted as done", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:

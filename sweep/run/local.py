@@ -4,11 +4,11 @@ Each child gets its device through its own environment (``env=``; this process's
 is never changed; ``devices``): one GPU per child via ``CUDA_VISIBLE_DEVICES`` plus the
 frameworks' memory settings so K children share a card, or an equal share of the CPU cores.
 A child that dies (SIGKILL, OOM killer) has its claims given back and its trial marked failed
-at once, and a new child takes its place; the point resumes from its checkpoint. But
-``EARLY_DEATHS`` children in a row that die before finishing an epoch (a broken install, a
-model that crashes as it is built) stop the run with the last one's error line: the next
-would die alike.
-Ctrl-C stops the children, which mark their trials interrupted.
+at once, and a new child takes its place; the point resumes from its checkpoint; unless its
+deaths say the next child would die alike (``sweep.run.deaths``): then the run stops with
+the last one's error line. Ctrl-C stops the children, which mark their trials interrupted;
+whatever a stopped child still holds (it was stopped before it could say so) is given back
+here.
 
 The parent owns the console: each child sends its events (``progress``) as JSON lines on its
 stdout and its own lines (warnings, errors) on its stderr, both read here by one thread per
@@ -36,6 +36,7 @@ from sweep.defaults import STORAGE_ENV
 from sweep.models import complete_spec
 from sweep.store import claims
 from sweep.run.console import SweepConsole
+from sweep.run.deaths import Deaths
 from sweep.run.devices import cpu_cores, worker_env
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
@@ -45,7 +46,6 @@ from sweep.training.backend import keras_backend
 
 WATCH_S = 0.5  # seconds between looks at the children
 STOP_GRACE_S = 60.0  # seconds children get to record an interruption before being killed
-EARLY_DEATHS = 3  # children in a row that die before finishing an epoch stop the run
 # Where this process imported sweep from (see ``_import_env``).
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -67,9 +67,9 @@ def run_workers(
     they do on ``console``.
 
     Returns:
-        0 when every point is done, 130 after Ctrl-C, 1 when ``EARLY_DEATHS`` children in a
-        row died before finishing an epoch, else the exit code of a child that failed with a
-        user error (it is not restarted: its siblings would fail the same way).
+        0 when every point is done, 130 after Ctrl-C, 1 when the children's deaths stop the
+        run (``sweep.run.deaths``), else the exit code of a child that failed with a user
+        error (it is not restarted: its siblings would fail the same way).
     ``prepared``: the study as ``prepare`` made it already (else it is prepared here: the parent
     creates or grows the study once, before any child starts).
     """
@@ -105,7 +105,12 @@ def run_workers(
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}; "
                             f"Keras on {keras_backend()}"})
     children = {i: start(i) for i in range(workers)}
-    early_deaths = 0  # in a row
+    deaths = Deaths()
+
+    def stop() -> None:
+        _stop(children.values())
+        _give_back(store, study_id, host, children.values())
+
     try:
         while children:
             shown.drain(inbox, timeout=WATCH_S)
@@ -117,31 +122,39 @@ def run_workers(
                 for reader in pipes.pop(i):  # what it wrote before it exited, first
                     reader.join(timeout=5)
                 shown.drain(inbox)
-                if code == 0:
-                    continue
                 if code == 2:  # a user error: the others stop by themselves or fail alike
-                    _stop(children.values())
+                    stop()
                     return code
-                for number in claims.release_worker(store.engine, study_id,
-                                                    f"{host}:{child.pid}"):
-                    mark_dead(store, study_id, number, f"worker process exited with {code}")
-                early_deaths = 0 if i in shown.progressed else early_deaths + 1
-                if early_deaths >= EARLY_DEATHS:
-                    _stop(children.values())
-                    console.note(f"stopping: {early_deaths} workers in a row exited before "
-                                 f"finishing an epoch; the last said: "
+                if code == 0 and not claims.pending(store.engine, study_id, keys):
+                    continue  # it found nothing left to train
+                _give_back(store, study_id, host, [child], f"worker process exited with {code}")
+                why = deaths.died(i in shown.progressed, shown.held(i))
+                if why is not None:
+                    stop()
+                    console.note(f"stopping: {why}; the last said: "
                                  f"{shown.last_line.get(i) or f'(nothing; exit code {code})'}")
                     return 1
-                console.note(f"(pid {child.pid}) exited with {code}; its point runs again "
-                             "from its checkpoint", worker=i)
+                console.note(f"(pid {child.pid}) exited with {code}"
+                             f"{' with points left to train' if code == 0 else ''}; its point "
+                             "runs again from its checkpoint", worker=i)
                 if claims.pending(store.engine, study_id, keys):
                     children[i] = start(i)
     except BaseException as stopped:  # Ctrl-C, or the storage lost (one line, by the CLI)
         _stop(children.values())
         if isinstance(stopped, KeyboardInterrupt):
+            _give_back(store, study_id, host, children.values())
             return 130
         raise
     return 0
+
+
+def _give_back(store, study_id: int, host: str, children, why: str = "its worker was stopped"
+               ) -> None:
+    """Give back the claims that exited ``children`` still hold and mark their trials failed
+    for ``why``: a child stopped before it could (killed, or stopped as it began a trial)."""
+    for child in children:
+        for number in claims.release_worker(store.engine, study_id, f"{host}:{child.pid}"):
+            mark_dead(store, study_id, number, why)
 
 
 def _import_env() -> dict:
@@ -170,6 +183,7 @@ class _Shown:
         self.seen: set[str] = set()
         self.progressed: set[int] = set()  # children that finished an epoch since started
         self.last_line: dict[int, str] = {}  # each child's last line that is not an event
+        self.training: dict[int, dict[int, dict]] = {}  # each child's trials: start events
         # one study and tally for the run: Optuna reads only the trials changed since
         self.study, self.best = open_study(store, spec.name), SweepResult(total=0)
 
@@ -187,6 +201,11 @@ class _Shown:
         """Child ``worker`` starts (again): it has said nothing yet."""
         self.progressed.discard(worker)
         self.last_line.pop(worker, None)
+        self.training[worker] = {}
+
+    def held(self, worker: int) -> list[dict]:
+        """The start events of the trials child ``worker`` began and did not end."""
+        return list(self.training.get(worker, {}).values())
 
     def show(self, worker: int, line: str) -> None:
         try:
@@ -202,9 +221,12 @@ class _Shown:
             return
         if event["event"] == "begin":  # each child's view of the start: the parent gave it
             return
+        if event["event"] == "start":
+            self.training[worker][event["trial"]] = event
         if event["event"] in ("epoch", "end"):
             self.progressed.add(worker)
         if event["event"] == "end":
+            self.training[worker].pop(event["trial"], None)
             self.best.update_best(self.store, self.study)
             event = {**event, "best": self.best.best()}
         self.console.event(event, worker=worker)
