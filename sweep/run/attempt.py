@@ -121,14 +121,17 @@ class Attempt:
         """Ctrl-C or a crash: leave the database consistent; the point runs again next
         time, from its checkpoint. After the storage itself failed (``err``), one try
         without waiting: what cannot be written, the next run takes over as a dead
-        worker's."""
+        worker's (said in one line)."""
         w, storage_failed = self.w, isinstance(err, StorageError)
         try:
-            with reconnect.patience(0 if storage_failed else reconnect.RETRY_FOR_S):
+            with reconnect.patience(0 if storage_failed else reconnect.retry_for_s()):
                 self.trial.set_user_attr(TrialKey.INTERRUPTED, True)
                 self.study.tell(self.trial, state=TrialState.FAIL)
                 claims.release(w.store.engine, w.study_id, self.claim.point, w.name)
         except StorageError:
+            print(f"[{w.spec.name}] trial {self.trial.number}: not given back (the storage is "
+                  "unreachable); it shows as running until the next run takes its point over",
+                  file=sys.stderr, flush=True)
             if not storage_failed:
                 raise
 

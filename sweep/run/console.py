@@ -79,7 +79,8 @@ class SweepConsole:
     def note(self, text: str, worker: int | None = None) -> None:
         """A line that is not an event: a warning a worker wrote, a worker that exited."""
         who = f"worker {worker}: " if worker is not None else ""
-        self._view.note(f"[{self.spec.name}] {who}{text}")
+        own = f"[{self.spec.name}] "  # a worker's line names the study already
+        self._view.note(f"{own}{who}{text.removeprefix(own)}")
 
 
 class EventLines:

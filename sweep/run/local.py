@@ -21,6 +21,7 @@ Nothing here imports Keras: the parent only prepares the study and watches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 from sweep.defaults import STORAGE_ENV
+from sweep.errors import StorageError
 from sweep.models import complete_spec
 from sweep.store import claims
 from sweep.run.console import SweepConsole
@@ -40,7 +42,7 @@ from sweep.run.deaths import Deaths
 from sweep.run.devices import cpu_cores, worker_env
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
-from sweep.store import mark_dead, open_study, storage_label
+from sweep.store import mark_dead, open_study, reconnect, storage_label
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
 
@@ -109,7 +111,8 @@ def run_workers(
 
     def stop() -> None:
         _stop(children.values())
-        _give_back(store, study_id, host, children.values())
+        with contextlib.suppress(StorageError), reconnect.patience(0):  # it may be why
+            _give_back(store, study_id, host, children.values())
 
     try:
         while children:

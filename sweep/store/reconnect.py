@@ -5,9 +5,13 @@ connections for a while and drops the ones it had. Every storage call of sweep a
 (epoch rows, user attributes, ``tell``, claims, the parent's reads) takes a connection from
 the engine's pool, so the policy lives where connections are made: a pooled connection is
 tested before use (``pool_pre_ping``), and a connection that cannot be made is tried again,
-with one line logged per try, for up to ``RETRY_FOR_S`` seconds; the call then goes on as if
-nothing happened (nothing lost, nothing written twice: no transaction had begun). Past that,
-one ``StorageError`` line. The heartbeat keeps its own shorter patience (``patience``).
+with one line logged per try, and one when it is back; the call then goes on as if nothing
+happened (nothing lost, nothing written twice: no transaction had begun). The patience
+(``RETRY_FOR_S``, or ``$SWEEP_STORAGE_PATIENCE`` seconds) is the outage's, not each call's:
+its clock starts at the process's first failed connection to that database and every call,
+in any thread, counts from there, so a run stops (one ``StorageError`` line) when the
+database has been away that long, however many calls waited meanwhile. The heartbeat and a
+run giving its trials back after the storage failed wait less (``patience``).
 
 A SQLite file is local: nothing there is transient. A full disk or a failing one becomes
 one ``StorageError`` line, and the file deleted (or replaced) under a running sweep is
@@ -16,6 +20,7 @@ noticed at the next transaction, before a result goes into the unlinked file.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -28,7 +33,11 @@ import sqlalchemy as sa
 
 from sweep.errors import StorageError, free_megabytes
 
-RETRY_FOR_S = 120.0  # how long a storage call waits for its database to come back
+RETRY_FOR_S = 120.0  # how long a process waits for its database to come back
+PATIENCE_ENV = "SWEEP_STORAGE_PATIENCE"  # seconds, instead of RETRY_FOR_S
+# A failed connection this long after the last one starts a new outage (tries of one outage
+# are at most the longest backoff apart; a heartbeat's, HEARTBEAT_S).
+NEW_OUTAGE_AFTER_S = 30.0
 CONNECT_TIMEOUT_S = 10  # a server that does not answer a connection attempt (a lost network)
 _BACKOFF_S = (1.0, 2.0, 4.0, 5.0)  # waits between tries; the last repeats
 # A server's answers that no wait changes (a wrong password, a database dropped).
@@ -39,10 +48,55 @@ log = logging.getLogger(__name__)
 _local = threading.local()
 
 
+class _Outage:
+    """A database's current outage, as this process sees it: when its first and last failed
+    connections were."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def failed(self) -> float:
+        """A connection failed now; returns the seconds since the outage began."""
+        with self._lock:
+            now = time.monotonic()
+            if self.last is None or now - self.last > NEW_OUTAGE_AFTER_S:
+                self.first = now
+            self.last = now
+            return now - self.first
+
+    def ended(self) -> float | None:
+        """A connection was made: the seconds the outage lasted, or None when there was none."""
+        with self._lock:
+            if self.first is None:
+                return None
+            lasted, self.first, self.last = time.monotonic() - self.first, None, None
+            return lasted
+
+
+_outages: dict[str, _Outage] = collections.defaultdict(_Outage)  # by the database's label
+
+
+def retry_for_s() -> float:
+    """The process's patience for its database: ``$SWEEP_STORAGE_PATIENCE`` or
+    ``RETRY_FOR_S`` seconds."""
+    text = os.environ.get(PATIENCE_ENV)
+    if text is None:
+        return RETRY_FOR_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise StorageError(f"${PATIENCE_ENV}: {text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
 @contextlib.contextmanager
 def patience(seconds: float) -> Iterator[None]:
-    """Within this block (this thread only), give up on an unreachable database after
-    ``seconds`` instead of ``RETRY_FOR_S``."""
+    """Within this block (this thread only), give up on an unreachable database once it has
+    been away ``seconds`` (at most the process's patience)."""
     before = getattr(_local, "retry_for_s", None)
     _local.retry_for_s = seconds
     try:
@@ -63,28 +117,35 @@ def retry_connections(engine: sa.engine.Engine, label: str) -> None:
     """Make every new connection of ``engine`` (a server's) wait out a restart of the
     database; ``label``: the URL without its password, for the lines it logs."""
 
+    patience_s, outage = retry_for_s(), _outages[label]
+
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):
-        started, tries = time.monotonic(), 0
+        tries = 0
         while True:
             try:
-                return dialect.connect(*cargs, **cparams)
+                connection = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as err:
                 reason = _first_line(err)
                 if any(words in reason for words in _REFUSED):
                     raise  # a server that answers "no": waiting changes nothing
                 limit = getattr(_local, "retry_for_s", None)
-                limit = RETRY_FOR_S if limit is None else limit
-                waited = time.monotonic() - started
+                limit = patience_s if limit is None else min(limit, patience_s)
+                waited = outage.failed()
                 if waited >= limit:
                     raise StorageError(f"--storage {label}: unreachable for {waited:.0f} s "
                                        f"({reason}); run the same command again when it is "
-                                       "back") from None
+                                       "back: it takes over what this run still held") from None
                 pause = min(_BACKOFF_S[min(tries, len(_BACKOFF_S) - 1)], limit - waited)
                 log.warning("storage %s unreachable (%s); trying again in %.0f s (%.0f s of "
                             "%.0f s waited)", label, reason, pause, waited, limit)
                 time.sleep(pause)
                 tries += 1
+                continue
+            lasted = outage.ended()
+            if lasted is not None:
+                log.warning("storage %s reachable again after %.0f s", label, lasted)
+            return connection
 
 
 def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:

@@ -134,6 +134,39 @@ def test_a_server_that_stays_away_is_tried_again_then_one_line(caplog):
     assert len(tries) == 2 and all(label in t for t in tries)  # after 1 s, then 2 s
 
 
+def test_the_patience_is_the_outages_not_each_calls(caplog, monkeypatch):
+    # issue 33: each call waited its own 2 minutes, so a run waited out twice the patience
+    import socket
+    import time
+
+    import sqlalchemy as sa
+
+    from sweep.store import reconnect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    label = f"postgresql+psycopg://sweep@127.0.0.1:{port}/sweeps"
+    monkeypatch.setenv(reconnect.PATIENCE_ENV, "3")
+    engine = sa.create_engine(label, **reconnect.server_engine_kwargs(sa.engine.make_url(label)))
+    reconnect.retry_connections(engine, label)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="unreachable for [34] s"):
+        with engine.connect():
+            pass
+    assert 3 <= time.monotonic() - started < 8
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="it takes over what this run still held"):
+        with engine.connect():  # the same outage: no new 3 s
+            pass
+    assert time.monotonic() - started < 2
+    tries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(tries) == 2 and tries[-1].endswith("(1 s of 3 s waited)")  # the first call's
+    monkeypatch.setenv(reconnect.PATIENCE_ENV, "soon")
+    with pytest.raises(StorageError, match=r"\$SWEEP_STORAGE_PATIENCE: 'soon' is not a number"):
+        reconnect.retry_connections(engine, label)
+
+
 def test_a_password_with_an_unencoded_at_sign_never_shows():
     # issue 33: `sweep:***@Pw_xyz@127.0.0.1` showed the password's tail in every message
     from sweep.store.engine import safe_url, storage_label
