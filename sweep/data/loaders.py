@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
-import stat
 import tarfile
 import zipfile
 import zlib
@@ -22,6 +21,7 @@ import numpy as np
 
 from sweep.data.classes import folder_classes
 from sweep.errors import DataError
+from sweep.study.reading import what_is
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 DIGITS_SCALE = 4  # digits are 8x8; each pixel becomes a 4x4 block -> 32x32, like CIFAR
@@ -131,24 +131,8 @@ def mnist(cfg: dict, data_dir: str | None) -> Raw:
 def npz(cfg: dict, data_dir: str | None) -> Raw:
     path = Path(cfg["path"])
     if not path.is_file():
-        raise DataError(f"dataset.path: {path} {_is(path)} (expected an .npz file)")
+        raise DataError(f"dataset.path: {path} {what_is(path)} (expected an .npz file)")
     return _npz_arrays(path)
-
-
-def _is(path: Path) -> str:
-    """What ``path`` is, where it is not what was expected: "does not exist", or "is a FIFO
-    (named pipe)", "is a character device" (``/dev/zero``), ... (reading one would hang or
-    never end)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "does not exist" + (" (a broken symbolic link)" * path.is_symlink())
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"),
-             (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return "is " + next((kind for test, kind in kinds if test(mode)), "not a file or folder")
 
 
 def _npz_arrays(path: Path) -> Raw:
@@ -169,7 +153,7 @@ def folder(cfg: dict, data_dir: str | None) -> Raw:
     root = Path(cfg["path"])
     train_dir, test_dir = root / "train", root / "test"
     if not root.is_dir():
-        raise DataError(f"dataset.path: {root} {_is(root)} (expected a folder)")
+        raise DataError(f"dataset.path: {root} {what_is(root)} (expected a folder)")
     if not train_dir.is_dir() or not test_dir.is_dir():
         raise DataError(f"dataset.path: {root} must hold train/ and test/, each with class "
                         "folders")
@@ -190,7 +174,7 @@ def folder(cfg: dict, data_dir: str | None) -> Raw:
                 if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):
                     continue
                 if not file.is_file():  # a FIFO would block the read forever
-                    raise DataError(f"{file} {_is(file)}, not an image file; remove it")
+                    raise DataError(f"{file} {what_is(file)}, not an image file; remove it")
                 try:  # an unreadable image is refused: a dataset does not shrink unseen
                     with Image.open(file) as img:
                         if not first:

@@ -8,7 +8,6 @@ run later, by ``sweep.models.complete_spec``.)
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from sweep.defaults import MAX_POINTS, STUDIES_DIR
 from sweep.errors import SpecError
 from sweep.study.fields import REQUIRED, Bad
 from sweep.study.plugins import DATASETS, OPTIMIZERS, SAMPLERS
-from sweep.study.reading import cut, parse_yaml, read_text
-from sweep.study.schema import SCHEMA, SEARCHABLE, TOP, field_spec
-from sweep.study.space import ChoiceParam, Param, RangeParam
+from sweep.study.reading import cut, parse_yaml, read_text, what_is
+from sweep.study.schema import SCHEMA, TOP
+from sweep.study.search_section import parse_params, reject_unknown, with_repeats
+from sweep.study.space import ChoiceParam, Param
 from sweep.study.spec import SearchSpec, StudySpec
 
 HYPERMODEL = "model.hypermodel"
@@ -31,6 +31,8 @@ def find_study(name_or_path: str) -> Path:
         candidate = path
     else:
         candidate = STUDIES_DIR / f"{name_or_path}.yaml"
+    if candidate.exists() and not candidate.is_file():  # a FIFO would block the read
+        raise SpecError(f"{candidate} {what_is(candidate)}, not a study file (YAML text)")
     if not candidate.is_file():
         known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
         raise SpecError(
@@ -99,14 +101,14 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
         where = f"--set {given[0]} (on {source})" if given else source
         raise SpecError(cut(f"{where}: {field}: {message}"))
 
-    _reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
+    reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
     top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}
     sections = {}
     for section, fields in SCHEMA.items():
         given = {} if raw.get(section) is None else raw[section]
         if not isinstance(given, dict):
             fail(section, f"expected a mapping, got {given!r}")
-        _reject_unknown(given, list(fields), section + ".", fail)
+        reject_unknown(given, list(fields), section + ".", fail)
         sections[section] = {
             k: _field(given, k, spec, f"{section}.{k}", fail)
             for k, spec in fields.items()
@@ -116,14 +118,14 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     objective = sections.pop("objective")
     constraints = sections.pop("constraints")
     config = sections
-    params = _parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
+    params = parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
     hypermodel = config["model"].pop("hypermodel")
     if hypermodel is not None:
         _check_hypermodel(raw, config, params, fail)
     _check_dataset(config["dataset"], fail)
     _check_snapshots(config["training"], params, fail)
     _check_training(config["training"], params, fail)
-    params = _with_repeats(params, search, top["seed"], fail)
+    params = with_repeats(params, search, top["seed"], fail)
     if SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is not None:
         fail("search.n_trials", "not used by a sampler that lists its points (the grid sets "
                                 "the count)")
@@ -171,82 +173,6 @@ def _field(given: dict, key: str, spec, field: str, fail):
         if bad.key is None:
             fail(field, f"expected {bad}, got {given[key]!r}")
         fail(f"{field}.{bad.key}", f"expected {bad}, got {given[key].get(bad.key)!r}")
-
-
-def _reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
-    for key in given:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else (
-                f"; expected one of {', '.join(known)}")
-            fail(f"{prefix}{key}", "unknown key" + hint)
-
-
-def _parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
-    given = search.get("params") or {}
-    if not isinstance(given, dict):
-        fail("search.params", f"expected a mapping of dotted.path: values, got {given!r}")
-    params = []
-    for name, values in given.items():
-        field = f"search.params.{name}"
-        if name not in SEARCHABLE:
-            close = difflib.get_close_matches(str(name), sorted(SEARCHABLE), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            fail(field, f"does not point at a searchable field of the study{hint}")
-        parent = name.rpartition(".")[0]
-        if parent in given:
-            fail(field, f"{parent} is searched too; search one or the other")
-        check = field_spec(name)[0]
-        if isinstance(values, list):
-            if not values:
-                fail(field, "empty list; expected at least one value")
-            try:
-                checked = [check(v) for v in values]
-            except Bad as bad:
-                fail(field, f"every value must be {bad}, got {values!r}")
-            if len({repr(v) for v in checked}) != len(checked):
-                fail(field, f"duplicate values in {values!r}")
-            params.append(ChoiceParam(name, tuple(checked)))
-        elif isinstance(values, dict):
-            params.append(_parse_range(name, values, check, sampler, fail))
-        else:
-            fail(field, f"expected a list of values or {{low, high}}, got {values!r}")
-    return tuple(params)
-
-
-def _with_repeats(params: tuple[Param, ...], search: dict, seed: int,
-                  fail) -> tuple[Param, ...]:
-    """``search.repeats: N`` as the grid axis it means: ``seed`` over seed .. seed + N - 1."""
-    if search["repeats"] > 1 and not SAMPLERS[search["sampler"]].enumerates:
-        fail("search.repeats", f"needs the grid sampler ({search['sampler']} draws each "
-                               "trial's values); search seed as a parameter instead")
-    if search["repeats"] > 1 and any(p.name == "seed" for p in params):
-        fail("search.repeats", "seed is searched already (search.params.seed); give one")
-    extra = (ChoiceParam("seed", tuple(range(seed, seed + search["repeats"]))),)
-    return params if search["repeats"] == 1 else (*params, *extra)
-
-
-def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangeParam:
-    field = f"search.params.{name}"
-    if SAMPLERS[sampler].enumerates:
-        fail(field, f"a range needs the random or tpe sampler; the {sampler} sampler takes a list")
-    _reject_unknown(given, ["low", "high", "log", "step"], field + ".", fail)
-    if "low" not in given or "high" not in given:
-        fail(field, "a range needs both low and high")
-    try:
-        low, high = check(given["low"]), check(given["high"])
-    except Bad as bad:
-        fail(field, f"low and high must be {bad}, got {given['low']!r}, {given['high']!r}")
-    if not isinstance(low, (int, float)) or low >= high:
-        fail(field, f"expected numbers with low < high, got {given['low']!r}, {given['high']!r}")
-    log = given.get("log", False)
-    if not isinstance(log, bool) or (log and low <= 0):
-        fail(field + ".log", "expected true or false, and low > 0 for a log range")
-    step = given.get("step")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0 or log):
-        fail(field + ".step", "expected a positive number, and no step with log: true")
-    is_int = isinstance(check(given["low"]), int) and isinstance(check(given["high"]), int)
-    return RangeParam(name, low, high, log=log, step=step, integer=is_int)
 
 
 def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) -> None:
@@ -303,10 +229,6 @@ def _check_snapshots(training: dict, params: tuple[Param, ...], fail) -> None:
 def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
     """Settings that only mean something with another setting's fixed value."""
     searched = {p.name for p in params}
-
-    def fixed(key, value):
-        return f"training.{key}" not in searched and training[key] == value
-
     if (training["momentum"] or "training.momentum" in searched) and (
             "training.optimizer" not in searched
             and not OPTIMIZERS[training["optimizer"]].momentum):

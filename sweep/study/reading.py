@@ -7,6 +7,7 @@ but every walk over them, a message quoting them included, would not end).
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 import yaml
@@ -100,3 +101,19 @@ def cut(message: str) -> str:
     if len(message) <= MAX_MESSAGE:
         return message
     return message[:MAX_MESSAGE] + f" … ({len(message):,} characters in all)"
+
+
+def what_is(path: Path) -> str:
+    """What ``path`` is, where it is not what was expected: "does not exist", or "is a FIFO
+    (named pipe)", "is a character device" (``/dev/zero``), ... (reading one would hang or
+    never end)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist" + (" (a broken symbolic link)" * path.is_symlink())
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"),
+             (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return "is " + next((kind for test, kind in kinds if test(mode)), "not a file or folder")

@@ -77,6 +77,17 @@ def test_a_study_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_or_a_folder_given_as_the_study_file_is_said_for_what_it_is(tmp_path, capsys):
+    # issue 33: "no such study file" for a FIFO that is there
+    os.mkfifo(tmp_path / "study.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    for name, what in (("study.yaml", "is a FIFO (named pipe)"), ("folder.yaml", "is a folder")):
+        assert main(["describe", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"sweep: error: {tmp_path / name} {what}, not a study file (YAML text)")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 def test_a_fifo_among_the_images_is_refused_not_read(tmp_path):
     from PIL import Image
 
