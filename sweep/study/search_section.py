@@ -5,14 +5,16 @@ problem is one ``fail(field, message)`` call, as everywhere in ``sweep.study.loa
 from __future__ import annotations
 
 import difflib
+from typing import Callable, NoReturn
 
 from sweep.study.fields import Bad
 from sweep.study.plugins import SAMPLERS
 from sweep.study.schema import SEARCHABLE, field_spec
 from sweep.study.space import ChoiceParam, Param, RangeParam
 
+Fail = Callable[[str, str], NoReturn]  # fail(field, message): one line naming the field
 
-def reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
+def reject_unknown(given: dict, known: list[str], prefix: str, fail: Fail) -> None:
     for key in given:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
@@ -21,7 +23,7 @@ def reject_unknown(given: dict, known: list[str], prefix: str, fail) -> None:
             fail(f"{prefix}{key}", "unknown key" + hint)
 
 
-def parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
+def parse_params(search: dict, sampler: str, fail: Fail) -> tuple[Param, ...]:
     given = search.get("params") or {}
     if not isinstance(given, dict):
         fail("search.params", f"expected a mapping of dotted.path: values, got {given!r}")
@@ -54,7 +56,7 @@ def parse_params(search: dict, sampler: str, fail) -> tuple[Param, ...]:
 
 
 def with_repeats(params: tuple[Param, ...], search: dict, seed: int,
-                  fail) -> tuple[Param, ...]:
+                  fail: Fail) -> tuple[Param, ...]:
     """``search.repeats: N`` as the grid axis it means: ``seed`` over seed .. seed + N - 1."""
     if search["repeats"] > 1 and not SAMPLERS[search["sampler"]].enumerates:
         fail("search.repeats", f"needs the grid sampler ({search['sampler']} draws each "
@@ -65,7 +67,7 @@ def with_repeats(params: tuple[Param, ...], search: dict, seed: int,
     return params if search["repeats"] == 1 else (*params, *extra)
 
 
-def _parse_range(name: str, given: dict, check, sampler: str, fail) -> RangeParam:
+def _parse_range(name: str, given: dict, check, sampler: str, fail: Fail) -> RangeParam:
     field = f"search.params.{name}"
     if SAMPLERS[sampler].enumerates:
         fail(field, f"a range needs the random or tpe sampler; the {sampler} sampler takes a list")
