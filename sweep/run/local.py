@@ -42,6 +42,7 @@ from sweep.run.deaths import Deaths
 from sweep.run.devices import cpu_cores, worker_env
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
+from sweep.run.startup import StartupWatch
 from sweep.store import mark_dead, open_study, reconnect, storage_label
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
@@ -88,9 +89,9 @@ def run_workers(
     def start(i: int) -> subprocess.Popen:
         env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
             STORAGE_ENV: storage_url} | imports
-        shown.started(i)
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, bufsize=1)
+        shown.started(i, child.pid)
         pipes[i] = [threading.Thread(target=_read_lines, args=(i, pipe, inbox), daemon=True)
                     for pipe in (child.stdout, child.stderr)]
         for reader in pipes[i]:
@@ -117,11 +118,14 @@ def run_workers(
     try:
         while children:
             shown.drain(inbox, timeout=WATCH_S)
+            for i, line in shown.starting.overdue():
+                console.note(line, worker=i)
             for i, child in list(children.items()):
                 code = child.poll()
                 if code is None:
                     continue
                 del children[i]
+                shown.starting.done(i)
                 for reader in pipes.pop(i):  # what it wrote before it exited, first
                     reader.join(timeout=5)
                 shown.drain(inbox)
@@ -187,6 +191,8 @@ class _Shown:
         self.progressed: set[int] = set()  # children that finished an epoch since started
         self.last_line: dict[int, str] = {}  # each child's last line that is not an event
         self.training: dict[int, dict[int, dict]] = {}  # each child's trials: start events
+        self.starting = StartupWatch()  # children starting, or starting their first trial
+        self.pids: dict[int, int] = {}
         # one study and tally for the run: Optuna reads only the trials changed since
         self.study, self.best = open_study(store, spec.name), SweepResult(total=0)
 
@@ -200,8 +206,10 @@ class _Shown:
         except queue.Empty:
             pass
 
-    def started(self, worker: int) -> None:
-        """Child ``worker`` starts (again): it has said nothing yet."""
+    def started(self, worker: int, pid: int) -> None:
+        """Child ``worker`` started (again), as process ``pid``: it has said nothing yet."""
+        self.starting.started(worker, pid)
+        self.pids[worker] = pid
         self.progressed.discard(worker)
         self.last_line.pop(worker, None)
         self.training[worker] = {}
@@ -223,11 +231,15 @@ class _Shown:
                     self.console.note(line, worker=worker)
             return
         if event["event"] == "begin":  # each child's view of the start: the parent gave it
+            self.starting.done(worker)
             return
         if event["event"] == "start":
             self.training[worker][event["trial"]] = event
+            if worker not in self.progressed:  # its first trial: Keras' import, the data
+                self.starting.started(worker, self.pids[worker])
         if event["event"] in ("epoch", "end"):
             self.progressed.add(worker)
+            self.starting.done(worker)
         if event["event"] == "end":
             self.training[worker].pop(event["trial"], None)
             self.best.update_best(self.store, self.study)
