@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
               f"sys.exit({'' if exited.code is None else repr(exited.code)}); the trial it "
               "was in is given back, not counted as done", file=sys.stderr)
         return 2
+    except Exception as err:  # only a transaction lost with its connection becomes a line
+        from sweep.store.reconnect import lost_transaction
+
+        said = lost_transaction(err)
+        if said is None:
+            raise
+        print(f"sweep: error: {said}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -175,6 +175,21 @@ def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:
                            "permissions, then run the same command again")
 
 
+def lost_transaction(err: BaseException) -> str | None:
+    """One line for a connection lost while a transaction ran (the server stopped or killed
+    the session in the millisecond a statement ran: no retry can know what it had done),
+    whether sweep's own call or Optuna's (which wraps it in ``StorageInternalError``); None
+    for any other error."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
+            reason = _first_line(seen.orig if seen.orig is not None else seen)
+            return (f"the storage's connection was lost during a transaction ({reason}); run "
+                    "the same command again: it continues from what was stored")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         stat = os.stat(path)

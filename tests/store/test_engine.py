@@ -182,3 +182,40 @@ def test_a_password_with_an_unencoded_at_sign_never_shows():
     with pytest.raises(StorageError) as unparsable:
         open_storage("postgresql+psycopg://sweep:Secret@127.0.0.1:notaport/x")
     assert "Secret" not in str(unparsable.value)
+
+
+def test_a_connection_lost_during_a_transaction_is_one_line_not_a_traceback(postgres, capsys,
+                                                                             monkeypatch):
+    # The server ends the session while a statement runs (`pg_ctl stop -m fast` in the
+    # millisecond a worker writes, here pg_terminate_backend): no retry can know what the
+    # transaction did, so the command stops, in one line (before: a traceback, seen in
+    # test_a_postgres_restart_mid_sweep_... under load).
+    import optuna
+    import sqlalchemy as sa
+
+    from conftest import PG_PASSWORD
+    from sweep import cli
+
+    url = postgres.replace("sweep@", f"sweep:{PG_PASSWORD}@")
+
+    def killed_mid_transaction(args) -> int:
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                with engine.connect() as other:
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+                try:
+                    conn.exec_driver_sql("SELECT 1")
+                except sa.exc.SQLAlchemyError as err:  # as Optuna's storage wraps it
+                    raise optuna.exceptions.StorageInternalError("commit failed") from err
+        finally:
+            engine.dispose()
+        return 0
+
+    monkeypatch.setattr(cli, "_status", killed_mid_transaction)
+    assert cli.main(["status", "tiny", "--storage", postgres]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: error: the storage's connection was lost during a "
+                          "transaction (terminating connection due to administrator command")
+    assert err.count("\n") == 1 and PG_PASSWORD not in err
