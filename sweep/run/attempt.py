@@ -92,14 +92,19 @@ class Attempt:
 
     def finish(self, state: TrialState | None, value: object = None,
                note: str | None = None) -> None:
-        """Tell Optuna how the trial ended and close the claim; unless the claim was lost
-        meanwhile (``state`` None: training stopped for that), which leaves claim and
-        checkpoint to the worker that has the point now."""
+        """Tell Optuna how the trial ended (``state``, ``value``, ``note``: its
+        ``sweep.trial.ending.Outcome``; a failure's reason stored on the trial) and close the
+        claim; unless the claim was lost meanwhile (``state`` None: training stopped for
+        that, or another worker ended the trial), which leaves claim and checkpoint to the
+        worker that has the point now."""
         w, point = self.w, self.claim.point
         self.record.add()
         lost = self.heartbeat.lost
         if lost is None and state is not None:
             try:
+                if state == TrialState.FAIL:  # fit or fused, the reason is stored here
+                    set_trial_user_attrs(w.store, self.trial_id, {TrialKey.FAIL_REASON: note})
+                    note = f"failed: {note}"
                 self.study.tell(self.trial, value, state=state)
             except optuna.exceptions.UpdateFinishedTrialError:
                 lost = "another worker took the point over and ended this trial"

@@ -24,7 +24,6 @@ from optuna.trial import TrialState
 
 from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
-from sweep.errors import TrialFailed
 from sweep.models import complete_spec
 from sweep.records import TrialKey
 from sweep.store import claims
@@ -169,8 +168,6 @@ def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
     try:
         with attempt.heartbeat, w.interrupt.training():
             outcome = _train(w, attempt, lambda: w.interrupt.requested or attempt.lost())
-    except optuna.exceptions.UpdateFinishedTrialError:
-        outcome = (None, None, None)  # another worker took the point over and ended it
     except BaseException as err:
         if not attempt.lost():
             attempt.give_back(err)
@@ -187,21 +184,22 @@ def _values_of(spec: StudySpec, earlier) -> dict:
 
 
 def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
-    """``(state, value, note)`` of one trial's training: complete with its objective value,
-    failed for a recorded reason, or pruned (a hopeless point is done, never trained again;
-    its value is the last it reported). ``stop`` is asked after every batch."""
+    """The ``Outcome`` of one trial's training (``sweep.trial.ending``): complete with its
+    objective value, failed for a reason, pruned (a hopeless point is done, never trained
+    again), or lost to another worker. ``stop`` is asked after every batch."""
+    from sweep.trial.ending import ended_by
     from sweep.trial.objective import run_trial  # loads Keras (module docstring)
 
     _warn_slow_precision(w, attempt.values)
-    trial = attempt.trial
     try:
-        value = run_trial(trial, w.spec, attempt.values, w.dataset_for, attempt.hooks(stop))
-        return TrialState.COMPLETE, value, None
-    except TrialFailed as err:
-        trial.set_user_attr(TrialKey.FAIL_REASON, str(err))
-        return TrialState.FAIL, None, f"failed: {err}"
-    except optuna.TrialPruned as err:
-        return TrialState.PRUNED, None, str(err)
+        value = run_trial(attempt.trial, w.spec, attempt.values, w.dataset_for,
+                          attempt.hooks(stop))
+    except Exception as err:
+        ending = ended_by(err)
+        if ending is None:
+            raise
+        return ending
+    return TrialState.COMPLETE, value, None
 
 
 def _warn_slow_precision(w: _Worker, values: dict) -> None:

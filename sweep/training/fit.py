@@ -59,6 +59,19 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     return resolve(entry.target)(learning_rate=config.learning_rate, **extra)
 
 
+def compile_model(model: keras.Model, config: TrainingConfig) -> None:
+    """Compile ``model`` with the trial's optimizer and loss, the one place both are built
+    for a trial (Keras' fit and a fused group's members). A resumed model comes compiled,
+    with its optimizer state; a hypermodel may compile its own (its study then cannot set a
+    schedule: sweep.models.hypermodel.COMPILED_REFUSES): both are left as they are."""
+    if getattr(model, "compiled", False):
+        return
+    on_cpu = device_description() == "cpu"
+    model.compile(optimizer=make_optimizer(config), loss=loss_for(config.label_smoothing),
+                  metrics=["accuracy"],
+                  steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION)
+
+
 def loss_for(label_smoothing: float) -> keras.losses.Loss:
     if label_smoothing:
         return SmoothedCrossentropy(label_smoothing)
@@ -83,6 +96,13 @@ class TrainResult:
     seconds: float = 0.0  # this run's own training (a resumed run: its new epochs only)
     nan_epoch: int | None = None
     stopped_epoch: int | None = None
+
+    @classmethod
+    def resumed(cls, done: list[dict], snapshot_epochs) -> "TrainResult":
+        """The result so far of a training resumed after the epochs of ``done`` (their rows,
+        the snapshots among them); empty for a training from the first epoch."""
+        return cls(epochs=list(done),
+                   snapshots={r["epoch"]: r for r in done if r["epoch"] in snapshot_epochs})
 
     @property
     def all_seconds(self) -> float:
@@ -203,19 +223,9 @@ def train(
         ConfigError: ``fit`` trained no epoch through sweep's callbacks.
     """
     snapshots, epochs = config.snapshot_epochs, config.epochs
-    result = TrainResult(epochs=list(done))
-    result.snapshots = {r["epoch"]: r for r in done if r["epoch"] in snapshots}
-    # A resumed model comes compiled, with its optimizer state; a hypermodel may compile its own
-    # (its study then cannot set a schedule: sweep.models.hypermodel.COMPILED_REFUSES).
+    result = TrainResult.resumed(done, snapshots)
     mark_jax_compilable(model)  # before compile, which decides whether XLA compiles the steps
-    if not done and not getattr(model, "compiled", False):
-        on_cpu = device_description() == "cpu"
-        model.compile(
-            optimizer=make_optimizer(config),
-            loss=loss_for(config.label_smoothing),
-            metrics=["accuracy"],
-            steps_per_execution=1 if on_cpu else ACCELERATOR_STEPS_PER_EXECUTION,
-        )
+    compile_model(model, config)
     callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
                            config.stop_at_loss, stop_requested)]
     if config.schedule != "constant":

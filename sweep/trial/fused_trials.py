@@ -15,28 +15,29 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+import keras
 import optuna
 from optuna.trial import TrialState
 
 from sweep.data import Dataset
-from sweep.errors import TrialFailed
 from sweep.records import TrialKey
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
 from sweep.training.checkpoints import CheckpointClock, save_checkpoint
-from sweep.training.fit import TrainResult, end_of_epoch, loss_for, make_optimizer
+from sweep.training.fit import TrainResult, compile_model, end_of_epoch
 from sweep.training.fused import FusedGroup, Member
 from sweep.training.reuse import MAY_DIFFER
+from sweep.trial.ending import (
+    LOST, Outcome, check_finite, ended_by, finish_training, objective_value,
+)
 from sweep.trial.objective import (
     PendingAttrs, Point, TrialHooks, check_model_size, epoch_reporter, new_model, prepare_point,
-    record_result,
 )
 from sweep.trial.resume import resume_point
 
-# How a member ended, for ``FusedTrial.ended``: an Optuna state, or None (its claim was lost).
+# How a member ended, for ``FusedTrial.ended``: its ``ending.Outcome``.
 Ended = Callable[[TrialState | None, object, str | None], None]
-LOST = "lost"  # the note of a member whose claim was lost (another worker has its point)
 
 
 def fuse_key(spec: StudySpec, values: dict) -> str | None:
@@ -82,9 +83,6 @@ class _Entry:
     result: TrainResult = field(default_factory=TrainResult)
 
     def end(self, state: TrialState | None, value=None, note: str | None = None) -> None:
-        if state == TrialState.FAIL:
-            self.attrs[TrialKey.FAIL_REASON] = note
-            note = f"failed: {note}"
         self.attrs.save()
         self.fused.ended(state, value, note)
 
@@ -106,8 +104,7 @@ def run_fused_trials(members: list[FusedTrial], spec: StudySpec,
         ready = [e for e in entries if _ready(e, spec, dataset_for)]
         for e in [e for e in ready if len(e.member.rows) >= e.point.training.epochs]:
             ready.remove(e)  # its checkpoint holds every epoch: it only has to be recorded
-            _keep(e)
-            e.end(*_complete(e, spec))
+            e.end(*_ending(lambda e=e: _complete(e, spec, e.member.model)))
         for epochs in sorted({len(e.member.rows) for e in ready}):
             _train([e for e in ready if len(e.member.rows) == epochs], spec, interrupted)
     finally:
@@ -126,19 +123,15 @@ def _ready(e: _Entry, spec: StudySpec,
         model, done = resume_point(e.attrs, e.point, f.hooks.checkpoint, e.report) or (
             new_model(e.point), [])
         e.param_count = check_model_size(e.attrs, spec, model, e.point)
-    except TrialFailed as err:
-        e.end(TrialState.FAIL, note=str(err))
-        return False
-    except optuna.TrialPruned as err:
-        e.end(TrialState.PRUNED, note=str(err))
+    except Exception as err:
+        ending = ended_by(err)
+        if ending is None:
+            raise
+        e.end(*ending)
         return False
     training = e.point.training
-    if not model.compiled:  # a checkpoint's model comes compiled, its optimizer state in it
-        model.compile(optimizer=make_optimizer(training),
-                      loss=loss_for(training.label_smoothing), metrics=["accuracy"])
-    e.result = TrainResult(epochs=list(done),
-                           snapshots={r["epoch"]: r for r in done
-                                      if r["epoch"] in training.snapshot_epochs})
+    compile_model(model, training)
+    e.result = TrainResult.resumed(done, training.snapshot_epochs)
     e.member = Member(model, training, e.point.seed, e.point.data, rows=e.result.epochs)
     e.attrs.save()  # a running trial shows its config and layers (the dashboard, status)
     return True
@@ -160,9 +153,7 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
             if state is not None or note == LOST:
                 group.leave(e.member)
                 live.remove(e)
-                if state == TrialState.COMPLETE:
-                    _keep(e)
-                e.end(state, value, None if note == LOST else note)
+                e.end(state, value, note)
         if live and clock.due(rows[0]["seconds"], live[0].member.model, copies=len(live)):
             with clock.saving():
                 for e in live:
@@ -171,37 +162,40 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
                                         e.result.epochs)
 
 
-def _keep(e: _Entry) -> None:
-    """Keep a complete member's model (its arrays written back) for growth and export."""
-    if e.fused.hooks.keep is not None:
-        save_checkpoint(e.fused.hooks.keep, e.member.model, e.result.epochs)
-
-
-def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec):
-    """``(state, value, note)`` of a member after one more epoch: state None while it trains
-    on (note ``LOST`` when its claim was lost); its snapshot probed, its row reported."""
+def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec) -> Outcome:
+    """How a member stands after one more epoch: state None while it trains on (note
+    ``LOST`` when its claim was lost); its snapshot probed, its row reported."""
     result, training = e.result, e.point.training
     end_of_epoch(result, row, lambda: group.member_model(e.member), e.point.data,
                  training.snapshot_epochs, training.stop_at_loss)
     if e.fused.hooks.stop_requested is not None and e.fused.hooks.stop_requested():
         return None, None, LOST
-    try:
+
+    def trained_on() -> Outcome:
         e.report(row)
-    except optuna.TrialPruned as err:
-        return TrialState.PRUNED, None, str(err)
-    except optuna.exceptions.UpdateFinishedTrialError:  # another worker ended it
-        return None, None, LOST
-    if result.nan_epoch is not None:
-        return TrialState.FAIL, None, f"loss became NaN at epoch {result.nan_epoch}"
-    if result.stopped_epoch is None and row["epoch"] < training.epochs:
-        return None, None, None
-    return _complete(e, spec)
+        check_finite(result)
+        if result.stopped_epoch is None and row["epoch"] < training.epochs:
+            return None, None, None
+        return _complete(e, spec, group.member_model(e.member))
+
+    return _ending(trained_on)
 
 
-def _complete(e: _Entry, spec: StudySpec):
-    """``(COMPLETE, objective value, None)``, with what a finished training leaves on the
-    trial (``objective.record_result``)."""
-    e.attrs[TrialKey.TRAIN_SECONDS] = e.result.all_seconds
-    values = record_result(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
-                           e.param_count)
-    return TrialState.COMPLETE, values[0] if len(values) == 1 else tuple(values), None
+def _ending(step: Callable[[], Outcome]) -> Outcome:
+    """``step``'s outcome, or the one its error ends the trial with (``ending.ended_by``);
+    any other error goes up."""
+    try:
+        return step()
+    except Exception as err:
+        ending = ended_by(err)
+        if ending is None:
+            raise
+        return ending
+
+
+def _complete(e: _Entry, spec: StudySpec, model: keras.Model) -> Outcome:
+    """COMPLETE with the objective value of a member whose training ended, ``model``
+    holding its trained state (``ending.finish_training``)."""
+    values = finish_training(e.fused.trial, e.attrs, spec, e.point, e.result, e.fused.hooks,
+                             e.param_count, model)
+    return TrialState.COMPLETE, objective_value(values), None

@@ -4,13 +4,13 @@
 from the plain config, trains it, and writes what it learns onto the trial (per-epoch values,
 snapshot results, provenance). It works with any trial, including ``optuna.trial.FixedTrial``.
 Its steps (``prepare_point``, ``resume_point`` (``sweep.trial.resume``) or ``new_model``,
-``check_model_size``, the ``epoch_reporter``, ``record_result``) are public: a fused group's
+``check_model_size``, the ``epoch_reporter``, ``finish_training`` (``sweep.trial.ending``))
+are public: a fused group's
 trials (``sweep.trial.fused_trials``) go through the same ones, only their training differs.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,14 +30,13 @@ from sweep.records import TrialKey
 from sweep.study import StudySpec
 from sweep.study.space import trial_config
 from sweep.study.training import TrainingConfig
-from sweep.training import diagnostics, pictures
-from sweep.training.checkpoints import save_checkpoint
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
 from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
+from sweep.trial.ending import finish_training, objective_value
 from sweep.trial.resume import resume_point
 
 
@@ -116,17 +115,12 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
         session = TrialSession(spec, values, board) if board is not None else None
         attrs.save()  # a running trial shows its config and layers (the dashboard, status)
         result = _fit(model, point, hooks, report, done, board)
-        attrs[TrialKey.TRAIN_SECONDS] = result.all_seconds
         if key is not None and result.nan_epoch is None:
             remember(key, model)
-        if result.nan_epoch is not None:
-            raise TrialFailed(f"loss became NaN at epoch {result.nan_epoch}")
-        if hooks.keep is not None:
-            save_checkpoint(hooks.keep, model, result.epochs)
-        values = record_result(trial, attrs, spec, point, result, hooks, param_count)
+        values = finish_training(trial, attrs, spec, point, result, hooks, param_count, model)
         if session is not None:  # TensorBoard's HParams tab: this trial's objective
             session.end(values, result.epochs[-1]["epoch"])
-        return values[0] if len(values) == 1 else tuple(values)
+        return objective_value(values)
     finally:
         attrs.save()
 
@@ -215,23 +209,6 @@ def _fit(model, point: Point, hooks: TrialHooks, report: Callable[[dict], None],
         raise TrialFailed(f"out of GPU memory: {str(err).splitlines()[0][:200]}") from None
 
 
-def record_result(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: Point,
-                  result: TrainResult, hooks: TrialHooks, param_count: int) -> list[float]:
-    """What a finished training leaves on the trial; returns the objective's values."""
-    attrs[TrialKey.SNAPSHOTS] = list(result.snapshots.values())
-    attrs[TrialKey.OVERFITTING] = diagnostics.overfitting(result.epochs)
-    if result.stopped_epoch is not None:
-        attrs[TrialKey.STOPPED_EPOCH] = result.stopped_epoch
-    _record_details(trial, attrs, result.details, hooks.artifact_store,
-                    point.data.class_names, hooks.earlier_diagnostics or {})
-    rows = {m: _objective_row(result, m, spec.at, d)
-            for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
-    if spec.metric in rows:  # the epoch the (first) objective's value comes from
-        attrs[TrialKey.OBJECTIVE_EPOCH] = rows[spec.metric]["epoch"]
-    return [rows[m][m] if m in rows else float(param_count)
-            for m in spec.metrics]
-
-
 class PendingAttrs(dict):
     """The trial's user attributes set since the last ``save``, which stores them together."""
 
@@ -244,45 +221,6 @@ class PendingAttrs(dict):
         if self:
             self._save(dict(self))
             self.clear()
-
-
-def _objective_row(result, metric: str, at: str, direction: str) -> dict:
-    """The epoch row an objective's value comes from: test metrics are known at snapshots
-    only, the others at every epoch; of those, the last (``at: last``) or the best one
-    (``at: best``, the earliest of equals)."""
-    at_snapshots = metric.startswith("test") or metric == "roc_auc"
-    rows = [result.snapshots[e] for e in sorted(result.snapshots)] if at_snapshots \
-        else result.epochs
-    if at == "last":
-        return rows[-1]
-    pick = min if direction == "minimize" else max
-    return pick(rows, key=lambda row: row[metric])
-
-
-def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store,
-                    class_names: tuple[str, ...], earlier: dict) -> None:
-    """Snapshot diagnostics into the trial's ``attrs`` (with ``earlier`` ones, of the epochs
-    a continued trial did not train itself); their pictures as trial artifacts (the PCA
-    picture's legend names the classes)."""
-    attrs[TrialKey.DIAGNOSTICS] = earlier | {
-        str(epoch): {k: d[k] for k in ("per_class_accuracy", "confusion", "dead_units")}
-        for epoch, d in details.items()
-    }
-    if artifact_store is None:
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        for epoch, d in details.items():
-            pngs = {f"pca-epoch{epoch}.png": pictures.pca_png(**d["pca"],
-                                                              class_names=class_names)}
-            if d["first_kernels"] is not None:
-                pngs[f"filters-epoch{epoch}.png"] = pictures.filters_png(d["first_kernels"])
-            for name, png in pngs.items():
-                path = Path(tmp) / name
-                path.write_bytes(png)
-                optuna.artifacts.upload_artifact(
-                    artifact_store=artifact_store, file_path=str(path), study_or_trial=trial,
-                    mimetype="image/png",
-                )
 
 
 def new_model(point: Point) -> keras.Model:

@@ -8,7 +8,7 @@ from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.report import load_study_result
 from sweep.training.fit import TrainResult
-from sweep.trial.objective import _objective_row
+from sweep.trial.ending import _objective_row
 
 
 def _run(values: list[float], snapshots: dict[int, float]) -> TrainResult:
