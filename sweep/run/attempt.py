@@ -165,6 +165,14 @@ class Attempt:
                   file=sys.stderr)
 
 
+def earlier_trial(w: _Worker, claim: claims.Claim) -> optuna.trial.FrozenTrial | None:
+    """The complete trial ``claim`` continues (the study's epochs grew), or None."""
+    if claim.earlier_trial is None:
+        return None
+    return w.store.get_trial(w.store.get_trial_id_from_study_id_trial_number(
+        w.study_id, claim.earlier_trial))
+
+
 def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
     """A running trial holding the point's ``values``, created in one transaction, and its
     storage id.

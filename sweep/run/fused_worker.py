@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from sweep.run.attempt import Attempt
+from sweep.run.attempt import Attempt, earlier_trial
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
 from sweep.store import claims
@@ -119,10 +119,8 @@ def run_group(w: _Worker, fuser: Fuser, study: optuna.Study, group: list[claims.
     attempts, ended = [], set()
     try:
         for claim in group:
-            earlier = None if claim.earlier_trial is None else w.store.get_trial(
-                w.store.get_trial_id_from_study_id_trial_number(w.study_id,
-                                                                claim.earlier_trial))
-            attempts.append(Attempt(w, study, claim, earlier, looked, w.points[claim.point]))
+            attempts.append(Attempt(w, study, claim, earlier_trial(w, claim), looked,
+                                    w.points[claim.point]))
             looked = Overhead()
 
         def ending(attempt: Attempt):

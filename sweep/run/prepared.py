@@ -23,7 +23,7 @@ from sweep.store import (
 )
 from sweep.store.growth import stored_choices, with_choices
 from sweep.study import StudySpec
-from sweep.study.space import identity, trial_config
+from sweep.study.space import identity, study_points, trial_config
 from sweep.trial.feasible import why_not_trainable
 from sweep.trial.hparams import require_tensorboard
 from sweep.trial.sampling import suggest
@@ -74,7 +74,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
     record_class_names(store, spec.name, data.class_names)  # the report labels classes so
     study = open_study(store, spec.name)
     study_id = store.get_study_id_from_name(spec.name)
-    points = claims.study_points(spec)
+    points = study_points(spec)
     # in bulk, what the two below read (Optuna's get_trials is slow on large studies)
     keys = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.STOPPED_EPOCH, TrialKey.INTERRUPTED,
             TrialKey.DIED)

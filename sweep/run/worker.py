@@ -27,7 +27,7 @@ from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.models import complete_spec
 from sweep.records import TrialKey
 from sweep.store import claims
-from sweep.run.attempt import Attempt
+from sweep.run.attempt import Attempt, earlier_trial
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.fused_worker import Fuser, companions, run_group
@@ -149,8 +149,7 @@ def run_sweep(
                 group = [claim, *companions(worker, fuser, claim, k - 1)]
                 run_group(worker, fuser, pinned, group, looked)
                 continue
-            earlier = None if claim.earlier_trial is None else store.get_trial(
-                store.get_trial_id_from_study_id_trial_number(study_id, claim.earlier_trial))
+            earlier = earlier_trial(worker, claim)
             values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
             if values is None and earlier is not None:  # ... unless it continues a trial
                 values = _values_of(spec, earlier)

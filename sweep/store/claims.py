@@ -19,14 +19,12 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
 from sweep.store import reconnect
 from sweep.store.tables import CLAIMS
-from sweep.study import StudySpec, grid_points
-from sweep.study.space import encode, identity, trial_config
 
 HEARTBEAT_S = 10.0  # seconds between heartbeats of a running claim
 STALE_AFTER_S = 60.0  # a running claim without a heartbeat for this long is dead
@@ -65,18 +63,11 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str)
                 # points claimed so far (one to continue is not, until claimed again)
                 claimed = sum(p in held and held[p].state != "more" for p in points)
                 now, host = time.time(), socket.gethostname()
-                if free is not None:
-                    conn.execute(CLAIMS.insert().values(
-                        study_id=study_id, point=free, worker=worker, state="running",
-                        heartbeat=now))
-                    return Claim(free, position=claimed + 1)
-                for r in rows:
-                    if r.state == "more" and r.point in points and conn.execute(
-                        _take(study_id, r).values(worker=worker, state="running",
-                                                  heartbeat=now, trial_number=None)
-                    ).rowcount:
-                        return Claim(r.point, earlier_trial=r.trial_number,
-                                     position=claimed + 1)
+                for point, row in [(free, None)] if free is not None else [
+                        (r.point, r) for r in rows if r.state == "more" and r.point in points]:
+                    claim = _claim(conn, study_id, point, row, worker, now)
+                    if claim is not None:
+                        return replace(claim, position=claimed + 1)
                 for r in rows:
                     if r.state == "running" and r.point in points and is_dead(
                         r.worker, r.heartbeat, now, host
@@ -110,16 +101,23 @@ def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str) -> Cla
                 sa.select(CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat, CLAIMS.c.worker,
                           CLAIMS.c.trial_number)
                 .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point)).first()
-            values = {"worker": worker, "state": "running", "heartbeat": time.time()}
-            if row is None:
-                conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, **values))
-                return Claim(point)
-            if row.state == "more" and conn.execute(
-                    _take(study_id, row).values(trial_number=None, **values)).rowcount:
-                return Claim(point, earlier_trial=row.trial_number)
-            return None
+            return _claim(conn, study_id, point, row, worker, time.time())
     except sa.exc.IntegrityError:  # another worker inserted it first (PostgreSQL)
         return None
+
+
+def _claim(conn, study_id: int, point: str, row, worker: str, now: float) -> Claim | None:
+    """Claim ``point`` in ``conn``'s transaction: insert its claim where it has none
+    (``row`` None), take it over where it waits to be continued (``reopen``); None when it
+    is held or done."""
+    values = {"worker": worker, "state": "running", "heartbeat": now}
+    if row is None:
+        conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, **values))
+        return Claim(point)
+    if row.state == "more" and conn.execute(
+            _take(study_id, row).values(trial_number=None, **values)).rowcount:
+        return Claim(point, earlier_trial=row.trial_number)
+    return None
 
 
 def held(engine: sa.Engine, study_id: int) -> set[str]:
@@ -293,19 +291,3 @@ class Heartbeat:
                 self.lost = "another worker took the point over"
                 return
             last_beat = time.monotonic()
-
-
-def study_points(spec: StudySpec) -> dict[str, dict | None]:
-    """The study's points by claim key: grid points (in stored form) keyed by what each trial
-    means (``identity``: the same key after an axis is added at the old fixed value, or the
-    epochs grow), or ``n_trials`` numbered slots (``"#0"``, ...) whose values the sampler
-    draws."""
-    if not spec.search.enumerates:
-        return {f"#{i}": None for i in range(spec.search.n_trials)}
-    params = spec.search.params
-    axes = frozenset(p.name for p in params)
-    points = {}
-    for point in grid_points(params):
-        config, seed = trial_config(spec.config, point, spec.seed)
-        points[identity(config, seed, axes)] = encode(params, point)
-    return points

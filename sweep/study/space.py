@@ -14,9 +14,12 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.study.schema import SUBFIELDS, default_of
+
+if TYPE_CHECKING:
+    from sweep.study.spec import StudySpec
 
 # Fields that say how long or how visibly a trial trains, not what it is: a study may raise its
 # epochs (trials continue where they stopped) or change them without retraining anything.
@@ -251,3 +254,19 @@ def point_text(values: dict) -> str:
     short = [name.rsplit(".", 1)[-1] for name in values]
     names = [s if short.count(s) == 1 else name for s, name in zip(short, values)]
     return " ".join(f"{n}={v}" for n, v in zip(names, values.values()))
+
+
+def study_points(spec: StudySpec) -> dict[str, dict | None]:
+    """The study's points by claim key: grid points (in stored form) keyed by what each trial
+    means (``identity``: the same key after an axis is added at the old fixed value, or the
+    epochs grow), or ``n_trials`` numbered slots (``"#0"``, ...) whose values the sampler
+    draws."""
+    if not spec.search.enumerates:
+        return {f"#{i}": None for i in range(spec.search.n_trials)}
+    params = spec.search.params
+    axes = frozenset(p.name for p in params)
+    points = {}
+    for point in grid_points(params):
+        config, seed = trial_config(spec.config, point, spec.seed)
+        points[identity(config, seed, axes)] = encode(params, point)
+    return points

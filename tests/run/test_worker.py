@@ -19,6 +19,7 @@ from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.store import claims
 from sweep.store import open_storage
+from sweep.study.space import study_points
 
 pytestmark = pytest.mark.slow
 
@@ -339,7 +340,7 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_point_trains_from_epoch_1
     spec = complete_spec(load_study(str(path)))
     assert main(["run", str(path), "--storage", db_url]) == 0  # a whole checkpoint to damage
     whole = (tmp_path / "checkpoints" / "tiny" / "trials" / "0.keras").read_bytes()
-    point = next(iter(claims.study_points(spec)))
+    point = next(iter(study_points(spec)))
     target = checkpoint_file(tmp_path / "checkpoints" / "tiny", point)
     if damage == "config":  # issue 33: a whole zip whose config.json is not a model's
         with zipfile.ZipFile(io.BytesIO(whole)) as src, zipfile.ZipFile(target, "w") as dst:
