@@ -16,7 +16,7 @@ import sweep
 from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
-from sweep.run.fused_worker import add_fuse_option
+from sweep.run.options import add_fuse_option
 from sweep.run.devices import add_worker_options
 
 PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from sweep.errors import StorageError
 from sweep.records import TrialKey
+from sweep.run.context import WorkerContext
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
 from sweep.store import claims, mark_dead, mark_superseded, reconnect, record_epoch
@@ -27,8 +28,7 @@ from sweep.training.checkpoints import (
 from sweep.trial.sampling import suggest
 
 if TYPE_CHECKING:
-    from sweep.run.worker import _Worker
-    from sweep.trial.objective import TrialHooks
+    from sweep.trial.objective import TrialHooks  # loads Keras
 
 # How a trial ended, in the words of the progress events.
 STATE_WORDS = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
@@ -39,12 +39,12 @@ class Attempt:
     """A claimed point's trial (``trial``, ``values``, ``checkpoint``), its claim's
     ``heartbeat`` (entered by whoever trains it) and the overhead of recording it.
 
-    ``w`` is the worker (``sweep.run.worker._Worker``); ``earlier``: the point's complete
+    ``w`` is the worker (``sweep.run.context.WorkerContext``); ``earlier``: the point's complete
     trial to continue (the study's epochs grew); ``looked``: the time since the worker began
     to look for the claim; ``values``: the point's, or None for the sampler to draw.
     """
 
-    def __init__(self, w: _Worker, study: optuna.Study, claim: claims.Claim,
+    def __init__(self, w: WorkerContext, study: optuna.Study, claim: claims.Claim,
                  earlier: optuna.trial.FrozenTrial | None, looked: Overhead,
                  values: dict | None):
         spec, claimed_at = w.spec, time.time()
@@ -99,6 +99,7 @@ class Attempt:
         worker that has the point now."""
         w, point = self.w, self.claim.point
         self.record.add()
+        self.heartbeat.stop()  # a fused member's, while its group trains on
         lost = self.heartbeat.lost
         if lost is None and state is not None:
             try:
@@ -165,7 +166,7 @@ class Attempt:
                   file=sys.stderr)
 
 
-def earlier_trial(w: _Worker, claim: claims.Claim) -> optuna.trial.FrozenTrial | None:
+def earlier_trial(w: WorkerContext, claim: claims.Claim) -> optuna.trial.FrozenTrial | None:
     """The complete trial ``claim`` continues (the study's epochs grew), or None."""
     if claim.earlier_trial is None:
         return None
@@ -173,7 +174,7 @@ def earlier_trial(w: _Worker, claim: claims.Claim) -> optuna.trial.FrozenTrial |
         w.study_id, claim.earlier_trial))
 
 
-def _start_trial(w: _Worker, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
+def _start_trial(w: WorkerContext, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
     """A running trial holding the point's ``values``, created in one transaction, and its
     storage id.
 

@@ -14,48 +14,27 @@ its free memory (``_auto_size``). K = 1 trains each point alone through the fuse
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 from math import prod
-from typing import TYPE_CHECKING
 
 import optuna
 
 from sweep.run.attempt import Attempt, earlier_trial
+from sweep.run.context import WorkerContext
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
 from sweep.store import claims
 from sweep.training.checkpoints import checkpoint_file, saved_epochs
 from sweep.trial.sampling import suggest
 
-if TYPE_CHECKING:
-    from sweep.run.worker import _Worker
-
-MAX_AUTO = 64  # the most members ``--fuse auto`` puts in one program
-MEMORY_SHARE = 0.5  # of the accelerator's free memory that auto sizes a group to
-
-
-def add_fuse_option(command: argparse.ArgumentParser) -> None:
-    """Declare ``--fuse`` (``sweep run``, ``sweep worker``, ``sweep submit``)."""
-    command.add_argument("--fuse", type=_fuse_option, default="auto", metavar="K|auto|off",
-                         help="train up to K grid points of one model as one program (JAX; "
-                              "auto: sized from the GPU's memory, off on a CPU and under "
-                              "TensorFlow or torch; default: auto)")
-
-
-def _fuse_option(text: str) -> str:
-    if text in ("auto", "off") or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"expected a number of at least 1, auto or off, got "
-                                     f"{text!r}")
 
 
 class Fuser:
     """What a worker knows of fusing: the group size (resolved at the first grid point:
     Keras loads then) and each point's ``fuse_key``."""
 
-    def __init__(self, w: _Worker, requested: str):
+    def __init__(self, w: WorkerContext, requested: str):
         self.w, self.requested, self._size = w, requested, None
         self._keys: dict[str, str | None] = {}
 
@@ -88,7 +67,7 @@ class Fuser:
         return suggest(optuna.trial.FixedTrial(self.w.points[point]), self.w.spec.search.params)
 
 
-def companions(w: _Worker, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
+def companions(w: WorkerContext, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
     """Up to ``k`` more points to train with ``leader``, claimed: those of its ``fuse_key``
     nobody holds whose checkpoints hold as many epochs, or waiting to be continued."""
     key = fuser.key(leader.point)
@@ -110,7 +89,7 @@ def companions(w: _Worker, fuser: Fuser, leader: claims.Claim, k: int) -> list[c
     return out
 
 
-def run_group(w: _Worker, fuser: Fuser, study: optuna.Study, group: list[claims.Claim],
+def run_group(w: WorkerContext, fuser: Fuser, study: optuna.Study, group: list[claims.Claim],
               looked: Overhead) -> None:
     """Train the claimed ``group`` of grid points as one program; each ends as its own
     trial. Out of accelerator memory, the points are given back and later groups halved."""
@@ -125,9 +104,8 @@ def run_group(w: _Worker, fuser: Fuser, study: optuna.Study, group: list[claims.
 
         def ending(attempt: Attempt):
             def ended_(state, value, note) -> None:
-                attempt.heartbeat.__exit__(None, None, None)  # its claim is closed next
                 ended.add(attempt)
-                attempt.finish(state, value, note)
+                attempt.finish(state, value, note)  # its heartbeat stopped, its claim closed
             return ended_
 
         members = [FusedTrial(a.trial, a.values, a.hooks(a.lost), ending(a)) for a in attempts]
@@ -155,7 +133,7 @@ def run_group(w: _Worker, fuser: Fuser, study: optuna.Study, group: list[claims.
         fuser.halve(len(group))
 
 
-def _resolve(w: _Worker, requested: str, values: dict) -> int:
+def _resolve(w: WorkerContext, requested: str, values: dict) -> int:
     """``--fuse`` as a group size: 0 for Keras' fit."""
     if requested == "off":
         return 0
@@ -173,34 +151,25 @@ def _resolve(w: _Worker, requested: str, values: dict) -> int:
     return _auto_size(w, values)
 
 
-def _auto_size(w: _Worker, values: dict) -> int:
-    """0 on a CPU; on an accelerator as many members of the point's model as
-    ``MEMORY_SHARE`` of its free memory holds (weights, gradients and two optimizer moments;
-    a training batch's activations three times over, an evaluation batch's once), at most
-    ``MAX_AUTO``; said in one line."""
-    import jax
-
+def _auto_size(w: WorkerContext, values: dict) -> int:
+    """0 on a CPU; on an accelerator as many members of the point's model as fit its free
+    memory (``training.device.fused_group_size``); said in one line."""
     from sweep.study.space import trial_config
     from sweep.study.training import TrainingConfig
-    from sweep.training.probe import EVAL_BATCH_SIZE
+    from sweep.training.device import fused_group_size
     from sweep.trial.feasible import architecture_of
 
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return 0
-    stats = device.memory_stats() or {}
-    free = stats.get("bytes_limit", 0) - stats.get("bytes_in_use", 0)
     config, seed = trial_config(w.spec.config, values, w.spec.seed)
     data = w.dataset_for(config["dataset"], seed)
     architecture = architecture_of(config, data.input_shape, data.num_classes)
     if architecture is None:
         return 0
-    activations = sum(prod(layer.shape) for layer in architecture.layers)
-    batch = TrainingConfig.from_section(config["training"]).batch_size
-    member = 4 * (4 * architecture.params + (3 * batch + EVAL_BATCH_SIZE) * activations)
-    room = MEMORY_SHARE * free - data.x_train.nbytes - data.x_val.nbytes
-    size = int(max(1, min(MAX_AUTO, room // member)))
-    print(f"[{w.spec.name}] --fuse auto: up to {size} points per program on "
-          f"{device.device_kind} ({free / 2**30:.1f} GiB free, about "
-          f"{member / 2**20:.0f} MiB a member)", file=sys.stderr)
+    sized = fused_group_size(architecture.params,
+                             sum(prod(layer.shape) for layer in architecture.layers),
+                             TrainingConfig.from_section(config["training"]).batch_size,
+                             data.x_train.nbytes + data.x_val.nbytes)
+    if sized is None:
+        return 0
+    size, said = sized
+    print(f"[{w.spec.name}] --fuse auto: {said}", file=sys.stderr)
     return size

@@ -1,6 +1,7 @@
 """What the options of ``sweep run`` and ``sweep worker`` become: the ``RunOptions`` of a run
 here, and the command line of a worker that runs elsewhere (a local child process, a cluster
-job's task). The CLI declares the options; this turns them into what the run stage takes.
+job's task). The CLI declares the options (``--fuse`` declared here, for the three commands
+that take it); this turns them into what the run stage takes.
 """
 
 from __future__ import annotations
@@ -34,3 +35,18 @@ def worker_options(args: argparse.Namespace, folders: bool = True) -> list[str]:
     if args.max_points != defaults.MAX_POINTS:
         out += ["--max-points", str(args.max_points)]
     return out + (["--data-dir", args.data_dir] if args.data_dir else [])
+
+
+def add_fuse_option(command: argparse.ArgumentParser) -> None:
+    """Declare ``--fuse`` (``sweep run``, ``sweep worker``, ``sweep submit``)."""
+    command.add_argument("--fuse", type=_fuse_option, default="auto", metavar="K|auto|off",
+                         help="train up to K grid points of one model as one program (JAX; "
+                              "auto: sized from the GPU's memory, off on a CPU and under "
+                              "TensorFlow or torch; default: auto)")
+
+
+def _fuse_option(text: str) -> str:
+    if text in ("auto", "off") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a number of at least 1, auto or off, got "
+                                     f"{text!r}")

@@ -15,19 +15,18 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
 
-from sweep.data import Dataset
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.models import complete_spec
 from sweep.records import TrialKey
 from sweep.store import claims
 from sweep.run.attempt import Attempt, earlier_trial
+from sweep.run.context import WorkerContext
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
 from sweep.run.fused_worker import Fuser, companions, run_group
@@ -43,38 +42,6 @@ from sweep.study.space import value_at
 from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
-
-
-@dataclass
-class _Worker:
-    """What every point of one ``run_sweep`` call shares."""
-
-    spec: StudySpec
-    store: optuna.storages.RDBStorage
-    study_id: int
-    name: str  # "host:pid", in the claims
-    dataset_for: Callable[[dict, int], Dataset]
-    folder: Path  # the study's own folder of --checkpoint-dir (sweep.store.study_folder)
-    checkpoint_every_s: float
-    artifacts: object  # an Optuna artifact store, or None
-    interrupt: DeferredInterrupt
-    result: SweepResult
-    on_event: Callable[[dict], None]
-    points: dict[str, dict | None]  # PreparedRun.points
-    stopped: frozenset[str]  # PreparedRun.stopped
-    track_best: bool = True
-    warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
-
-    def emit(self, event: dict) -> None:
-        """Count an event into this worker's result and hand it to the console."""
-        self.result.apply(event)
-        self.on_event(event)
-
-    def end(self, trial_number: int, state: str, note: str | None = None,
-            record: Overhead | None = None) -> None:
-        self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
-                   "best": self.result.best(), "at": time.time(),
-                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
 
 
 def run_sweep(
@@ -120,7 +87,7 @@ def run_sweep(
         sampler=make_sampler(spec.search.sampler, spec.seed + count_trials(engine, study_id)
                              + os.getpid()))
     result.update_best(store, shared or pinned)
-    worker = _Worker(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
+    worker = WorkerContext(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
                      prepared.dataset_for,
                      study_folder(store, study_id, spec.name, checkpoint_dir), checkpoint_every_s,
                      artifact_store(artifact_dir) if artifact_dir is not None else None,
@@ -157,7 +124,7 @@ def run_sweep(
                        values)
 
 
-def _run_point(w: _Worker, study: optuna.Study, claim: claims.Claim,
+def _run_point(w: WorkerContext, study: optuna.Study, claim: claims.Claim,
                earlier: optuna.trial.FrozenTrial | None, looked: Overhead,
                values: dict | None) -> None:
     """Train one claimed point and record how it ended: complete, failed for a reason,
@@ -182,7 +149,7 @@ def _values_of(spec: StudySpec, earlier) -> dict:
             if value_at(config, p.name) is not None}
 
 
-def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
+def _train(w: WorkerContext, attempt: Attempt, stop) -> tuple:
     """The ``Outcome`` of one trial's training (``sweep.trial.ending``): complete with its
     objective value, failed for a reason, pruned (a hopeless point is done, never trained
     again), or lost to another worker. ``stop`` is asked after every batch."""
@@ -201,7 +168,7 @@ def _train(w: _Worker, attempt: Attempt, stop) -> tuple:
     return TrialState.COMPLETE, value, None
 
 
-def _warn_slow_precision(w: _Worker, values: dict) -> None:
+def _warn_slow_precision(w: WorkerContext, values: dict) -> None:
     """Say once per process that the point's 16-bit precision is emulated here."""
     from sweep.training.device import precision_warning
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # Keras loads when asked (describe's precision warnings need 
 # trips per epoch keep a GPU busy with a small model at batch 32. On a CPU the step itself
 # dominates and the longer trace of the multi-step loop (about a second) is not repaid.
 ACCELERATOR_STEPS_PER_EXECUTION = 16
+MAX_AUTO = 64  # the most members ``--fuse auto`` puts in one program
+MEMORY_SHARE = 0.5  # of the accelerator's free memory that auto sizes a group to
 # The CPU flags (/proc/cpuinfo: x86 AVX-512 and AMX, Arm) of units doing a 16-bit policy's
 # arithmetic. Without any, the CPU emulates it and the policy is several times slower than
 # float32 (make bench-precision).
@@ -115,3 +117,24 @@ def cpu_flags() -> frozenset[str] | None:
             return frozenset(value.split())
     return None
 
+
+def fused_group_size(params: int, activations: int, batch: int,
+                     data_bytes: int) -> tuple[int, str] | None:
+    """How many members of one model a fused group holds on the JAX accelerator, and that in
+    words; None on a CPU. A member takes its weights, gradients and two optimizer moments
+    (``params`` each) and a training batch's activations three times over, an evaluation
+    batch's once (``activations`` per image, float32); the group fills ``MEMORY_SHARE`` of
+    the free memory less the pooled data (``data_bytes``), with at most ``MAX_AUTO``."""
+    import jax
+
+    from sweep.training.probe import EVAL_BATCH_SIZE
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    free = stats.get("bytes_limit", 0) - stats.get("bytes_in_use", 0)
+    member = 4 * (4 * params + (3 * batch + EVAL_BATCH_SIZE) * activations)
+    size = int(max(1, min(MAX_AUTO, (MEMORY_SHARE * free - data_bytes) // member)))
+    return size, (f"up to {size} points per program on {device.device_kind} ({free / 2**30:.1f} "
+                  f"GiB free, about {member / 2**20:.0f} MiB a member)")

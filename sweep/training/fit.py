@@ -98,7 +98,7 @@ class TrainResult:
     stopped_epoch: int | None = None
 
     @classmethod
-    def resumed(cls, done: list[dict], snapshot_epochs) -> "TrainResult":
+    def resumed(cls, done: list[dict], snapshot_epochs: Collection[int]) -> "TrainResult":
         """The result so far of a training resumed after the epochs of ``done`` (their rows,
         the snapshots among them); empty for a training from the first epoch."""
         return cls(epochs=list(done),

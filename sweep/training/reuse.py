@@ -43,10 +43,15 @@ def step_key(model_cfg: dict, training: TrainingConfig, data: Dataset) -> str | 
     its own."""
     if training.precision == "mixed_float16":
         return None
-    constants = {f.name: getattr(training, f.name) for f in fields(training)
-                 if f.name not in MAY_DIFFER}
-    return json.dumps([model_cfg, constants, data.name, data.input_shape, data.num_classes],
-                      sort_keys=True, default=str)
+    return json.dumps([model_cfg, step_constants(training), data.name, data.input_shape,
+                       data.num_classes], sort_keys=True, default=str)
+
+
+def step_constants(training: TrainingConfig) -> dict:
+    """The training fields a compiled step is made of: all but those of ``MAY_DIFFER``
+    (the key of a kept step here, and of a fused group, ``sweep.trial.fused_trials``)."""
+    return {f.name: getattr(training, f.name) for f in fields(training)
+            if f.name not in MAY_DIFFER}
 
 
 def reuse(key: str, fresh: keras.Model, learning_rate: float) -> keras.Model:

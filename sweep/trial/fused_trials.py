@@ -12,7 +12,7 @@ state: it resumes alone or in any other group.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 import keras
@@ -27,7 +27,7 @@ from sweep.study.training import TrainingConfig
 from sweep.training.checkpoints import CheckpointClock, save_checkpoint
 from sweep.training.fit import TrainResult, compile_model, end_of_epoch
 from sweep.training.fused import FusedGroup, Member
-from sweep.training.reuse import MAY_DIFFER
+from sweep.training.reuse import step_constants
 from sweep.trial.ending import (
     LOST, Outcome, check_finite, ended_by, finish_training, objective_value,
 )
@@ -51,10 +51,8 @@ def fuse_key(spec: StudySpec, values: dict) -> str | None:
     if config["model"].get("hypermodel") or training.precision == "mixed_float16" or (
             training.tensorboard):
         return None
-    constants = {f.name: getattr(training, f.name) for f in fields(training)
-                 if f.name not in MAY_DIFFER}
-    return json.dumps([config["model"], constants, config["dataset"]], sort_keys=True,
-                      default=str)
+    return json.dumps([config["model"], step_constants(training), config["dataset"]],
+                      sort_keys=True, default=str)
 
 
 @dataclass

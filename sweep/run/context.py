@@ -1,0 +1,51 @@
+"""What one worker's points share (``sweep.run.worker.run_sweep`` makes it): the study and its
+storage, the worker's name in the claims, its folders, how it loads data, where its events
+go. ``attempt`` (one claimed point's trial) and ``fused_worker`` (a group of them) take it
+from here, so that neither imports the worker loop that imports them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import optuna
+
+from sweep.data import Dataset
+from sweep.run.interrupt import DeferredInterrupt
+from sweep.run.progress import Overhead, SweepResult
+from sweep.study import StudySpec
+
+
+@dataclass
+class WorkerContext:
+    """What every point of one ``run_sweep`` call shares."""
+
+    spec: StudySpec
+    store: optuna.storages.RDBStorage
+    study_id: int
+    name: str  # "host:pid", in the claims
+    dataset_for: Callable[[dict, int], Dataset]
+    folder: Path  # the study's own folder of --checkpoint-dir (sweep.store.study_folder)
+    checkpoint_every_s: float
+    artifacts: object  # an Optuna artifact store, or None
+    interrupt: DeferredInterrupt
+    result: SweepResult
+    on_event: Callable[[dict], None]
+    points: dict[str, dict | None]  # PreparedRun.points
+    stopped: frozenset[str]  # PreparedRun.stopped
+    track_best: bool = True
+    warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
+
+    def emit(self, event: dict) -> None:
+        """Count an event into this worker's result and hand it to the console."""
+        self.result.apply(event)
+        self.on_event(event)
+
+    def end(self, trial_number: int, state: str, note: str | None = None,
+            record: Overhead | None = None) -> None:
+        self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
+                   "best": self.result.best(), "at": time.time(),
+                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
