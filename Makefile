@@ -61,6 +61,7 @@ test-backends: $(DEV_STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 'jax[cpu]==0.10.2'
 	KERAS_BACKEND=torch $(NO_TF) $(BIN)/python -m pytest -m backends
 	KERAS_BACKEND=jax $(NO_TF) $(BIN)/python -m pytest -m backends
+	KERAS_BACKEND=jax $(NO_TF) $(BIN)/python benchmarks/gpu_check.py --quick
 
 # A single-node Slurm cluster (tests/slurm/start.sh) runs `sweep submit`'s job array against
 # a throwaway PostgreSQL; .ci/run calls this after `make test`. Needs root, as CI has.

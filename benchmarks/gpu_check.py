@@ -17,7 +17,10 @@ TensorFlow, no network; ``make gpu-wheels`` here fetches the packages it lacks, 
 It then writes the table to ``docs/benchmark.md`` under the device's name (replacing an
 earlier check of the same device), and copies that file to ``$OUT`` when set (the device
 tool brings back only what is there). A phase that would overrun the 8 minutes is skipped and
-says so. ``--quick`` shrinks every size (a try-out on a CPU).
+says so. ``--quick`` shrinks every size: a try-out on a CPU, run by ``make test-backends``
+so that the script the first GPU run depends on cannot rot unseen. A check that does not
+hold (a sweep's non-zero exit, trials missing, a killed worker not replaced or not resumed)
+is listed after the table, and the run exits 1.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import bench_fused  # noqa: E402
 
 BUDGET_S = 8 * 60
+FAILED: list[str] = []  # the checks that did not hold: the run exits 1 after its table
 EPOCHS_PER_TRIAL = 10  # trials per hour: a trial of this many epochs of the full data
 
 
@@ -124,7 +128,11 @@ def sweep(folder: Path, study_file: Path, *args: str, timeout: float) -> tuple[i
                            "--checkpoint-dir", str(folder / "checkpoints"), *args],
                           cwd=folder, capture_output=True, text=True, timeout=timeout,
                           env=_with_repo())
-    return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - started
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        FAILED.append(f"sweep run {study_file.stem}: exit {proc.returncode}: "
+                      f"{output.strip().splitlines()[-1:]}")
+    return proc.returncode, output, time.perf_counter() - started
 
 
 def _with_repo() -> dict:
@@ -147,6 +155,8 @@ def check_sweep(folder: Path, data: Path, clock: Clock) -> str:
                                   "auto", timeout=max(30, clock.left() - 240))
     done = sum(t.state.name == "COMPLETE" for t in trials(folder, "four")) if code == 0 else 0
     where = re.search(r"(\d+ workers? on [^\n]+)", output)
+    if code == 0 and done != 4:
+        FAILED.append(f"sweep run four: {done} of 4 complete")
     return (f"exit {code}, {done} of 4 complete in {seconds:.0f} s "
             f"({where.group(1) if where else 'workers ?'})")
 
@@ -162,6 +172,8 @@ def check_fused_sweep(folder: Path, data: Path, clock: Clock) -> str:
     done = [t for t in trials(folder, "fused") if t.state.name == "COMPLETE"]
     sizes = sorted(Counter(t.user_attrs.get("fused", "fit") for t in done).items(), key=str)
     said = re.search(r"--fuse auto: ([^\n]+)", output)
+    if code == 0 and len(done) != 8:
+        FAILED.append(f"sweep run fused: {len(done)} of 8 complete")
     return (f"exit {code}, {len(done)} of 8 complete in {seconds:.0f} s; trials by group size "
             f"{dict(sizes)}; {said.group(1) if said else 'auto fused nothing here'}")
 
@@ -195,12 +207,16 @@ def check_resume(folder: Path, data: Path, clock: Clock) -> str:
             continue
     if pid is None:
         proc.kill()
+        FAILED.append("SIGKILLed worker: no epoch stored in time")
         return "no epoch stored in time: not checked"
     os.kill(pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=max(30, clock.left() - 150))
     done = [t for t in trials(folder, "killed") if t.state.name == "COMPLETE"]
     resumed = [t.user_attrs["resumed_from_epoch"] for t in done
                if t.user_attrs.get("resumed_from_epoch")]
+    if proc.returncode != 0 or len(done) != 2 or "exited with -9" not in output or not resumed:
+        FAILED.append(f"SIGKILLed worker: exit {proc.returncode}, {len(done)} of 2 complete, "
+                      f"replaced: {'exited with -9' in output}, resumed: {bool(resumed)}")
     return (f"exit {proc.returncode}, {len(done)} of 2 complete; worker {pid} killed "
             f"{'and replaced' if 'exited with -9' in output else 'and NOT replaced'}, its point "
             f"{'resumed from epoch ' + str(resumed[0]) if resumed else 'NOT resumed'}")
@@ -284,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"(gpu-check took {BUDGET_S - clock.left():.0f} s)")
     print("\n".join(lines))
     record(device, "\n".join(lines), quick=args.quick)
-    return 0
+    for failed in FAILED:
+        print(f"gpu-check: FAILED: {failed}", file=sys.stderr)
+    return 1 if FAILED else 0
 
 
 def record(device: str, table: str, quick: bool) -> None:

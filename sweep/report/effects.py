@@ -18,6 +18,8 @@ checks the level by simulation.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -285,9 +287,13 @@ def runs_to_find(found: Effects, axis: str, most: int = 100) -> int | None:
     per_value = verdict["n"] / len(rows)
     points = per_value / verdict["runs"][0]  # the points at one value
     try:
-        total = FTestAnovaPower().solve_power(effect_size=spread, alpha=LEVEL, power=0.8,
-                                              k_groups=len(rows))
+        with warnings.catch_warnings():  # a solver that does not converge returns nan
+            warnings.simplefilter("ignore")
+            total = FTestAnovaPower().solve_power(effect_size=spread, alpha=LEVEL, power=0.8,
+                                                  k_groups=len(rows))
     except (ValueError, RuntimeError, ZeroDivisionError):
+        return None
+    if not np.isfinite(total):  # beyond its search: far more runs than ``most``
         return None
     runs = int(np.ceil(total / len(rows) / points))
     return max(runs, verdict["runs"][0] + 1) if runs <= most else None

@@ -206,3 +206,18 @@ def test_points_with_fewer_runs_are_counted_as_they_are():
     lines = study_answer(_result(rows)).lines
     kernel = next(line for line in lines if line.startswith("model.kernel"))
     assert "over 17 trials, blocks 2 model.pooling x 3 seeds, 2 to 3 runs per point" in kernel
+
+
+def test_no_runs_are_suggested_where_statsmodels_finds_no_number(recwarn):
+    # A first GPU check's grid (make gpu-check --quick): 8 points, one run each, accuracies at
+    # chance; statsmodels' power solver does not converge for pooling and returns nan, which
+    # ended `sweep run` with a traceback in its report instead of "within noise".
+    from sweep.report.effects import runs_to_find
+
+    rows = pd.DataFrame([{"kernel": k, "pooling": p, "lr": lr} for k in (3, 5)
+                         for p in ("max", "avg") for lr in (0.001, 0.002)])
+    rows["v"] = [0.1, 0.05, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05]
+    found = effects(rows, ("kernel", "pooling", "lr"), "v", "maximize")
+    assert runs_to_find(found, "pooling") is None
+    assert runs_to_find(found, "kernel") == 3
+    assert not [w for w in recwarn if "converge" in str(w.message)]  # nothing shown
