@@ -27,6 +27,7 @@ Reference, same run: 1 worker on the same server and 1 worker on SQLite, a 24-po
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -40,13 +41,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the throwaway server, shared with the tests
-from pg_server import throwaway_postgres  # noqa: E402
-
 from sweep.models import complete_spec  # noqa: E402
 from sweep.run import run_workers  # noqa: E402
 from sweep.run.prepared import prepare  # noqa: E402
 from sweep.store import open_study  # noqa: E402
 from sweep.study import load_study as load_study_file  # noqa: E402
+
+from pg_server import throwaway_postgres  # noqa: E402
 
 PASSWORD = "bench-claims-pw"  # the throwaway server's
 
@@ -149,7 +150,7 @@ def report_idle(recorder: Recorder) -> float:
     first = min(e["at"] for _, e in recorder.events if e["event"] == "start")
     gaps, early = [], []
     for events in by_worker.values():
-        gaps += [b["at"] - a["at"] for a, b in zip(events, events[1:])
+        gaps += [b["at"] - a["at"] for a, b in itertools.pairwise(events)
                  if a["event"] == "end" and b["event"] == "start"]
         early.append(last_claim - events[-1]["at"])
     starts = sorted(min(e["at"] for e in ev) - first for ev in by_worker.values())

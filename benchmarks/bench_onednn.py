@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):  # alternated, so a slow spell of the host hits both
             for onednn, done in runs.items():
                 done.append(trial(onednn, threads, args.epochs))
-        rows = {k: [statistics.median(column) for column in zip(*done)]
+        rows = {k: [statistics.median(column) for column in zip(*done, strict=True)]
                 for k, done in runs.items()}
         for onednn, (first, per_epoch, accuracy) in rows.items():
             print(f"{name:<8} {'on' if onednn == '1' else 'off':<7} {first:9.2f} "

@@ -13,10 +13,9 @@ The pipeline's stages are the subpackages, each importing only earlier ones: ``s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import platform
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.errors import ConfigError, DataError, SpecError, StorageError, SweepError, TrialFailed

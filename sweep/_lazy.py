@@ -5,7 +5,8 @@ so importing one light module of the package does not load TensorFlow."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, list[str]]:

@@ -16,8 +16,8 @@ import sweep
 from sweep import defaults
 from sweep.errors import SweepError
 from sweep.launch import options
-from sweep.run.options import add_fuse_option
 from sweep.run.devices import add_worker_options
+from sweep.run.options import add_fuse_option
 
 PROGRESS = ("auto", "live", "plain", "jsonl")  # --progress: sweep.run.console.sweep_console
 
@@ -230,8 +230,8 @@ def _submit(args) -> int:
 def _describe(args) -> int:
     from sweep.models import complete_spec
     from sweep.models.describe import configurations, dataset_balance, format_configurations
-    from sweep.training.device import precision_warnings
     from sweep.study import load_study
+    from sweep.training.device import precision_warnings
 
     # complete_spec runs a hypermodel's build(hp)
     spec = complete_spec(load_study(args.study, args.set, args.max_points))

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pg_server import server_bin_dir, throwaway_postgres
 from sweep.cli import main
 from sweep.defaults import WORKERS_ENV, set_framework_env
+
+from pg_server import server_bin_dir, throwaway_postgres
 
 set_framework_env()  # as the `sweep` command does: the tests' TensorFlow is a sweep process's
 

@@ -18,8 +18,9 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from conftest import tiny_arrays, tiny_study, write_study
 from sweep.cli import main
+
+from conftest import tiny_arrays, tiny_study, write_study
 
 pytestmark = pytest.mark.backends
 
@@ -68,6 +69,7 @@ def test_an_augmented_sweep_reuses_its_compiled_step_under_the_backend(tmp_path,
 @pytest.mark.filterwarnings("error:Model doesn't support `jit_compile=True`")
 def test_augmented_model_compiles_for_the_backend_and_trains_on_from_a_checkpoint(tmp_path):
     import keras
+
     from sweep.data import Dataset
     from sweep.models import build_model
     from sweep.study import TrainingConfig
@@ -119,8 +121,7 @@ def test_two_worker_processes_share_a_sweep(tmp_path, tiny_npz, db_url):
 
 def test_a_sigkilled_worker_s_point_resumes_from_its_checkpoint(tmp_path, tiny_npz, db_url):
     from sweep.report import study_status
-    from sweep.store import claims
-    from sweep.store import epochs_frame, open_storage
+    from sweep.store import claims, epochs_frame, open_storage
     from sweep.training.checkpoints import checkpoint_file
 
     raw = tiny_study(tiny_npz)  # 2 points

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweep.data.classes import class_names, declared_names
 from sweep._lazy import resolve
+from sweep.data.classes import class_names, declared_names
 from sweep.data.loaders import DIGITS_SCALE, Raw
-from sweep.study.plugins import DATASETS
 from sweep.errors import DataError
+from sweep.study.plugins import DATASETS
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ def _cifar(cfg: dict, data_dir: str | None, *, classes: int) -> Raw:
     try:
         return (*images(train_names), *images([test_name]))
     except KeyError as missing:
-        raise DataError(f"{local}: not a CIFAR-{classes} python archive (missing {missing})")
+        raise DataError(f"{local}: not a CIFAR-{classes} python archive (missing {missing})"
+                        ) from None
 
 
 def fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
@@ -148,9 +149,15 @@ def _npz_arrays(path: Path) -> Raw:
 
 def folder(cfg: dict, data_dir: str | None) -> Raw:
     """``PATH/train/<class>/*.png`` and ``PATH/test/<class>/*``; classes sorted by name."""
-    from PIL import Image
-
     root = Path(cfg["path"])
+    classes = _folder_classes(root)
+    first: list = []  # (size, mode) of the first image; the rest are converted to match
+    return (*_read_images(root / "train", classes, first),
+            *_read_images(root / "test", classes, first))
+
+
+def _folder_classes(root: Path) -> list[str]:
+    """The class names of a folder dataset, the same under ``train/`` and ``test/``."""
     train_dir, test_dir = root / "train", root / "test"
     if not root.is_dir():
         raise DataError(f"dataset.path: {root} {what_is(root)} (expected a folder)")
@@ -165,32 +172,35 @@ def folder(cfg: dict, data_dir: str | None) -> Raw:
         raise DataError(f"{root}: train/ and test/ hold different classes "
                         f"(only in train/: {_listed(set(classes) - set(tested))}; only in "
                         f"test/: {_listed(set(tested) - set(classes))})")
-    first: list = []  # (size, mode) of the first image; the rest are converted to match
+    return classes
 
-    def read(split_dir: Path):
-        xs, ys = [], []
-        for label, name in enumerate(classes):
-            for file in sorted((split_dir / name).glob("*")):
-                if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):
-                    continue
-                if not file.is_file():  # a FIFO would block the read forever
-                    raise DataError(f"{file} {what_is(file)}, not an image file; remove it")
-                try:  # an unreadable image is refused: a dataset does not shrink unseen
-                    with Image.open(file) as img:
-                        if not first:
-                            first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
-                        size, mode = first[0]
-                        img = img.convert(mode)
-                        xs.append(np.asarray(img if img.size == size else img.resize(size)))
-                except (*DAMAGED, SyntaxError, Image.DecompressionBombError) as err:
-                    raise DataError(f"{file}: not a readable image ({_reason(err)}); remove "
-                                    "or replace it") from None
-                ys.append(label)
-        if not xs:
-            raise DataError(f"dataset.path: no images under {split_dir}")
-        return np.stack(xs), np.asarray(ys)
 
-    return (*read(train_dir), *read(test_dir))
+def _read_images(split_dir: Path, classes: list[str], first: list) -> tuple:
+    """The images of one split (``x``, ``y``), each converted to the size and mode of the
+    dataset's first image (``first``, filled by the first read)."""
+    from PIL import Image
+
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((split_dir / name).glob("*")):
+            if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):
+                continue
+            if not file.is_file():  # a FIFO would block the read forever
+                raise DataError(f"{file} {what_is(file)}, not an image file; remove it")
+            try:  # an unreadable image is refused: a dataset does not shrink unseen
+                with Image.open(file) as img:
+                    if not first:
+                        first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
+                    size, mode = first[0]
+                    img = img.convert(mode)
+                    xs.append(np.asarray(img if img.size == size else img.resize(size)))
+            except (*DAMAGED, SyntaxError, Image.DecompressionBombError) as err:
+                raise DataError(f"{file}: not a readable image ({_reason(err)}); remove "
+                                "or replace it") from None
+            ys.append(label)
+    if not xs:
+        raise DataError(f"dataset.path: no images under {split_dir}")
+    return np.stack(xs), np.asarray(ys)
 
 
 def _local(data_dir: str | None, name: str) -> Path | None:

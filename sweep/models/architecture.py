@@ -107,45 +107,58 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
         value = (augment or {}).get(key, AUGMENT_OFF.get(key, 0))
         if value != AUGMENT_OFF.get(key, 0):
             stack.add(kind.removeprefix("random_"), kind, amount=value)
-    filters = model_cfg["filters"]
     pools = _pool_positions(model_cfg)
-    separable = model_cfg.get("block", "conv") == "separable"
-    bias = not separable
     paddings, rates = _each_block(model_cfg, "padding"), _each_block(model_cfg, "dropout")
-    for i, (channels, padding, rate) in enumerate(zip(filters, paddings, rates), start=1):
-        if separable:  # dropout inside the block, before pooling (seed 004's blocks)
-            stack.depthwise(f"depthwise{i}", model_cfg["kernel"], padding)
-            stack.conv(f"pointwise{i}", channels, 1, "valid", bias=False)
-            stack.add(f"relu{i}", "relu")
-            if model_cfg["batch_norm"]:
-                stack.batch_norm(f"batch_norm{i}")
-            if rate:
-                stack.add(f"dropout{i}", "dropout", rate=rate)
-        else:
-            # without batch norm the ReLU is the conv's own activation, as people write it
-            fused = None if model_cfg["batch_norm"] else "relu"
-            stack.conv(f"conv{i}", channels, model_cfg["kernel"], padding, bias=True,
-                       activation=fused)
-            if model_cfg["batch_norm"]:
-                stack.batch_norm(f"batch_norm{i}")
-                stack.add(f"relu{i}", "relu")
-        if i in pools:
-            stack.pool(f"pool{i}", model_cfg["pooling"], block=i)
-            if model_cfg.get("transition"):
-                stack.conv(f"transition{i}", model_cfg["transition"], 1, "valid", bias=bias)
-        if rate and not separable:  # after pooling (the CIFAR-10 seeds' conv blocks)
-            stack.add(f"dropout{i}", "dropout", rate=rate)
+    blocks = zip(model_cfg["filters"], paddings, rates, strict=True)
+    for i, (channels, padding, rate) in enumerate(blocks, start=1):
+        _conv_block(stack, model_cfg, i, channels, padding, rate, pooled=i in pools)
+    _head(stack, model_cfg, num_classes, rates)
+    return stack.architecture()
 
+
+def _conv_block(stack: _Stack, model_cfg: dict, i: int, channels: int, padding: str,
+                rate: float, pooled: bool) -> None:
+    """Conv block ``i``: a convolution (or a separable one), batch norm and ReLU, then its
+    pooling, transition and dropout."""
+    separable = model_cfg.get("block", "conv") == "separable"
+    if separable:  # dropout inside the block, before pooling (seed 004's blocks)
+        stack.depthwise(f"depthwise{i}", model_cfg["kernel"], padding)
+        stack.conv(f"pointwise{i}", channels, 1, "valid", bias=False)
+        stack.add(f"relu{i}", "relu")
+        if model_cfg["batch_norm"]:
+            stack.batch_norm(f"batch_norm{i}")
+        if rate:
+            stack.add(f"dropout{i}", "dropout", rate=rate)
+    else:
+        # without batch norm the ReLU is the conv's own activation, as people write it
+        fused = None if model_cfg["batch_norm"] else "relu"
+        stack.conv(f"conv{i}", channels, model_cfg["kernel"], padding, bias=True,
+                   activation=fused)
+        if model_cfg["batch_norm"]:
+            stack.batch_norm(f"batch_norm{i}")
+            stack.add(f"relu{i}", "relu")
+    if pooled:
+        stack.pool(f"pool{i}", model_cfg["pooling"], block=i)
+        if model_cfg.get("transition"):
+            stack.conv(f"transition{i}", model_cfg["transition"], 1, "valid", bias=not separable)
+    if rate and not separable:  # after pooling (the CIFAR-10 seeds' conv blocks)
+        stack.add(f"dropout{i}", "dropout", rate=rate)
+
+
+def _head(stack: _Stack, model_cfg: dict, num_classes: int, rates: list) -> None:
+    """The classifier after the conv blocks: global average pooling of a 1x1 convolution to
+    the classes, or flatten, the dense layers (with the last block's dropout) and logits."""
     if model_cfg.get("head", "flatten") == "gap":
-        if not filters:
+        if not model_cfg["filters"]:
             raise ConfigError("head gap needs at least one conv block (filters is empty)")
         if model_cfg["dense"]:
             raise ConfigError(
                 f"head gap has no dense layers, but dense is {model_cfg['dense']}; set dense: []"
             )
+        bias = model_cfg.get("block", "conv") != "separable"
         stack.conv("classes", num_classes, 1, "valid", bias=bias)
         stack.gap("logits")
-        return stack.architecture()
+        return
     stack.flatten("flatten")
     dense_rate = rates[-1] if isinstance(model_cfg["dropout"], list) else model_cfg["dropout"]
     for j, units in enumerate(model_cfg["dense"], start=1):
@@ -153,7 +166,6 @@ def plan(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int,
         if dense_rate:
             stack.add(f"dense_dropout{j}", "dropout", rate=dense_rate)
     stack.dense("logits", num_classes, activation=None)
-    return stack.architecture()
 
 
 def _each_block(model_cfg: dict, field: str) -> list:

@@ -8,9 +8,8 @@ up as a NaN loss instead of being clipped away). Only Keras 3 APIs, so any backe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import contextlib
+from typing import TYPE_CHECKING
 
 from sweep.models.architecture import AUGMENTS, POOL_SIZE, LayerSpec, plan
 

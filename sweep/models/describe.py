@@ -47,7 +47,7 @@ def configurations(spec: StudySpec, data_dir: str | None = None) -> list[Configu
     choices = [spec.values_of(p.name) for p in shaping]  # a range at its two ends
     results, seen = [], set()
     for combo in itertools.product(*choices):
-        values = {p.name: v for p, v in zip(shaping, combo)}
+        values = {p.name: v for p, v in zip(shaping, combo, strict=True)}
         config = resolve(spec.config, values)
         training = TrainingConfig.from_section(config["training"])
         l2 = training.kernel_l2
@@ -134,7 +134,8 @@ def class_balance(data: Dataset) -> list[str]:
         lines.append(f"  {split:<5} {len(labels):>7,} images, {counts[low]:,} to "
                      f"{counts[high]:,} per class")
         if data.num_classes <= LISTED_CLASSES:
-            lines.append("        " + "  ".join(f"{n}: {c:,}" for n, c in zip(names, counts)))
+            lines.append("        " + "  ".join(f"{n}: {c:,}"
+                                                  for n, c in zip(names, counts, strict=True)))
         if counts[high] > UNBALANCED * counts[low]:
             ratio = "no" if counts[low] == 0 else f"{counts[high] / counts[low]:.1f}x fewer"
             warnings.append(f"WARNING: {split} split is unbalanced: class {names[low]!r} has "
@@ -145,7 +146,8 @@ def class_balance(data: Dataset) -> list[str]:
 
 def _table(architecture: Architecture) -> list[str]:
     rows = architecture.rows()
-    for row, layer in zip(rows, architecture.shown()):  # max and avg pooling read apart
+    # max and avg pooling read apart
+    for row, layer in zip(rows, architecture.shown(), strict=True):
         row["layer"] += f" ({layer.args['pool']})" if layer.kind == "pool" else ""
     width = max(len(r["layer"]) for r in rows)
     lines = [f"  {'layer':<{width}}  {'output':>12}  {'RF px':>6}  {'params':>10}"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import collections
 import inspect
-from typing import Callable, TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras

@@ -19,9 +19,10 @@ import dataclasses
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from sweep.errors import ConfigError, SpecError
 from sweep.models.hyperfit import FitProbeError, own_fit, probe_fit

@@ -16,8 +16,9 @@ import ipaddress
 import json
 import re
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import optuna
@@ -26,8 +27,13 @@ if TYPE_CHECKING:
 from sweep.errors import UsageError
 from sweep.records import StudyKey, TrialKey
 from sweep.store import (
-    StoredStudy, artifact_store, open_study, open_storage, read_trials,
-    replace_study_system_attrs, safe_url,
+    StoredStudy,
+    artifact_store,
+    open_storage,
+    open_study,
+    read_trials,
+    replace_study_system_attrs,
+    safe_url,
 )
 
 PLOT_DATA = "dashboard:plot_data:"  # optuna-dashboard's study system attributes of a figure

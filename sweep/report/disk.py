@@ -14,10 +14,16 @@ from pathlib import Path
 
 from sweep.errors import UsageError, megabytes
 from sweep.store import (
-    artifact_file, claims, existing_folder, forget_artifacts, marker, open_storage, open_study,
-    storage_label, study_ids,
+    artifact_file,
+    claims,
+    existing_folder,
+    forget_artifacts,
+    marker,
+    open_storage,
+    open_study,
+    storage_label,
+    study_ids,
 )
-
 
 # how optuna.artifacts' file store names a file: the artifact's id, a UUID
 ARTIFACT_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from sweep.report.aggregate import many_valued
 from sweep.report.effects import NONE, Effects, knobs
-from sweep.report.panels import label
 from sweep.report.frames import StudyResult
+from sweep.report.panels import label
 from sweep.report.summary import Answer
 
 MAX_INTERACTIONS = 3  # pairs of knobs drawn as heatmaps, those that interact first

@@ -19,7 +19,6 @@ checks the level by simulation.
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass, field
 from functools import lru_cache
 

@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 
 from sweep.report.aggregate import MAX_BOX_POINTS, best_trials, box_stats, groups
 from sweep.report.curve_figures import curves_figure
-from sweep.report.panels import PALETTE, label, panel, panels, unit
 from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
+from sweep.report.panels import PALETTE, label, panel, panels, unit
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
 # overfitting gap (train - validation accuracy), ROC AUC, fraction of dense units never active

@@ -13,7 +13,12 @@ import pandas as pd
 from sweep.defaults import DEFAULT_STORAGE
 from sweep.records import TrialKey
 from sweep.store import (
-    StoredStudy, StoredTrial, epochs_frame, open_study, open_storage, read_trials,
+    StoredStudy,
+    StoredTrial,
+    epochs_frame,
+    open_storage,
+    open_study,
+    read_trials,
 )
 from sweep.study import ChoiceParam
 from sweep.study.space import value_at
@@ -180,7 +185,7 @@ def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame([
         {"trial": t.number, **_param_values(t, params),
-         **dict(zip(metrics, t.values)), "on_front": t.number in front}
+         **dict(zip(metrics, t.values, strict=True)), "on_front": t.number in front}
         for t in trials if t.state.name == "COMPLETE"
     ])
 
@@ -202,7 +207,7 @@ def study_differences(results: list[StudyResult]) -> pd.DataFrame:
     study does not have is empty there. The name and description are left out."""
     flat = [_flat(r.definition) for r in results]
     fields = sorted({k for f in flat for k in f} - {"name", "description"})
-    rows = [{"field": k, **{r.name: f.get(k) for r, f in zip(results, flat)}}
+    rows = [{"field": k, **{r.name: f.get(k) for r, f in zip(results, flat, strict=True)}}
             for k in fields if len({repr(f.get(k)) for f in flat}) > 1]
     return pd.DataFrame(rows, columns=["field", *(r.name for r in results)])
 

@@ -58,7 +58,8 @@ def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
                  f"</p>{table}")
     title = html.escape(f"sweep report: {result.name}")
     body = figures_html(figures) if figures else "<p>No completed trials yet.</p>"
-    objective = ", ".join(f"{m} ({d})" for m, d in zip(result.metrics, result.directions))
+    objective = ", ".join(f"{m} ({d})"
+                          for m, d in zip(result.metrics, result.directions, strict=True))
     objective += (", each trial at its best epoch (value_epoch)" if result.at == "best"
                   else ", at each trial's last epoch")
     path.write_text(

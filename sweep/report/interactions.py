@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 
 from sweep.report.effects import (
-    LEVEL, MATTERS, NOISE, NONE, Codes, Design, dummies, knobs, labelled, tukey_critical,
+    LEVEL,
+    MATTERS,
+    NOISE,
+    NONE,
+    Codes,
+    Design,
+    dummies,
+    knobs,
+    labelled,
+    tukey_critical,
 )
 
 COLUMNS = ["a", "b", "verdict", "p", "why", "beyond", "table"]

@@ -10,15 +10,22 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from sweep.defaults import CHECKPOINT_DIR
-from sweep.records import TrialKey
 from sweep.errors import StorageError, megabytes
+from sweep.records import TrialKey
 from sweep.report.disk import folder_bytes
+from sweep.store import (
+    StoredStudy,
+    StoredTrial,
+    claims,
+    epochs_frame,
+    existing_folder,
+    open_storage,
+    open_study,
+    read_trials,
+    safe_url,
+)
 from sweep.study.plugins import SAMPLERS
 from sweep.training.checkpoints import checkpoint_file, saved_epochs
-from sweep.store import (
-    StoredStudy, StoredTrial, claims, epochs_frame, existing_folder, open_study, open_storage,
-    read_trials, safe_url,
-)
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
 STATUS_KEYS = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.OBJECTIVE_EPOCH, TrialKey.FAIL_REASON,

@@ -15,13 +15,23 @@ import optuna
 import pandas as pd
 
 from sweep.report.effects import (
-    MATTERS, NONE, REPEAT_AXIS, Design, Effects, effects, runs_to_find,
+    MATTERS,
+    NONE,
+    REPEAT_AXIS,
+    Design,
+    Effects,
+    effects,
+    runs_to_find,
 )
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.importance import evaluator_name, importances
 from sweep.report.interactions import interactions
 from sweep.store import (
-    StoredStudy, open_storage, open_study, replace_study_system_attrs, study_system_attr,
+    StoredStudy,
+    open_storage,
+    open_study,
+    replace_study_system_attrs,
+    study_system_attr,
     trials_version,
 )
 from sweep.study.plugins import SAMPLERS

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -19,10 +20,20 @@ from sweep.records import TrialKey
 from sweep.run.context import WorkerContext
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
-from sweep.store import claims, mark_dead, mark_superseded, reconnect, record_epoch
-from sweep.store import set_trial_user_attrs
+from sweep.store import (
+    claims,
+    mark_dead,
+    mark_superseded,
+    reconnect,
+    record_epoch,
+    set_trial_user_attrs,
+)
 from sweep.training.checkpoints import (
-    checkpoint_file, copy_checkpoint, kept_model_file, remove_checkpoint, saved_epochs,
+    checkpoint_file,
+    copy_checkpoint,
+    kept_model_file,
+    remove_checkpoint,
+    saved_epochs,
     set_aside_if_unreadable,
 )
 from sweep.trial.sampling import suggest

@@ -21,7 +21,12 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
 from sweep.run.progress import (
-    SweepResult, epoch_text, header, rejection, resumption, trial_label,
+    SweepResult,
+    epoch_text,
+    header,
+    rejection,
+    resumption,
+    trial_label,
 )
 from sweep.study import StudySpec
 
@@ -38,7 +43,7 @@ class SweepConsole:
         self._running: dict[int, dict] = {}  # trial number -> its start event, last row
         self._positions: dict[str, int] = {}  # point -> its position: one per point
 
-    def __enter__(self) -> "SweepConsole":
+    def __enter__(self) -> SweepConsole:
         self._view.open()
         return self
 
@@ -89,7 +94,7 @@ class EventLines:
     def __init__(self, stream: TextIO):
         self.stream = stream
 
-    def __enter__(self) -> "EventLines":
+    def __enter__(self) -> EventLines:
         return self
 
     def __exit__(self, *exc) -> None:

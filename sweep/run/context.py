@@ -7,9 +7,9 @@ from here, so that neither imports the worker loop that imports them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import optuna
 

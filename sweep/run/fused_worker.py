@@ -29,7 +29,6 @@ from sweep.training.checkpoints import checkpoint_file, saved_epochs
 from sweep.trial.sampling import suggest
 
 
-
 class Fuser:
     """What a worker knows of fusing: the group size (resolved at the first grid point:
     Keras loads then) and each point's ``fuse_key``."""

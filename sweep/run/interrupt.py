@@ -10,11 +10,10 @@ Ctrl-C, it interrupts at once as usual.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import signal
 import threading
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

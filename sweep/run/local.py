@@ -31,19 +31,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sweep.defaults import STORAGE_ENV
 from sweep.errors import StorageError
 from sweep.models import complete_spec
-from sweep.store import claims
 from sweep.run.console import SweepConsole
 from sweep.run.deaths import Deaths
 from sweep.run.devices import cpu_cores, worker_env
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.run.startup import StartupWatch
-from sweep.store import mark_dead, open_study, reconnect, storage_label
+from sweep.store import claims, mark_dead, open_study, reconnect, storage_label
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
 
@@ -78,26 +78,7 @@ def run_workers(
     """
     prepared = prepared or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id = prepared.spec, prepared.store, prepared.study_id
-    keys = list(prepared.points)
-    host, cores = socket.gethostname(), cpu_cores()
-    command = [sys.executable, "-m", "sweep.cli", "worker", *worker_args, "--progress", "jsonl"]
-    inbox: queue.Queue = queue.Queue()
-    pipes: dict[int, list[threading.Thread]] = {}
-
-    imports = _import_env()
-
-    def start(i: int) -> subprocess.Popen:
-        env = os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
-            STORAGE_ENV: storage_url} | imports
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, bufsize=1)
-        shown.started(i, child.pid)
-        pipes[i] = [threading.Thread(target=_read_lines, args=(i, pipe, inbox), daemon=True)
-                    for pipe in (child.stdout, child.stderr)]
-        for reader in pipes[i]:
-            reader.start()
-        return child
-
+    keys, cores, imports = list(prepared.points), cpu_cores(), _import_env()
     shown = _Shown(console, store, spec)
     shown.best.update_best(store, shown.study)  # fresher than what any one worker saw
     console.event({"event": "begin", "total": len(keys), "best": shown.best.best(),
@@ -107,61 +88,103 @@ def run_workers(
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}; "
                             f"Keras on {keras_backend()}"})
-    children = {i: start(i) for i in range(workers)}
-    deaths = Deaths()
-
-    def stop() -> None:
-        _stop(children.values())
-        with contextlib.suppress(StorageError), reconnect.patience(0):  # it may be why
-            _give_back(store, study_id, host, children.values())
-
+    children = _Children(
+        [sys.executable, "-m", "sweep.cli", "worker", *worker_args, "--progress", "jsonl"],
+        lambda i: os.environ | worker_env(i, workers, gpus, per_gpu, cores) | {
+            STORAGE_ENV: storage_url} | imports,
+        shown, prepared, console)
     try:
-        while children:
-            shown.drain(inbox, timeout=WATCH_S)
-            for i, line in shown.starting.overdue():
-                console.note(line, worker=i)
-            for i, child in list(children.items()):
-                code = child.poll()
-                if code is None:
-                    continue
-                del children[i]
-                shown.starting.done(i)
-                for reader in pipes.pop(i):  # what it wrote before it exited, first
-                    reader.join(timeout=5)
-                shown.drain(inbox)
-                if code == 2:  # a user error: the others stop by themselves or fail alike
-                    stop()
-                    return code
-                if code == 0 and not claims.pending(store.engine, study_id, keys):
-                    continue  # it found nothing left to train
-                _give_back(store, study_id, host, [child], f"worker process exited with {code}")
-                why = deaths.died(i in shown.progressed, shown.held(i))
-                if why is not None:
-                    stop()
-                    console.note(f"stopping: {why}; the last said: "
-                                 f"{shown.last_line.get(i) or f'(nothing; exit code {code})'}")
-                    return 1
-                console.note(f"(pid {child.pid}) exited with {code}"
-                             f"{' with points left to train' if code == 0 else ''}; its point "
-                             "runs again from its checkpoint", worker=i)
-                if claims.pending(store.engine, study_id, keys):
-                    children[i] = start(i)
+        for i in range(workers):
+            children.start(i)
+        return children.watch()
     except BaseException as stopped:  # Ctrl-C, or the storage lost (one line, by the CLI)
-        _stop(children.values())
+        _stop(children.running.values())
         if isinstance(stopped, KeyboardInterrupt):
-            _give_back(store, study_id, host, children.values())
+            children.give_back(children.running.values())
             return 130
         raise
-    return 0
 
 
-def _give_back(store, study_id: int, host: str, children, why: str = "its worker was stopped"
-               ) -> None:
-    """Give back the claims that exited ``children`` still hold and mark their trials failed
-    for ``why``: a child stopped before it could (killed, or stopped as it began a trial)."""
-    for child in children:
-        for number in claims.release_worker(store.engine, study_id, f"{host}:{child.pid}"):
-            mark_dead(store, study_id, number, why)
+class _Children:
+    """The run's worker processes (``running``, by index): started with ``command`` in the
+    environment ``env_of(index)``, each pipe read by a thread into one inbox, and watched:
+    replaced when one dies, unless the deaths stop the run (``sweep.run.deaths``)."""
+
+    def __init__(self, command: list[str], env_of: Callable[[int], dict], shown: _Shown,
+                 prepared: PreparedRun, console: SweepConsole):
+        self.command, self.env_of, self.shown, self.console = command, env_of, shown, console
+        self.store, self.study_id = prepared.store, prepared.study_id
+        self.keys, self.host = list(prepared.points), socket.gethostname()
+        self.inbox: queue.Queue = queue.Queue()
+        self.pipes: dict[int, list[threading.Thread]] = {}
+        self.running: dict[int, subprocess.Popen] = {}
+        self.deaths = Deaths()
+
+    def start(self, i: int) -> None:
+        child = subprocess.Popen(self.command, env=self.env_of(i), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.shown.started(i, child.pid)
+        self.pipes[i] = [threading.Thread(target=_read_lines, args=(i, pipe, self.inbox),
+                                          daemon=True) for pipe in (child.stdout, child.stderr)]
+        for reader in self.pipes[i]:
+            reader.start()
+        self.running[i] = child
+
+    def watch(self) -> int:
+        """Show what the children say and replace the ones that die, until none runs;
+        returns ``run_workers``' exit code."""
+        while self.running:
+            self.shown.drain(self.inbox, timeout=WATCH_S)
+            for i, line in self.shown.starting.overdue():
+                self.console.note(line, worker=i)
+            for i, child in list(self.running.items()):
+                code = child.poll()
+                if code is not None and (stop := self._exited(i, child, code)) is not None:
+                    return stop
+        return 0
+
+    def _exited(self, i: int, child: subprocess.Popen, code: int) -> int | None:
+        """Child ``i`` exited with ``code``: the run's exit code when that stops it, else
+        None (replaced where points are left)."""
+        del self.running[i]
+        self.shown.starting.done(i)
+        for reader in self.pipes.pop(i):  # what it wrote before it exited, first
+            reader.join(timeout=5)
+        self.shown.drain(self.inbox)
+        if code == 2:  # a user error: the others stop by themselves or fail alike
+            self.stop()
+            return code
+        if code == 0 and not claims.pending(self.store.engine, self.study_id, self.keys):
+            return None  # it found nothing left to train
+        self.give_back([child], f"worker process exited with {code}")
+        why = self.deaths.died(i in self.shown.progressed, self.shown.held(i))
+        if why is not None:
+            self.stop()
+            last = self.shown.last_line.get(i) or f"(nothing; exit code {code})"
+            self.console.note(f"stopping: {why}; the last said: {last}")
+            return 1
+        self.console.note(f"(pid {child.pid}) exited with {code}"
+                          f"{' with points left to train' if code == 0 else ''}; its point "
+                          "runs again from its checkpoint", worker=i)
+        if claims.pending(self.store.engine, self.study_id, self.keys):
+            self.start(i)
+        return None
+
+    def stop(self) -> None:
+        """Stop the children still running and give back what they hold, without waiting
+        for a storage that may be why the run stops."""
+        _stop(self.running.values())
+        with contextlib.suppress(StorageError), reconnect.patience(0):
+            self.give_back(self.running.values())
+
+    def give_back(self, children, why: str = "its worker was stopped") -> None:
+        """Give back the claims that exited ``children`` still hold and mark their trials
+        failed for ``why``: a child stopped before it could (killed, or stopped as it began
+        a trial)."""
+        for child in children:
+            for number in claims.release_worker(self.store.engine, self.study_id,
+                                                f"{self.host}:{child.pid}"):
+                mark_dead(self.store, self.study_id, number, why)
 
 
 def _import_env() -> dict:

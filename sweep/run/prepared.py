@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -18,7 +18,13 @@ from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError
 from sweep.records import StudyKey, TrialKey
 from sweep.store import (
-    check_study, claims, create_study, existing_study, open_storage, open_study, read_trials,
+    check_study,
+    claims,
+    create_study,
+    existing_study,
+    open_storage,
+    open_study,
+    read_trials,
     record_class_names,
 )
 from sweep.store.growth import stored_choices, with_choices

@@ -195,7 +195,7 @@ class Overhead:
     def add(self) -> None:
         self._since = time.perf_counter(), time.thread_time()
 
-    def stop(self) -> "Overhead":
+    def stop(self) -> Overhead:
         wall, cpu = self._since
         self.wall += time.perf_counter() - wall
         self.cpu += time.thread_time() - cpu

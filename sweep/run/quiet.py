@@ -11,14 +11,13 @@ view is not delayed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import io
 import os
 import re
 import sys
 import threading
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,8 +14,8 @@ import optuna
 
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.run.console import sweep_console
-from sweep.run.interrupt import stop_signals
 from sweep.run.devices import check_worker_options, resolve_devices
+from sweep.run.interrupt import stop_signals
 from sweep.run.local import run_workers
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult

@@ -15,8 +15,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -24,21 +24,26 @@ from optuna.trial import TrialState
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
 from sweep.models import complete_spec
 from sweep.records import TrialKey
-from sweep.store import claims
 from sweep.run.attempt import Attempt, earlier_trial
-from sweep.run.context import WorkerContext
-from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.console import SweepConsole
+from sweep.run.context import WorkerContext
 from sweep.run.fused_worker import Fuser, companions, run_group
+from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead, SweepResult
 from sweep.store import (
-    artifact_store, count_trials, mark_dead, open_study, storage_label, study_folder,
+    artifact_store,
+    claims,
+    count_trials,
+    mark_dead,
+    open_study,
+    storage_label,
+    study_folder,
 )
 from sweep.study import StudySpec
-from sweep.training.backend import keras_backend
 from sweep.study.space import value_at
+from sweep.training.backend import keras_backend
 from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish

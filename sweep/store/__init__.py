@@ -6,17 +6,36 @@ stores on it (``studies``); the keys of what it stores (``records``); the epochs
 package."""
 
 from sweep.store.engine import (
-    open_storage, safe_url, split_password, storage_label, with_password_file,
+    open_storage,
+    safe_url,
+    split_password,
+    storage_label,
+    with_password_file,
 )
 from sweep.store.epochs import epochs_frame, record_epoch
 from sweep.store.files import existing_folder, marker, report_name, study_folder, study_ids
-from sweep.store.trials import (
-    LiveTrials, StoredTrial, count_trials, forget_artifacts, read_trials, trials_version,
-)
 from sweep.store.studies import (
-    StoredStudy, artifact_file, artifact_store, check_study, create_study, existing_study,
-    mark_dead, mark_superseded, open_study, record_class_names, replace_study_system_attrs,
-    set_trial_user_attrs, study_system_attr,
+    StoredStudy,
+    artifact_file,
+    artifact_store,
+    check_study,
+    create_study,
+    existing_study,
+    mark_dead,
+    mark_superseded,
+    open_study,
+    record_class_names,
+    replace_study_system_attrs,
+    set_trial_user_attrs,
+    study_system_attr,
+)
+from sweep.store.trials import (
+    LiveTrials,
+    StoredTrial,
+    count_trials,
+    forget_artifacts,
+    read_trials,
+    trials_version,
 )
 
 __all__ = [

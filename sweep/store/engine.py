@@ -18,7 +18,12 @@ from sweep.defaults import DEFAULT_STORAGE, PASSWORD_FILE_ENV
 from sweep.errors import StorageError
 from sweep.store import reconnect
 from sweep.store.tables import (
-    CLAIMS, EPOCH_COLUMNS, EPOCHS, OPTUNA_STUDIES, OUR_TABLES, metadata,
+    CLAIMS,
+    EPOCH_COLUMNS,
+    EPOCHS,
+    OPTUNA_STUDIES,
+    OUR_TABLES,
+    metadata,
 )
 
 # How long a SQLite writer waits for another's transaction before giving up, in seconds. With
@@ -40,7 +45,8 @@ def parse_url(url: str) -> sa.engine.URL:
         parsed = sa.engine.make_url(url)
     except Exception:
         shown = re.sub(r"//[^/]*@", "//***@", url)  # whatever stands for credentials, hidden
-        raise StorageError(f"--storage {shown!r}: not a database URL (e.g. {DEFAULT_STORAGE})")
+        raise StorageError(f"--storage {shown!r}: not a database URL (e.g. {DEFAULT_STORAGE})"
+                           ) from None
     if parsed.host and "@" in parsed.host:
         raise StorageError(f"--storage {safe_url(url)}: its password holds an '@': write it as "
                            "%40 in the URL, or leave the password out and set PGPASSWORD")
@@ -167,7 +173,8 @@ def _refuse_non_sqlite(url: str, path: Path) -> None:
     except (FileNotFoundError, IsADirectoryError):
         head = b""  # created here / refused by SQLite itself, in one line below
     except OSError as err:
-        raise StorageError(f"--storage {safe_url(url)}: cannot read {path} ({err.strerror})")
+        raise StorageError(f"--storage {safe_url(url)}: cannot read {path} ({err.strerror})"
+                           ) from None
     if head and head != SQLITE_HEADER:
         raise StorageError(f"--storage {safe_url(url)}: {path} is not a SQLite database (it "
                            f"does not begin with 'SQLite format 3'); left as it is")

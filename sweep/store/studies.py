@@ -22,7 +22,11 @@ from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER
 from sweep.store.trials import StoredTrial
 from sweep.study import StudySpec, grid_points
 from sweep.study.space import (
-    PointFields, described, identity_fields, identity_of, value_at,
+    PointFields,
+    described,
+    identity_fields,
+    identity_of,
+    value_at,
 )
 
 AnyTrial = optuna.trial.FrozenTrial | StoredTrial  # Optuna's, or read in bulk (trials.py)

@@ -18,7 +18,18 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from sweep.store.tables import (
-    OPTUNA_PARAMS as PARAMS, OPTUNA_SYSTEM as SYSTEM, OPTUNA_TRIALS as TRIALS, OPTUNA_USER as USER,
+    OPTUNA_PARAMS as PARAMS,
+)
+from sweep.store.tables import (
+    OPTUNA_SYSTEM as SYSTEM,
+)
+from sweep.store.tables import (
+    OPTUNA_TRIALS as TRIALS,
+)
+from sweep.store.tables import (
+    OPTUNA_USER as USER,
+)
+from sweep.store.tables import (
     OPTUNA_VALUES as VALUES,
 )
 

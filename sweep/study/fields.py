@@ -6,7 +6,8 @@ Plain functions over plain YAML values, so a spec section is a dict of (validato
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any], Any]  # a validator: the normalised value, or Bad(expected)
 

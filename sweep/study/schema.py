@@ -7,14 +7,23 @@ registries in ``sweep.study.plugins``.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-from sweep.study.plugins import DATASETS, OPTIMIZERS, PRUNERS, SAMPLERS
 from sweep.study.fields import (
-    REQUIRED, boolean, choice, int_list, integer, mapping, number, one_or_list, optional,
-    per_block, text,
+    REQUIRED,
+    boolean,
+    choice,
+    int_list,
+    integer,
+    mapping,
+    number,
+    one_or_list,
+    optional,
+    per_block,
+    text,
 )
+from sweep.study.plugins import DATASETS, OPTIMIZERS, PRUNERS, SAMPLERS
 
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy",
            "train_loss", "roc_auc", "param_count")
@@ -148,7 +157,7 @@ def file_name(study_name: str) -> str:
     return "_" + safe if safe.startswith(".") or not safe else safe
 
 
-@lru_cache(maxsize=None)  # the schema is fixed: identity() asks for every field of a trial
+@cache  # the schema is fixed: identity() asks for every field of a trial
 def default_of(dotted: str) -> Any:
     """The schema default of a dotted field (``model.kernel``), or a value equal to nothing
     for fields without one (required fields, hypermodel hps)."""

@@ -5,7 +5,8 @@ problem is one ``fail(field, message)`` call, as everywhere in ``sweep.study.loa
 from __future__ import annotations
 
 import difflib
-from typing import Callable, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 from sweep.study.fields import Bad
 from sweep.study.plugins import SAMPLERS

@@ -118,7 +118,7 @@ def grid_points(params: tuple[Param, ...]) -> list[dict]:
     points, seen = [], set()
     for combo in itertools.product(*(p.values for p in params)):
         point = {}
-        for p, value in zip(params, combo):
+        for p, value in zip(params, combo, strict=True):
             if active(p, point):
                 point[p.name] = value
         key = point_key(encode(params, point))
@@ -252,8 +252,8 @@ def point_text(values: dict) -> str:
     """A point in words, as progress lines, legends and captions name it: ``pooling=max
     kernel=3`` (each param by the last part of its dotted name, unless two params share it)."""
     short = [name.rsplit(".", 1)[-1] for name in values]
-    names = [s if short.count(s) == 1 else name for s, name in zip(short, values)]
-    return " ".join(f"{n}={v}" for n, v in zip(names, values.values()))
+    names = [s if short.count(s) == 1 else name for s, name in zip(short, values, strict=True)]
+    return " ".join(f"{n}={v}" for n, v in zip(names, values.values(), strict=True))
 
 
 def study_points(spec: StudySpec) -> dict[str, dict | None]:

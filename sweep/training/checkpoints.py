@@ -13,8 +13,9 @@ import shutil
 import time
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from sweep.errors import DiskFull, free_megabytes, megabytes
 
@@ -76,7 +77,7 @@ def copy_checkpoint(source: Path, target: Path) -> bool:
     pairs = ((source, target), (source.with_suffix(".json"), target.with_suffix(".json")))
     temporary = [dst.with_name(dst.name + ".tmp") for _, dst in pairs]
     with _room_for(target, source.stat().st_size, temporary):
-        for (src, dst), tmp in zip(pairs, temporary):
+        for (src, dst), tmp in zip(pairs, temporary, strict=True):
             shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
     return True

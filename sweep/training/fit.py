@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Collection
 
 import keras
 
+from sweep._lazy import resolve
 from sweep.data import Dataset
 from sweep.defaults import CHECKPOINT_EVERY_S
-from sweep._lazy import resolve
 from sweep.errors import ConfigError
 from sweep.study.plugins import OPTIMIZERS
 from sweep.study.training import TrainingConfig
 from sweep.training.checkpoints import CheckpointClock, save_checkpoint
 from sweep.training.device import (
-    ACCELERATOR_STEPS_PER_EXECUTION, device_description, mark_jax_compilable,
+    ACCELERATOR_STEPS_PER_EXECUTION,
+    device_description,
+    mark_jax_compilable,
 )
 from sweep.training.probe import EVAL_BATCH_SIZE, probe_for
 from sweep.training.user_fit import fit_through
@@ -98,7 +100,7 @@ class TrainResult:
     stopped_epoch: int | None = None
 
     @classmethod
-    def resumed(cls, done: list[dict], snapshot_epochs: Collection[int]) -> "TrainResult":
+    def resumed(cls, done: list[dict], snapshot_epochs: Collection[int]) -> TrainResult:
         """The result so far of a training resumed after the epochs of ``done`` (their rows,
         the snapshots among them); empty for a training from the first epoch."""
         return cls(epochs=list(done),

@@ -31,8 +31,9 @@ Knows Keras, JAX and numpy only; never Optuna or a study file.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class FusedGroup:
         for variables, values in ((member.model.trainable_variables, trainable),
                                   (member.model.non_trainable_variables, non_trainable),
                                   (member.optimizer.variables, optimizer)):
-            for variable, value in zip(variables, values):
+            for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
         return member.model
 
@@ -146,7 +147,7 @@ class FusedGroup:
         x, y = self._images
         n, batch = self._train.shape[1], self.members[0].config.batch_size
         orders = np.stack([positions[_order(m.seed, epoch, n)]  # (K, n), into the images
-                           for m, positions in zip(self.members, self._train)])
+                           for m, positions in zip(self.members, self._train, strict=True)])
         losses, correct = [], []
 
         def run(lo: int, hi: int, size: int) -> None:  # the batches of size in [lo, hi)
@@ -244,7 +245,7 @@ def _arrays(member: Member) -> tuple[list, list, list]:
 def _stack(arrays: list[tuple[list, list, list]]):
     import jax.numpy as jnp
 
-    return tuple([jnp.stack(column) for column in zip(*(a[part] for a in arrays))]
+    return tuple([jnp.stack(column) for column in zip(*(a[part] for a in arrays), strict=True)]
                  for part in range(3))
 
 

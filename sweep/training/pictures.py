@@ -65,7 +65,7 @@ def pca_png(x: list[float], y: list[float], labels: list[int],
         span = high - low if high > low else 1.0
         return margin + (values - low) / span * (PCA_SIZE - 2 * margin)
 
-    for px, py, label in zip(scale(xs), PCA_SIZE - scale(ys), labels):
+    for px, py, label in zip(scale(xs), PCA_SIZE - scale(ys), labels, strict=True):
         draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=PALETTE[int(label) % len(PALETTE)])
     if class_names:
         _legend(draw, class_names)

@@ -23,7 +23,7 @@ PCA_POINTS = 2000
 _probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its probe
 
 
-def probe_for(model: keras.Model) -> "SnapshotProbe":
+def probe_for(model: keras.Model) -> SnapshotProbe:
     """The model's probe, made once per model (so a compiled model kept for the next trial,
     ``sweep.training.reuse``, keeps its traced inference function too)."""
     if model not in _probes:
@@ -76,7 +76,7 @@ class SnapshotProbe:
             input features of up to ``PCA_POINTS`` test images in 2-D) and ``first_kernels``
             (the first conv layer's weights, ``(k, k, channels_in, filters)``, or None).
         """
-        test = [np.concatenate(parts) for parts in zip(*self._batches(data.x_test))]
+        test = [np.concatenate(parts) for parts in zip(*self._batches(data.x_test), strict=True)]
         details = diagnostics.logit_metrics(test[0], data.y_test, data.num_classes)
         dense_test = test[1 : 1 + len(self.hidden)]
         # the most each hidden unit gives on any training image, batch by batch
@@ -91,7 +91,7 @@ class SnapshotProbe:
                 "dead_train": diagnostics.dead_units(peak[None, :]),
                 "dead_test": diagnostics.dead_units(acts),
             }
-            for layer, peak, acts in zip(self.hidden, train_max, dense_test)
+            for layer, peak, acts in zip(self.hidden, train_max, dense_test, strict=True)
         }
         features = test[-1] if self.has_features else data.x_test
         if features.ndim == 4:  # a feature map (global-average-pooling head): average over space

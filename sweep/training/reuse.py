@@ -61,7 +61,7 @@ def reuse(key: str, fresh: keras.Model, learning_rate: float) -> keras.Model:
     model = _compiled.pop(key, None)
     if model is None:
         return fresh
-    for mine, theirs in zip(model.layers, fresh.layers):
+    for mine, theirs in zip(model.layers, fresh.layers, strict=True):
         # weights and the layer's random-number states (dropout, augmentation)
         for variable, initial in zip(mine.variables, theirs.variables, strict=True):
             variable.assign(initial)

@@ -6,7 +6,8 @@ Knows Keras only: the function is a plain callable ``fit(model, x, y, **kwargs)`
 
 from __future__ import annotations
 
-from typing import Callable, TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import keras
 import optuna
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # ``(state, value, note)`` of an ended trial: COMPLETE with its objective value, FAIL with
 # its reason, PRUNED with the pruner's words, or state None with ``LOST``: another worker has
 # the point (its claim was lost, or it ended the trial).
-Outcome = tuple[Union[TrialState, None], object, Union[str, None]]
+Outcome = tuple[TrialState | None, object, str | None]
 LOST = "lost"
 
 
@@ -88,7 +88,7 @@ def _record_result(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: Poi
     _record_details(trial, attrs, result.details, hooks.artifact_store,
                     point.data.class_names, hooks.earlier_diagnostics or {})
     rows = {m: _objective_row(result, m, spec.at, d)
-            for m, d in zip(spec.metrics, spec.directions) if m != "param_count"}
+            for m, d in zip(spec.metrics, spec.directions, strict=True) if m != "param_count"}
     if spec.metric in rows:  # the epoch the (first) objective's value comes from
         attrs[TrialKey.OBJECTIVE_EPOCH] = rows[spec.metric]["epoch"]
     return [rows[m][m] if m in rows else float(param_count)

@@ -12,8 +12,8 @@ state: it resumes alone or in any other group.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 import optuna
@@ -29,10 +29,21 @@ from sweep.training.fit import TrainResult, compile_model, end_of_epoch
 from sweep.training.fused import FusedGroup, Member
 from sweep.training.reuse import step_constants
 from sweep.trial.ending import (
-    LOST, Outcome, check_finite, ended_by, finish_training, objective_value,
+    LOST,
+    Outcome,
+    check_finite,
+    ended_by,
+    finish_training,
+    objective_value,
 )
 from sweep.trial.objective import (
-    PendingAttrs, Point, TrialHooks, check_model_size, epoch_reporter, new_model, prepare_point,
+    PendingAttrs,
+    Point,
+    TrialHooks,
+    check_model_size,
+    epoch_reporter,
+    new_model,
+    prepare_point,
 )
 from sweep.trial.resume import resume_point
 
@@ -145,7 +156,7 @@ def _train(entries: list[_Entry], spec: StudySpec, interrupted: Callable[[], boo
     live, clock = list(entries), CheckpointClock(entries[0].fused.hooks.checkpoint_every_s)
     while live:
         rows = group.train_epoch(stop=interrupted)
-        for e, row in zip(list(live), rows):
+        for e, row in zip(list(live), rows, strict=True):
             e.result.seconds += row["seconds"]
             state, value, note = _after_epoch(group, e, row, spec)
             if state is not None or note == LOST:

@@ -63,7 +63,7 @@ class TrialSession:
     def end(self, objective: list[float], epoch: int) -> None:
         """Write the objective's values (one per metric) at the trial's last ``epoch``."""
         with self.writer.as_default():
-            for metric, value in zip(self.metrics, objective):
+            for metric, value in zip(self.metrics, objective, strict=True):
                 self.tf.summary.scalar(metric, value, step=epoch)
         self.writer.close()
 
@@ -95,7 +95,7 @@ def _write_experiment(spec: StudySpec, root: Path) -> None:
             old.unlink(missing_ok=True)
     hparams = [api.HParam(p.name, _domain(p)) for p in spec.search.params]
     metrics = [api.Metric(m, display_name=m, description=f"objective: {d} {m}")
-               for m, d in zip(spec.metrics, spec.directions)]
+               for m, d in zip(spec.metrics, spec.directions, strict=True)]
     writer = tf.summary.create_file_writer(str(root))
     with writer.as_default():
         api.hparams_config(hparams=hparams, metrics=metrics)

@@ -11,9 +11,10 @@ trials (``sweep.trial.fused_trials``) go through the same ones, only their train
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -33,10 +34,10 @@ from sweep.study.training import TrainingConfig
 from sweep.training.device import out_of_memory
 from sweep.training.fit import TrainResult, train
 from sweep.training.reuse import remember, reuse, step_key
+from sweep.trial.ending import finish_training, objective_value
 from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
-from sweep.trial.ending import finish_training, objective_value
 from sweep.trial.resume import resume_point
 
 

@@ -12,11 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_arrays, tiny_study, write_study
 from sweep.cli import main
 from sweep.store import open_storage
-from test_data import make_cifar10, make_fashion_mnist, make_folder, make_mnist, publish
-from test_data import published  # noqa: F401  (autouse: the archives made here are published)
+
+from conftest import tiny_arrays, tiny_study, write_study
+from test_data import (
+    make_cifar10,
+    make_fashion_mnist,
+    make_folder,
+    make_mnist,
+    publish,
+    published,  # noqa: F401  (autouse: the archives made here are published)
+)
 
 
 def _npz(tmp_path, **change):

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_arrays
 from sweep.data import load_dataset, loaders
-from sweep.study.plugins import DATASETS
 from sweep.errors import DataError
+from sweep.study.plugins import DATASETS
+
+from conftest import tiny_arrays
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +102,7 @@ def make_npz(tmp_path):
 def make_folder(tmp_path):
     x_train, y_train, x_test, y_test = tiny_arrays(size=16, channels=3, n_train=30)
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        for i, (image, label) in enumerate(zip(x, y)):
+        for i, (image, label) in enumerate(zip(x, y, strict=True)):
             folder = tmp_path / "images" / split / ("cat", "dog", "frog")[label]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(folder / f"{i:04d}.png")

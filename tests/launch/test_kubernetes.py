@@ -9,10 +9,11 @@ import stat
 import pytest
 import yaml
 
-from conftest import SUBMIT_PASSWORD, SUBMIT_URL
-from sweep.launch import SCHEDULERS, kubernetes
 from sweep.cli import main
 from sweep.errors import UsageError
+from sweep.launch import SCHEDULERS, kubernetes
+
+from conftest import SUBMIT_PASSWORD, SUBMIT_URL
 
 
 def _load(text: str) -> list[dict]:

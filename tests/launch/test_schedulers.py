@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from conftest import SUBMIT_PASSWORD
 from sweep.launch._base import Scheduler
 from sweep.launch.submit import SCHEDULERS
+
+from conftest import SUBMIT_PASSWORD
 
 
 def _snapshot(root) -> dict:

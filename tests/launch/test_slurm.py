@@ -18,10 +18,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import PG_PASSWORD, SUBMIT_PASSWORD, tiny_study, write_study
-from sweep.launch import SCHEDULERS, slurm
 from sweep.errors import SchedulerError
+from sweep.launch import SCHEDULERS, slurm
 from sweep.launch.submit import submit
+
+from conftest import PG_PASSWORD, SUBMIT_PASSWORD, tiny_study, write_study
 
 SLURM_SCRIPTS = Path(__file__).parent / "slurm"
 JOB_WAIT_S = 600  # the whole array, seconds

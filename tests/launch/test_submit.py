@@ -8,10 +8,11 @@ import stat
 
 import pytest
 
-from conftest import SUBMIT_PASSWORD, SUBMIT_URL, tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import UsageError
 from sweep.launch.submit import check_schedule, parse_time, write_files
+
+from conftest import SUBMIT_PASSWORD, SUBMIT_URL, tiny_study, write_study
 
 
 @pytest.mark.parametrize("text, seconds", [

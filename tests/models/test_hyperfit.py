@@ -10,7 +10,6 @@ import math
 import optuna
 import pytest
 
-from conftest import write_study
 from sweep.cli import main
 from sweep.data import load_dataset
 from sweep.errors import SpecError
@@ -19,6 +18,8 @@ from sweep.models.hypermodel import collect
 from sweep.store import epochs_frame, open_storage
 from sweep.study import load_study, space
 from sweep.training.checkpoints import kept_model_file, load_checkpoint
+
+from conftest import write_study
 from test_hypermodel import hyper_study, write_hypermodel
 
 # KerasTuner's "Tune model training" guide, on digits (32x32x1, 10 classes): build tunes the

@@ -8,15 +8,15 @@ import textwrap
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
-from sweep.study import space
 from sweep.cli import main
 from sweep.errors import SpecError
 from sweep.models import complete_spec
 from sweep.models.hypermodel import collect
-from sweep.trial.sampling import suggest
 from sweep.report import load_study_result
-from sweep.study import load_study
+from sweep.study import load_study, space
+from sweep.trial.sampling import suggest
+
+from conftest import tiny_study, write_study
 
 # A CNN for the tiny 12x12x1, 3-class images; "units" exists only for the dense head.
 HYPERMODEL = '''

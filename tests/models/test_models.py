@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweep.models import plan
 from sweep.errors import ConfigError
-from sweep.models import build_model
+from sweep.models import build_model, plan
 
 FIRST_CIFAR10 = {"filters": [32, 64, 64], "kernel": 3, "pooling": "max", "padding": "valid",
                  "dropout": 0.0, "batch_norm": False, "dense": [64]}
@@ -93,7 +92,7 @@ def test_the_shipped_separable_study_is_seed_004s_network_layer_for_layer():
     model_cfg = load_study("separable_under_100k").config["model"]
     model = build_model(model_cfg, (32, 32, 3), 10)
     built = []
-    for layer, seed in zip(model.layers, SEED_004):
+    for layer, seed in zip(model.layers, SEED_004, strict=True):
         shape = tuple(layer.output.shape[1:])[:len(seed[1])]  # a depthwise output: side only
         built.append((type(layer).__name__, shape) + ((layer.rate,) if len(seed) > 2 else ()))
     assert built == SEED_004 and len(model.layers) == len(SEED_004)

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from sweep.report.aggregate import (
-    BINS, MAX_BOX_POINTS, MAX_CURVES, best_trials, box_stats, curve_bands, groups,
+    BINS,
+    MAX_BOX_POINTS,
+    MAX_CURVES,
+    best_trials,
+    box_stats,
+    curve_bands,
+    groups,
 )
 from sweep.report.curve_figures import curves_figure
 from sweep.report.figures import grouped_figure

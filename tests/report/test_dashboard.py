@@ -15,10 +15,10 @@ import optuna
 import pytest
 
 from sweep.cli import _parser, main
-from sweep.run.options import worker_options
-from sweep.report.dashboard import one_per_panel, save_figures
 from sweep.report import load_study_result, report_figures, study_answer
+from sweep.report.dashboard import one_per_panel, save_figures
 from sweep.report.effect_figures import answer_figures
+from sweep.run.options import worker_options
 
 
 def _system_attrs(url: str) -> dict:
@@ -55,7 +55,7 @@ def test_report_figures_are_saved_into_the_study_once(swept):
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
     shown = get_plotly_graph_objects(_system_attrs(url))
-    assert shown == {i: f.to_json() for i, f in zip(expected, panels)}
+    assert shown == {i: f.to_json() for i, f in zip(expected, panels, strict=True)}
     one = json.loads(shown[f"{grouped}-test-loss"])
     assert one["layout"]["title"]["text"] == "Grouped by model.pooling: test loss"
     assert {t["xaxis"] for t in one["data"]} == {"x"} and "xaxis2" not in one["layout"]
@@ -114,9 +114,10 @@ def test_the_dashboards_importance_counts_only_the_trials_that_count(tmp_path, t
                                                                      db_url, monkeypatch):
     # issue 35: optuna-dashboard's importance counted the attempts a continuation superseded
     # (and the seed of the repeats: "pooling 0.86 / kernel 0.14 / seed 0.00")
-    from conftest import tiny_study, write_study
     from sweep.report.importance import importances
     from sweep.report.summary import completed
+
+    from conftest import tiny_study, write_study
 
     raw = tiny_study(tiny_npz, search={"sampler": "grid", "repeats": 2, "params": {
         "model.pooling": ["max", "avg"], "training.learning_rate": [0.003, 0.03]}})

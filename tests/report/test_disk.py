@@ -9,9 +9,10 @@ import socket
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.store import claims, open_storage
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 

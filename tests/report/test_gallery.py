@@ -16,7 +16,7 @@ def _result(values: list[float]) -> StudyResult:
     grid = [(p, k) for p in ("avg", "max", "none") for k in (3, 5, 7)]
     trials = pd.DataFrame([{"trial": n, "state": "COMPLETE", "value": v,
                             "model.pooling": p, "model.kernel": k}
-                           for n, (v, (p, k)) in enumerate(zip(values, grid))])
+                           for n, (v, (p, k)) in enumerate(zip(values, grid, strict=True))])
     trials = trials.sort_values("value", ascending=False).reset_index(drop=True)
     pictures = pd.DataFrame([{"trial": n, "epoch": 2, "kind": kind, "artifact_id": f"{n}{kind}"}
                              for n in range(9) for kind in ("filters", "pca")])

@@ -104,7 +104,7 @@ def test_learning_curves_name_trials_by_their_values_on_whole_epochs(swept):
 
     result = load_study_result("tiny", swept[2])
     fig = curves_figure(result.curves, result.params)
-    pooling = dict(zip(result.trials["trial"], result.trials["model.pooling"]))
+    pooling = dict(zip(result.trials["trial"], result.trials["model.pooling"], strict=True))
     assert {t.name for t in fig.data} == {f"pooling={pooling[n]} (trial {n})" for n in pooling}
     assert (fig.layout.xaxis.tickmode, fig.layout.xaxis.dtick) == ("linear", 1)
     assert fig.layout.xaxis.tickformat == "d" and fig.layout.yaxis.title.text.startswith(
@@ -192,10 +192,11 @@ def test_best_means_best_among_complete_trials(tmp_path, tiny_npz, monkeypatch, 
     import optuna
     from optuna.distributions import CategoricalDistribution
 
-    from conftest import tiny_study, write_study
     from sweep.cli import main
     from sweep.report import study_status
     from sweep.report.figures import confusion_figure
+
+    from conftest import tiny_study, write_study
 
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
@@ -253,6 +254,7 @@ def test_status_says_a_dead_worker_is_dead_not_running(tmp_path, tiny_npz):
     from sweep.report import study_status
     from sweep.store import claims, create_study, open_storage
     from sweep.study import load_study
+
     from conftest import tiny_study, write_study
 
     url = f"sqlite:///{tmp_path / 's.db'}"

@@ -20,7 +20,13 @@ import pandas as pd
 import pytest
 
 from sweep.report.effects import (
-    MATTERS, NOISE, NONE, Design, axis_codes, effects, fit_knob,
+    MATTERS,
+    NOISE,
+    NONE,
+    Design,
+    axis_codes,
+    effects,
+    fit_knob,
 )
 from sweep.report.frames import StudyResult
 from sweep.report.interactions import interactions

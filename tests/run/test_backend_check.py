@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.training.backend import keras_backend
+
+from conftest import tiny_study, write_study
 
 # a Python where a package is not installed (tests/without_tensorflow, told which one)
 HIDING = str(Path(__file__).resolve().parents[1] / "without_tensorflow")

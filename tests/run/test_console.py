@@ -9,10 +9,11 @@ import os
 import subprocess
 import sys
 
-from conftest import tiny_study, write_study
 from sweep.run.console import SweepConsole
 from sweep.run.quiet import is_banner
 from sweep.study import load_study
+
+from conftest import tiny_study, write_study
 
 
 def _spec(tmp_path, tiny_npz):

@@ -16,9 +16,10 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
+from sweep.store.files import MARKER
+
 from conftest import PG_PASSWORD, tiny_study, write_study
 from pg_server import server_bin_dir, throwaway_server
-from sweep.store.files import MARKER
 
 pytestmark = pytest.mark.slow
 

@@ -18,10 +18,11 @@ import numpy as np
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.store import epochs_frame, open_storage
 from sweep.study import plugins
+
+from conftest import tiny_study, write_study
 
 pytestmark = [pytest.mark.backends, pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="fused training needs KERAS_BACKEND=jax")]
@@ -199,8 +200,9 @@ class _FakeGpu:
 @pytest.mark.parametrize("free_gib, size", [(100.0, 64), (0.05, 1)])
 def test_fuse_auto_sizes_groups_from_the_accelerators_free_memory(free_gib, size, monkeypatch,
                                                                   capsys):
-    import jax
     from types import SimpleNamespace
+
+    import jax
 
     from sweep.data import load_dataset
     from sweep.models import complete_spec

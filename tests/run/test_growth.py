@@ -6,10 +6,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.report import load_study_result
 from sweep.store import epochs_frame, open_storage
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,7 @@ def test_a_new_axis_at_the_old_fixed_value_trains_only_its_new_values(tmp_path, 
     assert len(trials) == 4
     assert [t.params.get("model.dropout") for t in trials[2:]] == [0.2, 0.2]
     shown = load_study_result("tiny", db_url).trials
-    assert sorted(zip(shown["model.pooling"], shown["model.dropout"])) == [
+    assert sorted(zip(shown["model.pooling"], shown["model.dropout"], strict=True)) == [
         ("avg", 0.0), ("avg", 0.2), ("max", 0.0), ("max", 0.2)]
     # fixing the axis again keeps the matching trials and hides the others
     raw["search"]["params"].pop("model.dropout")
@@ -137,7 +138,7 @@ def test_a_new_axis_at_the_old_fixed_value_trains_only_its_new_values(tmp_path, 
     assert sorted(load_study_result("tiny", db_url).trials["trial"]) == [2, 3]
     from sweep.report import study_status
     from sweep.run.progress import SweepResult
-    from sweep.store import open_study, open_storage
+    from sweep.store import open_storage, open_study
 
     best_line = study_status("tiny", db_url).splitlines()[1]  # the best of what is shown
     assert best_line.split(": trial ")[1].split(" ")[0] in ("2", "3")

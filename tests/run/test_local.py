@@ -12,20 +12,20 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
-from sweep.store import claims
+from sweep.report import study_status
 from sweep.run.devices import worker_env
+from sweep.store import claims, epochs_frame, open_storage
+from sweep.store.tables import CLAIMS
 from sweep.training.backend import keras_backend
 from sweep.training.checkpoints import checkpoint_file
-from sweep.report import study_status
-from sweep.store import epochs_frame, open_storage
-from sweep.store.tables import CLAIMS
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 

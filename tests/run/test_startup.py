@@ -11,8 +11,9 @@ import time
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.run import startup
+
+from conftest import tiny_study, write_study
 
 
 def _look_until(watch: startup.StartupWatch, seconds: float) -> list[str]:

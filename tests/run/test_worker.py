@@ -15,11 +15,11 @@ import numpy as np
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
-from sweep.store import claims
-from sweep.store import open_storage
+from sweep.store import claims, open_storage
 from sweep.study.space import study_points
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 

@@ -16,11 +16,11 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from conftest import PG_PASSWORD, tiny_study, write_study
 from sweep.run import run_sweep
-from sweep.store import claims
-from sweep.store import open_storage
+from sweep.store import claims, open_storage
 from sweep.study import load_study
+
+from conftest import PG_PASSWORD, tiny_study, write_study
 
 
 class FlakyEngine:
@@ -155,7 +155,7 @@ def test_events_carry_each_trials_overhead(tmp_path, tiny_npz, db_url, monkeypat
     starts = [e for e in events if e["event"] == "start"]
     ends = [e for e in events if e["event"] == "end"]
     assert len(starts) == len(ends) == 2
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         assert 0 < start["claim_s"] < 60 and 0 < end["record_s"] < 60
         # one thread's CPU time cannot run ahead of the wall clock
         assert 0 < start["claim_cpu_s"] <= start["claim_s"] + 0.01

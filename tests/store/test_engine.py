@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import StorageError
 from sweep.store import open_storage, safe_url, storage_label, with_password_file
+
+from conftest import tiny_study, write_study
 
 GARBAGE = {
     "one byte": b"x",  # before: SQLite took it for an empty database and wrote over it
@@ -193,8 +194,9 @@ def test_a_connection_lost_during_a_transaction_is_one_line_not_a_traceback(post
     import optuna
     import sqlalchemy as sa
 
-    from conftest import PG_PASSWORD
     from sweep import cli
+
+    from conftest import PG_PASSWORD
 
     url = postgres.replace("sweep@", f"sweep:{PG_PASSWORD}@")
 

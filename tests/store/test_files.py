@@ -11,10 +11,11 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.store import open_storage, study_system_attr
 from sweep.store.files import FILES, MARKER
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,10 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.store import epochs_frame, open_storage, set_trial_user_attrs
+
+from conftest import tiny_study, write_study
 
 
 @pytest.mark.slow
@@ -25,7 +26,8 @@ def test_a_study_deleted_and_created_again_trains_again_with_only_its_own_epochs
     assert "2 points: 2 run now (0 failed), 0 already done" in capsys.readouterr().out
     store = open_storage(db_url)
     epochs = epochs_frame(store, store.get_study_id_from_name("tiny"))
-    assert sorted(zip(epochs.trial_number, epochs.epoch)) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert sorted(zip(epochs.trial_number, epochs.epoch, strict=True)) == [
+        (0, 1), (0, 2), (1, 1), (1, 2)]
     with store.engine.connect() as conn:  # nothing of the deleted study is left anywhere
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM sweep_epochs").scalar() == 4
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM sweep_claims").scalar() == 2

@@ -7,12 +7,19 @@ import math
 import optuna
 import pytest
 from optuna.distributions import (
-    CategoricalDistribution, FloatDistribution, IntDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
 )
 from optuna.trial import TrialState, create_trial
 
 from sweep.store import (
-    LiveTrials, StoredStudy, count_trials, open_study, open_storage, read_trials,
+    LiveTrials,
+    StoredStudy,
+    count_trials,
+    open_storage,
+    open_study,
+    read_trials,
 )
 
 CHOICES = CategoricalDistribution([None, True, 1, "avg", 2.5, "[16, 16]"])
@@ -62,7 +69,7 @@ def test_bulk_reader_returns_what_optuna_returns(stored, name):
     expected = study.get_trials(deepcopy=False)
     got = read_trials(stored.engine, stored.get_study_id_from_name(name), artifacts=True)
     assert [t.number for t in got] == [t.number for t in expected]
-    for mine, theirs in zip(got, expected):
+    for mine, theirs in zip(got, expected, strict=True):
         assert mine.state == theirs.state
         assert mine.values == theirs.values
         assert mine.value == (theirs.values[0] if theirs.values else None)

@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import DataError, SpecError
 from sweep.study import load_study
 from sweep.study.reading import MAX_MESSAGE
+
+from conftest import tiny_study, write_study
 
 STUDY = "name: bomb\ndataset: {name: digits}\n"
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sweep.study import space
-from sweep.study import ChoiceParam
+from sweep.study import ChoiceParam, space
 
 
 def test_grid_points_cover_the_product_in_order():

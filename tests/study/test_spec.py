@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
-from sweep.errors import SpecError
 from sweep.defaults import STUDIES_DIR
+from sweep.errors import SpecError
 from sweep.models import complete_spec
 from sweep.study import ChoiceParam, RangeParam, file_name, load_study, validate
+
+from conftest import tiny_study, write_study
 
 SHIPPED = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from conftest import tiny_study
 from sweep.study import SCHEMA, TrainingConfig, validate
+
+from conftest import tiny_study
 
 
 def test_the_fields_are_the_schema_keys_with_their_defaults():

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import tiny_arrays
-from sweep.training import diagnostics, pictures
 from sweep.data import Dataset
 from sweep.models import build_model
-from sweep.training import SnapshotProbe
+from sweep.training import SnapshotProbe, diagnostics, pictures
+
+from conftest import tiny_arrays
 
 
 def test_logit_metrics_loss_accuracy_confusion_and_per_class():

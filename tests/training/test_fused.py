@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from test_diagnostics import _tiny_dataset
 from sweep.models import build_model
 from sweep.study import TrainingConfig
+
+from test_diagnostics import _tiny_dataset
 
 pytestmark = [pytest.mark.backends, pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="fused training needs KERAS_BACKEND=jax")]
@@ -59,8 +60,8 @@ def test_three_points_fused_train_as_they_do_one_by_one():
     np.testing.assert_allclose(_rows(fused), _rows([m for m, _ in alone]), rtol=2e-4,
                                atol=2e-5)
     assert len({r[-1][0] for r in _rows(fused)}) == 3  # the members did differ
-    for f, (_, model) in zip(fused, alone):  # the weights written back agree too
-        for wf, wa in zip(group.member_model(f).get_weights(), model.get_weights()):
+    for f, (_, model) in zip(fused, alone, strict=True):  # the weights written back agree too
+        for wf, wa in zip(group.member_model(f).get_weights(), model.get_weights(), strict=True):
             np.testing.assert_allclose(wf, wa, rtol=1e-3, atol=1e-5)
 
 

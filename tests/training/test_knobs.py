@@ -7,10 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from test_diagnostics import _tiny_dataset
 from sweep.models import build_model
 from sweep.study import TrainingConfig
 from sweep.training import train
+
+from test_diagnostics import _tiny_dataset
 
 CFG = {"filters": [4], "kernel": 3, "pooling": "max", "padding": "valid", "dropout": 0.0,
        "batch_norm": False, "dense": [8]}
@@ -33,8 +34,8 @@ def test_flip_changes_training_batches_only_and_is_seeded():
     trained = _augmented(model, batch, training=True)
     assert not np.array_equal(trained, batch)
     # each image is itself or its mirror image, and some of each
-    mirrored = [np.array_equal(t, b[:, ::-1]) for t, b in zip(trained, batch)]
-    assert all(m or np.array_equal(t, b) for m, t, b in zip(mirrored, trained, batch))
+    mirrored = [np.array_equal(t, b[:, ::-1]) for t, b in zip(trained, batch, strict=True)]
+    assert all(m or np.array_equal(t, b) for m, t, b in zip(mirrored, trained, batch, strict=True))
     assert 0 < sum(mirrored) < len(batch)
     np.testing.assert_array_equal(_augmented(model, batch, training=False), batch)
     # evaluation (and so the snapshot diagnostics) sees the raw images
@@ -54,11 +55,11 @@ def test_crop_after_zero_padding_shifts_by_whole_pixels_with_zeros_coming_in():
                         seed=0)
     shifted = _augmented(model, batch, training=True)
     assert shifted.shape == batch.shape
-    for image, original in zip(shifted, batch):
+    for image, original in zip(shifted, batch, strict=True):
         found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
                  if np.allclose(image, _shift(original, dy, dx))]
         assert found, "not a whole-pixel shift of at most 2 with zero fill"
-    assert any(not np.array_equal(s, b) for s, b in zip(shifted, batch))
+    assert any(not np.array_equal(s, b) for s, b in zip(shifted, batch, strict=True))
     np.testing.assert_array_equal(_augmented(model, batch, training=False), batch)
 
 

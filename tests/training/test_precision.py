@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.training import device
+
+from conftest import tiny_study, write_study
 
 NO_16BIT = frozenset({"fpu", "sse2", "avx2"})  # Zen 2's kind: no AVX-512, no AMX
 

@@ -8,8 +8,9 @@ import sys
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.store import epochs_frame, open_storage
+
+from conftest import tiny_study, write_study
 
 COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
            "test_accuracy"]

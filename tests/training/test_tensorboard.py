@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
+
+from conftest import tiny_study, write_study
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from test_diagnostics import _tiny_dataset
 from sweep.models import build_model
 from sweep.study import TrainingConfig
 from sweep.training import learning_rate_at, train
+
+from test_diagnostics import _tiny_dataset
 
 CFG = {"filters": [4], "kernel": 3, "pooling": "max", "padding": "valid", "dropout": 0.0,
        "batch_norm": False, "dense": [8]}

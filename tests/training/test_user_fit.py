@@ -9,10 +9,11 @@ import math
 import keras
 import pytest
 
-from test_diagnostics import _tiny_dataset
 from sweep.errors import ConfigError
 from sweep.study import TrainingConfig
 from sweep.training import train
+
+from test_diagnostics import _tiny_dataset
 
 
 def _steps(fit, epochs=2) -> tuple[int, list]:

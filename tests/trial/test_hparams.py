@@ -13,10 +13,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata
 from tensorboard.util import tensor_util
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.study import load_study
 from sweep.trial.hparams import TrialSession
+
+from conftest import tiny_study, write_study
 
 
 def _hparams_content(folder: Path, tag: str) -> bytes:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import optuna
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.report import load_study_result
 from sweep.training.fit import TrainResult
 from sweep.trial.ending import _objective_row
+
+from conftest import tiny_study, write_study
 
 
 def _run(values: list[float], snapshots: dict[int, float]) -> TrainResult:

@@ -7,12 +7,13 @@ import sqlite3
 import optuna
 import pytest
 
-from conftest import tiny_study, write_study
 from sweep.cli import main
 from sweep.errors import SpecError
-from sweep.report.curve_figures import curves_figure
 from sweep.report import load_study_result
+from sweep.report.curve_figures import curves_figure
 from sweep.study import load_study
+
+from conftest import tiny_study, write_study
 
 GOOD = [0.01, 0.02, 0.03, 0.04, 0.05]  # Adam learning rates that learn the tiny images
 HOPELESS = [1.0e-9, 2.0e-9]  # too small to move the loss at all
@@ -64,7 +65,7 @@ def test_median_pruner_stops_hopeless_trials(tmp_path, tiny_npz, db_url, monkeyp
     assert "0 run now (0 failed), 7 already done" in capsys.readouterr().out
     # The report shows them as pruned: the state column, dotted curves.
     result = load_study_result("tiny", db_url)
-    states = dict(zip(result.trials["trial"], result.trials["state"]))
+    states = dict(zip(result.trials["trial"], result.trials["state"], strict=True))
     assert sorted(states.values()) == ["COMPLETE"] * 5 + ["PRUNED"] * 2
     dotted = {t.name for t in curves_figure(result.curves, result.params).data
               if t.line.dash == "dot"}
