@@ -48,7 +48,8 @@ chromium:
 test: $(DEV_STAMP) postgres-server chromium lint
 	$(BIN)/python -m pytest
 
-# ruff (pyproject.toml: line length 99, pyflakes and pycodestyle); part of make test.
+# ruff (pyproject.toml: line length 99; pyflakes, pycodestyle, imports sorted, bugbear,
+# pyupgrade, complexity at most 12); part of make test.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check sweep tests benchmarks
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep._lazy import resolve
+from sweep.study.plugins import DATASETS
+
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck")
 CIFAR100_FINE = (
@@ -36,8 +39,6 @@ CIFAR100_COARSE = (
 FASHION_MNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot")
 DIGITS = tuple("0123456789")
-FIXED = {"cifar10": CIFAR10, "fashion_mnist": FASHION_MNIST, "mnist": DIGITS,
-         "digits": DIGITS}
 
 
 def folder_classes(root: Path, split: str = "train") -> list[str]:
@@ -59,7 +60,8 @@ def declared_names(cfg: dict) -> tuple[str, ...]:
         with np.load(cfg["path"], allow_pickle=False) as f:
             names = [str(n) for n in f["class_names"]] if "class_names" in f else ()
     else:
-        names = FIXED.get(name, ())
+        dotted = DATASETS[name].names
+        names = resolve(dotted) if dotted else ()
     return tuple(names)
 
 

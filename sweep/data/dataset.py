@@ -12,7 +12,7 @@ import numpy as np
 
 from sweep._lazy import resolve
 from sweep.data.classes import class_names, declared_names
-from sweep.data.loaders import DIGITS_SCALE, Raw
+from sweep.data.loaders import Raw
 from sweep.errors import DataError
 from sweep.study.plugins import DATASETS
 
@@ -88,15 +88,6 @@ def load_dataset(cfg: dict, seed: int, data_dir: str | None = None,
     )
 
 
-# Image shape and class count of the fixed datasets, so that a study's models can be analysed
-# (``sweep describe``) without loading or downloading any data.
-SHAPES = {
-    "digits": ((8 * DIGITS_SCALE, 8 * DIGITS_SCALE, 1), 10),
-    "cifar10": ((32, 32, 3), 10),
-    "cifar100": ((32, 32, 3), 100),
-    "fashion_mnist": ((28, 28, 1), 10),
-    "mnist": ((28, 28, 1), 10),
-}
 CIFAR100_COARSE_CLASSES = 20
 
 
@@ -104,10 +95,11 @@ def input_spec(cfg: dict, data_dir: str | None = None,
                source: str | None = None) -> tuple[tuple[int, ...], int]:
     """``(image shape, number of classes)`` of the dataset in ``cfg``; folder and npz data
     are loaded to find out (``source``: the study file, for errors)."""
+    entry = DATASETS[cfg["name"]]
     if cfg["name"] == "cifar100" and cfg["label_mode"] == "coarse":
-        return SHAPES["cifar100"][0], CIFAR100_COARSE_CLASSES
-    if cfg["name"] in SHAPES:
-        return SHAPES[cfg["name"]]
+        return entry.shape, CIFAR100_COARSE_CLASSES
+    if entry.shape is not None:
+        return entry.shape, entry.num_classes
     data = load_dataset(cfg, 0, data_dir, source)
     return data.input_shape, data.num_classes
 

@@ -47,10 +47,15 @@ class OptimizerEntry:
 @dataclass(frozen=True)
 class DatasetEntry:
     """``dataset.name``. ``target``: a loader ``(cfg, data_dir) -> Raw``
-    (``sweep.data.loaders``)."""
+    (``sweep.data.loaders``). A fixed dataset also says its image ``shape`` and class count
+    (so that a study's models are analysed, ``sweep describe``, without loading any data)
+    and where its class ``names`` are (a dotted tuple in ``sweep.data.classes``)."""
 
     target: str
     source: str  # "package": ships with a package; "keras": downloaded; "path": dataset.path
+    shape: tuple[int, ...] | None = None  # None: found by loading it (folder, npz)
+    num_classes: int = 0
+    names: str | None = None
 
 
 SAMPLERS = {
@@ -81,11 +86,18 @@ OPTIMIZERS = {
 }
 
 DATASETS = {
-    "digits": DatasetEntry("sweep.data.loaders.digits", "package"),
-    "cifar10": DatasetEntry("sweep.data.loaders.cifar10", "keras"),
-    "cifar100": DatasetEntry("sweep.data.loaders.cifar100", "keras"),
-    "fashion_mnist": DatasetEntry("sweep.data.loaders.fashion_mnist", "keras"),
-    "mnist": DatasetEntry("sweep.data.loaders.mnist", "keras"),
+    # 8x8 digits, each pixel a 4x4 block (sweep.data.loaders.DIGITS_SCALE): 32x32, as CIFAR
+    "digits": DatasetEntry("sweep.data.loaders.digits", "package", (32, 32, 1), 10,
+                           "sweep.data.classes.DIGITS"),
+    "cifar10": DatasetEntry("sweep.data.loaders.cifar10", "keras", (32, 32, 3), 10,
+                            "sweep.data.classes.CIFAR10"),
+    # label_mode coarse: 20 classes (sweep.data.classes.CIFAR100_COARSE)
+    "cifar100": DatasetEntry("sweep.data.loaders.cifar100", "keras", (32, 32, 3), 100,
+                             "sweep.data.classes.CIFAR100_FINE"),
+    "fashion_mnist": DatasetEntry("sweep.data.loaders.fashion_mnist", "keras", (28, 28, 1), 10,
+                                  "sweep.data.classes.FASHION_MNIST"),
+    "mnist": DatasetEntry("sweep.data.loaders.mnist", "keras", (28, 28, 1), 10,
+                          "sweep.data.classes.DIGITS"),
     "folder": DatasetEntry("sweep.data.loaders.folder", "path"),
     "npz": DatasetEntry("sweep.data.loaders.npz", "path"),
 }

@@ -105,9 +105,10 @@ def test_a_point_whose_workers_die_three_times_stops_the_run(tmp_path, tiny_npz,
     output, _ = proc.communicate(timeout=300)
     assert len(killed) == 3, output
     assert proc.returncode == 1, output
-    assert re.search(r"stopping: the point pooling=(max|avg) \(trial \d+\) died 3 times in this run, "
-                     r"the last after resuming from epoch \d+; the same command goes on from "
-                     r"its checkpoint; the last said: \(nothing; exit code -9\)", output), output
+    assert re.search(r"stopping: the point pooling=(max|avg) \(trial \d+\) died 3 times in "
+                     r"this run, the last after resuming from epoch \d+; the same command goes "
+                     r"on from its checkpoint; the last said: \(nothing; exit code -9\)",
+                     output), output
     assert "Traceback" not in output
     _nothing_held(db_url, "tiny")
 
