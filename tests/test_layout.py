@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # The pipeline, in order; the modules at the package's root come first (any stage may use
 # them), then the public API of ``sweep/__init__.py`` and the CLI, which sit on top.
 STAGES = ["errors", "defaults", "_lazy", "records", "study", "data", "models", "training", "trial",
-          "store", "run", "launch", "report", "__init__", "cli"]
+          "store", "run", "launch", "report", "__init__", "commands", "cli"]
 MAX_LINES = 320
 
 

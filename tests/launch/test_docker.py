@@ -87,7 +87,7 @@ def test_workers_run_sweep_worker_and_gpu_yaml_gives_each_a_gpu(compose):
     assert worker["deploy"] == {"replicas": "2"}  # $WORKERS
     assert "resources" not in worker["deploy"]  # runs on any machine; GPUs: docker/gpu.yaml
     args = _parser().parse_args(worker["command"])  # the image's entrypoint is `sweep`
-    assert args.command.__name__ == "_worker" and args.study == "conv_width"
+    assert args.command.__name__ == "worker" and args.study == "conv_width"
     assert str(args.checkpoint_dir) == "/checkpoints"
     assert "checkpoints:/checkpoints" in worker["volumes"]
     gpu = _compose("gpu.yaml")["services"]["worker"]["deploy"]["resources"]["reservations"]
@@ -109,7 +109,7 @@ def test_dashboard_reads_the_artifact_volume_the_workers_write(compose):
 def test_dashboard_listens_in_its_container_and_on_loopback_only_outside(compose):
     dashboard = compose["services"]["dashboard"]
     args = _parser().parse_args(dashboard["command"])
-    assert args.command.__name__ == "_dashboard" and args.host == "0.0.0.0"
+    assert args.command.__name__ == "dashboard" and args.host == "0.0.0.0"
     assert args.allow_remote  # the container's interfaces; the host publishes loopback only
     assert dashboard["ports"] == [f"127.0.0.1:{args.port}:{args.port}"]
     moved = _compose(DASHBOARD_PORT="18080")["services"]["dashboard"]["ports"]

@@ -194,7 +194,7 @@ def test_a_connection_lost_during_a_transaction_is_one_line_not_a_traceback(post
     import optuna
     import sqlalchemy as sa
 
-    from sweep import cli
+    from sweep import cli, commands
 
     from conftest import PG_PASSWORD
 
@@ -215,7 +215,7 @@ def test_a_connection_lost_during_a_transaction_is_one_line_not_a_traceback(post
             engine.dispose()
         return 0
 
-    monkeypatch.setattr(cli, "_status", killed_mid_transaction)
+    monkeypatch.setattr(commands, "status", killed_mid_transaction)
     assert cli.main(["status", "tiny", "--storage", postgres]) == 1
     err = capsys.readouterr().err
     assert err.startswith("sweep: error: the storage's connection was lost during a "
