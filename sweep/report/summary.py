@@ -14,15 +14,7 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 
-from sweep.report.effects import (
-    MATTERS,
-    NONE,
-    REPEAT_AXIS,
-    Design,
-    Effects,
-    effects,
-    runs_to_find,
-)
+from sweep.report.effects import MATTERS, NONE, REPEAT_AXIS, Design, Effects, effects, runs_to_find
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.importance import evaluator_name, importances
 from sweep.report.interactions import interactions

@@ -20,14 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
-from sweep.run.progress import (
-    SweepResult,
-    epoch_text,
-    header,
-    rejection,
-    resumption,
-    trial_label,
-)
+from sweep.run.progress import SweepResult, epoch_text, header, rejection, resumption, trial_label
 from sweep.study import StudySpec
 
 

@@ -17,14 +17,7 @@ import sqlalchemy as sa
 from sweep.defaults import DEFAULT_STORAGE, PASSWORD_FILE_ENV
 from sweep.errors import StorageError
 from sweep.store import reconnect
-from sweep.store.tables import (
-    CLAIMS,
-    EPOCH_COLUMNS,
-    EPOCHS,
-    OPTUNA_STUDIES,
-    OUR_TABLES,
-    metadata,
-)
+from sweep.store.tables import CLAIMS, EPOCH_COLUMNS, EPOCHS, OPTUNA_STUDIES, OUR_TABLES, metadata
 
 # How long a SQLite writer waits for another's transaction before giving up, in seconds. With
 # every transaction taking the write lock up front (see _serialise_sqlite) waiting is the only

@@ -21,13 +21,7 @@ from sweep.store.engine import forget_study, safe_url
 from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER
 from sweep.store.trials import StoredTrial
 from sweep.study import StudySpec, grid_points
-from sweep.study.space import (
-    PointFields,
-    described,
-    identity_fields,
-    identity_of,
-    value_at,
-)
+from sweep.study.space import PointFields, described, identity_fields, identity_of, value_at
 
 AnyTrial = optuna.trial.FrozenTrial | StoredTrial  # Optuna's, or read in bulk (trials.py)
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file

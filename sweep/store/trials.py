@@ -17,21 +17,11 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from sweep.store.tables import (
-    OPTUNA_PARAMS as PARAMS,
-)
-from sweep.store.tables import (
-    OPTUNA_SYSTEM as SYSTEM,
-)
-from sweep.store.tables import (
-    OPTUNA_TRIALS as TRIALS,
-)
-from sweep.store.tables import (
-    OPTUNA_USER as USER,
-)
-from sweep.store.tables import (
-    OPTUNA_VALUES as VALUES,
-)
+from sweep.store.tables import OPTUNA_PARAMS as PARAMS
+from sweep.store.tables import OPTUNA_SYSTEM as SYSTEM
+from sweep.store.tables import OPTUNA_TRIALS as TRIALS
+from sweep.store.tables import OPTUNA_USER as USER
+from sweep.store.tables import OPTUNA_VALUES as VALUES
 
 ARTIFACTS_PREFIX = "artifacts:"  # optuna.artifacts' system attribute per uploaded file
 _INFINITE = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}

@@ -19,15 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.report.effects import (
-    MATTERS,
-    NOISE,
-    NONE,
-    Design,
-    axis_codes,
-    effects,
-    fit_knob,
-)
+from sweep.report.effects import MATTERS, NOISE, NONE, Design, axis_codes, effects, fit_knob
 from sweep.report.frames import StudyResult
 from sweep.report.interactions import interactions
 from sweep.report.summary import study_answer
