@@ -7,6 +7,7 @@ a reason, pruned, or lost to another worker) or ``give_back`` (Ctrl-C, a crash).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class Attempt:
         worker's (said in one line)."""
         w, storage_failed = self.w, isinstance(err, StorageError)
         try:
-            with reconnect.patience(0 if storage_failed else reconnect.retry_for_s()):
+            with reconnect.patience(0) if storage_failed else contextlib.nullcontext():
                 self.trial.set_user_attr(TrialKey.INTERRUPTED, True)
                 self.study.tell(self.trial, state=TrialState.FAIL)
                 claims.release(w.store.engine, w.study_id, self.claim.point, w.name)

@@ -215,7 +215,6 @@ class _Shown:
         self.last_line: dict[int, str] = {}  # each child's last line that is not an event
         self.training: dict[int, dict[int, dict]] = {}  # each child's trials: start events
         self.starting = StartupWatch()  # children starting, or starting their first trial
-        self.pids: dict[int, int] = {}
         # one study and tally for the run: Optuna reads only the trials changed since
         self.study, self.best = open_study(store, spec.name), SweepResult(total=0)
 
@@ -232,7 +231,6 @@ class _Shown:
     def started(self, worker: int, pid: int) -> None:
         """Child ``worker`` started (again), as process ``pid``: it has said nothing yet."""
         self.starting.started(worker, pid)
-        self.pids[worker] = pid
         self.progressed.discard(worker)
         self.last_line.pop(worker, None)
         self.training[worker] = {}
@@ -259,7 +257,7 @@ class _Shown:
         if event["event"] == "start":
             self.training[worker][event["trial"]] = event
             if worker not in self.progressed:  # its first trial: Keras' import, the data
-                self.starting.started(worker, self.pids[worker])
+                self.starting.started(worker)
         if event["event"] in ("epoch", "end"):
             self.progressed.add(worker)
             self.starting.done(worker)

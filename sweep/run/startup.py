@@ -37,8 +37,12 @@ class StartupWatch:
 
     def __init__(self) -> None:
         self._starting: dict[int, _Starting] = {}
+        self._pids: dict[int, int] = {}  # each worker's process
 
-    def started(self, worker: int, pid: int) -> None:
+    def started(self, worker: int, pid: int | None = None) -> None:
+        """Worker ``worker`` begins a stretch: as process ``pid`` (a new process), or its
+        second stretch in the process it is (None)."""
+        self._pids[worker] = pid = self._pids[worker] if pid is None else pid
         now = time.monotonic()
         self._starting[worker] = _Starting(pid, now, QUIET_S, looked=now)
 

@@ -158,19 +158,12 @@ def _train(w: WorkerContext, attempt: Attempt, stop) -> tuple:
     """The ``Outcome`` of one trial's training (``sweep.trial.ending``): complete with its
     objective value, failed for a reason, pruned (a hopeless point is done, never trained
     again), or lost to another worker. ``stop`` is asked after every batch."""
-    from sweep.trial.ending import ended_by
+    from sweep.trial.ending import outcome_of
     from sweep.trial.objective import run_trial  # loads Keras (module docstring)
 
     _warn_slow_precision(w, attempt.values)
-    try:
-        value = run_trial(attempt.trial, w.spec, attempt.values, w.dataset_for,
-                          attempt.hooks(stop))
-    except Exception as err:
-        ending = ended_by(err)
-        if ending is None:
-            raise
-        return ending
-    return TrialState.COMPLETE, value, None
+    return outcome_of(lambda: (TrialState.COMPLETE, run_trial(
+        attempt.trial, w.spec, attempt.values, w.dataset_for, attempt.hooks(stop)), None))
 
 
 def _warn_slow_precision(w: WorkerContext, values: dict) -> None:

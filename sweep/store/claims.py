@@ -63,8 +63,10 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str)
                 # points claimed so far (one to continue is not, until claimed again)
                 claimed = sum(p in held and held[p].state != "more" for p in points)
                 now, host = time.time(), socket.gethostname()
-                for point, row in [(free, None)] if free is not None else [
-                        (r.point, r) for r in rows if r.state == "more" and r.point in points]:
+                # a point nobody holds, else one to continue
+                candidates = [(free, None)] if free is not None else [
+                    (r.point, r) for r in rows if r.state == "more" and r.point in points]
+                for point, row in candidates:
                     claim = _claim(conn, study_id, point, row, worker, now)
                     if claim is not None:
                         return replace(claim, position=claimed + 1)

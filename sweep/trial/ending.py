@@ -3,16 +3,18 @@ or in a fused group (``fused_trials``): KerasTuner's ``engine/base_tuner.py`` ma
 errors to its states in one place, and so does this module.
 
 ``ended_by`` is that mapping (a rejected configuration or a NaN loss fails the trial with
-its reason, the pruner prunes it, another worker may have ended it); ``finish_training`` is
-what a trial whose training ended leaves behind (its seconds, the NaN check, the kept model,
-its snapshots, diagnostics and pictures, the objective's values), and ``objective_value`` the
-value's shape Optuna is told. The worker (``sweep.run.attempt``) records a failure's reason
-and tells Optuna, for both paths.
+its reason, the pruner prunes it, another worker may have ended it), and ``outcome_of``
+applies it to a step of either path. ``finish_training`` is what a trial whose training
+ended leaves behind (its seconds, the NaN check, the kept model, its snapshots, diagnostics
+and pictures, the objective's values), and ``objective_value`` the value's shape Optuna is
+told. The worker (``sweep.run.attempt``) records a failure's reason and tells Optuna, for
+both paths.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +49,18 @@ def ended_by(err: BaseException) -> Outcome | None:
     if isinstance(err, optuna.exceptions.UpdateFinishedTrialError):
         return None, None, LOST
     return None
+
+
+def outcome_of(step: Callable[[], Outcome]) -> Outcome:
+    """``step``'s outcome, or the one its error ends the trial with (``ended_by``); any other
+    error goes up."""
+    try:
+        return step()
+    except Exception as err:
+        ending = ended_by(err)
+        if ending is None:
+            raise
+        return ending
 
 
 def check_finite(result: TrainResult) -> None:

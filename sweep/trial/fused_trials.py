@@ -35,6 +35,7 @@ from sweep.trial.ending import (
     ended_by,
     finish_training,
     objective_value,
+    outcome_of,
 )
 from sweep.trial.objective import (
     PendingAttrs,
@@ -113,7 +114,7 @@ def run_fused_trials(members: list[FusedTrial], spec: StudySpec,
         ready = [e for e in entries if _ready(e, spec, dataset_for)]
         for e in [e for e in ready if len(e.member.rows) >= e.point.training.epochs]:
             ready.remove(e)  # its checkpoint holds every epoch: it only has to be recorded
-            e.end(*_ending(lambda e=e: _complete(e, spec, e.member.model)))
+            e.end(*outcome_of(lambda e=e: _complete(e, spec, e.member.model)))
         for epochs in sorted({len(e.member.rows) for e in ready}):
             _train([e for e in ready if len(e.member.rows) == epochs], spec, interrupted)
     finally:
@@ -187,19 +188,7 @@ def _after_epoch(group: FusedGroup, e: _Entry, row: dict, spec: StudySpec) -> Ou
             return None, None, None
         return _complete(e, spec, group.member_model(e.member))
 
-    return _ending(trained_on)
-
-
-def _ending(step: Callable[[], Outcome]) -> Outcome:
-    """``step``'s outcome, or the one its error ends the trial with (``ending.ended_by``);
-    any other error goes up."""
-    try:
-        return step()
-    except Exception as err:
-        ending = ended_by(err)
-        if ending is None:
-            raise
-        return ending
+    return outcome_of(trained_on)
 
 
 def _complete(e: _Entry, spec: StudySpec, model: keras.Model) -> Outcome:
