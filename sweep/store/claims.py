@@ -189,22 +189,27 @@ def update(engine: sa.Engine, study_id: int, point: str, worker: str, **values) 
     Returns:
         False when the claim is no longer this worker's (another took it over).
     """
-    with engine.begin() as conn:
-        return conn.execute(
-            CLAIMS.update()
-            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                   CLAIMS.c.worker == worker)
-            .values(heartbeat=time.time(), **values)
-        ).rowcount > 0
+    def write() -> bool:
+        with engine.begin() as conn:
+            return conn.execute(
+                CLAIMS.update()
+                .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                       CLAIMS.c.worker == worker)
+                .values(heartbeat=time.time(), **values)
+            ).rowcount > 0
+
+    return reconnect.once_more(write)  # the same values twice: no change
 
 
 def release(engine: sa.Engine, study_id: int, point: str, worker: str) -> None:
     """Give a point back (its trial was interrupted): the next worker or run takes it."""
-    with engine.begin() as conn:
-        conn.execute(
-            CLAIMS.delete().where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                                  CLAIMS.c.worker == worker)
-        )
+    def write() -> None:
+        with engine.begin() as conn:
+            conn.execute(CLAIMS.delete().where(
+                CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                CLAIMS.c.worker == worker))
+
+    reconnect.once_more(write)
 
 
 def release_worker(engine: sa.Engine, study_id: int, worker: str) -> list[int]:

@@ -122,7 +122,8 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         reconnect.server_engine_kwargs(parsed)
     for attempt in range(1, CREATE_TRIES + 1):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            kind = optuna.storages.RDBStorage if sqlite else reconnect.ServerStorage
+            storage = kind(url, engine_kwargs=engine_kwargs)
             if not sqlite:  # every connection from here on waits out a restart
                 reconnect.retry_connections(storage.engine, safe_url(url))
             _migrate_name_keys(storage.engine)

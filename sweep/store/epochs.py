@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import optuna
 import sqlalchemy as sa
 
+from sweep.store import reconnect
 from sweep.store.tables import EPOCH_COLUMNS, EPOCHS
 
 if TYPE_CHECKING:  # pandas is imported by the readers of frames only (not ``sweep status``)
@@ -16,11 +17,22 @@ if TYPE_CHECKING:  # pandas is imported by the readers of frames only (not ``swe
 def record_epoch(
     storage: optuna.storages.RDBStorage, study_id: int, trial_number: int, row: dict
 ) -> None:
-    """Store one epoch's metrics (a row from ``train``) as soon as the epoch ends."""
+    """Store one epoch's metrics (a row from ``train``) as soon as the epoch ends (once, even
+    when the connection is lost as it commits)."""
     values = {name: row.get(name) for name in EPOCH_COLUMNS}
-    with storage.engine.begin() as conn:
-        conn.execute(EPOCHS.insert().values(
-            study_id=study_id, trial_number=trial_number, epoch=row["epoch"], **values))
+
+    def insert() -> None:
+        with storage.engine.begin() as conn:
+            conn.execute(EPOCHS.insert().values(
+                study_id=study_id, trial_number=trial_number, epoch=row["epoch"], **values))
+
+    def unless_there() -> None:
+        try:
+            insert()
+        except sa.exc.IntegrityError:
+            pass  # the lost transaction had committed the row
+
+    reconnect.once_more(insert, unless_there)
 
 
 def epochs_frame(storage: optuna.storages.RDBStorage, study_id: int) -> pd.DataFrame:

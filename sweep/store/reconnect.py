@@ -16,20 +16,31 @@ run giving its trials back after the storage failed wait less (``patience``).
 A SQLite file is local: nothing there is transient. A full disk or a failing one becomes
 one ``StorageError`` line, and the file deleted (or replaced) under a running sweep is
 noticed at the next transaction, before a result goes into the unlinked file.
+
+A connection can also be lost *during* a transaction (``pg_ctl stop -m fast`` in the
+millisecond a statement runs): nothing can say whether it committed. The writes a trial
+makes while it trains (an epoch's row, Optuna's per-epoch value, attributes, its claim's
+state, its end) are made so that making one twice changes nothing, and ``once_more`` makes
+them again once (``ServerStorage`` does so for Optuna's); anything else stops the command in
+one line (``lost_transaction``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
+import optuna
 import sqlalchemy as sa
+from optuna.trial import TrialState
 
 from sweep.errors import StorageError, free_megabytes
 
@@ -46,6 +57,7 @@ _REFUSED = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 _SQLITE_LOST = ("disk is full", "disk I/O error", "readonly database", "unable to open")
 log = logging.getLogger(__name__)
 _local = threading.local()
+T = TypeVar("T")
 
 
 class _Outage:
@@ -188,6 +200,70 @@ def lost_transaction(err: BaseException) -> str | None:
                     "the same command again: it continues from what was stored")
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def once_more(call: Callable[[], T], again: Callable[[], T] | None = None) -> T:
+    """``call()``, made once more (``again()``, by default the same call) when its connection
+    was lost during its transaction: for a write that changes nothing when made twice (the
+    lost transaction may have committed). The second try's connection waits out the outage
+    as every new connection does."""
+    try:
+        return call()
+    except Exception as err:
+        said = lost_transaction(err)
+        if said is None:
+            raise
+        log.warning("%s; writing it once more", said.split(";")[0])
+    return (again or call)()
+
+
+class ServerStorage(optuna.storages.RDBStorage):
+    """Optuna's storage on a database server: the writes a trial makes while it runs (its
+    per-epoch values, attributes, its end) are made once more when their connection is lost
+    mid-transaction, as ``once_more`` says."""
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int,
+                                     intermediate_value: float) -> None:
+        once_more(functools.partial(super().set_trial_intermediate_value, trial_id, step,
+                                    intermediate_value))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        once_more(functools.partial(super().set_trial_user_attr, trial_id, key, value))
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Any = None) -> bool:
+        first = functools.partial(super().set_trial_state_values, trial_id, state, values)
+        if not state.is_finished():  # a waiting trial taken: the second try could not tell
+            return first()
+
+        def again() -> bool:
+            try:
+                return first()
+            except optuna.exceptions.UpdateFinishedTrialError:
+                stored = self.get_trial(trial_id)
+                if stored.state == state and stored.values == (values and list(values)):
+                    return True  # the lost transaction had committed
+                raise
+
+        return once_more(first, again)
+
+
+def _read_again(name: str) -> Callable[..., Any]:
+    def read(self: ServerStorage, *args: Any, **kwargs: Any) -> Any:
+        return once_more(functools.partial(getattr(super(ServerStorage, self), name), *args,
+                                           **kwargs))
+
+    read.__name__ = read.__qualname__ = name
+    return read
+
+
+# Optuna's reads (``tell`` and ``should_prune`` read the trial, a worker its study): made
+# again as they are
+for _name in ("get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
+              "get_trial_id_from_study_id_trial_number", "get_study_id_from_name",
+              "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+              "get_all_studies"):
+    setattr(ServerStorage, _name, _read_again(_name))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

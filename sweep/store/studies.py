@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from sweep.errors import StorageError
 from sweep.records import StudyKey, TrialKey
-from sweep.store import growth
+from sweep.store import growth, reconnect
 from sweep.store.engine import forget_study, safe_url
 from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER
 from sweep.store.trials import StoredTrial
@@ -223,13 +223,17 @@ def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
     """
     if not attrs:
         return
-    with storage.engine.begin() as conn:
-        state = conn.execute(sa.select(OPTUNA_TRIALS.c.state)
-                             .where(OPTUNA_TRIALS.c.trial_id == trial_id)).scalar_one()
-        if state != TrialState.RUNNING.name:
-            raise optuna.exceptions.UpdateFinishedTrialError(
-                f"trial {trial_id} is {state.lower()}: its attributes cannot change")
-        _write_user_attrs(conn, trial_id, attrs)
+
+    def write() -> None:
+        with storage.engine.begin() as conn:
+            state = conn.execute(sa.select(OPTUNA_TRIALS.c.state)
+                                 .where(OPTUNA_TRIALS.c.trial_id == trial_id)).scalar_one()
+            if state != TrialState.RUNNING.name:
+                raise optuna.exceptions.UpdateFinishedTrialError(
+                    f"trial {trial_id} is {state.lower()}: its attributes cannot change")
+            _write_user_attrs(conn, trial_id, attrs)
+
+    reconnect.once_more(write)  # the same attributes twice: no change
 
 
 def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int) -> None:
@@ -237,8 +241,11 @@ def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int)
     its point's result now: the dashboard lists both as complete, this attribute says which
     one counts (``StoredStudy.current``). The only attribute sweep writes on a finished
     trial."""
-    with storage.engine.begin() as conn:
-        _write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
+    def write() -> None:
+        with storage.engine.begin() as conn:
+            _write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
+
+    reconnect.once_more(write)
 
 
 def _write_user_attrs(conn, trial_id: int, attrs: dict) -> None:
