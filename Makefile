@@ -49,9 +49,11 @@ test: $(DEV_STAMP) postgres-server chromium lint
 	$(BIN)/python -m pytest
 
 # ruff (pyproject.toml: line length 99; pyflakes, pycodestyle, imports sorted, bugbear,
-# pyupgrade, complexity at most 12); part of make test.
+# pyupgrade, complexity at most 12) and mypy over sweep/ (every function annotated); part of
+# make test.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check sweep tests benchmarks
+	$(BIN)/mypy
 
 # The backends suite under Keras' torch and JAX backends (CPU builds), TensorFlow hidden as on
 # the GPU machines lent here (tests/without_tensorflow): an augmented sweep, two worker

@@ -12,7 +12,7 @@ from typing import Any
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, list[str]]:
     """``(__getattr__, __all__)`` for ``package``; ``exports`` maps a name to its module."""
 
-    def __getattr__(name: str):
+    def __getattr__(name: str) -> Any:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(exports[name]), name)

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import sweep
@@ -81,12 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 class _Commands:
     """The subcommands being declared, with the options several of them share."""
 
-    def __init__(self, sub) -> None:
+    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         self.sub = sub
         self.storage_default = os.environ.get(defaults.STORAGE_ENV, defaults.DEFAULT_STORAGE)
 
-    def command(self, name: str, func, help_text: str, study: bool = True,
-                storage: bool = True, usage: str | None = None) -> argparse.ArgumentParser:
+    def command(self, name: str, func: Callable[[argparse.Namespace], int], help_text: str,
+                study: bool = True, storage: bool = True,
+                usage: str | None = None) -> argparse.ArgumentParser:
         """Declare ``sweep NAME``, run by ``func(args)``; with the study and ``--storage``
         arguments unless told otherwise."""
         p = self.sub.add_parser(name, help=help_text, description=help_text, usage=usage)

@@ -8,6 +8,7 @@ numbers them; an npz file may carry a ``class_names`` array. Anything else is nu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def declared_names(cfg: dict) -> tuple[str, ...]:
     """The class names the dataset in ``cfg`` declares, all of them (see the module
     docstring); () for an npz file without a ``class_names`` array."""
     name = cfg["name"]
+    names: Sequence[str]
     if name == "cifar100":
         names = CIFAR100_COARSE if cfg["label_mode"] == "coarse" else CIFAR100_FINE
     elif name == "folder":

@@ -96,15 +96,15 @@ def input_spec(cfg: dict, data_dir: str | None = None,
     """``(image shape, number of classes)`` of the dataset in ``cfg``; folder and npz data
     are loaded to find out (``source``: the study file, for errors)."""
     entry = DATASETS[cfg["name"]]
-    if cfg["name"] == "cifar100" and cfg["label_mode"] == "coarse":
-        return entry.shape, CIFAR100_COARSE_CLASSES
     if entry.shape is not None:
-        return entry.shape, entry.num_classes
+        coarse = cfg["name"] == "cifar100" and cfg["label_mode"] == "coarse"
+        return entry.shape, CIFAR100_COARSE_CLASSES if coarse else entry.num_classes
     data = load_dataset(cfg, 0, data_dir, source)
     return data.input_shape, data.num_classes
 
 
-def _checked(raw, where: str, names: tuple[str, ...]):
+def _checked(raw: Raw, where: str, names: tuple[str, ...]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """``(x_train, y_train, x_test, y_test, num_classes)`` normalised, or a DataError naming
     ``where`` (the data file) and what is wrong. ``num_classes``: the declared ``names``, else
     the largest training label + 1; every class must have images in both splits."""
@@ -129,7 +129,8 @@ def _checked(raw, where: str, names: tuple[str, ...]):
     return x_train, y_train.astype("int32"), x_test, y_test.astype("int32"), num_classes
 
 
-def _split_checked(where: str, split: str, x, y) -> tuple[np.ndarray, np.ndarray]:
+def _split_checked(where: str, split: str, x: np.ndarray, y: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """One split's images normalised and labels as int64, once they are images (rank 3 or 4,
     finite numbers) with one integer label each."""
     x, y = np.asarray(x), np.asarray(y)

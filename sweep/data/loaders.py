@@ -14,8 +14,10 @@ import pickle
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,14 +80,13 @@ def _cifar(cfg: dict, data_dir: str | None, *, classes: int) -> Raw:
     with _reading(local, f"a CIFAR-{classes} python archive"), tarfile.open(local) as tar:
         batches = {}
         for member in tar.getmembers():
-            if member.isfile():
-                batches[Path(member.name).name] = pickle.load(
-                    tar.extractfile(member), encoding="bytes"
-                )
+            file = tar.extractfile(member) if member.isfile() else None
+            if file is not None:
+                batches[Path(member.name).name] = pickle.load(file, encoding="bytes")
     train_names = sorted(n for n in batches if n.startswith("data_batch_")) or ["train"]
     test_name = "test_batch" if classes == 10 else "test"
 
-    def images(names):
+    def images(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         data = np.concatenate([np.asarray(batches[n][b"data"], np.uint8) for n in names])
         labels = np.concatenate([np.asarray(batches[n][label_key]) for n in names])
         return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
@@ -104,15 +105,16 @@ def fashion_mnist(cfg: dict, data_dir: str | None) -> Raw:
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ]
-    paths = [_local(data_dir, f) or _local(data_dir, f"fashion-mnist/{f}") for f in files]
-    if None in paths:
+    found = [_local(data_dir, f) or _local(data_dir, f"fashion-mnist/{f}") for f in files]
+    paths = [p for p in found if p is not None]
+    if len(paths) < len(found):
         import keras
 
         return _download(
             "fashion_mnist", "the 4 idx .gz files", keras.datasets.fashion_mnist.load_data
         )
 
-    def idx(path, offset, shape=()):
+    def idx(path: Path, offset: int, shape: tuple[int, ...] = ()) -> np.ndarray:
         with _reading(path, "a gzip'd idx file"), gzip.open(path, "rb") as f:
             return np.frombuffer(f.read(), np.uint8, offset=offset).reshape(-1, *shape)
 
@@ -175,7 +177,8 @@ def _folder_classes(root: Path) -> list[str]:
     return classes
 
 
-def _read_images(split_dir: Path, classes: list[str], first: list) -> tuple:
+def _read_images(split_dir: Path, classes: list[str], first: list
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The images of one split (``x``, ``y``), each converted to the size and mode of the
     dataset's first image (``first``, filled by the first read)."""
     from PIL import Image
@@ -192,8 +195,8 @@ def _read_images(split_dir: Path, classes: list[str], first: list) -> tuple:
                     if not first:
                         first.append((img.size, "L" if img.mode in ("L", "1") else "RGB"))
                     size, mode = first[0]
-                    img = img.convert(mode)
-                    xs.append(np.asarray(img if img.size == size else img.resize(size)))
+                    image = img.convert(mode)
+                    xs.append(np.asarray(image if image.size == size else image.resize(size)))
             except (*DAMAGED, SyntaxError, Image.DecompressionBombError) as err:
                 raise DataError(f"{file}: not a readable image ({_reason(err)}); remove "
                                 "or replace it") from None
@@ -246,7 +249,7 @@ def _vouched(path: Path) -> str | None:
 
 
 @contextmanager
-def _reading(path: Path, what: str):
+def _reading(path: Path, what: str) -> Iterator[None]:
     """Whatever reading a damaged ``path`` raises becomes one line naming the file."""
     try:
         yield
@@ -264,7 +267,7 @@ def _listed(names: set[str]) -> str:
     return ", ".join(repr(n) for n in sorted(names)) or "none"
 
 
-def _download(name: str, archive: str, load) -> Raw:
+def _download(name: str, archive: str, load: Callable[[], Any]) -> Raw:
     """Keras' own download-and-cache; when that is impossible, one line saying what to put
     where."""
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -40,6 +41,7 @@ def hypermodel_path(job: ClusterJob) -> str:
     """Where the study's hypermodel file is, relative to the study file's folder: the pods
     see it at the same place below ``STUDY_MOUNT``. UsageError when it is not below that
     folder (a ConfigMap cannot mirror an absolute path or one that climbs out)."""
+    assert job.hypermodel is not None  # asked only of a study with a hypermodel
     file = job.hypermodel.rpartition(":")[0]
     folder = job.study_file.parent
     try:
@@ -62,7 +64,7 @@ def study_configmap(job: ClusterJob) -> dict:
 
 def _study_volume(job: ClusterJob) -> dict:
     """The ConfigMap as files: ``study.yaml``, and the hypermodel at its relative path."""
-    volume = {"name": name_for(f"{job.job_name}-study")}
+    volume: dict[str, Any] = {"name": name_for(f"{job.job_name}-study")}
     if job.hypermodel is not None:
         volume["items"] = [{"key": "study.yaml", "path": "study.yaml"},
                            {"key": HYPERMODEL_KEY, "path": hypermodel_path(job)}]
@@ -78,7 +80,7 @@ def storage_secret(job: ClusterJob) -> dict:
 def job_spec(job: ClusterJob) -> dict:
     """The spec of the Indexed Job: ``workers`` pods at once, one worker each."""
     work = WORK_MOUNT if job.volume_claim else None
-    container = {
+    container: dict[str, Any] = {
         "name": "worker",
         "image": job.image or DEFAULT_IMAGE,
         "command": ["sweep", *job.worker_argv(f"{STUDY_MOUNT}/study.yaml", work)],
@@ -144,7 +146,8 @@ def _from_secret(env: str, key: str, optional: bool = False) -> dict:
     return {"name": env, "valueFrom": {"secretKeyRef": ref}}
 
 
-def _object(api: str, kind: str, name: str, job: ClusterJob, limit: int = 63, **body) -> dict:
+def _object(api: str, kind: str, name: str, job: ClusterJob, limit: int = 63,
+            **body: Any) -> dict:
     metadata = {"name": name_for(name, limit), "labels": {LABEL: name_for(job.study)}}
     if job.namespace:
         metadata["namespace"] = job.namespace

@@ -11,7 +11,8 @@ the benefit of the doubt.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
 
 NODE_LOCAL_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
 # `stat -f -c %T` names of file systems that live on one machine ("ext2/ext3": any ext).
@@ -44,7 +45,7 @@ def file_system_type(path: Path) -> str | None:
     return found.stdout.strip() or None
 
 
-def node_local_warning(paths: dict[str, Path], where: str, fix: str) -> str | None:
+def node_local_warning(paths: Mapping[str, PurePath], where: str, fix: str) -> str | None:
     """One line naming each of ``paths`` (what it is -> path) that is this node's alone, those
     inside an earlier one by name only; None when all may be shared. ``where`` says who runs
     elsewhere, ``fix`` what to do."""

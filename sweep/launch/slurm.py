@@ -33,6 +33,7 @@ def script_name(job: ClusterJob) -> str:
 
 def render_script(job: ClusterJob) -> str:
     """The sbatch script of the job array: one ``sweep worker`` per task."""
+    assert job.time_s is not None  # Slurm needs --time (SlurmScheduler.needs_time)
     options = [
         f"--job-name={job.job_name}",
         f"--array=0-{job.workers - 1}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR
@@ -54,7 +55,7 @@ def plan_job(
     volume_claim: str | None = None,
     checkpoint_dir: Path = CHECKPOINT_DIR,
     artifact_dir: Path = ARTIFACT_DIR,
-    worker_options: list[str] = (),
+    worker_options: Sequence[str] = (),
 ) -> ClusterJob:
     """Check the submit options against each other and the scheduler; UsageError if bad.
 
@@ -62,21 +63,9 @@ def plan_job(
     (scripts and logs) starts there too.
     """
     chosen = scheduler_for(scheduler)
-    if workers < 1 or gpus_per_worker < 0:
-        raise UsageError("--workers must be at least 1 and --gpus-per-worker at least 0")
-    for option, value in (("--partition", partition), ("--account", account),
-                          ("--image", image), ("--namespace", namespace)):
-        if value is not None and not _WORD.fullmatch(value):
-            raise UsageError(f"{option} {value!r}: expected one word (letters, digits, "
-                             "'_.,:/@+-')")
-    if not cpus_per_worker > 0:
-        raise UsageError(f"--cpus-per-worker {cpus_per_worker:g}: expected a number above 0")
-    if not _QUANTITY.fullmatch(memory_per_worker):
-        raise UsageError(f"--memory-per-worker {memory_per_worker!r}: expected a quantity "
-                         "such as 4Gi or 512Mi")
-    if volume_claim is not None and not _NAME.fullmatch(volume_claim):
-        raise UsageError(f"--volume-claim {volume_claim!r}: expected the name of a "
-                         "PersistentVolumeClaim (lowercase letters, digits and '-')")
+    _check_resources(workers, gpus_per_worker, cpus_per_worker, memory_per_worker)
+    _check_names({"--partition": partition, "--account": account, "--image": image,
+                  "--namespace": namespace}, volume_claim)
     workdir = (workdir or Path.cwd()).resolve()
     storage, password = split_password(storage_url)
     job = ClusterJob(
@@ -106,6 +95,28 @@ def plan_job(
     )
     chosen.check(job)
     return job
+
+
+def _check_resources(workers: int, gpus_per_worker: int, cpus_per_worker: float,
+                     memory_per_worker: str) -> None:
+    if workers < 1 or gpus_per_worker < 0:
+        raise UsageError("--workers must be at least 1 and --gpus-per-worker at least 0")
+    if not cpus_per_worker > 0:
+        raise UsageError(f"--cpus-per-worker {cpus_per_worker:g}: expected a number above 0")
+    if not _QUANTITY.fullmatch(memory_per_worker):
+        raise UsageError(f"--memory-per-worker {memory_per_worker!r}: expected a quantity "
+                         "such as 4Gi or 512Mi")
+
+
+def _check_names(words: dict[str, str | None], volume_claim: str | None) -> None:
+    """``words``: option → value, each one word; ``volume_claim``: a Kubernetes name."""
+    for option, value in words.items():
+        if value is not None and not _WORD.fullmatch(value):
+            raise UsageError(f"{option} {value!r}: expected one word (letters, digits, "
+                             "'_.,:/@+-')")
+    if volume_claim is not None and not _NAME.fullmatch(volume_claim):
+        raise UsageError(f"--volume-claim {volume_claim!r}: expected the name of a "
+                         "PersistentVolumeClaim (lowercase letters, digits and '-')")
 
 
 def scheduler_for(name: str) -> Scheduler:

@@ -27,6 +27,7 @@ Families (the words used in study files):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sweep.errors import ConfigError
 
@@ -203,7 +204,8 @@ class _Stack:
     def architecture(self) -> Architecture:
         return Architecture(self.layers, self.input_shape)
 
-    def add(self, name, kind, params=0, trainable=None, **args) -> None:
+    def add(self, name: str, kind: str, params: int = 0, trainable: int | None = None,
+            **args: Any) -> None:
         self.layers.append(LayerSpec(
             name, kind, args, self.shape, self.rf, self.jump, params,
             params if trainable is None else trainable,
@@ -225,7 +227,8 @@ class _Stack:
         self.rf += (kernel - 1) * self.jump
         self.jump *= stride
 
-    def conv(self, name, filters, kernel, padding, *, bias, activation=None) -> None:
+    def conv(self, name: str, filters: int, kernel: int, padding: str, *, bias: bool,
+             activation: str | None = None) -> None:
         channels_in = self.shape[2]
         self._window(name.replace("conv", "conv layer "), kernel, padding)
         self.shape = self.shape[:2] + (filters,)
@@ -233,16 +236,16 @@ class _Stack:
         self.add(name, "conv", params, filters=filters, kernel=kernel, padding=padding, bias=bias,
                  activation=activation)
 
-    def depthwise(self, name, kernel, padding) -> None:
+    def depthwise(self, name: str, kernel: int, padding: str) -> None:
         self._window(name.replace("depthwise", "depthwise layer "), kernel, padding)
         params = kernel * kernel * self.shape[2]
         self.add(name, "depthwise", params, kernel=kernel, padding=padding)
 
-    def batch_norm(self, name) -> None:
+    def batch_norm(self, name: str) -> None:
         channels = self.shape[-1]
         self.add(name, "batch_norm", BN_PARAMS_PER_CHANNEL * channels, 2 * channels)
 
-    def pool(self, name, kind, *, block: int) -> None:
+    def pool(self, name: str, kind: str, *, block: int) -> None:
         height, width, _ = self.shape
         if min(height, width) < POOL_SIZE:
             raise ConfigError(
@@ -257,12 +260,12 @@ class _Stack:
         if len(self.shape) == 3:
             self.rf += (max(self.shape[:2]) - 1) * self.jump
 
-    def gap(self, name) -> None:
+    def gap(self, name: str) -> None:
         self._whole_map()
         self.shape = (self.shape[2],)
         self.add(name, "gap")
 
-    def flatten(self, name) -> None:
+    def flatten(self, name: str) -> None:
         self._whole_map()
         size = 1
         for d in self.shape:
@@ -270,7 +273,7 @@ class _Stack:
         self.shape = (size,)
         self.add(name, "flatten")
 
-    def dense(self, name, units, *, activation) -> None:
+    def dense(self, name: str, units: int, *, activation: str | None) -> None:
         params = self.shape[0] * units + units
         self.shape = (units,)
         self.add(name, "dense", params, units=units, activation=activation)

@@ -56,7 +56,9 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
-def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed, dtype: dict):
+def _keras_layer(spec: LayerSpec, input_shape: tuple[int, ...],
+                 regularizer: keras.regularizers.Regularizer | None, seed: int | None,
+                 dtype: dict) -> keras.layers.Layer:
     from keras import layers
 
     a = spec.args
@@ -86,7 +88,8 @@ def _keras_layer(spec: LayerSpec, input_shape, regularizer, seed, dtype: dict):
     return simple[spec.kind](name=spec.name, **dtype)
 
 
-def _augment_layer(spec: LayerSpec, input_shape, seed):
+def _augment_layer(spec: LayerSpec, input_shape: tuple[int, ...],
+                   seed: int | None) -> keras.layers.Layer:
     """Keras' preprocessing layer for one ``training.augment`` field (images in [0, 1])."""
     from keras import layers
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import keras
@@ -62,9 +62,10 @@ def probe_fit(fit: Callable, hp: keras_tuner.HyperParameters, model: keras.Model
     import keras
     import numpy as np
 
-    calls, ours = [], keras.callbacks.Callback()
+    calls: list[dict[str, Any]] = []
+    ours = keras.callbacks.Callback()
 
-    def stand_in(*args, **kwargs):
+    def stand_in(*args: Any, **kwargs: Any) -> keras.callbacks.History:
         calls.append(kwargs)
         history = keras.callbacks.History()
         history.history = collections.defaultdict(lambda: [0.0])
@@ -100,7 +101,7 @@ def trial_fit(fit: Callable | None, values: dict) -> Callable | None:
     return lambda model, *args, **kwargs: fit(hp, model, *args, **kwargs)
 
 
-def _input_shape(model) -> tuple:
+def _input_shape(model: keras.Model) -> tuple[int, ...]:
     """The model's input shape without the batch axis (unknown sizes as 1); ``(1,)`` for a
     model not built yet, whose input shape is known only from the data."""
     try:

@@ -22,9 +22,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sweep.errors import ConfigError, SpecError
+from sweep.errors import ConfigError, SpecError, SweepError
 from sweep.models.hyperfit import FitProbeError, own_fit, probe_fit
 from sweep.study import ChoiceParam, Param, RangeParam, StudySpec
 from sweep.study.plugins import SAMPLERS
@@ -32,6 +32,8 @@ from sweep.study.training import TrainingConfig
 
 if TYPE_CHECKING:
     import keras
+    import keras_tuner
+    from keras_tuner.engine.hyperparameters import HyperParameter
 
 PREFIX = "hp."  # search params of a hypermodel are named hp.<KerasTuner name>
 FIELD = "model.hypermodel"
@@ -84,6 +86,7 @@ def load_hypermodel(ref: str, study_source: str) -> Hypermodel:
     module_name = f"sweep_hypermodel_{abs(hash(str(path)))}"
     try:
         loader = importlib.util.spec_from_file_location(module_name, path)
+        assert loader is not None and loader.loader is not None  # a .py file (the schema's)
         module = importlib.util.module_from_spec(loader)
         sys.modules[module_name] = module  # for pickling and dataclasses in the user's file
         loader.loader.exec_module(module)
@@ -115,7 +118,10 @@ def collect(ref: str, study_source: str, sampler: str) -> HypermodelSpec:
     """
     hypermodel = load_hypermodel(ref, study_source)
     found: dict = {}  # name -> KerasTuner hp, in the order first registered
-    queue, tried, compiled, fit_sets = [{}], set(), None, frozenset()
+    queue: list[dict[str, Any]] = [{}]
+    tried: set[str] = set()
+    compiled: bool | None = None
+    fit_sets: frozenset[str] = frozenset()
     while queue and len(tried) < MAX_BUILDS:
         values = queue.pop(0)
         key = repr(sorted(values.items()))
@@ -206,7 +212,9 @@ def build_hypermodel(hypermodel: Hypermodel, values: dict, input_shape: tuple, n
     return model
 
 
-def _build(build, values: dict, ref: str, source: str, fail=SpecError):
+def _build(build: Callable, values: dict, ref: str, source: str,
+           fail: type[SweepError] = SpecError
+           ) -> tuple[keras_tuner.HyperParameters, keras.Model]:
     import keras
     import keras_tuner
 
@@ -224,7 +232,8 @@ def _build(build, values: dict, ref: str, source: str, fail=SpecError):
     return hp, model
 
 
-def _probe(fit, hp, model, values: dict, source: str) -> frozenset[str]:
+def _probe(fit: Callable, hp: keras_tuner.HyperParameters, model: keras.Model, values: dict,
+           source: str) -> frozenset[str]:
     """``hyperfit.probe_fit``, its failures as the study's one-line error."""
     at = f" with {values}" if values else ""
     try:
@@ -237,7 +246,7 @@ def _probe(fit, hp, model, values: dict, source: str) -> frozenset[str]:
                         "validation_data=..., callbacks=..., verbose=0))") from None
 
 
-def _to_param(h, sampler: str, source: str) -> Param:
+def _to_param(h: HyperParameter, sampler: str, source: str) -> Param:
     """A KerasTuner hp as a sweep search param (grid: a list of values; random/tpe: a range
     where KerasTuner samples a range)."""
     name, conditions = PREFIX + h.name, _conditions(h)
@@ -266,17 +275,17 @@ def _to_param(h, sampler: str, source: str) -> Param:
     return ChoiceParam(name, tuple(dict.fromkeys(values)), conditions)
 
 
-def _conditions(h) -> tuple:
+def _conditions(h: HyperParameter) -> tuple:
     return tuple((PREFIX + c.name, tuple(c.values)) for c in h.conditions)
 
 
-def _explorable(h) -> bool:
+def _explorable(h: HyperParameter) -> bool:
     if type(h).__name__ in ("Int", "Float") and h.step is None:
         return False
     return len(list(h.values)) <= MAX_EXPLORED_VALUES
 
 
-def _is_compiled(model) -> bool:
+def _is_compiled(model: keras.Model) -> bool:
     return bool(getattr(model, "compiled", False))
 
 

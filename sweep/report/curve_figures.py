@@ -5,6 +5,8 @@ band of all of them with the best as lines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -27,7 +29,7 @@ def curve_name(trial: int, values: dict, pruned: bool = False) -> str:
 
 
 def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
-                  best: list[int] = ()) -> go.Figure:
+                  best: Sequence[int] = ()) -> go.Figure:
     """Learning curves: train and validation accuracy and validation loss per epoch (a
     validation loss that turns up while train accuracy climbs is the seeds' overfitting),
     one line per trial, named by its values of ``params``; a pruned trial's line is dotted

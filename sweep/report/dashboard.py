@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
@@ -98,7 +98,8 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0]
 
 
-def _importances(store: optuna.storages.RDBStorage, study_id: int, theirs) -> str:
+def _importances(store: optuna.storages.RDBStorage, study_id: int,
+                 theirs: Callable[..., str | dict[str, Any]]) -> str | dict[str, Any]:
     """The dashboard's importances of a sweep study, each objective's over the trials that
     count (``StoredStudy.current``), by the report's evaluator (``importance.importances``);
     of any other study, the dashboard's own (``theirs``)."""
@@ -120,7 +121,8 @@ def _importances(store: optuna.storages.RDBStorage, study_id: int, theirs) -> st
                if t.state == TrialState.COMPLETE]
     shares = []
     for i, direction in enumerate(stored.directions):
-        rows = pd.DataFrame([{**t.params, "value": t.values[i]} for t in counted],
+        rows = pd.DataFrame([{**t.params, "value": t.values[i]} for t in counted
+                             if t.values is not None],  # a complete trial has its values
                             columns=[*stored.params, "value"])
         found = importances(rows, stored.params, "value", direction)
         shares.append([{"name": name, "importance": float(share),
@@ -156,7 +158,8 @@ def save_figures(storage_url: str, name: str, figures: list) -> list[str]:
     """
     store = open_storage(storage_url, create=False)
     open_study(store, name)  # the one-line error for a study that is not there
-    ids, attrs = [], {}
+    ids: list[str] = []
+    attrs: dict[str, str] = {}
     # the dashboard's panes are half the page wide and of a fixed height: a panel each
     for fig in [panel for figure in figures for panel in one_per_panel(figure)]:
         title = fig.layout.title.text or f"figure {len(ids) + 1}"

@@ -45,6 +45,7 @@ def clean(study: str | None, everything: bool, storage_url: str, checkpoint_dir:
     if everything:
         said = clean_orphans(storage_url, checkpoint_dir, artifact_dir, dry_run)
     else:
+        assert study is not None  # a study's name or --all, checked above
         said = clean_study(study, storage_url, checkpoint_dir, artifact_dir, dry_run)
     return said.replace("freed", "would free", 1) + "; nothing deleted (--dry-run)" \
         if dry_run else said

@@ -21,11 +21,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sweep.report.aggregate import groups
+
+if TYPE_CHECKING:
+    from statsmodels.regression.linear_model import RegressionResults
 
 LEVEL = 0.05  # a knob "matters" when its F-test's p-value is below this
 REPEAT_AXIS = "seed"  # a seed axis repeats every point: it is noise (a block), not a knob
@@ -159,7 +163,7 @@ def dummies(codes: list[Codes]) -> np.ndarray:
 class KnobFit:
     """One knob's fitted model (``fit_knob``), or why there is none."""
 
-    result: object | None  # statsmodels' RegressionResults
+    result: RegressionResults | None  # statsmodels' RegressionResults
     k: int = 0  # the knob's values: its columns are start .. start + k - 2 (the first value
     start: int = 1  # is the baseline, no column of its own)
     why: str = ""
@@ -183,6 +187,7 @@ class KnobFit:
 
     def _restriction(self) -> np.ndarray:
         """The knob's coefficients, all zero."""
+        assert self.result is not None  # asked by test() of a fit only
         return np.eye(len(self.result.params))[self.start:self.start + self.k - 1]
 
     def value_rows(self, axis: str, codes: Codes, y: np.ndarray, sign: float) -> list:
@@ -227,8 +232,8 @@ def fit_knob(y: np.ndarray, codes: dict[str, Codes], axis: str, axes: tuple[str,
     keeps the fits of these rows by the axes fitted: in a full grid every knob's fit is the
     same additive model, fitted once."""
     blocks = _blocks(codes, axis, axes) if design.test == "blocks" else []
-    shape = dict(blocks=[(b, len(codes[b][1])) for b in blocks],
-                 runs=runs_per_point(codes, axes), n=len(y))
+    shape: dict[str, Any] = dict(blocks=[(b, len(codes[b][1])) for b in blocks],
+                                 runs=runs_per_point(codes, axes), n=len(y))
     if design.test == "none":
         return KnobFit(None, why=design.why, **shape)
     used = [a for a in axes if a == axis or a in blocks]  # the columns in the axes' order
@@ -240,7 +245,7 @@ def fit_knob(y: np.ndarray, codes: dict[str, Codes], axis: str, axes: tuple[str,
     return KnobFit(result, k=len(codes[axis][1]), start=start, why=why, **shape)
 
 
-def _fit(y: np.ndarray, codes: list[Codes]) -> tuple[object | None, str]:
+def _fit(y: np.ndarray, codes: list[Codes]) -> tuple[RegressionResults | None, str]:
     """The additive OLS fit of ``y`` on the axes of ``codes``, or None and why not."""
     from statsmodels.regression.linear_model import OLS  # statsmodels.api: a second
 

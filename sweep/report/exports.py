@@ -47,6 +47,7 @@ def export_model(result: StudyResult, which: str, storage_url: str, checkpoint_d
         number = int(which)
     else:
         raise UsageError(f"--model {which!r}: expected best or a trial number")
+    assert result.study_id is not None  # a stored study's result (load_study_result)
     folder = existing_folder(open_storage(storage_url, create=False), result.study_id,
                              result.name, checkpoint_dir)
     kept = kept_model_file(folder, number) if folder else None

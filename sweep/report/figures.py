@@ -11,6 +11,8 @@ subtitle says which rows it draws, so a box's points can be counted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -31,7 +33,7 @@ def _epochs(rows: pd.DataFrame) -> str:
     return f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
 
 
-def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = GROUPED_METRICS,
+def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: Sequence[str] = GROUPED_METRICS,
                    title: str = "Grouped by", split: str | None = None) -> go.Figure:
     """Box plots of each of ``metrics`` (columns of ``snapshots``) per value of ``by`` (per
     quantile bin of a many-valued param, ``aggregate.groups``); with ``split`` (a column:
@@ -56,7 +58,8 @@ def grouped_figure(snapshots: pd.DataFrame, by: str, metrics: tuple[str, ...] = 
         which += (f"; a group of more than {MAX_BOX_POINTS} points: its box only (quartiles, "
                   "whiskers to the last point within 1.5 IQR)")
     metrics = [m for m in metrics if rows[m].notna().any()]
-    parts = [(None, rows, keys)]  # (name and colour of a split's part, its rows, their keys)
+    # (name and colour of a split's part, its rows, their keys)
+    parts: list[tuple[tuple[str, str] | None, pd.DataFrame, pd.Series]] = [(None, rows, keys)]
     if split is not None:
         # in sorted order, as grouping by the split column colours them
         masks = [(name, rows[split] == name) for name in sorted(rows[split].unique())]
@@ -184,7 +187,7 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
         # a conditional param may have no value in any trial yet (its parent never chose it)
         figures += [per_class_figure(result.per_class, by, result.class_names)
                     for by in result.params if result.per_class[by].notna().any()]
-    if result.best_confusion is not None:
+    if result.best_confusion is not None and result.best_trial is not None:
         figures.append(confusion_figure(result.best_confusion, result.best_trial,
                                         result.class_names))
     return figures

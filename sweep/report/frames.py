@@ -91,29 +91,7 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE, *,
     shown = stored.current(all_trials)  # one trial per point of the study as it is now
     numbers = {t.number for t in shown}
     front = ({t.number for t in study.best_trials} & numbers) if len(directions) > 1 else set()
-    rows, dead, per_class, pictures = [], [], [], []
-    for t in shown:
-        chosen = _param_values(t, params)
-        rows.append({
-            "trial": t.number, "state": t.state.name,
-            "value": t.values[0] if t.values else None,
-            "value_epoch": t.user_attrs.get(TrialKey.OBJECTIVE_EPOCH),
-            **chosen,
-            "param_count": t.user_attrs.get(TrialKey.PARAM_COUNT),
-            "receptive_field": t.user_attrs.get(TrialKey.RECEPTIVE_FIELD),
-            "train_seconds": t.user_attrs.get(TrialKey.TRAIN_SECONDS),
-            "fail_reason": t.user_attrs.get(TrialKey.FAIL_REASON),
-        })
-        for epoch, d in t.user_attrs.get(TrialKey.DIAGNOSTICS, {}).items():
-            layers = d["dead_units"].values()
-            units = sum(layer["units"] for layer in layers)
-            dead.append({"trial": t.number, "epoch": int(epoch), **{
-                key: sum(layer[key] for layer in layers) / units if units else None
-                for key in ("dead_train", "dead_test")}})
-            per_class += [{"trial": t.number, **chosen, "epoch": int(epoch), "class": c,
-                           "accuracy": a} for c, a in enumerate(d["per_class_accuracy"])]
-        if t.state.name == "COMPLETE":
-            pictures += _pictures(t)
+    rows, dead, per_class, pictures = _trial_rows(shown, params)
     trials = _best_first(pd.DataFrame(rows, columns=[
         "trial", "state", "value", "value_epoch", *params, "param_count", "receptive_field",
         "train_seconds", "fail_reason"]), front, directions[0])
@@ -147,6 +125,38 @@ def load_study_result(name: str, storage_url: str = DEFAULT_STORAGE, *,
     )
 
 
+def _trial_rows(shown: list[StoredTrial], params: tuple[str, ...]) -> tuple[list[dict], ...]:
+    """``(rows, dead, per_class, pictures)``: one row per trial, and per snapshot epoch its
+    dead units and per-class accuracy, and its pictures."""
+    rows: list[dict] = []
+    dead: list[dict] = []
+    per_class: list[dict] = []
+    pictures: list[dict] = []
+    for t in shown:
+        chosen = _param_values(t, params)
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            "value": t.values[0] if t.values else None,
+            "value_epoch": t.user_attrs.get(TrialKey.OBJECTIVE_EPOCH),
+            **chosen,
+            "param_count": t.user_attrs.get(TrialKey.PARAM_COUNT),
+            "receptive_field": t.user_attrs.get(TrialKey.RECEPTIVE_FIELD),
+            "train_seconds": t.user_attrs.get(TrialKey.TRAIN_SECONDS),
+            "fail_reason": t.user_attrs.get(TrialKey.FAIL_REASON),
+        })
+        for epoch, d in t.user_attrs.get(TrialKey.DIAGNOSTICS, {}).items():
+            layers = d["dead_units"].values()
+            units = sum(layer["units"] for layer in layers)
+            dead.append({"trial": t.number, "epoch": int(epoch), **{
+                key: sum(layer[key] for layer in layers) / units if units else None
+                for key in ("dead_train", "dead_test")}})
+            per_class += [{"trial": t.number, **chosen, "epoch": int(epoch), "class": c,
+                           "accuracy": a} for c, a in enumerate(d["per_class_accuracy"])]
+        if t.state.name == "COMPLETE":
+            pictures += _pictures(t)
+    return rows, dead, per_class, pictures
+
+
 def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFrame:
     """The trials frame sorted: the Pareto front (multi-objective), then complete trials by
     value, best first, then the rest (pruned trials also have a value, but are not results)."""
@@ -161,7 +171,7 @@ def _best_first(trials: pd.DataFrame, front: set, direction: str) -> pd.DataFram
     return order.reset_index(drop=True)
 
 
-def _param_values(trial, params: tuple[str, ...]) -> dict:
+def _param_values(trial: StoredTrial, params: tuple[str, ...]) -> dict:
     """A trial's value of each swept param, as Optuna stores it; a trial from before an axis
     was added has the value its config had (the old fixed value)."""
     attrs = trial.user_attrs
@@ -180,13 +190,14 @@ def _pictures(trial: StoredTrial) -> list[dict]:
     return rows
 
 
-def _pareto_frame(trials, metrics, params, front) -> pd.DataFrame:
+def _pareto_frame(trials: list[StoredTrial], metrics: tuple[str, ...],
+                  params: tuple[str, ...], front: set[int]) -> pd.DataFrame:
     if len(metrics) < 2:
         return pd.DataFrame()
     return pd.DataFrame([
         {"trial": t.number, **_param_values(t, params),
          **dict(zip(metrics, t.values, strict=True)), "on_front": t.number in front}
-        for t in trials if t.state.name == "COMPLETE"
+        for t in trials if t.state.name == "COMPLETE" and t.values
     ])
 
 
@@ -214,7 +225,7 @@ def study_differences(results: list[StudyResult]) -> pd.DataFrame:
 
 def _flat(section: dict, prefix: str = "") -> dict:
     """A nested mapping as ``{dotted.key: leaf}`` (a list is a leaf)."""
-    out = {}
+    out: dict = {}
     for key, value in section.items():
         if isinstance(value, dict) and value:
             out |= _flat(value, f"{prefix}{key}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +45,7 @@ def report_study(name: str, storage_url: str, artifact_dir: Path | None,
 
 
 def write_report(result: StudyResult, figures: list[go.Figure], path: Path,
-                 artifact_dir: Path | None = None, answer: list[str] = ()) -> Path:
+                 artifact_dir: Path | None = None, answer: Sequence[str] = ()) -> Path:
     """A self-contained HTML file of the ``answer`` in words (``summary``), ``figures``
     (``figures.report_figures(result)``), the chosen trials' pictures and the trials table;
     it reads offline (``page``: plotly.js and the figures' template inlined once;
@@ -85,7 +86,7 @@ def compare_studies(names: list[str], storage_url: str, out: Path | None = None)
 
 
 def write_comparison(results: list[StudyResult], figures: list[go.Figure], path: Path,
-                     answer: list[str] = ()) -> Path:
+                     answer: Sequence[str] = ()) -> Path:
     """Several studies side by side: the ``answer`` in words (``summary.comparison``), what
     differs between their study files, ``figures``
     (``figures.compare_figures``) and each study's trials, in one self-contained HTML file
@@ -109,7 +110,7 @@ def write_comparison(results: list[StudyResult], figures: list[go.Figure], path:
     return path
 
 
-def _answer_html(lines: list[str]) -> str:
+def _answer_html(lines: Sequence[str]) -> str:
     """The answer in words, as ``sweep summary`` prints it."""
     if not lines:
         return ""

@@ -10,6 +10,7 @@ quantiles have trials enough, over a seeded sample of ``SAMPLE`` trials where th
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -45,7 +46,7 @@ def importances(rows: pd.DataFrame, axes: tuple[str, ...], column: str, directio
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
     try:
-        study = optuna.create_study(direction=direction)
+        study = optuna.create_study(direction=optuna.study.StudyDirection[direction.upper()])
     finally:
         optuna.logging.set_verbosity(verbosity)
     distributions = {a: distribution(rows[a]) for a in varying}
@@ -82,7 +83,7 @@ def distribution(column: pd.Series) -> optuna.distributions.BaseDistribution:
                                                                key=str))
 
 
-def _plain(value):
+def _plain(value: Any) -> bool | int | float | str | None:
     """A value Optuna's distributions take (a list, as stored for ``filters``, as text)."""
     value = value.item() if hasattr(value, "item") else value
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)

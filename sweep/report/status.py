@@ -6,6 +6,7 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optuna.trial import TrialState
 
@@ -26,6 +27,9 @@ from sweep.store import (
 )
 from sweep.study.plugins import SAMPLERS
 from sweep.training.checkpoints import checkpoint_file, saved_epochs
+
+if TYPE_CHECKING:
+    import optuna
 
 # the user attributes status reads (the rest, provenance and layers, is never decoded here)
 STATUS_KEYS = (TrialKey.CONFIG, TrialKey.SEED, TrialKey.OBJECTIVE_EPOCH, TrialKey.FAIL_REASON,
@@ -50,22 +54,50 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
                     + [f"{waiting} not started"] * (waiting > 0))
         + (f" ({history} earlier attempt(s) kept as history)" if history else "")
     ]
-    shown = {t.number for t in current}
-    if counts["complete"] and len(study.directions) > 1:
+    lines += _best_lines(study, stored, current, counts)
+    lines += _worker_lines(store, stored, trials)
+    folder: Path | None
+    try:
+        folder = existing_folder(store, stored.study_id, name, checkpoint_dir)
+    except StorageError as e:  # the folder of this name holds another database's study
+        lines.append(f"disk: none of this study's; {e}")
+        folder = None
+    lines += _unfinished_lines(stored, current, folder)
+    models = folder_bytes(folder) if folder else 0
+    if models:
+        lines.append(f"disk: {megabytes(models)} of kept models and checkpoints in "
+                     f"{folder} (`sweep clean {name}` frees them)")
+    return "\n".join(lines)
+
+
+def _best_lines(study: optuna.Study, stored: StoredStudy, current: list[StoredTrial],
+                counts: Counter[str]) -> list[str]:
+    """The best complete trial (or the Pareto front) among ``current``."""
+    if not counts["complete"]:
+        return []
+    if len(study.directions) > 1:
+        shown = {t.number for t in current}
         front = sorted(t.number for t in study.best_trials if t.number in shown)
-        lines.append(f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}")
-    elif counts["complete"]:
-        best = stored.best(current)
-        epoch = best.user_attrs.get(TrialKey.OBJECTIVE_EPOCH)
-        where = "" if epoch is None else f" at epoch {epoch}" + (
-            " (its best)" if stored.at == "best" else "")
-        lines.append(f"best {stored.metrics[0]} {best.value:.4f}{where}: trial {best.number} "
-                     f"{best.params}")
+        return [f"Pareto front of {' vs '.join(stored.metrics)}: trials {front}"]
+    best = stored.best(current)
+    assert best is not None  # counts say one is complete
+    epoch = best.user_attrs.get(TrialKey.OBJECTIVE_EPOCH)
+    where = "" if epoch is None else f" at epoch {epoch}" + (
+        " (its best)" if stored.at == "best" else "")
+    return [f"best {stored.metrics[0]} {best.value:.4f}{where}: trial {best.number} "
+            f"{best.params}"]
+
+
+def _worker_lines(store: optuna.storages.RDBStorage, stored: StoredStudy,
+                  trials: list[StoredTrial]) -> list[str]:
+    """What each worker holding a claim is doing (its trial, the last epoch stored, its
+    heartbeat), or that it is dead."""
     running = claims.running(store.engine, stored.study_id)
-    epochs = epochs_frame(store, stored.study_id) if running else None  # only for workers
-    last_epoch = (epochs.groupby("trial_number")["epoch"].max().to_dict()
-                  if running and len(epochs) else {})
-    now, host = time.time(), socket.gethostname()
+    if not running:
+        return []
+    epochs = epochs_frame(store, stored.study_id)
+    last_epoch = epochs.groupby("trial_number")["epoch"].max().to_dict() if len(epochs) else {}
+    now, host, lines = time.time(), socket.gethostname(), []
     for claim in running:
         if claims.is_dead(claim.worker, claim.heartbeat, now, host):
             # before: listed as running ("heartbeat 74s ago") until a worker took it over
@@ -83,14 +115,16 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
             f"{last_epoch.get(t.number, 0)}/{total_epochs} "
             f"(heartbeat {now - claim.heartbeat:.0f}s ago)"
         )
-    try:
-        folder = existing_folder(store, stored.study_id, name, checkpoint_dir)
-    except StorageError as e:  # the folder of this name holds another database's study
-        lines.append(f"disk: none of this study's; {e}")
-        folder = None
+    return lines
+
+
+def _unfinished_lines(stored: StoredStudy, current: list[StoredTrial],
+                      folder: Path | None) -> list[str]:
+    """Each interrupted trial (what the next run does with it) and failed one (why)."""
     # a grid point's checkpoint is keyed by the point; a random/tpe slot's by its slot, which
     # no trial records
     sampler = SAMPLERS.get(stored.definition.get("search", {}).get("sampler", "grid"))
+    lines = []
     for t in current:
         if _state(t) == "interrupted":
             point = stored.point_key(t) if sampler and sampler.enumerates else None
@@ -98,11 +132,7 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
         elif t.state == TrialState.FAIL:
             reason = t.user_attrs.get(TrialKey.FAIL_REASON) or t.user_attrs.get(TrialKey.DIED)
             lines.append(f"failed: trial {t.number} {t.params}: {reason or 'unknown'}")
-    models = folder_bytes(folder) if folder else 0
-    if models:
-        lines.append(f"disk: {megabytes(models)} of kept models and checkpoints in "
-                     f"{folder} (`sweep clean {name}` frees them)")
-    return "\n".join(lines)
+    return lines
 
 
 def _resumes(folder: Path | None, point: str | None) -> str:

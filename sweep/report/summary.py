@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -67,7 +68,7 @@ def answer_lines(name: str, storage_url: str) -> list[str]:
     stored = StoredStudy.read(store, open_study(store, name))
     version = results_version(store, stored)
     kept = study_system_attr(store, stored.study_id, ANSWER)
-    if kept is not None and kept.get("version") == version:
+    if isinstance(kept, dict) and kept.get("version") == version:
         return kept["lines"]
     lines = study_answer(load_study_result(name, storage_url, details=False)).lines
     keep_answer(store, stored.study_id, version, lines)
@@ -85,8 +86,8 @@ def results_version(store: optuna.storages.RDBStorage, stored: StoredStudy) -> s
 def keep_answer(store: optuna.storages.RDBStorage, study_id: int, version: str,
                 lines: list[str]) -> None:
     """Keep the answer in the study for ``answer_lines``, with the version it is of."""
-    replace_study_system_attrs(store, study_id, ANSWER,
-                               {ANSWER: {"version": version, "lines": lines}})
+    attrs: dict[str, Any] = {ANSWER: {"version": version, "lines": lines}}  # stored as JSON
+    replace_study_system_attrs(store, study_id, ANSWER, attrs)
 
 
 def completed(result: StudyResult) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import optuna
@@ -102,7 +102,7 @@ class Attempt:
         """Whether the claim is gone (another worker runs, or soon will run, the point)."""
         return bool(self.heartbeat.lost)
 
-    def finish(self, state: TrialState | None, value: object = None,
+    def finish(self, state: TrialState | None, value: float | Sequence[float] | None = None,
                note: str | None = None) -> None:
         """Tell Optuna how the trial ended (``state``, ``value``, ``note``: its
         ``sweep.trial.ending.Outcome``; a failure's reason stored on the trial) and close the
@@ -166,7 +166,7 @@ class Attempt:
         if row["epoch"] > self.resumed_from:  # the checkpoint's epochs were shown before
             self.w.emit({"event": "epoch", "trial": self.trial.number, "row": row})
 
-    def _continue_from(self, earlier) -> None:
+    def _continue_from(self, earlier: optuna.trial.FrozenTrial) -> None:
         """Start the point's checkpoint from ``earlier``'s kept model (unless a worker that
         died continuing it left a newer one): the trial resumes after its last epoch."""
         w = self.w

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
 from sweep.run.progress import SweepResult, epoch_text, header, rejection, resumption, trial_label
@@ -40,7 +41,7 @@ class SweepConsole:
         self._view.open()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._view.close()
 
     def event(self, event: dict, worker: int | None = None) -> None:
@@ -90,7 +91,7 @@ class EventLines:
     def __enter__(self) -> EventLines:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
     def event(self, event: dict) -> None:
@@ -133,14 +134,15 @@ class _PlainLines:
         if how:
             self._print(f"[{self.spec.name}] {trial_label(trial, result.total)} {how}")
 
-    def epoch(self, trial: dict, running, result: SweepResult) -> None:
+    def epoch(self, trial: dict, running: Iterable[dict], result: SweepResult) -> None:
         best = result.best_text(self.spec)
         self._print(
             f"[{self.spec.name}] {trial_label(trial, result.total)} "
             f"{epoch_text(trial['row'], trial['epochs'])}" + (f" | {best}" if best else "")
         )
 
-    def end(self, trial: dict, end: dict, running, result: SweepResult) -> None:
+    def end(self, trial: dict, end: dict, running: Iterable[dict],
+            result: SweepResult) -> None:
         if end["state"] != "complete":
             self._print(f"[{self.spec.name}] {trial_label(trial, result.total)} "
                         f"{_outcome(trial, end, self.spec.metric)}")
@@ -161,8 +163,8 @@ class _LiveView:
             TextColumn("{task.fields[count]}", markup=False), _TimesColumn(),
             TextColumn("{task.fields[info]}", markup=False),
             console=self.console, transient=True, speed_estimate_period=600)
-        self.sweep = None  # the sweep's task
-        self.tasks: dict[int, int] = {}  # trial number -> its task
+        self.sweep: TaskID | None = None  # the sweep's task
+        self.tasks: dict[int, TaskID] = {}  # trial number -> its task
 
     def open(self) -> None:
         self.progress.start()
@@ -182,14 +184,15 @@ class _LiveView:
             f"  {trial_label(trial, result.total)}", total=trial["epochs"], completed=done,
             count=f"epoch {done}/{trial['epochs']}", info=resumption(trial))
 
-    def epoch(self, trial: dict, running, result: SweepResult) -> None:
+    def epoch(self, trial: dict, running: Iterable[dict], result: SweepResult) -> None:
         row = trial["row"]
         self.progress.update(self.tasks[trial["trial"]], completed=row["epoch"],
                              count=f"epoch {row['epoch']}/{trial['epochs']}",
                              info=f"val_accuracy {row['val_accuracy']:.4f}")
         self._update_sweep(running, result)
 
-    def end(self, trial: dict, end: dict, running, result: SweepResult) -> None:
+    def end(self, trial: dict, end: dict, running: Iterable[dict],
+            result: SweepResult) -> None:
         self.progress.remove_task(self.tasks.pop(trial["trial"]))
         self.console.print(f"[{self.spec.name}] {trial_label(trial, result.total)}: "
                            f"{_outcome(trial, end, self.spec.metric)}", markup=False)
@@ -198,11 +201,12 @@ class _LiveView:
     def note(self, text: str) -> None:
         self.console.print(text, markup=False)
 
-    def _update_sweep(self, running, result: SweepResult) -> None:
+    def _update_sweep(self, running: Iterable[dict], result: SweepResult) -> None:
         """Points done, plus the running trials' share of their epochs: the time left is
         estimated from that, so it moves with every epoch, not only with every trial."""
         share = sum((t["row"] or {}).get("epoch", 0) / t["epochs"] for t in running)
         best = result.best_text(self.spec) or ""
+        assert self.sweep is not None  # the begin event came first
         self.progress.update(self.sweep, completed=result.finished + share, info=best,
                              count=f"{result.finished} of {result.total} trials done")
 
@@ -218,7 +222,7 @@ def _clock(seconds: float | None) -> str:
 class _TimesColumn(ProgressColumn):
     """``1:23 elapsed, 2:10 left`` (the time left at the speed of the last ten minutes)."""
 
-    def render(self, task) -> Text:
+    def render(self, task: Task) -> Text:
         left = None if task.finished else task.time_remaining
         return Text(f"{_clock(task.elapsed)} elapsed, {_clock(left)} left")
 

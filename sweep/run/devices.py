@@ -58,12 +58,12 @@ def _workers(text: str) -> int | str:
 
 def check_worker_options(workers: int | str | None, per_gpu: int) -> None:
     """Refuse counts below one before anything is loaded or opened."""
-    if per_gpu < 1 or (workers != "auto" and workers is not None and workers < 1):
+    if per_gpu < 1 or (isinstance(workers, int) and workers < 1):
         raise UsageError("--workers and --trials-per-gpu must be at least 1")
 
 
 def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
-                    pending: int) -> tuple[int, list]:
+                    pending: int) -> tuple[int, list[str]]:
     """``--workers``, ``--gpus`` and ``--trials-per-gpu`` to (worker count, GPU indices),
     for a study with ``pending`` points left.
 
@@ -80,7 +80,8 @@ def resolve_devices(workers: int | str | None, gpus: str | None, per_gpu: int,
     found = [g.strip() for g in found if g.strip()]
     if auto:
         return max(1, min(len(found) * per_gpu if found else cpu_cores(), pending)), found
-    return (workers or max(1, len(found) * per_gpu)) if pending else 1, found
+    count = workers if isinstance(workers, int) else max(1, len(found) * per_gpu)
+    return count if pending else 1, found
 
 
 def worker_env(index: int, workers: int, gpus: list[str], per_gpu: int, cores: int) -> dict:

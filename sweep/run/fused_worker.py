@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Sequence
 from math import prod
 
 import optuna
+from optuna.trial import TrialState
 
 from sweep.run.attempt import Attempt, earlier_trial
 from sweep.run.context import WorkerContext
@@ -34,7 +36,8 @@ class Fuser:
     Keras loads then) and each point's ``fuse_key``."""
 
     def __init__(self, w: WorkerContext, requested: str):
-        self.w, self.requested, self._size = w, requested, None
+        self.w, self.requested = w, requested
+        self._size: int | None = None
         self._keys: dict[str, str | None] = {}
 
     def size(self, point: str) -> int:
@@ -63,7 +66,9 @@ class Fuser:
 
     def _values(self, point: str) -> dict:
         """A grid point's values, decoded from their stored form."""
-        return suggest(optuna.trial.FixedTrial(self.w.points[point]), self.w.spec.search.params)
+        stored = self.w.points[point]
+        assert stored is not None  # only grid points fuse (``size``)
+        return suggest(optuna.trial.FixedTrial(stored), self.w.spec.search.params)
 
 
 def companions(w: WorkerContext, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
@@ -73,7 +78,8 @@ def companions(w: WorkerContext, fuser: Fuser, leader: claims.Claim, k: int) -> 
     if key is None or k <= 0:
         return []
     epochs = saved_epochs(checkpoint_file(w.folder, leader.point))
-    taken, out = claims.held(w.store.engine, w.study_id), []
+    taken = claims.held(w.store.engine, w.study_id)
+    out: list[claims.Claim] = []
     for point in w.points:
         if len(out) == k:
             break
@@ -101,8 +107,9 @@ def run_group(w: WorkerContext, fuser: Fuser, study: optuna.Study, group: list[c
                                     w.points[claim.point]))
             looked = Overhead()
 
-        def ending(attempt: Attempt):
-            def ended_(state, value, note) -> None:
+        def ending(attempt: Attempt) -> Callable[..., None]:
+            def ended_(state: TrialState | None, value: float | Sequence[float] | None,
+                       note: str | None) -> None:
                 ended.add(attempt)
                 attempt.finish(state, value, note)  # its heartbeat stopped, its claim closed
             return ended_

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from types import FrameType
 
 
 # The signals that stop a run as Ctrl-C does (SIGHUP: where the system has it)
@@ -44,7 +45,7 @@ class DeferredInterrupt:
         self.requested = False
         self._training = False
 
-    def _handler(self, signum, frame) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self._training and not self.requested:
             self.requested = True  # training raises KeyboardInterrupt after this batch
             return

@@ -31,8 +31,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from sweep.defaults import STORAGE_ENV
 from sweep.errors import StorageError
@@ -46,6 +47,9 @@ from sweep.run.startup import StartupWatch
 from sweep.store import claims, mark_dead, open_study, reconnect, storage_label
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
+
+if TYPE_CHECKING:
+    import optuna
 
 WATCH_S = 0.5  # seconds between looks at the children
 STOP_GRACE_S = 60.0  # seconds children get to record an interruption before being killed
@@ -177,7 +181,8 @@ class _Children:
         with contextlib.suppress(StorageError), reconnect.patience(0):
             self.give_back(self.running.values())
 
-    def give_back(self, children, why: str = "its worker was stopped") -> None:
+    def give_back(self, children: Iterable[subprocess.Popen],
+                  why: str = "its worker was stopped") -> None:
         """Give back the claims that exited ``children`` still hold and mark their trials
         failed for ``why``: a child stopped before it could (killed, or stopped as it began
         a trial)."""
@@ -198,7 +203,7 @@ def _import_env() -> dict:
     return {"PYTHONSAFEPATH": "1"} | ({"PYTHONPATH": os.pathsep.join(path)} if path else {})
 
 
-def _read_lines(worker: int, pipe, inbox: queue.Queue) -> None:
+def _read_lines(worker: int, pipe: IO[str], inbox: queue.Queue) -> None:
     """Put each line of a child's pipe in ``inbox``, with the child's index, until it ends."""
     for line in iter(pipe.readline, ""):
         inbox.put((worker, line.rstrip("\n")))
@@ -208,7 +213,8 @@ class _Shown:
     """Hands the children's lines to the console: events as events (the best so far read
     afresh at each trial's end), other lines as notes, each distinct text once."""
 
-    def __init__(self, console: SweepConsole, store, spec: StudySpec):
+    def __init__(self, console: SweepConsole, store: optuna.storages.RDBStorage,
+                 spec: StudySpec) -> None:
         self.console, self.store, self.spec = console, store, spec
         self.seen: set[str] = set()
         self.progressed: set[int] = set()  # children that finished an epoch since started
@@ -268,7 +274,7 @@ class _Shown:
         self.console.event(event, worker=worker)
 
 
-def _stop(children) -> None:
+def _stop(children: Iterable[subprocess.Popen]) -> None:
     """SIGINT every child (a terminal's Ctrl-C reaches them already; a kill of the parent
     alone does not), then wait; kill what does not stop in time."""
     for child in children:

@@ -7,12 +7,13 @@ that take it); this turns them into what the run stage takes.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from sweep import defaults
 from sweep.run.session import RunOptions
 
 
-def run_options(args: argparse.Namespace, **more: object) -> RunOptions:
+def run_options(args: argparse.Namespace, **more: Any) -> RunOptions:
     """``RunOptions`` from the options of ``sweep run`` or ``sweep worker``."""
     return RunOptions(
         storage=args.storage, data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,

@@ -18,6 +18,7 @@ from sweep.data import Dataset, load_dataset
 from sweep.errors import StorageError
 from sweep.records import StudyKey, TrialKey
 from sweep.store import (
+    StoredTrial,
     check_study,
     claims,
     create_study,
@@ -92,7 +93,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
                        _stopped(spec, trials))
 
 
-def _stopped(spec: StudySpec, trials) -> frozenset[str]:
+def _stopped(spec: StudySpec, trials: list[StoredTrial]) -> frozenset[str]:
     """The grid points of trials that were stopped before they finished (their claim key)."""
     if not spec.search.enumerates:
         return frozenset()
@@ -116,7 +117,7 @@ def _check_stored(storage_url: str, spec: StudySpec) -> None:
     _check_renamed(store, spec)
 
 
-def _check_renamed(store, spec: StudySpec) -> None:
+def _check_renamed(store: optuna.storages.RDBStorage, spec: StudySpec) -> None:
     """Refuse to start the study file's study afresh where the database holds it under
     another name: that run retrained every point. optuna-dashboard renames a study by
     copying its trials into a new study, without sweep's claims, epoch rows and kept models
@@ -140,8 +141,8 @@ def _check_renamed(store, spec: StudySpec) -> None:
             f"name to start afresh, and read the results of {renamed[0]!r} as they are")
 
 
-def _reject(store, study_id: int, spec: StudySpec, points: dict, data: Dataset
-            ) -> tuple[dict, ...]:
+def _reject(store: optuna.storages.RDBStorage, study_id: int, spec: StudySpec, points: dict,
+            data: Dataset) -> tuple[dict, ...]:
     """Record as failed, here, each grid point nobody holds whose model cannot be built on
     the study's data or is over ``max_params``: no worker starts only to reject it. Returns
     ``{"trial", "values", "note"}`` of each. Points on other data (a dataset axis) and
@@ -168,7 +169,8 @@ def _reject(store, study_id: int, spec: StudySpec, points: dict, data: Dataset
     return tuple(rejected)
 
 
-def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
+def _rekey_legacy(store: optuna.storages.RDBStorage, study_id: int, spec: StudySpec,
+                  trials: list[StoredTrial]) -> None:
     """sweep 0.1 keyed grid claims by their values (JSON text); key them by identity."""
     axes = frozenset(p.name for p in spec.search.params)
     keys = {}
@@ -180,7 +182,8 @@ def _rekey_legacy(store, study_id: int, spec: StudySpec, trials) -> None:
     claims.rekey(store.engine, study_id, keys)
 
 
-def _short(store, study_id: int, spec: StudySpec, points: dict, trials) -> dict[str, int]:
+def _short(store: optuna.storages.RDBStorage, study_id: int, spec: StudySpec, points: dict,
+           trials: list[StoredTrial]) -> dict[str, int]:
     """The done points whose complete trial trained fewer epochs than the study asks now
     (stopped by ``stop_at_loss``: done; ``training.epochs`` an axis: each point its own)."""
     if any(p.name == "training.epochs" for p in spec.search.params):

@@ -119,7 +119,7 @@ class SweepResult:
         """Read the best so far from the study: among the trials that are its results now
         (``StoredStudy.current``), complete ones only. The stored study is read once, the
         trials as they change (in bulk, ``LiveTrials``: ask again with the same ``study``)."""
-        if self._stored is None:
+        if self._stored is None or self._trials is None:
             self._stored = StoredStudy.read(storage, study)
             self._trials = LiveTrials(storage.engine, self._stored.study_id, ("config", "seed"))
         stored = self._stored

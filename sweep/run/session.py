@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 
 from sweep.defaults import ARTIFACT_DIR, CHECKPOINT_DIR, CHECKPOINT_EVERY_S
-from sweep.run.console import sweep_console
+from sweep.run.console import SweepConsole, sweep_console
 from sweep.run.devices import check_worker_options, resolve_devices
 from sweep.run.interrupt import stop_signals
 from sweep.run.local import run_workers
@@ -68,6 +68,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
         return run_here(spec, options, prepared)
     _fused_on_a_cpu(spec, options.fuse)  # once, for all the workers
     with stop_signals(), sweep_console(spec, options.progress) as console:  # SIGTERM: Ctrl-C
+        assert isinstance(console, SweepConsole)  # run's --progress has no jsonl
         code = run_workers(spec, [spec.source, *options.worker_options], options.storage,
                            workers=workers, gpus=gpus, per_gpu=options.trials_per_gpu,
                            data_dir=options.data_dir, console=console, prepared=prepared)

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -45,6 +46,9 @@ from sweep.study import StudySpec
 from sweep.study.space import value_at
 from sweep.training.backend import keras_backend
 from sweep.trial.sampling import GridPointSampler, make_pruner, make_sampler
+
+if TYPE_CHECKING:
+    from sweep.trial.ending import Outcome  # loads Keras
 
 POLL_S = 2.0  # seconds between looks at the claims while other workers finish
 
@@ -77,56 +81,72 @@ def run_sweep(
     """
     prepared = prepared or prepare(complete_spec(spec), storage_url, data_dir)
     spec, store, study_id = prepared.spec, prepared.store, prepared.study_id
-    points = prepared.points
-    keys = list(points)
-    engine = store.engine
+    keys = list(prepared.points)
     result = SweepResult(total=len(keys))
-    pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
-    # Random and tpe share one sampler over the run, seeded by the trials already there and
-    # the process so that draws are not repeated. A grid point (or a slot continued) becomes
-    # a trial of ``pinned`` created with its params (``_start_trial``: its sampler is never
-    # asked). One study object each for the run: Optuna reads only the trials changed.
-    pinned = open_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
-    shared = None if spec.search.enumerates else open_study(
-        store, spec.name, pruner=pruner,
-        sampler=make_sampler(spec.search.sampler, spec.seed + count_trials(engine, study_id)
-                             + os.getpid()))
+    pinned, shared = _studies(prepared)
     result.update_best(store, shared or pinned)
     worker = WorkerContext(spec, store, study_id, f"{socket.gethostname()}:{os.getpid()}",
-                     prepared.dataset_for,
-                     study_folder(store, study_id, spec.name, checkpoint_dir), checkpoint_every_s,
-                     artifact_store(artifact_dir) if artifact_dir is not None else None,
-                     DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
-                     points, prepared.stopped, track_best)
-    fuser = Fuser(worker, fuse)
+                           prepared.dataset_for,
+                           study_folder(store, study_id, spec.name, checkpoint_dir),
+                           checkpoint_every_s,
+                           artifact_store(artifact_dir) if artifact_dir is not None else None,
+                           DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
+                           prepared.points, prepared.stopped, track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": f"Keras on {keras_backend()}"
                  + (f", --fuse {fuse}" if fuse != "auto" else ""), "best": result.best(),
                  "storage": storage_label(storage_url),
-                 "rejected": list(prepared.rejected), **claims.tally(engine, study_id, keys)})
+                 "rejected": list(prepared.rejected),
+                 **claims.tally(store.engine, study_id, keys)})
     with worker.interrupt.installed():
-        while True:
-            if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
-                raise KeyboardInterrupt
-            looked = Overhead()  # the trial's overhead starts with the claim
-            claim = claims.claim_next(engine, study_id, keys, worker.name)
-            if claim is None:
-                if claims.pending(engine, study_id, keys) == 0:
-                    return result
-                time.sleep(POLL_S)  # others are training: wait to take over any that die
-                continue
-            if claim.dead_trial is not None:
-                mark_dead(store, study_id, claim.dead_trial, "its worker stopped beating")
-            k = fuser.size(claim.point)
-            if k:
-                group = [claim, *companions(worker, fuser, claim, k - 1)]
-                run_group(worker, fuser, pinned, group, looked)
-                continue
-            earlier = earlier_trial(worker, claim)
-            values = points[claim.point]  # a grid point, or None: the sampler draws a slot's
-            if values is None and earlier is not None:  # ... unless it continues a trial
-                values = _values_of(spec, earlier)
-            _run_point(worker, shared if values is None else pinned, claim, earlier, looked,
-                       values)
+        _train_claims(worker, Fuser(worker, fuse), pinned, shared)
+    return result
+
+
+def _studies(prepared: PreparedRun) -> tuple[optuna.Study, optuna.Study | None]:
+    """The run's study objects: ``pinned`` for grid points and continued slots, created
+    with their params (``_start_trial``: its sampler is never asked), and ``shared`` for
+    random and tpe draws (None for a grid), one sampler over the run seeded by the trials
+    already there and the process so that draws are not repeated. One study object each for
+    the run: Optuna reads only the trials changed."""
+    spec, store = prepared.spec, prepared.store
+    pruner = make_pruner(spec.search.pruner, _max_epochs(spec))
+    pinned = open_study(store, spec.name, pruner=pruner, sampler=GridPointSampler())
+    if spec.search.enumerates:
+        return pinned, None
+    seed = spec.seed + count_trials(store.engine, prepared.study_id) + os.getpid()
+    return pinned, open_study(store, spec.name, pruner=pruner,
+                              sampler=make_sampler(spec.search.sampler, seed))
+
+
+def _train_claims(worker: WorkerContext, fuser: Fuser, pinned: optuna.Study,
+                  shared: optuna.Study | None) -> None:
+    """Claim and train points until none is left (waiting while others train, to take
+    over the points of any that die)."""
+    engine, study_id, keys = worker.store.engine, worker.study_id, list(worker.points)
+    while True:
+        if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
+            raise KeyboardInterrupt
+        looked = Overhead()  # the trial's overhead starts with the claim
+        claim = claims.claim_next(engine, study_id, keys, worker.name)
+        if claim is None:
+            if claims.pending(engine, study_id, keys) == 0:
+                return
+            time.sleep(POLL_S)  # others are training: wait to take over any that die
+            continue
+        if claim.dead_trial is not None:
+            mark_dead(worker.store, study_id, claim.dead_trial, "its worker stopped beating")
+        k = fuser.size(claim.point)
+        if k:
+            group = [claim, *companions(worker, fuser, claim, k - 1)]
+            run_group(worker, fuser, pinned, group, looked)
+            continue
+        earlier = earlier_trial(worker, claim)
+        values = worker.points[claim.point]  # a grid point, or None: the sampler draws ...
+        if values is None and earlier is not None:  # ... a slot's, unless it continues one
+            values = _values_of(worker.spec, earlier)
+        study = shared if values is None else pinned
+        assert study is not None  # a grid has no slots to draw
+        _run_point(worker, study, claim, earlier, looked, values)
 
 
 def _run_point(w: WorkerContext, study: optuna.Study, claim: claims.Claim,
@@ -147,14 +167,14 @@ def _run_point(w: WorkerContext, study: optuna.Study, claim: claims.Claim,
     attempt.finish(*outcome)
 
 
-def _values_of(spec: StudySpec, earlier) -> dict:
+def _values_of(spec: StudySpec, earlier: optuna.trial.FrozenTrial) -> dict:
     """A random/tpe slot's values, from the trial it continues (in stored form)."""
     config = earlier.user_attrs[TrialKey.CONFIG] | {"seed": earlier.user_attrs[TrialKey.SEED]}
     return {p.name: p.encode(value_at(config, p.name)) for p in spec.search.params
             if value_at(config, p.name) is not None}
 
 
-def _train(w: WorkerContext, attempt: Attempt, stop) -> tuple:
+def _train(w: WorkerContext, attempt: Attempt, stop: Callable[[], bool]) -> Outcome:
     """The ``Outcome`` of one trial's training (``sweep.trial.ending``): complete with its
     objective value, failed for a reason, pruned (a hopeless point is done, never trained
     again), or lost to another worker. ``stop`` is asked after every batch."""

@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -108,7 +109,8 @@ def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str) -> Cla
         return None
 
 
-def _claim(conn, study_id: int, point: str, row, worker: str, now: float) -> Claim | None:
+def _claim(conn: sa.Connection, study_id: int, point: str, row: sa.Row | None, worker: str,
+           now: float) -> Claim | None:
     """Claim ``point`` in ``conn``'s transaction: insert its claim where it has none
     (``row`` None), take it over where it waits to be continued (``reopen``); None when it
     is held or done."""
@@ -129,7 +131,7 @@ def held(engine: sa.Engine, study_id: int) -> set[str]:
             CLAIMS.c.study_id == study_id, CLAIMS.c.state != "more")).scalars())
 
 
-def _take(study_id: int, row):
+def _take(study_id: int, row: sa.Row) -> sa.Update:
     """An update of ``row``'s claim that only succeeds while nobody changed it (a
     compare-and-swap on worker, state and heartbeat)."""
     return CLAIMS.update().where(
@@ -175,7 +177,7 @@ def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]
     """``{"done": n, "to_continue": m}``: how many of ``points`` are done, and how many are
     given back to train more epochs (``reopen``)."""
     with engine.connect() as conn:
-        counts = dict(conn.execute(
+        counts: dict[str, int] = dict(conn.execute(
             sa.select(CLAIMS.c.state, sa.func.count()).select_from(CLAIMS)
             .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state.in_(("done", "more")),
                    CLAIMS.c.point.in_(points))
@@ -183,7 +185,8 @@ def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]
     return {"done": counts.get("done", 0), "to_continue": counts.get("more", 0)}
 
 
-def update(engine: sa.Engine, study_id: int, point: str, worker: str, **values) -> bool:
+def update(engine: sa.Engine, study_id: int, point: str, worker: str,
+           **values: object) -> bool:
     """Set ``trial_number`` / ``state`` of this worker's claim, and beat its heart.
 
     Returns:
@@ -227,7 +230,7 @@ def release_worker(engine: sa.Engine, study_id: int, worker: str) -> list[int]:
     return [t for t in owned if t is not None]
 
 
-def running(engine: sa.Engine, study_id: int) -> list:
+def running(engine: sa.Engine, study_id: int) -> Sequence[sa.Row]:
     """Rows of the running claims: ``point, worker, trial_number, heartbeat``."""
     with engine.connect() as conn:
         return conn.execute(
@@ -262,8 +265,8 @@ class Heartbeat:
     stop, since another worker runs (or will soon run) the point.
     """
 
-    def __init__(self, engine, study_id: int, point: str, worker: str, *,
-                 every_s: float | None = None, give_up_after_s: float | None = None):
+    def __init__(self, engine: sa.Engine, study_id: int, point: str, worker: str, *,
+                 every_s: float | None = None, give_up_after_s: float | None = None) -> None:
         self._args = (engine, study_id, point, worker)
         self._every_s = every_s or HEARTBEAT_S  # looked up per claim: tests shorten it
         self._give_up_after_s = give_up_after_s or GIVE_UP_AFTER_S
@@ -275,7 +278,7 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ objective's metric) and user attributes (provenance, snapshot results), so a sto
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -145,6 +146,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
                 time.sleep(0.2 * attempt)  # the winner's tables are there now, or soon
                 continue
             raise StorageError(f"--storage {safe_url(url)}: cannot open ({reason})") from None
+    raise AssertionError("the last try returns or raises")
 
 
 _checked: set[Path] = set()  # database files whose header this process read already
@@ -256,12 +258,12 @@ def _serialise_sqlite(engine: sa.engine.Engine) -> None:
     """
 
     @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):
+    def _connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
     @sa.event.listens_for(engine, "begin")
-    def _begin(connection):
+    def _begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened before the listeners existed are not reused

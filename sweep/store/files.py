@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 from pathlib import Path
+from typing import cast
 
 import optuna
 import sqlalchemy as sa
@@ -103,12 +104,17 @@ def _files(storage: optuna.storages.RDBStorage, study_id: int) -> dict | None:
     files = study_system_attr(storage, study_id, FILES)
     if files is None:
         return None
-    folder = files.get("folder") if isinstance(files, dict) else None
-    if not isinstance(folder, str) or folder != file_name(folder) or not re.fullmatch(
-            r"[0-9a-f]{32}", str(files.get("id"))):
+    if not isinstance(files, dict) or not _sweeps(files):
         raise StorageError(f"study {study_id}: its {FILES} attribute is not sweep's "
                            f"({files!r}); remove it to give the study its files again")
     return files
+
+
+def _sweeps(files: dict) -> bool:
+    """Whether ``files`` is what sweep writes: a plain folder name and a 32-digit id."""
+    folder = files.get("folder")
+    return isinstance(folder, str) and folder == file_name(folder) and re.fullmatch(
+        r"[0-9a-f]{32}", str(files.get("id"))) is not None
 
 
 def _free_folder(name: str, own: str, checkpoint_dir: Path) -> str:
@@ -128,8 +134,8 @@ def _claim(storage: optuna.storages.RDBStorage, study_id: int, files: dict) -> d
             conn.execute(sa.insert(OPTUNA_STUDY_SYSTEM).values(
                 study_id=study_id, key=FILES, value_json=json.dumps(files)))
         return files
-    except sa.exc.IntegrityError:
-        return study_system_attr(storage, study_id, FILES)
+    except sa.exc.IntegrityError:  # the other process's, as it wrote it
+        return cast(dict, study_system_attr(storage, study_id, FILES))
 
 
 def marker(folder: Path) -> dict | None:

@@ -112,7 +112,8 @@ def _sections(study_dict: dict) -> dict:
     return flatten({k: v for k, v in study_dict.items() if k not in ("search", "name")})
 
 
-def _refuse_fewer_choices(storage, spec: StudySpec, stored_params: dict) -> None:
+def _refuse_fewer_choices(storage: optuna.storages.RDBStorage, spec: StudySpec,
+                          stored_params: dict) -> None:
     """A random or tpe sampler draws from every choice Optuna has: a value cannot leave."""
     stored = {c.name: list(c.values) for c in described(stored_params)}
     for p in spec.search.params:
@@ -124,7 +125,8 @@ def _refuse_fewer_choices(storage, spec: StudySpec, stored_params: dict) -> None
                 "not removed: give the study a new name")
 
 
-def _refusal(storage, spec: StudySpec, field: str, before, after) -> str:
+def _refusal(storage: optuna.storages.RDBStorage, spec: StudySpec, field: str, before: object,
+             after: object) -> str:
     how = (f"give the changed study a new name, or make it an axis (search.params.{field}: "
            f"[{before!r}, {after!r}]) so the trials done stay one of its points"
            if field in SEARCHABLE else "give the changed study a new name, or use another "

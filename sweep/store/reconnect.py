@@ -73,7 +73,7 @@ class _Outage:
         """A connection failed now; returns the seconds since the outage began."""
         with self._lock:
             now = time.monotonic()
-            if self.last is None or now - self.last > NEW_OUTAGE_AFTER_S:
+            if self.first is None or self.last is None or now - self.last > NEW_OUTAGE_AFTER_S:
                 self.first = now
             self.last = now
             return now - self.first
@@ -132,7 +132,7 @@ def retry_connections(engine: sa.engine.Engine, label: str) -> None:
     patience_s, outage = retry_for_s(), _outages[label]
 
     @sa.event.listens_for(engine, "do_connect")
-    def _connect(dialect, _record, cargs, cparams):
+    def _connect(dialect: sa.Dialect, _record: object, cargs: tuple, cparams: dict) -> Any:
         tries = 0
         while True:
             try:
@@ -168,14 +168,14 @@ def guard_sqlite_file(engine: sa.engine.Engine, path: Path, label: str) -> None:
     born = _identity(path)
 
     @sa.event.listens_for(engine, "begin")
-    def _check(_connection):
+    def _check(_connection: sa.Connection) -> None:
         if born is not None and _identity(path) != born:
             raise StorageError(f"--storage {label}: the database file was deleted or replaced "
                                "while the sweep ran; stopping before results go into a file "
                                "that no longer exists")
 
     @sa.event.listens_for(engine, "handle_error")
-    def _disk(context):
+    def _disk(context: sa.engine.ExceptionContext) -> None:
         reason = _first_line(context.original_exception)
         if not any(words in reason for words in _SQLITE_LOST):
             return
@@ -192,7 +192,7 @@ def lost_transaction(err: BaseException) -> str | None:
     the session in the millisecond a statement ran: no retry can know what it had done),
     whether sweep's own call or Optuna's (which wraps it in ``StorageInternalError``); None
     for any other error."""
-    seen = err
+    seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
             reason = _first_line(seen.orig if seen.orig is not None else seen)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import optuna
 import sqlalchemy as sa
 from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sweep.errors import StorageError
@@ -24,6 +26,7 @@ from sweep.study import StudySpec, grid_points
 from sweep.study.space import PointFields, described, identity_fields, identity_of, value_at
 
 AnyTrial = optuna.trial.FrozenTrial | StoredTrial  # Optuna's, or read in bulk (trials.py)
+Trial = TypeVar("Trial", optuna.trial.FrozenTrial, StoredTrial)  # one of them, throughout
 CREATE_GRACE_S = 10.0  # seconds a just-created study may lack its stored study file
 
 
@@ -47,8 +50,8 @@ class StoredStudy:
     definition: dict
     class_names: tuple[str, ...] = ()
 
-    def current(self, trials: list[AnyTrial],
-                memo: dict[int, str | None] | None = None) -> list[AnyTrial]:
+    def current(self, trials: Sequence[Trial],
+                memo: dict[int, str | None] | None = None) -> list[Trial]:
         """The trials that are the study's results now: the latest attempt at each point of
         the current definition. Earlier attempts (interrupted, or continued when the epochs
         grew) and trials of values the study no longer has are history: they stay in the
@@ -56,7 +59,7 @@ class StoredStudy:
         (by number), kept by a caller that asks again as more trials finish."""
         memo = {} if memo is None else memo
         search, points = self._fields()
-        latest: dict[str, AnyTrial] = {}
+        latest: dict[str, Trial] = {}
         for t in trials:
             key = memo[t.number] if t.number in memo else self._point_of(t, search, points)
             if t.state.is_finished():
@@ -95,13 +98,14 @@ class StoredStudy:
         """``objective.at``: each trial's value is its metric at the last epoch or its best."""
         return self.definition.get("objective", {}).get("at", "last")
 
-    def best(self, current: list[AnyTrial]) -> AnyTrial | None:
+    def best(self, current: Sequence[Trial]) -> Trial | None:
         """The best complete trial among ``current`` (the first objective), or None. Optuna's
         own ``best_trial`` would also look at history: a trial continued since, or of a value
         the study no longer has."""
-        complete = [t for t in current if t.state == TrialState.COMPLETE]
+        complete = [(t.values[0], t) for t in current
+                    if t.state == TrialState.COMPLETE and t.values]
         pick = min if self.directions[0] == "minimize" else max
-        return pick(complete, key=lambda t: t.values[0]) if complete else None
+        return pick(complete, key=lambda scored: scored[0])[1] if complete else None
 
     @classmethod
     def read(cls, storage: optuna.storages.RDBStorage, study: optuna.Study) -> StoredStudy:
@@ -122,7 +126,7 @@ class StoredStudy:
         )
 
 
-def _allowed(described, value) -> bool:
+def _allowed(described: dict | list, value: object) -> bool:
     """Whether ``value`` is among a stored param's values, or in its range."""
     if isinstance(described, dict) and "low" in described:
         return described["low"] <= value <= described["high"]
@@ -183,7 +187,7 @@ def create_study(storage: optuna.storages.RDBStorage, spec: StudySpec) -> optuna
     is stored: other workers wait for that file before they claim anything.
     """
     study = optuna.create_study(study_name=spec.name, storage=storage,
-                                directions=list(spec.directions))
+                                directions=[StudyDirection[d.upper()] for d in spec.directions])
     forget_study(storage.engine, storage.get_study_id_from_name(spec.name))
     study.set_user_attr(StudyKey.DESCRIPTION, spec.description)
     study.set_user_attr(StudyKey.CHOICES, growth.merged_choices(None, spec))
@@ -248,7 +252,7 @@ def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int)
     reconnect.once_more(write)
 
 
-def _write_user_attrs(conn, trial_id: int, attrs: dict) -> None:
+def _write_user_attrs(conn: sa.Connection, trial_id: int, attrs: dict) -> None:
     conn.execute(sa.delete(OPTUNA_USER).where(OPTUNA_USER.c.trial_id == trial_id,
                                               OPTUNA_USER.c.key.in_(list(attrs))))
     conn.execute(sa.insert(OPTUNA_USER), [
@@ -296,7 +300,7 @@ def study_system_attr(storage: optuna.storages.RDBStorage, study_id: int, key: s
 
 
 def replace_study_system_attrs(storage: optuna.storages.RDBStorage, study_id: int,
-                               prefix: str, attrs: dict[str, str]) -> None:
+                               prefix: str, attrs: Mapping[str, object]) -> None:
     """Set ``attrs`` as the study's system attributes starting with ``prefix``, in one
     transaction: those not in ``attrs`` are removed. Optuna's ``set_study_system_attr``
     commits once per attribute (a report's figures are hundreds)."""

@@ -47,7 +47,7 @@ class StoredTrial:
 
 
 @lru_cache(maxsize=256)
-def _distribution(distribution_json: str):
+def _distribution(distribution_json: str) -> optuna.distributions.BaseDistribution:
     return optuna.distributions.json_to_distribution(distribution_json)
 
 
@@ -126,14 +126,15 @@ def forget_artifacts(engine: sa.Engine, study_id: int | None = None, forget: boo
 
 
 def _read(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | None,
-          artifacts: bool = False, where=None) -> dict[int, StoredTrial]:
+          artifacts: bool = False,
+          where: sa.ColumnElement[bool] | None = None) -> dict[int, StoredTrial]:
     """The study's trials (those ``where`` selects, a clause on Optuna's trials table) by
     trial id."""
     chosen = sa.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id)
     if where is not None:
         chosen = chosen.where(where)
 
-    def of_study(table):
+    def of_study(table: sa.TableClause) -> sa.ColumnElement[bool]:
         return table.c.trial_id.in_(chosen)
 
     with engine.connect() as conn:

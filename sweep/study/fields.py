@@ -22,7 +22,7 @@ class Bad(Exception):
 
 
 def integer(low: int | None = None, high: int | None = None) -> Check:
-    def check(v):
+    def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise Bad("an integer" + _bounds(low, high))
         if (low is not None and v < low) or (high is not None and v > high):
@@ -34,7 +34,7 @@ def integer(low: int | None = None, high: int | None = None) -> Check:
 
 def number(low: float, high: float | None = None, *, low_open: bool = False,
            high_open: bool = False) -> Check:
-    def check(v):
+    def check(v: Any) -> float:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         if ok:
             ok = (v > low if low_open else v >= low) and (
@@ -49,7 +49,7 @@ def number(low: float, high: float | None = None, *, low_open: bool = False,
 
 
 def choice(*options: Any) -> Check:
-    def check(v):
+    def check(v: Any) -> Any:
         if v not in options:
             raise Bad("one of " + ", ".join(map(str, options)))
         return v
@@ -58,7 +58,7 @@ def choice(*options: Any) -> Check:
 
 
 def text(pattern: str | None = None, what: str = "a string") -> Check:
-    def check(v):
+    def check(v: Any) -> str:
         if not isinstance(v, str) or (pattern and not re.fullmatch(pattern, v)):
             raise Bad(what)
         return v
@@ -73,7 +73,7 @@ def boolean(v: Any) -> bool:
 
 
 def int_list(low: int, allow_empty: bool) -> Check:
-    def check(v):
+    def check(v: Any) -> list[int]:
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
         what = f"a {'' if allow_empty else 'non-empty '}list of integers >= {low}"
@@ -90,7 +90,7 @@ def int_list(low: int, allow_empty: bool) -> Check:
 def one_or_list(check: Check) -> Check:
     """One value, or a non-empty list of values; always returns a list."""
 
-    def checked(v):
+    def checked(v: Any) -> list[Any]:
         values = v if isinstance(v, list) and v else [v]
         try:
             return [check(x) for x in values]
@@ -104,7 +104,7 @@ def per_block(check: Check) -> Check:
     """One value for every conv block, or a non-empty list of them, one per block (a list is
     kept a list, one value stays one value: a stored study reads the same)."""
 
-    def checked(v):
+    def checked(v: Any) -> Any:
         try:
             if not isinstance(v, list):
                 return check(v)
@@ -117,11 +117,11 @@ def per_block(check: Check) -> Check:
     return checked
 
 
-def mapping(fields: dict) -> Check:
+def mapping(fields: dict[str, tuple[Check, Any]]) -> Check:
     """A mapping of its own fields (``{key: (validator, default)}``), missing keys at their
     defaults. Every key at its default gives None: nothing set, as if the field were null."""
 
-    def check(v):
+    def check(v: Any) -> dict[str, Any] | None:
         if not isinstance(v, dict):
             raise Bad("a mapping with keys " + ", ".join(fields) + ", or null")
         for key in v:
@@ -142,7 +142,7 @@ def optional(check: Check) -> Check:
     return lambda v: None if v is None else check(v)
 
 
-def _bounds(low, high) -> str:
+def _bounds(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
         return f" in [{low}, {high}]"
     return f" >= {low}" if low is not None else (f" <= {high}" if high is not None else "")

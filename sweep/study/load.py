@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from sweep.defaults import MAX_POINTS, STUDIES_DIR
 from sweep.errors import SpecError
-from sweep.study.fields import REQUIRED, Bad
+from sweep.study.fields import REQUIRED, Bad, Check
 from sweep.study.plugins import DATASETS, OPTIMIZERS, SAMPLERS
 from sweep.study.reading import cut, parse_yaml, read_text, what_is
 from sweep.study.schema import SCHEMA, TOP
-from sweep.study.search_section import parse_params, reject_unknown, with_repeats
+from sweep.study.search_section import Fail, parse_params, reject_unknown, with_repeats
 from sweep.study.space import ChoiceParam, Param
 from sweep.study.spec import SearchSpec, StudySpec
 
@@ -42,7 +44,7 @@ def find_study(name_or_path: str) -> Path:
     return candidate
 
 
-def load_study(name_or_path: str, overrides: list[str] = (),
+def load_study(name_or_path: str, overrides: Sequence[str] = (),
                max_points: int = MAX_POINTS) -> StudySpec:
     """Read, override and validate a study file, of at most ``max_points`` points. Raises
     SpecError with one actionable line."""
@@ -95,7 +97,7 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     and a field that a ``--set`` gave (``overrides``: ``{dotted.key: "key=value"}``) names
     that ``--set`` first: the typo is on the command line, not in the file."""
 
-    def fail(field: str, message: str):
+    def fail(field: str, message: str) -> NoReturn:
         given = [item for key, item in (overrides or {}).items()
                  if f"{field}.".startswith(f"{key}.") or key.startswith(f"{field}.")]
         where = f"--set {given[0]} (on {source})" if given else source
@@ -103,21 +105,10 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
 
     reject_unknown(raw, list(TOP) + list(SCHEMA), "", fail)
     top = {k: _field(raw, k, TOP[k], k, fail) for k in TOP}
-    sections = {}
-    for section, fields in SCHEMA.items():
-        given = {} if raw.get(section) is None else raw[section]
-        if not isinstance(given, dict):
-            fail(section, f"expected a mapping, got {given!r}")
-        reject_unknown(given, list(fields), section + ".", fail)
-        sections[section] = {
-            k: _field(given, k, spec, f"{section}.{k}", fail)
-            for k, spec in fields.items()
-            if spec[0] is not None
-        }
-    search = sections.pop("search")
-    objective = sections.pop("objective")
-    constraints = sections.pop("constraints")
-    config = sections
+    config = _sections(raw, fail)
+    search = config.pop("search")
+    objective = config.pop("objective")
+    constraints = config.pop("constraints")
     params = parse_params(raw.get("search", {}) or {}, search["sampler"], fail)
     hypermodel = config["model"].pop("hypermodel")
     if hypermodel is not None:
@@ -126,26 +117,9 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     _check_snapshots(config["training"], params, fail)
     _check_training(config["training"], params, fail)
     params = with_repeats(params, search, top["seed"], fail)
-    if SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is not None:
-        fail("search.n_trials", "not used by a sampler that lists its points (the grid sets "
-                                "the count)")
-    elif not SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is None:
-        fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
+    _check_trial_count(search, fail)
     metrics = objective["metric"]
-    directions = objective["direction"] or [
-        "minimize" if m.endswith("loss") or m == "param_count" else "maximize" for m in metrics
-    ]
-    if len(directions) != len(metrics):
-        fail("objective.direction", f"expected one direction per metric ({len(metrics)}), "
-                                    f"got {objective['direction']!r}")
-    if len(set(metrics)) != len(metrics):
-        fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
-    if objective["at"] == "best" and len(metrics) > 1:
-        fail("objective.at", "best needs one metric: each of several metrics would have its "
-                             "own best epoch, and a Pareto front mixes them; use at: last")
-    if len(metrics) > 1 and search["pruner"] != "none":
-        fail("search.pruner", "Optuna prunes single-objective studies only; use pruner: none "
-                              f"with {len(metrics)} objective metrics")
+    directions = _check_objective(objective, search, fail)
     return StudySpec(
         name=top["name"],
         description=top["description"],
@@ -161,7 +135,55 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     )
 
 
-def _field(given: dict, key: str, spec, field: str, fail):
+def _sections(raw: dict, fail: Fail) -> dict[str, dict]:
+    """Each section of ``SCHEMA``: its given fields checked, the others' defaults."""
+    sections = {}
+    for section, fields in SCHEMA.items():
+        given = {} if raw.get(section) is None else raw[section]
+        if not isinstance(given, dict):
+            fail(section, f"expected a mapping, got {given!r}")
+        reject_unknown(given, list(fields), section + ".", fail)
+        sections[section] = {
+            k: _field(given, k, spec, f"{section}.{k}", fail)
+            for k, spec in fields.items()
+            if spec[0] is not None
+        }
+    return sections
+
+
+def _check_trial_count(search: dict, fail: Fail) -> None:
+    """``search.n_trials``: set for a sampler that draws, not for one that lists."""
+    if SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is not None:
+        fail("search.n_trials", "not used by a sampler that lists its points (the grid sets "
+                                "the count)")
+    elif not SAMPLERS[search["sampler"]].enumerates and search["n_trials"] is None:
+        fail("search.n_trials", f"expected an integer >= 1 for the {search['sampler']} sampler")
+
+
+def _check_objective(objective: dict, search: dict, fail: Fail) -> list[str]:
+    """The objective's metrics checked against each other and the pruner; returns their
+    directions (given, or each metric's natural one)."""
+    metrics = objective["metric"]
+    directions = objective["direction"] or [
+        "minimize" if m.endswith("loss") or m == "param_count" else "maximize" for m in metrics
+    ]
+    if len(directions) != len(metrics):
+        fail("objective.direction", f"expected one direction per metric ({len(metrics)}), "
+                                    f"got {objective['direction']!r}")
+    if len(set(metrics)) != len(metrics):
+        fail("objective.metric", f"expected distinct metrics, got {metrics!r}")
+    if objective["at"] == "best" and len(metrics) > 1:
+        fail("objective.at", "best needs one metric: each of several metrics would have its "
+                             "own best epoch, and a Pareto front mixes them; use at: last")
+    if len(metrics) > 1 and search["pruner"] != "none":
+        fail("search.pruner", "Optuna prunes single-objective studies only; use pruner: none "
+                              f"with {len(metrics)} objective metrics")
+    return directions
+
+
+def _field(given: dict, key: str, spec: tuple[Check, Any], field: str,
+           fail: Fail) -> Any:
+    """The field's value checked (``spec``: its check and default), or its default."""
     check, default = spec
     if key not in given:
         if default is REQUIRED:
@@ -175,7 +197,7 @@ def _field(given: dict, key: str, spec, field: str, fail):
         fail(f"{field}.{bad.key}", f"expected {bad}, got {given[key].get(bad.key)!r}")
 
 
-def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) -> None:
+def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail: Fail) -> None:
     """A hypermodel study: ``build(hp)`` defines the model, so no other model field is used;
     the model section becomes just the reference and the trial's hp values go to
     ``config["hp"]``."""
@@ -201,7 +223,7 @@ def _check_hypermodel(raw: dict, config: dict, params: tuple[Param, ...], fail) 
     config["model"], config["hp"] = {"hypermodel": given["hypermodel"]}, {}
 
 
-def _check_dataset(dataset: dict, fail) -> None:
+def _check_dataset(dataset: dict, fail: Fail) -> None:
     needs_path = DATASETS[dataset["name"]].source == "path"
     if needs_path and not dataset["path"]:
         fail("dataset.path", f"required for dataset {dataset['name']}")
@@ -209,7 +231,7 @@ def _check_dataset(dataset: dict, fail) -> None:
         fail("dataset.path", f"only folder and npz datasets take a path, not {dataset['name']}")
 
 
-def _check_snapshots(training: dict, params: tuple[Param, ...], fail) -> None:
+def _check_snapshots(training: dict, params: tuple[Param, ...], fail: Fail) -> None:
     snapshots = training["snapshots"]
     if snapshots is None:
         return
@@ -226,7 +248,7 @@ def _check_snapshots(training: dict, params: tuple[Param, ...], fail) -> None:
         )
 
 
-def _check_training(training: dict, params: tuple[Param, ...], fail) -> None:
+def _check_training(training: dict, params: tuple[Param, ...], fail: Fail) -> None:
     """Settings that only mean something with another setting's fixed value."""
     searched = {p.name for p in params}
     if (training["momentum"] or "training.momentum" in searched) and (

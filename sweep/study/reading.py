@@ -62,6 +62,7 @@ def parse_yaml(text: str, source: str) -> object:
                             "(aliases of aliases); study files are small plain data")
         return loader.construct_document(node)
     except yaml.constructor.ConstructorError as err:
+        assert err.problem_mark is not None  # the safe constructor marks each of its errors
         raise SpecError(
             f"{source}: line {err.problem_mark.line + 1}: YAML tag not allowed "
             f"({err.problem.split(' ')[-1] if err.problem else 'python object'}); "

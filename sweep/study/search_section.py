@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Callable
 from typing import NoReturn
 
-from sweep.study.fields import Bad
+from sweep.study.fields import Bad, Check
 from sweep.study.plugins import SAMPLERS
 from sweep.study.schema import SEARCHABLE, field_spec
 from sweep.study.space import ChoiceParam, Param, RangeParam
@@ -28,7 +28,7 @@ def parse_params(search: dict, sampler: str, fail: Fail) -> tuple[Param, ...]:
     given = search.get("params") or {}
     if not isinstance(given, dict):
         fail("search.params", f"expected a mapping of dotted.path: values, got {given!r}")
-    params = []
+    params: list[Param] = []
     for name, values in given.items():
         field = f"search.params.{name}"
         if name not in SEARCHABLE:
@@ -38,7 +38,9 @@ def parse_params(search: dict, sampler: str, fail: Fail) -> tuple[Param, ...]:
         parent = name.rpartition(".")[0]
         if parent in given:
             fail(field, f"{parent} is searched too; search one or the other")
-        check = field_spec(name)[0]
+        spec = field_spec(name)
+        assert spec is not None  # every searchable field is one of the schema's
+        check = spec[0]
         if isinstance(values, list):
             if not values:
                 fail(field, "empty list; expected at least one value")
@@ -68,7 +70,8 @@ def with_repeats(params: tuple[Param, ...], search: dict, seed: int,
     return params if search["repeats"] == 1 else (*params, *extra)
 
 
-def _parse_range(name: str, given: dict, check, sampler: str, fail: Fail) -> RangeParam:
+def _parse_range(name: str, given: dict, check: Check, sampler: str,
+                 fail: Fail) -> RangeParam:
     field = f"search.params.{name}"
     if SAMPLERS[sampler].enumerates:
         fail(field, f"a range needs the random or tpe sampler; the {sampler} sampler takes a list")

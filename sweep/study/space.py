@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sweep.study.schema import SUBFIELDS, default_of
 
@@ -111,13 +111,13 @@ def described(stored: dict) -> tuple[ChoiceParam, ...]:
     return tuple(out)
 
 
-def grid_points(params: tuple[Param, ...]) -> list[dict]:
+def grid_points(params: tuple[ChoiceParam, ...]) -> list[dict]:
     """Every combination of the choice params, in a stable order (the first param varies
     slowest). A conditional param is left out of the points where it is not active, so the
     combinations that differ only in it are one point."""
     points, seen = [], set()
     for combo in itertools.product(*(p.values for p in params)):
-        point = {}
+        point: dict[str, Any] = {}
         for p, value in zip(params, combo, strict=True):
             if active(p, point):
                 point[p.name] = value
@@ -165,7 +165,7 @@ def _set_in(out: dict, values: dict, copy_path: bool) -> dict:
 
 def flatten(node: dict, prefix: str = "") -> dict:
     """A nested config as ``{dotted.path: value}`` (lists stay values)."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in node.items():
         if isinstance(value, dict):
             flat |= flatten(value, f"{prefix}{key}.")
@@ -262,10 +262,12 @@ def study_points(spec: StudySpec) -> dict[str, dict | None]:
     epochs grow), or ``n_trials`` numbered slots (``"#0"``, ...) whose values the sampler
     draws."""
     if not spec.search.enumerates:
+        assert spec.search.n_trials is not None  # load requires it of random and tpe
         return {f"#{i}": None for i in range(spec.search.n_trials)}
-    params = spec.search.params
+    # A sampler that lists its points takes lists only (search_section._parse_range).
+    params = cast("tuple[ChoiceParam, ...]", spec.search.params)
     axes = frozenset(p.name for p in params)
-    points = {}
+    points: dict[str, dict | None] = {}
     for point in grid_points(params):
         config, seed = trial_config(spec.config, point, spec.seed)
         points[identity(config, seed, axes)] = encode(params, point)

@@ -4,6 +4,7 @@ takes, built once from the validated study (defaults filled) instead of read key
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sweep.study.plugins import OPTIMIZERS
 from sweep.study.schema import SCHEMA
@@ -11,7 +12,7 @@ from sweep.study.schema import SCHEMA
 _SECTION = SCHEMA["training"]
 
 
-def _default(name: str):
+def _default(name: str) -> Any:
     """The schema's default of ``training.NAME`` (scalars and None only): the schema is the
     one home for defaults."""
     return _SECTION[name][1]

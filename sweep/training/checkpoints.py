@@ -21,6 +21,7 @@ from sweep.errors import DiskFull, free_megabytes, megabytes
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
 SEED_STATES = "sweep_seed_states.json"  # in a checkpoint's archive, beside Keras' own files
 # An epoch that takes at least this many times what a checkpoint's write takes is saved at
@@ -38,7 +39,8 @@ class CheckpointClock:
     fused group."""
 
     def __init__(self, every_s: float) -> None:
-        self.every_s, self.saved, self.write_s = every_s, time.monotonic(), None
+        self.every_s, self.saved = every_s, time.monotonic()
+        self.write_s: float | None = None  # the last save's seconds
 
     def due(self, epoch_s: float, model: keras.Model, copies: int = 1) -> bool:
         """Whether to save now, at the end of an epoch of ``epoch_s`` seconds (``copies``: the
@@ -126,7 +128,7 @@ def _seed_states(model: keras.Model) -> list:
     return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
 
 
-def _value(variable):
+def _value(variable: keras.Variable) -> np.ndarray:
     """A Keras variable's value as a numpy array (any backend)."""
     import keras
 
@@ -142,7 +144,7 @@ def _state_bytes(model: keras.Model) -> int:
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
-def load_checkpoint(path: Path) -> tuple[object, list[dict]] | None:
+def load_checkpoint(path: Path) -> tuple[keras.Model, list[dict]] | None:
     """The compiled model and epoch rows saved by ``save_checkpoint``, or None."""
     import keras
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ NATIVE_16BIT = {"mixed_bfloat16": frozenset({"avx512_bf16", "amx_bf16", "bf16"})
                 "mixed_float16": frozenset({"avx512_fp16", "amx_fp16", "fphp"})}
 
 
-def _jax_compilable() -> tuple[type, ...]:
+def _jax_compilable() -> tuple[type[keras.layers.Layer], ...]:
     """Keras' image-augmentation layers that say they cannot be XLA-compiled. That is true of
     TensorFlow (its ImageProjectiveTransform op has no XLA kernel) but not of JAX, where they
     are jax.numpy code; yet one of them turns the whole train step eager under JAX, several
@@ -50,7 +50,7 @@ def mark_jax_compilable(model: keras.Model) -> None:
         model.jit_compile = True
 
 
-def _all_layers(layer):
+def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     for inner in getattr(layer, "layers", ()):
         yield inner
         yield from _all_layers(inner)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -37,7 +38,8 @@ class SmoothedCrossentropy(keras.losses.Loss):
     class gets ``1 - smoothing + smoothing / classes``, every other ``smoothing / classes``
     (Keras' own sparse loss has no smoothing)."""
 
-    def __init__(self, smoothing: float, name: str = "smoothed_crossentropy", **kwargs):
+    def __init__(self, smoothing: float, name: str = "smoothed_crossentropy",
+                 **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.smoothing = smoothing
 
@@ -100,7 +102,7 @@ class TrainResult:
     stopped_epoch: int | None = None
 
     @classmethod
-    def resumed(cls, done: list[dict], snapshot_epochs: Collection[int]) -> TrainResult:
+    def resumed(cls, done: Sequence[dict], snapshot_epochs: Collection[int]) -> TrainResult:
         """The result so far of a training resumed after the epochs of ``done`` (their rows,
         the snapshots among them); empty for a training from the first epoch."""
         return cls(epochs=list(done),
@@ -113,24 +115,27 @@ class TrainResult:
 
 
 class _Recorder(keras.callbacks.Callback):
-    def __init__(self, data, snapshots, result: TrainResult, on_epoch, checkpoint, every_s,
-                 stop_at_loss, stop_requested):
+    def __init__(self, data: Dataset, snapshots: Collection[int], result: TrainResult,
+                 on_epoch: Callable[[dict], None] | None, checkpoint: Path | None,
+                 every_s: float, stop_at_loss: float | None,
+                 stop_requested: Callable[[], bool] | None) -> None:
         super().__init__()
         self.stop_requested = stop_requested
         self.data, self.snapshots, self.result, self.on_epoch = data, snapshots, result, on_epoch
         self.checkpoint, self.stop_at_loss = checkpoint, stop_at_loss
         self.clock = CheckpointClock(every_s)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.started = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         # Keras calls this hook after every step anyway; the check is one Python call
         if self.stop_requested is not None and self.stop_requested():
             raise KeyboardInterrupt
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.started
+        assert logs is not None  # Keras' fit passes every epoch's logs
         row = {
             "epoch": epoch + 1,
             "train_loss": float(logs["loss"]),
@@ -193,7 +198,7 @@ def train(
     *,
     stop_requested: Callable[[], bool] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-    done: list[dict] = (),
+    done: Sequence[dict] = (),
     checkpoint: Path | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     tensorboard_dir: Path | None = None,
@@ -228,15 +233,9 @@ def train(
     result = TrainResult.resumed(done, snapshots)
     mark_jax_compilable(model)  # before compile, which decides whether XLA compiles the steps
     compile_model(model, config)
-    callbacks = [_Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
-                           config.stop_at_loss, stop_requested)]
-    if config.schedule != "constant":
-        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
-            lambda epoch, _lr: learning_rate_at(config.schedule, config.learning_rate,
-                                                config.decay, epoch, epochs)
-        ))
-    if tensorboard_dir is not None:  # first: it logs an epoch even if the recorder's hook stops
-        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+    recorder = _Recorder(data, snapshots, result, on_epoch, checkpoint, checkpoint_every_s,
+                         config.stop_at_loss, stop_requested)
+    callbacks = _callbacks(config, recorder, tensorboard_dir)
     started = time.perf_counter()
     settings = {"batch_size": config.batch_size, "validation_batch_size": EVAL_BATCH_SIZE,
                 "shuffle": True}
@@ -251,3 +250,18 @@ def train(
                               "sweep's callbacks")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _callbacks(config: TrainingConfig, recorder: keras.callbacks.Callback,
+               tensorboard_dir: Path | None) -> list[keras.callbacks.Callback]:
+    """The fit's callbacks: TensorBoard's (first: it logs an epoch even if the recorder's
+    hook stops), the learning-rate schedule's, then ``recorder``."""
+    callbacks = [recorder]
+    if config.schedule != "constant":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: learning_rate_at(config.schedule, config.learning_rate,
+                                                config.decay, epoch, config.epochs)
+        ))
+    if tensorboard_dir is not None:
+        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+    return callbacks

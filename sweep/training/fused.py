@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from sweep.training.probe import EVAL_BATCH_SIZE
 
 if TYPE_CHECKING:
     import keras
+
+    from sweep.training.fused_step import State
 
 # Training steps per compiled call on an accelerator (one dispatch from Python, a
 # ``lax.scan``). On a CPU one: XLA's CPU backend runs convolutions inside a loop about 6x
@@ -81,7 +83,7 @@ class FusedGroup:
     key (``sweep.trial.fused_trials.fuse_key``), under which groups share compiled programs;
     None compiles this group's own."""
 
-    def __init__(self, members: list[Member], key: str | None = None):
+    def __init__(self, members: list[Member], key: str | None = None) -> None:
         import jax
         import jax.numpy as jnp
 
@@ -96,6 +98,7 @@ class FusedGroup:
             if not m.optimizer.built:  # a resumed model's optimizer holds its state already
                 m.optimizer.build(m.model.trainable_variables)
         template = self.members[0]
+        assert template.optimizer is not None  # every member was given one above
         self._model, self._optimizer = template.model, template.optimizer
         self._loss = loss_for(template.config.label_smoothing)
         self._state = _stack([_arrays(m) for m in self.members])
@@ -105,7 +108,8 @@ class FusedGroup:
         self._images = jnp.asarray(x), jnp.asarray(y)
         self._train, self._val = train, val  # (K, n_train), (K, n_val) positions in them
         self._looped = jax.devices()[0].platform != "cpu"  # lax.scan over steps (above)
-        self._compiled = None  # the programs, made at the first epoch (for this many members)
+        # the programs, made at the first epoch (for this many members)
+        self._compiled: tuple[Callable[..., Any], Callable[[State], Any]] | None = None
         self._key = key  # the members' step key: groups of one key share compiled programs
 
     def leave(self, member: Member) -> None:
@@ -122,6 +126,7 @@ class FusedGroup:
         """``member``'s Keras model holding its arrays as trained so far (its optimizer's
         too): to save, export or evaluate like any model."""
         k = self.members.index(member)
+        assert member.optimizer is not None  # the group gave each of its members one
         trainable, non_trainable, optimizer = _unstack(self._state, k)
         for variables, values in ((member.model.trainable_variables, trainable),
                                   (member.model.non_trainable_variables, non_trainable),
@@ -177,7 +182,7 @@ class FusedGroup:
             rows.append(row)
         return rows
 
-    def _compile(self):
+    def _compile(self) -> tuple[Callable[..., Any], Callable[[State], Any]]:
         """The group's ``train_step`` (``fused_step.programs``: those of an earlier group of
         the same key where there was one) and ``evaluate(state)``, each member's validation
         loss and accuracy."""
@@ -187,7 +192,7 @@ class FusedGroup:
                                             self._loss, len(self.members) == 1, self._looped)
         images, val = self._images, self._val
 
-        def evaluate(state):
+        def evaluate(state: State) -> tuple[np.ndarray, np.ndarray]:
             n = val.shape[1]
             totals = [batched_eval(state, *images, jnp.asarray(val[:, i:i + EVAL_BATCH_SIZE]))
                       for i in range(0, n, EVAL_BATCH_SIZE)]
@@ -235,31 +240,37 @@ def _pool(datas: list[Dataset]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return np.concatenate(xs), np.concatenate(ys), train, val
 
 
-def _arrays(member: Member) -> tuple[list, list, list]:
+def _arrays(member: Member) -> State:
     """A member's trainable, non-trainable and optimizer variables, as arrays."""
+    assert member.optimizer is not None  # FusedGroup gives each member one first
     return ([v.value for v in member.model.trainable_variables],
             [v.value for v in member.model.non_trainable_variables],
             [v.value for v in member.optimizer.variables])
 
 
-def _stack(arrays: list[tuple[list, list, list]]):
+def _stack(arrays: list[State]) -> State:
     import jax.numpy as jnp
 
-    return tuple([jnp.stack(column) for column in zip(*(a[part] for a in arrays), strict=True)]
-                 for part in range(3))
+    trainable, non_trainable, optimizer = (
+        [jnp.stack(column) for column in zip(*(a[part] for a in arrays), strict=True)]
+        for part in range(3))
+    return trainable, non_trainable, optimizer
 
 
-def _unstack(state, k: int) -> tuple[list, list, list]:
-    return tuple([leaf[k] for leaf in part] for part in state)
+def _unstack(state: State, k: int) -> State:
+    trainable, non_trainable, optimizer = ([leaf[k] for leaf in part] for part in state)
+    return trainable, non_trainable, optimizer
 
 
-def _drop(state, k: int):
+def _drop(state: State, k: int) -> State:
     import jax.numpy as jnp
 
-    return tuple([jnp.delete(leaf, k, axis=0) for leaf in part] for part in state)
+    trainable, non_trainable, optimizer = (
+        [jnp.delete(leaf, k, axis=0) for leaf in part] for part in state)
+    return trainable, non_trainable, optimizer
 
 
-def _with_learning_rates(state, index: list[int], rates: list[float]):
+def _with_learning_rates(state: State, index: list[int], rates: list[float]) -> State:
     """``state`` whose optimizer learning-rate variable holds each member's ``rates``."""
     import jax.numpy as jnp
 

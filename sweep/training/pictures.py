@@ -44,7 +44,7 @@ def filters_png(kernels: np.ndarray) -> bytes:
         low, high = weights.min(), weights.max()
         scaled = (weights - low) / (high - low) if high > low else np.full_like(weights, 0.5)
         tile = Image.fromarray((scaled * 255).astype("uint8"), "RGB")
-        tile = tile.resize((FILTER_PIXELS, FILTER_PIXELS), Image.NEAREST)
+        tile = tile.resize((FILTER_PIXELS, FILTER_PIXELS), Image.Resampling.NEAREST)
         picture.paste(tile, ((i % columns) * cell + 1, (i // columns) * cell + 1))
     return _png(picture)
 
@@ -60,7 +60,7 @@ def pca_png(x: list[float], y: list[float], labels: list[int],
     xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
     margin = 12
 
-    def scale(values):
+    def scale(values: np.ndarray) -> np.ndarray:
         low, high = values.min(), values.max()
         span = high - low if high > low else 1.0
         return margin + (values - low) / span * (PCA_SIZE - 2 * margin)

@@ -6,6 +6,7 @@ there are hidden dense layers). Numbers only; ``diagnostics.py`` does the arithm
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -54,7 +55,7 @@ class SnapshotProbe:
         self.first = next((layer for layer in model.layers if isinstance(
             layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))), None)
 
-    def _batches(self, x: np.ndarray):
+    def _batches(self, x: np.ndarray) -> Iterator[list[np.ndarray]]:
         """The probe's outputs batch by batch. Every call has the same batch shape (the last
         batch is padded), so the inference function is traced once, not once per size."""
         for start in range(0, len(x), EVAL_BATCH_SIZE):

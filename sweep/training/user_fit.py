@@ -22,7 +22,7 @@ def fit_through(fit: Callable, model: keras.Model, x: np.ndarray, y: np.ndarray,
     batches itself)."""
     plain = model.fit
 
-    def with_defaults(*args, **given):
+    def with_defaults(*args: object, **given: object) -> keras.callbacks.History:
         return plain(*args, **(defaults | given))
 
     model.fit = with_defaults  # shadows Model.fit on this instance only, while fit runs

@@ -14,9 +14,9 @@ both paths.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import optuna
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # ``(state, value, note)`` of an ended trial: COMPLETE with its objective value, FAIL with
 # its reason, PRUNED with the pruner's words, or state None with ``LOST``: another worker has
 # the point (its claim was lost, or it ended the trial).
-Outcome = tuple[TrialState | None, object, str | None]
+Outcome = tuple[TrialState | None, float | Sequence[float] | None, str | None]
 LOST = "lost"
 
 
@@ -109,7 +109,7 @@ def _record_result(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: Poi
             for m in spec.metrics]
 
 
-def _objective_row(result, metric: str, at: str, direction: str) -> dict:
+def _objective_row(result: TrainResult, metric: str, at: str, direction: str) -> dict:
     """The epoch row an objective's value comes from: test metrics are known at snapshots
     only, the others at every epoch; of those, the last (``at: last``) or the best one
     (``at: best``, the earliest of equals)."""
@@ -122,8 +122,8 @@ def _objective_row(result, metric: str, at: str, direction: str) -> dict:
     return pick(rows, key=lambda row: row[metric])
 
 
-def _record_details(trial, attrs: dict, details: dict[int, dict], artifact_store,
-                    class_names: tuple[str, ...], earlier: dict) -> None:
+def _record_details(trial: optuna.Trial, attrs: dict, details: dict[int, dict],
+                    artifact_store: Any, class_names: tuple[str, ...], earlier: dict) -> None:
     """Snapshot diagnostics into the trial's ``attrs`` (with ``earlier`` ones, of the epochs
     a continued trial did not train itself); their pictures as trial artifacts (the PCA
     picture's legend names the classes)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import keras
 import optuna
@@ -82,17 +83,19 @@ class FusedTrial:
 
 @dataclass
 class _Entry:
-    """A member on its way through the group: its trial, Keras side and what it recorded."""
+    """A member on its way through the group: its trial, Keras side and what it recorded
+    (``point``, ``report`` and ``member`` are set by ``_ready``, before any use)."""
 
     fused: FusedTrial
     attrs: PendingAttrs
-    point: Point | None = None
-    report: Callable[[dict], None] | None = None
-    member: Member | None = None
+    point: Point = field(init=False)
+    report: Callable[[dict], None] = field(init=False)
+    member: Member = field(init=False)
     param_count: int = 0
     result: TrainResult = field(default_factory=TrainResult)
 
-    def end(self, state: TrialState | None, value=None, note: str | None = None) -> None:
+    def end(self, state: TrialState | None, value: object = None,
+            note: str | None = None) -> None:
         self.attrs.save()
         self.fused.ended(state, value, note)
 
@@ -114,7 +117,7 @@ def run_fused_trials(members: list[FusedTrial], spec: StudySpec,
         ready = [e for e in entries if _ready(e, spec, dataset_for)]
         for e in [e for e in ready if len(e.member.rows) >= e.point.training.epochs]:
             ready.remove(e)  # its checkpoint holds every epoch: it only has to be recorded
-            e.end(*outcome_of(lambda e=e: _complete(e, spec, e.member.model)))
+            e.end(*outcome_of(partial(_complete, e, spec, e.member.model)))
         for epochs in sorted({len(e.member.rows) for e in ready}):
             _train([e for e in ready if len(e.member.rows) == epochs], spec, interrupted)
     finally:

@@ -15,9 +15,13 @@ import hashlib
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweep.errors import SpecError
 from sweep.study import ChoiceParam, Param, StudySpec
+
+if TYPE_CHECKING:
+    from tensorboard.plugins.hparams import api
 
 EXPERIMENT_MARK = ".hparams-"  # + the experiment's digest: this experiment is written here
 
@@ -68,7 +72,7 @@ class TrialSession:
         self.writer.close()
 
 
-def hparam_values(param: Param) -> tuple:
+def hparam_values(param: ChoiceParam) -> tuple:
     """A choice param's values as the HParams plugin takes them: all bool, all numbers, or
     else all text (lists and None as their JSON text)."""
     kind = _kind(param)
@@ -102,7 +106,7 @@ def _write_experiment(spec: StudySpec, root: Path) -> None:
     writer.close()
 
 
-def _domain(param: Param):
+def _domain(param: Param) -> api.Domain:
     from tensorboard.plugins.hparams import api
 
     if isinstance(param, ChoiceParam):
@@ -122,7 +126,7 @@ def _kind(param: Param) -> type:
     return str
 
 
-def _value(value, kind: type):
+def _value(value: object, kind: type) -> bool | float | str:
     if kind is str:
         return value if isinstance(value, str) else json.dumps(value)
     return kind(value)

@@ -118,10 +118,11 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
         result = _fit(model, point, hooks, report, done, board)
         if key is not None and result.nan_epoch is None:
             remember(key, model)
-        values = finish_training(trial, attrs, spec, point, result, hooks, param_count, model)
+        objective = finish_training(trial, attrs, spec, point, result, hooks, param_count,
+                                    model)
         if session is not None:  # TensorBoard's HParams tab: this trial's objective
-            session.end(values, result.epochs[-1]["epoch"])
-        return objective_value(values)
+            session.end(objective, result.epochs[-1]["epoch"])
+        return objective_value(objective)
     finally:
         attrs.save()
 
@@ -166,7 +167,8 @@ def epoch_reporter(trial: optuna.Trial, spec: StudySpec,
 
 
 def _resume_or_build(attrs: dict, point: Point, checkpoint: Path | None,
-                     report: Callable[[dict], None]):
+                     report: Callable[[dict], None]
+                     ) -> tuple[keras.Model, list[dict], str | None]:
     """``(model, done, step key)``: the checkpoint's model and the rows of its epochs (each
     reported again onto this trial), or a new model, trained through an earlier trial's
     compiled step where one can train it (the key, to keep the step for the next trial)."""
@@ -195,7 +197,7 @@ def check_model_size(attrs: dict, spec: StudySpec, model: keras.Model,
     return param_count
 
 
-def _fit(model, point: Point, hooks: TrialHooks, report: Callable[[dict], None],
+def _fit(model: keras.Model, point: Point, hooks: TrialHooks, report: Callable[[dict], None],
          done: list[dict], board: Path | None) -> TrainResult:
     """Train; running out of accelerator memory fails the trial with that reason."""
     hp_fit = trial_fit(point.hypermodel.fit, point.config["hp"]) if point.hypermodel else None
@@ -213,10 +215,15 @@ def _fit(model, point: Point, hooks: TrialHooks, report: Callable[[dict], None],
 class PendingAttrs(dict):
     """The trial's user attributes set since the last ``save``, which stores them together."""
 
-    def __init__(self, trial, save_attrs: Callable[[dict], None] | None):
+    def __init__(self, trial: optuna.Trial,
+                 save_attrs: Callable[[dict], None] | None) -> None:
         super().__init__()
-        self._save = save_attrs or (lambda attrs: [trial.set_user_attr(key, value)
-                                                   for key, value in attrs.items()])
+
+        def set_each(attrs: dict) -> None:
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+
+        self._save = save_attrs or set_each
 
     def save(self) -> None:
         if self:

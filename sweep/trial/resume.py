@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 
 def resume_point(attrs: dict, point: Point, checkpoint: Path | None,
-                 report: Callable[[dict], None]) -> tuple[Any, list[dict]] | None:
+                 report: Callable[[dict], None]) -> tuple[keras.Model, list[dict]] | None:
     """Seed the point's draws; ``(model, rows)`` of its checkpoint, each row reported again
     onto this trial, or None when there is none (a new model is built next)."""
     keras.utils.set_random_seed(point.seed)
+    if checkpoint is None:
+        return None
     try:
-        resumed = load_checkpoint(checkpoint) if checkpoint is not None else None
+        resumed = load_checkpoint(checkpoint)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:  # whole as a file, but Keras cannot build a model of it

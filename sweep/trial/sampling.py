@@ -13,7 +13,7 @@ from sweep.study.plugins import PRUNERS, SAMPLERS
 from sweep.study.space import active
 
 
-def suggest_param(trial: optuna.Trial, param: Param) -> Any:
+def suggest_param(trial: optuna.trial.BaseTrial, param: Param) -> Any:
     """One param's value for ``trial`` (decoded from the form Optuna stores)."""
     if isinstance(param, ChoiceParam):
         return param.decode(trial.suggest_categorical(param.name, param.optuna_choices()))
@@ -24,7 +24,7 @@ def suggest_param(trial: optuna.Trial, param: Param) -> Any:
                                log=param.log)
 
 
-def suggest(trial: optuna.Trial, params: tuple[Param, ...]) -> dict:
+def suggest(trial: optuna.trial.BaseTrial, params: tuple[Param, ...]) -> dict:
     """Ask the trial for a value of each active param (define-by-run: a conditional param
     is asked only when its parents' values allow it); returns ``{dotted.name: value}``."""
     values: dict = {}
