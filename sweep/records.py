@@ -42,3 +42,6 @@ class TrialKey:
     FAIL_REASON = "fail_reason"  # why a failed trial failed (one line)
     INTERRUPTED = "interrupted"  # stopped by Ctrl-C or a crash; its point runs again
     DIED = "died"  # why its worker was given up (another worker took the point over)
+    # search.schedule: the rung its trial ended at, {"rung": k, "of": n, "epochs": e} (a
+    # trial below the top rung is PRUNED there; a promotion continues it in a new trial)
+    RUNG = "rung"

@@ -29,6 +29,9 @@ from sweep.store import (
     record_epoch,
     set_trial_user_attrs,
 )
+from sweep.store.halving import Ladder
+from sweep.store.heartbeat import Heartbeat
+from sweep.study import StudySpec
 from sweep.training.checkpoints import (
     checkpoint_file,
     copy_checkpoint,
@@ -81,10 +84,12 @@ class Attempt:
                 "resumed_from": self.resumed_from,
                 "again": claim.point in w.stopped or claim.dead_trial is not None,
                 "continues": earlier.number if earlier is not None else None,
-                "epochs": self.values.get("training.epochs", spec.training.epochs),
+                "epochs": claim.epochs or self.values.get("training.epochs",
+                                                          spec.training.epochs),
+                "rung": _rung_place(spec, claim.epochs),
                 "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
         self.record = Overhead().stop()  # storing the trial's attributes, epoch rows, end
-        self.heartbeat = claims.Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
+        self.heartbeat = Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
 
     def hooks(self, stop: Callable[[], bool]) -> TrialHooks:
         """The trial's ``TrialHooks`` (loads Keras), ``stop`` asked after each batch."""
@@ -113,12 +118,16 @@ class Attempt:
         self.record.add()
         self.heartbeat.stop()  # a fused member's, while its group trains on
         lost = self.heartbeat.lost
+        rung = self._rung(state)
         if lost is None and state is not None:
             try:
                 if state == TrialState.FAIL:  # fit or fused, the reason is stored here
                     set_trial_user_attrs(w.store, self.trial_id, {TrialKey.FAIL_REASON: note})
                     note = f"failed: {note}"
-                self.study.tell(self.trial, value, state=state)
+                if rung is not None:  # a rung below the top: pruned there, resting
+                    set_trial_user_attrs(w.store, self.trial_id, {TrialKey.RUNG: rung})
+                    state, note = TrialState.PRUNED, _resting(rung)
+                self.study.tell(self.trial, None if rung else value, state=state)
             except optuna.exceptions.UpdateFinishedTrialError:
                 lost = "another worker took the point over and ended this trial"
         if lost is not None or state is None:
@@ -126,14 +135,28 @@ class Attempt:
             mark_dead(w.store, w.study_id, self.trial.number, lost)
             w.end(self.trial.number, "lost", lost)
             return
-        claims.update(w.store.engine, w.study_id, point, w.name, state="done")
-        if self.earlier is not None and state == TrialState.COMPLETE:
+        if rung is not None:
+            assert isinstance(value, (int, float))  # one objective: the schema's rule
+            claims.rest(w.store.engine, w.study_id, point, w.name, rung["epochs"], value)
+        else:
+            claims.update(w.store.engine, w.study_id, point, w.name, state="done")
+        if self.earlier is not None and (state == TrialState.COMPLETE or rung is not None):
             mark_superseded(w.store, w.store.get_trial_id_from_study_id_trial_number(
                 w.study_id, self.earlier.number), self.trial.number)
         remove_checkpoint(self.checkpoint)
         if state == TrialState.COMPLETE and w.track_best:
             w.result.update_best(w.store, self.study)
-        w.end(self.trial.number, STATE_WORDS[state], note, record=self.record.stop())
+        word = "rests" if rung is not None else STATE_WORDS[state]
+        w.end(self.trial.number, word, note, record=self.record.stop())
+
+    def _rung(self, state: TrialState | None) -> dict | None:
+        """The rung below the top this trial finished (``search.schedule``), as stored on
+        it; None at the top rung, without a schedule, or for a trial that did not finish."""
+        ladder, epochs = Ladder.of(self.w.spec), self.claim.epochs
+        if state != TrialState.COMPLETE or ladder is None or epochs is None or (
+                epochs >= ladder.top):
+            return None
+        return {"rung": ladder.number(epochs), "of": len(ladder.rungs), "epochs": epochs}
 
     def give_back(self, err: BaseException) -> None:
         """Ctrl-C or a crash: leave the database consistent; the point runs again next
@@ -176,6 +199,19 @@ class Attempt:
             print(f"[{w.spec.name}] trial {earlier.number}'s model is not kept ({kept}); "
                   f"trial {self.trial.number} trains its point from the first epoch",
                   file=sys.stderr)
+
+
+def _rung_place(spec: StudySpec, epochs: int | None) -> list[int] | None:
+    """``[k, n]``: a claim of ``epochs`` trains to rung k of n (``search.schedule``)."""
+    ladder = Ladder.of(spec)
+    return None if ladder is None or epochs is None else [ladder.number(epochs),
+                                                         len(ladder.rungs)]
+
+
+def _resting(rung: dict) -> str:
+    epochs = f"{rung['epochs']} epoch" + "s" * (rung["epochs"] != 1)
+    return (f"rests at rung {rung['rung']} of {rung['of']} ({epochs}); the best of each rung "
+            "are promoted")
 
 
 def earlier_trial(w: WorkerContext, claim: claims.Claim) -> optuna.trial.FrozenTrial | None:

@@ -43,7 +43,8 @@ class Fuser:
     def size(self, point: str) -> int:
         """How many points a group led by ``point`` may hold; 0: it trains through Keras'
         fit (a random/tpe slot, a step that cannot fuse, or no fusing here)."""
-        if self.requested == "off" or self.w.points[point] is None:
+        if self.requested == "off" or self.w.points[point] is None or (
+                self.w.spec.search.schedule is not None):  # halving trains points alone
             return 0
         if self._size is None:  # the first grid point: Keras loads for its training anyway
             self._size = _resolve(self.w, self.requested, self._values(point))

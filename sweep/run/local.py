@@ -45,6 +45,7 @@ from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.run.startup import StartupWatch
 from sweep.store import claims, mark_dead, open_study, reconnect, storage_label
+from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
 
@@ -119,6 +120,7 @@ class _Children:
         self.command, self.env_of, self.shown, self.console = command, env_of, shown, console
         self.store, self.study_id = prepared.store, prepared.study_id
         self.keys, self.host = list(prepared.points), socket.gethostname()
+        self.ladder = Ladder.of(prepared.spec)  # successive halving, or None
         self.inbox: queue.Queue = queue.Queue()
         self.pipes: dict[int, list[threading.Thread]] = {}
         self.running: dict[int, subprocess.Popen] = {}
@@ -158,7 +160,8 @@ class _Children:
         if code == 2:  # a user error: the others stop by themselves or fail alike
             self.stop()
             return code
-        if code == 0 and not claims.pending(self.store.engine, self.study_id, self.keys):
+        if code == 0 and not claims.pending(self.store.engine, self.study_id, self.keys,
+                                            self.ladder):
             return None  # it found nothing left to train
         self.give_back([child], f"worker process exited with {code}")
         why = self.deaths.died(i in self.shown.progressed, self.shown.held(i))
@@ -170,7 +173,7 @@ class _Children:
         self.console.note(f"(pid {child.pid}) exited with {code}"
                           f"{' with points left to train' if code == 0 else ''}; its point "
                           "runs again from its checkpoint", worker=i)
-        if claims.pending(self.store.engine, self.study_id, self.keys):
+        if claims.pending(self.store.engine, self.study_id, self.keys, self.ladder):
             self.start(i)
         return None
 

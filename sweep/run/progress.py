@@ -36,13 +36,14 @@ import optuna
 from sweep.store import LiveTrials, StoredStudy
 from sweep.study import StudySpec, point_text
 
-END_STATES = ("complete", "failed", "pruned", "lost")
+END_STATES = ("complete", "failed", "pruned", "rests", "lost")
 
 
 @dataclass
 class SweepResult:
     """What a run did: trials ``ran`` now (``failed``, ``pruned`` and ``continued`` with more
-    epochs of them; ``lost``: given up because another worker took the point over),
+    epochs of them; ``lost``: given up because another worker took the point over; with
+    ``search.schedule``, ``promoted`` to a higher rung, and ``rested`` at a lower one),
     ``skipped`` as already done, ``rejected`` before training (their model cannot be built),
     ``to_continue`` as done before but given back to train more epochs, out of ``total``;
     the best value and trial number among the study's complete
@@ -54,6 +55,8 @@ class SweepResult:
     pruned: int = 0
     lost: int = 0
     continued: int = 0
+    promoted: int = 0
+    rested: int = 0
     skipped: int = 0
     rejected: int = 0
     to_continue: int = 0
@@ -69,8 +72,8 @@ class SweepResult:
     @property
     def finished(self) -> int:
         """Points done now: those done before this run, and those this run finished or
-        rejected."""
-        return self.skipped + self.rejected + self.ran
+        rejected (a point promoted is not, until its promotion ends)."""
+        return self.skipped + self.rejected + self.ran - self.promoted
 
     def best(self) -> dict:
         """The best so far, as events carry it."""
@@ -84,13 +87,16 @@ class SweepResult:
             self.total, self.skipped = event["total"], event["done"] - self.rejected
             self.to_continue = event.get("to_continue", 0)
         elif event["event"] == "start":
-            self.continued += event.get("continues") is not None
+            promoted = event.get("rung") is not None and event.get("continues") is not None
+            self.promoted += promoted
+            self.continued += not promoted and event.get("continues") is not None
             return
         elif event["event"] == "end":
             state = event["state"]
             self.ran += state != "lost"
             self.failed += state == "failed"
             self.pruned += state == "pruned"
+            self.rested += state == "rests"
             self.lost += state == "lost"
         else:
             return
@@ -110,7 +116,10 @@ class SweepResult:
         """The line printed when the sweep is done: one for the whole sweep."""
         extra = "".join(f", {n} {what}" for n, what in ((self.pruned, "pruned"),
                                                         (self.lost, "lost")) if n)
-        more = f"{self.continued} continued with more epochs, " * bool(self.continued)
+        more = f"{self.continued} continued with more epochs, " * bool(self.continued) + (
+            f"{self.promoted} promoted, {max(0, self.rested - self.promoted)} stopped at a "
+            "lower rung, "
+            * bool(self.promoted or self.rested))
         return (f"[{spec.name}] {self.total} points: {self.ran} run now ({more}{self.failed} "
                 f"failed{extra}), {_rejected(self)}{self.skipped} already done; "
                 f"{self.best_text(spec) or 'no completed trial'}")
@@ -163,10 +172,15 @@ def trial_label(start: dict, total: int) -> str:
 
 
 def resumption(start: dict) -> str:
-    """How a trial starts, where it does not start afresh: ``continues trial 3 from epoch 4``
+    """How a trial starts, where it does not start afresh: ``promoted to 9 epochs (rung 3 of
+    3), continues from epoch 3`` (``search.schedule``), ``continues trial 3 from epoch 4``
     (the study's epochs grew), ``resumes after epoch 2 (from its checkpoint)`` (a run stopped
     or a worker died), ``starts over from epoch 1 (no checkpoint ...)`` (it stopped before
     one was written); else ``""``."""
+    if start["continues"] is not None and start.get("rung"):
+        k, n = start["rung"]
+        return (f"promoted to {start['epochs']} epochs (rung {k} of {n}), continues from "
+                f"epoch {start['resumed_from']}")
     if start["continues"] is not None:
         return f"continues trial {start['continues']} from epoch {start['resumed_from']}"
     if start["resumed_from"]:

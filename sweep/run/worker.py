@@ -42,6 +42,7 @@ from sweep.store import (
     storage_label,
     study_folder,
 )
+from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.study.space import value_at
 from sweep.training.backend import keras_backend
@@ -123,13 +124,14 @@ def _train_claims(worker: WorkerContext, fuser: Fuser, pinned: optuna.Study,
     """Claim and train points until none is left (waiting while others train, to take
     over the points of any that die)."""
     engine, study_id, keys = worker.store.engine, worker.study_id, list(worker.points)
+    ladder = Ladder.of(worker.spec)  # successive halving: promotions first
     while True:
         if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
             raise KeyboardInterrupt
         looked = Overhead()  # the trial's overhead starts with the claim
-        claim = claims.claim_next(engine, study_id, keys, worker.name)
+        claim = claims.claim_next(engine, study_id, keys, worker.name, ladder)
         if claim is None:
-            if claims.pending(engine, study_id, keys) == 0:
+            if claims.pending(engine, study_id, keys, ladder) == 0:
                 return
             time.sleep(POLL_S)  # others are training: wait to take over any that die
             continue
@@ -182,8 +184,9 @@ def _train(w: WorkerContext, attempt: Attempt, stop: Callable[[], bool]) -> Outc
     from sweep.trial.objective import run_trial  # loads Keras (module docstring)
 
     _warn_slow_precision(w, attempt.values)
+    spec = w.spec.at_epochs(attempt.claim.epochs)  # a rung's, with search.schedule
     return outcome_of(lambda: (TrialState.COMPLETE, run_trial(
-        attempt.trial, w.spec, attempt.values, w.dataset_for, attempt.hooks(stop)), None))
+        attempt.trial, spec, attempt.values, w.dataset_for, attempt.hooks(stop)), None))
 
 
 def _warn_slow_precision(w: WorkerContext, values: dict) -> None:

@@ -9,22 +9,22 @@ A running claim carries a heartbeat. A worker that stops beating (killed, machin
 its claim after ``STALE_AFTER_S``: another worker takes it over with a compare-and-swap
 update, marks the dead trial failed, and runs the point again from its last checkpoint. A
 worker whose own heartbeat cannot reach the storage for that long, or finds its claim taken
-over, stops its trial (``Heartbeat.lost``): the point is someone else's now.
+over, stops its trial (``heartbeat.Heartbeat.lost``): the point is someone else's now.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from sweep.store import reconnect
+from sweep.store import halving, reconnect
+from sweep.store.halving import Ladder
 from sweep.store.tables import CLAIMS
 
 HEARTBEAT_S = 10.0  # seconds between heartbeats of a running claim
@@ -32,13 +32,13 @@ STALE_AFTER_S = 60.0  # a running claim without a heartbeat for this long is dea
 # A worker gives its trial up when its heartbeat has failed for this long: soon another
 # worker may take the point over (after STALE_AFTER_S), so it stops first.
 GIVE_UP_AFTER_S = STALE_AFTER_S - 2 * HEARTBEAT_S
-log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claim:
     """A point this worker now owns; ``dead_trial`` is the trial number of a dead worker it
     took over (to be marked failed); ``earlier_trial`` the complete trial of this point to
-    continue (the study's epochs grew, see ``reopen``); both None for a fresh point.
+    continue (the study's epochs grew, see ``reopen``, or a rung promoted it, see
+    ``sweep.store.halving``); both None for a fresh point.
     ``position``: how many of the study's points had been claimed with this one (its place
     in the sweep, "k of N")."""
 
@@ -46,29 +46,30 @@ class Claim:
     dead_trial: int | None = None
     earlier_trial: int | None = None
     position: int = 1
+    epochs: int | None = None  # the rung it trains to (search.schedule), else None: all
 
 
-def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str) -> Claim | None:
+def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str,
+               ladder: Ladder | None = None) -> Claim | None:
     """Claim the first point nobody holds, else one to continue, else a stale one; None when
-    nothing is claimable."""
+    nothing is claimable. With a ``ladder`` (successive halving) a promotion comes first."""
     while True:
         try:
             with engine.begin() as conn:
-                rows = conn.execute(
-                    sa.select(CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat,
-                              CLAIMS.c.worker, CLAIMS.c.trial_number)
-                    .where(CLAIMS.c.study_id == study_id)
-                ).all()
+                rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id)).all()
                 held = {r.point: r for r in rows}
                 free = next((p for p in points if p not in held), None)
                 # points claimed so far (one to continue is not, until claimed again)
                 claimed = sum(p in held and held[p].state != "more" for p in points)
                 now, host = time.time(), socket.gethostname()
                 # a point nobody holds, else one to continue
-                candidates = [(free, None)] if free is not None else [
+                candidates: list[tuple[str, sa.Row | None]] = [(free, None)] if free else [
                     (r.point, r) for r in rows if r.state == "more" and r.point in points]
+                if ladder is not None:  # a promotion first, else a new point
+                    candidates[:0] = [(r.point, r) for r in halving.promotable(
+                        (r for r in rows if r.point in points), ladder)]
                 for point, row in candidates:
-                    claim = _claim(conn, study_id, point, row, worker, now)
+                    claim = _claim(conn, study_id, point, row, worker, now, ladder)
                     if claim is not None:
                         return replace(claim, position=claimed + 1)
                 for r in rows:
@@ -78,7 +79,8 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str)
                         taken = conn.execute(_take(study_id, r).values(
                             worker=worker, heartbeat=now, trial_number=None)).rowcount
                         if taken:
-                            return Claim(r.point, r.trial_number, position=claimed)
+                            return Claim(r.point, r.trial_number, position=claimed,
+                                         epochs=r.rung)
                 return None
         except sa.exc.IntegrityError:
             continue  # another worker inserted the same point first (PostgreSQL): look again
@@ -100,28 +102,35 @@ def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str) -> Cla
     waits to be continued (``reopen``); None when it is held or done."""
     try:
         with engine.begin() as conn:
-            row = conn.execute(
-                sa.select(CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat, CLAIMS.c.worker,
-                          CLAIMS.c.trial_number)
-                .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point)).first()
+            row = conn.execute(sa.select(*_ROW).where(
+                CLAIMS.c.study_id == study_id, CLAIMS.c.point == point)).first()
             return _claim(conn, study_id, point, row, worker, time.time())
     except sa.exc.IntegrityError:  # another worker inserted it first (PostgreSQL)
         return None
 
 
 def _claim(conn: sa.Connection, study_id: int, point: str, row: sa.Row | None, worker: str,
-           now: float) -> Claim | None:
+           now: float, ladder: Ladder | None = None) -> Claim | None:
     """Claim ``point`` in ``conn``'s transaction: insert its claim where it has none
-    (``row`` None), take it over where it waits to be continued (``reopen``); None when it
-    is held or done."""
+    (``row`` None; with a ``ladder``, to train to its first rung), take it over where it
+    waits to be continued (``reopen``) or promoted (a rung's ``rest``); None when it is held
+    or done."""
     values = {"worker": worker, "state": "running", "heartbeat": now}
     if row is None:
-        conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, **values))
-        return Claim(point)
-    if row.state == "more" and conn.execute(
-            _take(study_id, row).values(trial_number=None, **values)).rowcount:
-        return Claim(point, earlier_trial=row.trial_number)
+        rung = ladder.rungs[0] if ladder is not None else None
+        conn.execute(CLAIMS.insert().values(study_id=study_id, point=point, rung=rung,
+                                            **values))
+        return Claim(point, epochs=rung)
+    rung = ladder.after(row.rung) if ladder is not None and row.state == "rest" else None
+    if (row.state == "more" or rung is not None) and conn.execute(
+            _take(study_id, row).values(trial_number=None, rung=rung, **values)).rowcount:
+        return Claim(point, earlier_trial=row.trial_number, epochs=rung)
     return None
+
+
+# a claim's row as claim_next and claim_also read it
+_ROW = (CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat, CLAIMS.c.worker,
+        CLAIMS.c.trial_number, CLAIMS.c.rung, CLAIMS.c.scores)
 
 
 def held(engine: sa.Engine, study_id: int) -> set[str]:
@@ -168,9 +177,43 @@ def rekey(engine: sa.Engine, study_id: int, keys: dict[str, str]) -> None:
                 CLAIMS.c.study_id == study_id, CLAIMS.c.point == old).values(point=new))
 
 
-def pending(engine: sa.Engine, study_id: int, points: list[str]) -> int:
-    """How many of ``points`` are not done yet (unclaimed, running, or to continue)."""
-    return len(points) - tally(engine, study_id, points)["done"]
+def pending(engine: sa.Engine, study_id: int, points: list[str],
+            ladder: Ladder | None = None) -> int:
+    """How many of ``points`` are not done yet (unclaimed, running, or to continue; with a
+    ``ladder``, not those resting at a rung unless one may be promoted now)."""
+    if ladder is None:
+        return len(points) - tally(engine, study_id, points)["done"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
+                                                   CLAIMS.c.point.in_(points))).all()
+    idle = sum(r.state in ("done", "rest") for r in rows)
+    return len(points) - idle + len(halving.promotable(rows, ladder))
+
+
+def rungs_reached(engine: sa.Engine, study_id: int) -> dict[int, int]:
+    """How many points reached each rung as their highest (``search.schedule``), by its
+    epochs: a rung finished, or the top rung done."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id)).all()
+    reached = [max([*halving.scores_of(r), *([r.rung] if r.state == "done" else [])],
+                   default=None) for r in rows]
+    return dict(sorted(Counter(r for r in reached if r is not None).items()))
+
+
+def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,
+         value: float) -> None:
+    """This worker's point finished the rung at ``epochs`` with the objective ``value``: it
+    rests there, for a promotion (``sweep.store.halving``)."""
+    def write() -> None:
+        with engine.begin() as conn:
+            mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                    CLAIMS.c.worker == worker)
+            scores = conn.execute(sa.select(CLAIMS.c.scores).where(*mine)).scalar()
+            conn.execute(CLAIMS.update().where(*mine).values(
+                state="rest", rung=epochs, heartbeat=time.time(),
+                scores=halving.with_score(scores, epochs, value)))
+
+    reconnect.once_more(write)  # the same score twice: no change
 
 
 def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]:
@@ -208,9 +251,7 @@ def release(engine: sa.Engine, study_id: int, point: str, worker: str) -> None:
     """Give a point back (its trial was interrupted): the next worker or run takes it."""
     def write() -> None:
         with engine.begin() as conn:
-            conn.execute(CLAIMS.delete().where(
-                CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                CLAIMS.c.worker == worker))
+            _give_back(conn, study_id, CLAIMS.c.point == point, CLAIMS.c.worker == worker)
 
     reconnect.once_more(write)
 
@@ -219,15 +260,27 @@ def release_worker(engine: sa.Engine, study_id: int, worker: str) -> list[int]:
     """Give back every running claim of a worker known to be dead; returns their trial
     numbers."""
     with engine.begin() as conn:
-        owned = conn.execute(
-            sa.select(CLAIMS.c.trial_number).where(
-                CLAIMS.c.study_id == study_id, CLAIMS.c.worker == worker,
-                CLAIMS.c.state == "running")
-        ).scalars().all()
-        conn.execute(CLAIMS.delete().where(
-            CLAIMS.c.study_id == study_id, CLAIMS.c.worker == worker,
-            CLAIMS.c.state == "running"))
+        owned = _give_back(conn, study_id, CLAIMS.c.worker == worker,
+                           CLAIMS.c.state == "running")
     return [t for t in owned if t is not None]
+
+
+def _give_back(conn: sa.Connection, study_id: int, *where: sa.ColumnElement[bool]
+               ) -> list[int | None]:
+    """Give back the claims ``where`` selects; returns their trial numbers. A claim is
+    removed (the point is free again), except a promotion (``sweep.store.halving``): it
+    rests again at the rung it was promoted from, to be promoted again and continue from
+    its checkpoint."""
+    mine = (CLAIMS.c.study_id == study_id, *where)
+    rows = conn.execute(sa.select(CLAIMS.c.point, CLAIMS.c.trial_number, CLAIMS.c.scores)
+                        .where(*mine)).all()
+    for row in rows:
+        scores = halving.scores_of(row)
+        if scores:
+            conn.execute(CLAIMS.update().where(*mine, CLAIMS.c.point == row.point).values(
+                state="rest", rung=max(scores)))
+    conn.execute(CLAIMS.delete().where(*mine, CLAIMS.c.scores.is_(None)))
+    return [row.trial_number for row in rows]
 
 
 def running(engine: sa.Engine, study_id: int) -> Sequence[sa.Row]:
@@ -254,55 +307,3 @@ def is_dead(worker: str, heartbeat: float, now: float, host: str) -> bool:
     except PermissionError:  # alive, owned by another user
         return False
     return False
-
-
-class Heartbeat:
-    """Beats a claim's heart from a background thread while its trial trains.
-
-    A beat that fails (the database restarting, a network blip) is logged and retried at the
-    next beat. ``lost`` becomes the reason the claim is gone, None while it is held: the
-    claim was taken over, or no beat succeeded for ``give_up_after_s``. The trial must then
-    stop, since another worker runs (or will soon run) the point.
-    """
-
-    def __init__(self, engine: sa.Engine, study_id: int, point: str, worker: str, *,
-                 every_s: float | None = None, give_up_after_s: float | None = None) -> None:
-        self._args = (engine, study_id, point, worker)
-        self._every_s = every_s or HEARTBEAT_S  # looked up per claim: tests shorten it
-        self._give_up_after_s = give_up_after_s or GIVE_UP_AFTER_S
-        self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop beating (again: a no-op), before the claim is closed."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        last_beat = time.monotonic()
-        while not self._stop.wait(self._every_s):
-            try:
-                with reconnect.patience(0):  # this loop is the heartbeat's patience
-                    held = update(*self._args)
-            except Exception as err:  # any database error: retried at the next beat
-                silent = time.monotonic() - last_beat
-                log.warning("heartbeat of point %s failed after %.0f s without one (%s); "
-                            "retrying in %.0f s", self._args[2][:80], silent,
-                            str(err).splitlines()[0][:200], self._every_s)
-                if silent >= self._give_up_after_s:
-                    self.lost = f"no heartbeat reached the storage for {silent:.0f} s"
-                    return
-                continue
-            if not held:
-                self.lost = "another worker took the point over"
-                return
-            last_beat = time.monotonic()

@@ -203,12 +203,17 @@ def _lost_create_race(err: Exception) -> bool:
 
 
 def _add_missing_columns(engine: sa.engine.Engine) -> None:
-    """Databases written by an earlier version lack newer epoch columns: add them (empty)."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns(EPOCHS.name)}
+    """Databases written by an earlier version lack newer columns of our tables (epoch
+    metrics, the claims' rungs): add them (empty)."""
+    inspector = sa.inspect(engine)
     with engine.begin() as conn:
-        for name in EPOCH_COLUMNS:
-            if name not in present:
-                conn.exec_driver_sql(f"ALTER TABLE {EPOCHS.name} ADD COLUMN {name} FLOAT")
+        for table in OUR_TABLES:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
 
 # How the rows of a table keyed by study name become rows keyed by study id (version 0.1).

@@ -50,10 +50,10 @@ def check(storage: optuna.storages.RDBStorage, stored: dict, spec: StudySpec) ->
         if field in axes or field in RUN_FIELDS[1:]:
             continue
         if field == "training.epochs" and after > before and new.get(
-                "training.schedule") != "cosine":
+                "training.schedule") != "cosine" and spec.search.schedule is None:
             continue
         raise StorageError(_refusal(storage, spec, field, before, after))
-    for key in ("sampler", "pruner"):
+    for key in ("sampler", "pruner", "schedule"):
         if old_search.get(key, "none") != new_search.get(key, "none"):
             raise StorageError(_refusal(storage, spec, f"search.{key}", old_search.get(key),
                                         new_search.get(key)))
@@ -132,8 +132,9 @@ def _refusal(storage: optuna.storages.RDBStorage, spec: StudySpec, field: str, b
            if field in SEARCHABLE else "give the changed study a new name, or use another "
                                        "--storage")
     if field == "training.epochs":
-        how = ("fewer epochs are not the trials done, and a cosine schedule's shape depends "
-               "on the total; give the changed study a new name")
+        how = ("fewer epochs are not the trials done, a cosine schedule's shape depends on "
+               "the total, and a halving study's rungs do (not grown yet); give the changed "
+               "study a new name")
     return (f"{spec.source}: {field}: study {spec.name!r} in {safe_url(storage.url)} was run "
             f"with {field} = {before!r}, now {after!r}: that changes what every trial means; "
             f"{how}")

@@ -32,9 +32,14 @@ CLAIMS = sa.Table(
     sa.Column("study_id", sa.Integer, primary_key=True),  # Optuna's
     sa.Column("point", sa.String(1024), primary_key=True),  # study.space.identity, or "#i"
     sa.Column("worker", sa.String(256), nullable=False),  # "host:pid"
-    sa.Column("state", sa.String(16), nullable=False),  # running | done | more (continue)
+    # running | done | more (to continue) | rest (a rung done, search.schedule)
+    sa.Column("state", sa.String(16), nullable=False),
     sa.Column("trial_number", sa.Integer, nullable=True),  # the point's trial, once asked
     sa.Column("heartbeat", sa.Float, nullable=False),  # unix time, seconds
+    # search.schedule: the epochs of the rung it trains to or rested at, and its objective
+    # value at the end of each rung done, JSON {"epochs": value} (sweep.store.halving)
+    sa.Column("rung", sa.Integer, nullable=True),
+    sa.Column("scores", sa.Text, nullable=True),
 )
 OUR_TABLES = (EPOCHS, CLAIMS)
 

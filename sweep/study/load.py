@@ -19,7 +19,13 @@ from sweep.study.fields import REQUIRED, Bad, Check
 from sweep.study.plugins import DATASETS, OPTIMIZERS, SAMPLERS
 from sweep.study.reading import cut, parse_yaml, read_text, what_is
 from sweep.study.schema import SCHEMA, TOP
-from sweep.study.search_section import Fail, parse_params, reject_unknown, with_repeats
+from sweep.study.search_section import (
+    Fail,
+    check_schedule,
+    parse_params,
+    reject_unknown,
+    with_repeats,
+)
 from sweep.study.space import ChoiceParam, Param
 from sweep.study.spec import SearchSpec, StudySpec
 
@@ -118,6 +124,7 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
     _check_training(config["training"], params, fail)
     params = with_repeats(params, search, top["seed"], fail)
     _check_trial_count(search, fail)
+    check_schedule(search, objective, params, config["training"], hypermodel, fail)
     metrics = objective["metric"]
     directions = _check_objective(objective, search, fail)
     return StudySpec(
@@ -125,7 +132,8 @@ def validate(raw: dict, source: str, overrides: dict[str, str] | None = None) ->
         description=top["description"],
         source=source,
         config=config,
-        search=SearchSpec(search["sampler"], params, search["n_trials"], search["pruner"]),
+        search=SearchSpec(search["sampler"], params, search["n_trials"], search["pruner"],
+                          search["schedule"]),
         metrics=tuple(metrics),
         directions=tuple(directions),
         seed=top["seed"],

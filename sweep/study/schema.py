@@ -24,6 +24,7 @@ from sweep.study.fields import (
     text,
 )
 from sweep.study.plugins import DATASETS, OPTIMIZERS, PRUNERS, SAMPLERS
+from sweep.study.schedule import schedule
 
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy",
            "train_loss", "roc_auc", "param_count")
@@ -114,6 +115,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "repeats": (integer(1), 1),
         # stop hopeless trials early (sweep.trial.sampling.make_pruner)
         "pruner": (choice(*PRUNERS), "none"),
+        # successive halving: rungs of epochs, the best 1/factor promoted (study/schedule.py)
+        "schedule": (schedule, None),
     },
 }
 TOP = {

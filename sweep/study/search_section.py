@@ -70,6 +70,32 @@ def with_repeats(params: tuple[Param, ...], search: dict, seed: int,
     return params if search["repeats"] == 1 else (*params, *extra)
 
 
+def check_schedule(search: dict, objective: dict, params: tuple[Param, ...], training: dict,
+                   hypermodel: str | None, fail: Fail) -> None:
+    """``search.schedule`` against what it cannot halve: each refusal one line."""
+    halving = search["schedule"]
+    if halving is None:
+        return
+    if search["pruner"] != "none":
+        fail("search.pruner", "a schedule stops points itself; use pruner: none with "
+                              "search.schedule")
+    if len(objective["metric"]) > 1:
+        fail("search.schedule", f"halving ranks points by one metric, not "
+                                f"{len(objective['metric'])} objective metrics")
+    if hypermodel is not None:
+        fail("search.schedule", "a model.hypermodel's own fit may train other epochs than a "
+                                "rung gives it; halve a study of sweep's model fields")
+    if search["repeats"] > 1:
+        fail("search.repeats", "not halved yet: a point's seeds would have to be promoted "
+                               "together; use repeats: 1 with search.schedule")
+    if any(p.name == "training.epochs" for p in params):
+        fail("search.params.training.epochs", "the schedule gives each point its epochs "
+                                              "(rungs up to training.epochs); give one")
+    if halving.min_epochs >= training["epochs"]:
+        fail("search.schedule.min_epochs", f"expected fewer than training.epochs "
+                                           f"({training['epochs']}), got {halving.min_epochs}")
+
+
 def _parse_range(name: str, given: dict, check: Check, sampler: str,
                  fail: Fail) -> RangeParam:
     field = f"search.params.{name}"

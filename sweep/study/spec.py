@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sweep.study.plugins import SAMPLERS
+from sweep.study.schedule import Halving
 from sweep.study.space import ChoiceParam, Param, value_at
 from sweep.study.training import TrainingConfig
 
@@ -16,6 +17,7 @@ class SearchSpec:
     params: tuple[Param, ...]
     n_trials: int | None  # None for grid: the grid's size
     pruner: str = "none"
+    schedule: Halving | None = None  # successive halving (search.schedule)
 
     @property
     def enumerates(self) -> bool:
@@ -60,6 +62,17 @@ class StudySpec:
     def multi_objective(self) -> bool:
         return len(self.metrics) > 1
 
+    def at_epochs(self, epochs: int | None) -> StudySpec:
+        """The study as a rung of ``epochs`` trains it (``search.schedule``): that many
+        epochs, its snapshots those up to there and the rung's end; itself for None."""
+        if epochs is None:
+            return self
+        training = self.config["training"]
+        snapshots = training["snapshots"] and sorted(
+            {s for s in training["snapshots"] if s <= epochs} | {epochs})
+        return replace(self, config=self.config | {
+            "training": training | {"epochs": epochs, "snapshots": snapshots}})
+
     def values_of(self, dotted: str) -> tuple:
         """Every value a field takes in this study: a searched list's values, a range's ends,
         or the fixed value (``training.precision``, ``seed``)."""
@@ -77,7 +90,8 @@ class StudySpec:
                 "sampler": self.search.sampler,
                 "params": {p.name: p.describe() for p in self.search.params},
                 "n_trials": self.search.n_trials,
-            } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {}),
+            } | ({"pruner": self.search.pruner} if self.search.pruner != "none" else {})
+              | ({"schedule": self.search.schedule.as_dict()} if self.search.schedule else {}),
             "objective": {"metric": list(self.metrics), "direction": list(self.directions),
                           "at": self.at},
             "seed": self.seed,

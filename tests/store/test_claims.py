@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from sweep.run import run_sweep
 from sweep.store import claims, open_storage
+from sweep.store.heartbeat import Heartbeat
 from sweep.study import load_study
 
 from conftest import PG_PASSWORD, tiny_study, write_study
@@ -52,8 +53,8 @@ def _wait(condition, seconds: float = 10.0) -> None:
 def test_a_transient_database_error_is_logged_and_retried(db_url, caplog):
     store = _claimed(db_url)
     flaky = FlakyEngine(store.engine, failures=2)
-    with caplog.at_level(logging.WARNING, logger="sweep.store.claims"):
-        with claims.Heartbeat(flaky, 1, "p", "host:1", every_s=0.05, give_up_after_s=30) as hb:
+    with caplog.at_level(logging.WARNING, logger="sweep.store.heartbeat"):
+        with Heartbeat(flaky, 1, "p", "host:1", every_s=0.05, give_up_after_s=30) as hb:
             _wait(lambda: flaky.failures == 0 and claims.running(store.engine, 1)[0].heartbeat
                   > time.time() - 0.5)
     assert hb.lost is None
@@ -62,7 +63,7 @@ def test_a_transient_database_error_is_logged_and_retried(db_url, caplog):
 
 def test_a_heartbeat_that_cannot_reach_the_storage_gives_the_claim_up(db_url):
     store = _claimed(db_url)
-    with claims.Heartbeat(FlakyEngine(store.engine, failures=10**6), 1, "p", "host:1",
+    with Heartbeat(FlakyEngine(store.engine, failures=10**6), 1, "p", "host:1",
                           every_s=0.05, give_up_after_s=0.3) as hb:
         _wait(lambda: hb.lost is not None)
     assert hb.lost.startswith("no heartbeat reached the storage for")
@@ -70,7 +71,7 @@ def test_a_heartbeat_that_cannot_reach_the_storage_gives_the_claim_up(db_url):
 
 def test_a_claim_taken_over_is_lost(db_url):
     store = _claimed(db_url)
-    with claims.Heartbeat(store.engine, 1, "p", "host:1", every_s=0.05) as hb:
+    with Heartbeat(store.engine, 1, "p", "host:1", every_s=0.05) as hb:
         with store.engine.begin() as conn:
             conn.execute(claims.CLAIMS.update().values(worker="elsewhere:7"))
         _wait(lambda: hb.lost is not None)

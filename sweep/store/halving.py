@@ -1,0 +1,86 @@
+"""Successive halving over claims (``search.schedule``, asynchronous as in ASHA, Li et al.,
+MLSys 2020): which resting point a worker promotes, decided in the claim's own transaction.
+
+A point trains to its first rung, then rests (claim state ``rest``, its ``rung``: the epochs
+it reached, its ``scores``: the objective at the end of each rung done). A worker asking for
+work promotes first: among the points that finished a rung, the best ``1/factor`` (by their
+score at that rung) that still rest there, from the highest rung down; else it takes a new
+point. Nobody waits at a barrier; a promotion is claimed with the same compare-and-swap as
+any claim, so one worker wins it. The promoted point continues from its kept model (the
+earlier trial's, ``Claim.earlier_trial``) to the next rung's epochs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sweep.study import StudySpec
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A study's rungs (the epochs each trains to, the last the study's), its ``factor`` and
+    whether a lower objective is better."""
+
+    rungs: tuple[int, ...]
+    factor: int
+    minimize: bool
+
+    @classmethod
+    def of(cls, spec: StudySpec) -> Ladder | None:
+        """The study's ladder, or None when it has no ``search.schedule``."""
+        halving = spec.search.schedule
+        if halving is None:
+            return None
+        return cls(halving.rungs(spec.training.epochs), halving.factor,
+                   spec.directions[0] == "minimize")
+
+    @property
+    def top(self) -> int:
+        return self.rungs[-1]
+
+    def after(self, epochs: int) -> int:
+        """The rung above the one at ``epochs`` (a rung the study no longer has: the next one
+        above it)."""
+        return next(r for r in self.rungs if r > epochs)
+
+    def number(self, epochs: int) -> int:
+        """``epochs``' rung, counted from 1."""
+        return sum(r <= epochs for r in self.rungs)
+
+
+def scores_of(row: sa.Row) -> dict[int, float]:
+    """A claim's scores: its objective value at the end of each rung it finished."""
+    return {int(k): v for k, v in json.loads(row.scores or "{}").items()}
+
+
+def with_score(row_scores: str | None, epochs: int, value: float) -> str:
+    """``row_scores`` (a claim's JSON) with ``value`` at rung ``epochs``."""
+    scores = json.loads(row_scores or "{}") | {str(epochs): value}
+    return json.dumps(scores, sort_keys=True)
+
+
+def promotable(rows: Iterable[sa.Row], ladder: Ladder) -> list[sa.Row]:
+    """The resting claims a worker may promote, in the order to try them: from the highest
+    rung below the top down, each rung's best first. A claim is promotable when its score
+    is among the best ``n // factor`` of the ``n`` claims that finished its rung (promoted
+    since or not) and it rests there."""
+    rows = list(rows)
+    out = []
+    for rung in reversed(ladder.rungs[:-1]):
+        finished = [(scores_of(r)[rung], r.point, r) for r in rows if rung in scores_of(r)]
+        finished.sort(key=lambda f: (f[0] if ladder.minimize else -f[0], f[1]))
+        best = finished[:len(finished) // ladder.factor]
+        out += [r for _, _, r in best if r.state == "rest" and r.rung == rung]
+    return out
+
+
+def resting(rows: Sequence[sa.Row]) -> int:
+    """How many claims rest at a rung (neither running nor done)."""
+    return sum(r.state == "rest" for r in rows)

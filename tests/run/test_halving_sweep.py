@@ -1,0 +1,155 @@
+"""A successive-halving study end to end (issue 38): real ``sweep run --workers 2``
+processes; the losers stop at their rung, the winners continue from their kept models, and
+no epoch of a point is trained twice."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+import optuna
+import pytest
+import sqlalchemy as sa
+from optuna.trial import TrialState
+
+from sweep.cli import main
+from sweep.records import TrialKey
+
+from conftest import tiny_study, write_study
+
+pytestmark = pytest.mark.slow
+
+
+def _halving_study(tmp_path, npz, **search):
+    raw = tiny_study(npz)
+    raw["training"] |= {"epochs": 9, "snapshots": None}
+    raw["search"] = {"sampler": "grid",
+                     "params": {"model.pooling": ["max", "avg"], "model.kernel": [2, 3],
+                                "training.learning_rate": [0.03, 0.01, 0.003]},
+                     "schedule": {"kind": "halving", "min_epochs": 1, "factor": 3}} | search
+    return write_study(tmp_path, raw)
+
+
+def _run(study, url: str, cwd, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", str(study), "--storage",
+                             url, "--workers", "2", "--checkpoint-every", "0"], cwd=cwd,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def _check_halved(url: str) -> None:
+    """Every point's last trial carries one curve from epoch 1 to its rung; those below the
+    top rung are PRUNED there; no epoch of a point was trained twice; at most 60 % of the
+    full grid's epochs were trained, and one point reached the top."""
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    by_point = defaultdict(list)
+    for t in trials:
+        by_point[(t.params["model.pooling"], t.params["model.kernel"],
+                  t.params["training.learning_rate"])].append(t)
+    assert len(by_point) == 12
+    trained = 0
+    for point, ts in by_point.items():
+        last = ts[-1]
+        reached = max(last.intermediate_values)
+        assert sorted(last.intermediate_values) == list(range(1, reached + 1)), point
+        assert all(t.state in (TrialState.PRUNED, TrialState.FAIL) for t in ts[:-1])
+        if reached == 9:
+            assert last.state == TrialState.COMPLETE
+        else:
+            assert last.state == TrialState.PRUNED
+            assert last.user_attrs[TrialKey.RUNG] == {"rung": [1, 3].index(reached) + 1,
+                                                      "of": 3, "epochs": reached}
+        # each trial trained only the epochs after the one it continued: none twice (a
+        # trial killed as it started has none)
+        ran = [t for t in ts if t.intermediate_values]
+        starts = [t.user_attrs.get(TrialKey.RESUMED_FROM_EPOCH, 0) for t in ran]
+        ends = [max(t.intermediate_values) for t in ran]
+        assert starts == [0, *ends[:-1]], (point, starts, ends)
+        trained += reached
+    assert any(max(ts[-1].intermediate_values) == 9 for ts in by_point.values())
+    assert trained < 12 * 9 * 0.6  # the full grid's epochs: 108
+
+
+def test_a_halving_grid_stops_losers_at_their_rung_and_continues_winners(tmp_path, tiny_npz):
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    run = _run(_halving_study(tmp_path, tiny_npz), url, tmp_path)
+    out, err = run.communicate(timeout=900)
+    assert run.returncode == 0, err
+    _check_halved(url)
+    assert "promoted to 3 epochs (rung 2 of 3), continues from epoch 1" in err
+    assert "rests at rung 1 of 3 (1 epoch); the best of each rung are promoted" in err
+    assert re.search(r"\d+ promoted, \d+ stopped at a lower rung, 0 failed", out), out
+    status = subprocess.run([sys.executable, "-m", "sweep.cli", "status", "tiny", "--storage",
+                             url], cwd=tmp_path, text=True, capture_output=True, timeout=300)
+    assert re.search(r"rungs reached \(halving\): 1 epoch \d+, 3 epochs \d+, 9 epochs [1-9]",
+                     status.stdout), status.stdout
+    assert "Traceback" not in err
+
+
+def test_a_run_killed_mid_promotion_goes_on_from_the_checkpoint_next_time(tmp_path, tiny_npz):
+    study, url = _halving_study(tmp_path, tiny_npz), f"sqlite:///{tmp_path / 'sweeps.db'}"
+    run = _run(study, url, tmp_path, start_new_session=True)
+    engine, deadline = sa.create_engine(url), time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:  # a promotion to rung 2 has trained its epoch 2
+            assert run.poll() is None, run.communicate()
+            try:
+                with engine.connect() as conn:
+                    if conn.exec_driver_sql(
+                            "SELECT count(*) FROM sweep_claims c JOIN sweep_epochs e ON "
+                            "e.trial_number = c.trial_number WHERE c.state = 'running' AND "
+                            "c.rung = 3 AND e.epoch = 2").scalar():
+                        break
+            except sa.exc.OperationalError:
+                pass  # the tables are not there yet
+            time.sleep(0.05)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # the run and its workers, mid-rung
+        run.communicate()
+        engine.dispose()
+    again = _run(study, url, tmp_path)
+    _, err = again.communicate(timeout=900)
+    assert again.returncode == 0, err
+    _check_halved(url)
+    assert "resumes after epoch 2 (from its checkpoint)" in err, err
+
+
+@pytest.mark.parametrize(("search", "message"), [
+    ({"pruner": "median"}, "search.pruner: a schedule stops points itself"),
+    ({"repeats": 2}, "search.repeats: not halved yet"),
+    ({"schedule": {"kind": "halving", "min_epochs": 9}},
+     "search.schedule.min_epochs: expected fewer than training.epochs (9), got 9"),
+    ({"schedule": {"kind": "thirds"}}, "search.schedule.kind: expected one of halving"),
+    ({"schedule": {"kind": "halving", "factor": 1}},
+     "search.schedule.factor: expected an integer >= 2"),
+])
+def test_what_a_schedule_cannot_halve_is_one_line(tmp_path, tiny_npz, capsys, search,
+                                                   message):
+    study = _halving_study(tmp_path, tiny_npz, **search)
+    assert main(["run", str(study), "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_halving_study_refuses_a_changed_schedule_or_more_epochs(tmp_path, tiny_npz, capsys):
+    raw = tiny_study(tiny_npz)
+    raw["training"] |= {"epochs": 2, "snapshots": None}
+    raw["search"]["schedule"] = {"kind": "halving", "min_epochs": 1, "factor": 2}
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", url]) == 0
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "PRUNED", "PRUNED"]
+    capsys.readouterr()
+    for change, said in ((("training", "epochs", 4), "a halving study's rungs do"),
+                         (("search", "schedule", None), "search.schedule: study 'tiny'")):
+        section, key, value = change
+        changed = raw | {section: raw[section] | {key: value}}
+        assert main(["run", str(write_study(tmp_path, changed)), "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 3

@@ -1,0 +1,87 @@
+"""Successive halving over claims (issue 38): rungs, asynchronous promotions of the best
+``1/factor`` of each rung, each promotion claimed once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sweep.store import claims, open_storage
+from sweep.store.halving import Ladder
+from sweep.study.schedule import Halving
+
+POINTS = [f"p{i}" for i in range(9)]
+LADDER = Ladder(rungs=(1, 3, 9), factor=3, minimize=False)
+
+
+@pytest.mark.parametrize(("halving", "epochs", "rungs"), [
+    (Halving(1, 3), 9, (1, 3, 9)),  # the issue's 27-point example: 63 of 243 epochs
+    (Halving(1, 3), 10, (1, 3, 9, 10)),
+    (Halving(2, 2), 9, (2, 4, 8, 9)),
+    (Halving(3, 3), 4, (3, 4)),
+])
+def test_the_rungs_multiply_up_to_the_studys_epochs(halving, epochs, rungs):
+    assert halving.rungs(epochs) == rungs
+
+
+def _rest(engine, claim: claims.Claim, score: float) -> None:
+    claims.update(engine, 1, claim.point, "w", trial_number=POINTS.index(claim.point))
+    claims.rest(engine, 1, claim.point, "w", claim.epochs, score)
+
+
+def test_the_best_third_of_a_rung_is_promoted_best_first_then_new_points(db_url):
+    engine = open_storage(db_url).engine
+    firsts = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(3)]
+    assert [(c.point, c.epochs, c.earlier_trial) for c in firsts] == [
+        ("p0", 1, None), ("p1", 1, None), ("p2", 1, None)]
+    for claim, score in zip(firsts, (0.5, 0.9, 0.7), strict=True):
+        _rest(engine, claim, score)
+    # 3 done at rung 1: the best one is promoted before any new point starts (no barrier)
+    promoted = claims.claim_next(engine, 1, POINTS, "w", LADDER)
+    assert (promoted.point, promoted.epochs, promoted.earlier_trial) == ("p1", 3, 1)
+    assert claims.claim_next(engine, 1, POINTS, "w", LADDER).point == "p3"  # then new ones
+    rest = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(5)]
+    for claim, score in zip(rest, (0.1, 0.2, 0.95, 0.3, 0.4), strict=True):
+        _rest(engine, claim, score)  # p4 .. p8
+    claims.rest(engine, 1, "p3", "w", 1, 0.8)
+    # 9 done at rung 1: the best 3 are p6 (0.95), p1 (0.9, promoted already), p3 (0.8)
+    order = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(3)]
+    assert [(c.point, c.epochs) for c in order[:2]] == [("p6", 3), ("p3", 3)]
+    assert order[2] is None  # everything else rests or runs: nothing to claim now
+    assert claims.pending(engine, 1, POINTS, LADDER) == 3  # the three running promotions
+    for point, score in (("p1", 0.91), ("p6", 0.97), ("p3", 0.85)):
+        claims.rest(engine, 1, point, "w", 3, score)
+    top = claims.claim_next(engine, 1, POINTS, "w", LADDER)
+    assert (top.point, top.epochs) == ("p6", 9)  # the best third of rung 3
+    claims.update(engine, 1, "p6", "w", state="done")
+    assert claims.claim_next(engine, 1, POINTS, "w", LADDER) is None
+    assert claims.pending(engine, 1, POINTS, LADDER) == 0  # the study is done
+
+
+def test_a_lower_objective_is_better_where_the_study_minimises(db_url):
+    engine = open_storage(db_url).engine
+    ladder = Ladder(rungs=(1, 3), factor=3, minimize=True)
+    for score in (0.5, 0.2, 0.7):
+        _rest(engine, claims.claim_next(engine, 1, POINTS[:3], "w", ladder), score)
+    assert claims.claim_next(engine, 1, POINTS[:3], "w", ladder).point == "p1"
+
+
+def test_each_promotion_goes_to_one_worker_of_many(db_url):
+    engine = open_storage(db_url).engine
+    points = [f"p{i}" for i in range(30)]
+    for i in range(30):  # 30 points rest at rung 1 (claimed without the ladder's promotions)
+        claims.rest(engine, 1, claims.claim_next(engine, 1, points, "w").point, "w", 1, i / 30)
+    got: list[claims.Claim] = []
+
+    def worker(name: str) -> None:  # one engine, a connection each (SQLite serialises them)
+        while (claim := claims.claim_next(engine, 1, points, name, LADDER)) is not None:
+            got.append(claim)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(c.point for c in got) == sorted(f"p{i}" for i in range(20, 30))
+    assert {c.epochs for c in got} == {3}
