@@ -20,6 +20,7 @@ from sweep.store import (
     claims,
     epochs_frame,
     existing_folder,
+    halving,
     open_storage,
     open_study,
     read_trials,
@@ -56,7 +57,7 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
     ]
     lines += _best_lines(study, stored, current, counts)
     if stored.definition.get("search", {}).get("schedule"):
-        reached = claims.rungs_reached(store.engine, stored.study_id)
+        reached = halving.rungs_reached(store.engine, stored.study_id)
         lines.append("rungs reached (halving): " + ", ".join(
             f"{e} epoch{'s' * (e != 1)} {n}" for e, n in reached.items()))
     lines += _worker_lines(store, stored, trials)

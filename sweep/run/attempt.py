@@ -23,6 +23,7 @@ from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
 from sweep.store import (
     claims,
+    halving,
     mark_dead,
     mark_superseded,
     reconnect,
@@ -137,7 +138,7 @@ class Attempt:
             return
         if rung is not None:
             assert isinstance(value, (int, float))  # one objective: the schema's rule
-            claims.rest(w.store.engine, w.study_id, point, w.name, rung["epochs"], value)
+            halving.rest(w.store.engine, w.study_id, point, w.name, rung["epochs"], value)
         else:
             claims.update(w.store.engine, w.study_id, point, w.name, state="done")
         if self.earlier is not None and (state == TrialState.COMPLETE or rung is not None):

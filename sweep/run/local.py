@@ -88,7 +88,7 @@ def run_workers(
     shown.best.update_best(store, shown.study)  # fresher than what any one worker saw
     console.event({"event": "begin", "total": len(keys), "best": shown.best.best(),
                    "rejected": list(prepared.rejected),
-                   **claims.tally(store.engine, study_id, keys),
+                   **claims.tally(store.engine, study_id, keys, Ladder.of(spec)),
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}; "

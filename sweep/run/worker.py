@@ -97,7 +97,7 @@ def run_sweep(
                  + (f", --fuse {fuse}" if fuse != "auto" else ""), "best": result.best(),
                  "storage": storage_label(storage_url),
                  "rejected": list(prepared.rejected),
-                 **claims.tally(store.engine, study_id, keys)})
+                 **claims.tally(store.engine, study_id, keys, Ladder.of(spec))})
     with worker.interrupt.installed():
         _train_claims(worker, Fuser(worker, fuse), pinned, shared)
     return result

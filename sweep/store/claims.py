@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -181,45 +180,21 @@ def pending(engine: sa.Engine, study_id: int, points: list[str],
             ladder: Ladder | None = None) -> int:
     """How many of ``points`` are not done yet (unclaimed, running, or to continue; with a
     ``ladder``, not those resting at a rung unless one may be promoted now)."""
-    if ladder is None:
-        return len(points) - tally(engine, study_id, points)["done"]
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
-                                                   CLAIMS.c.point.in_(points))).all()
-    idle = sum(r.state in ("done", "rest") for r in rows)
-    return len(points) - idle + len(halving.promotable(rows, ladder))
+    return len(points) - tally(engine, study_id, points, ladder)["done"]
 
 
-def rungs_reached(engine: sa.Engine, study_id: int) -> dict[int, int]:
-    """How many points reached each rung as their highest (``search.schedule``), by its
-    epochs: a rung finished, or the top rung done."""
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id)).all()
-    reached = [max([*halving.scores_of(r), *([r.rung] if r.state == "done" else [])],
-                   default=None) for r in rows]
-    return dict(sorted(Counter(r for r in reached if r is not None).items()))
-
-
-def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,
-         value: float) -> None:
-    """This worker's point finished the rung at ``epochs`` with the objective ``value``: it
-    rests there, for a promotion (``sweep.store.halving``)."""
-    def write() -> None:
-        with engine.begin() as conn:
-            mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                    CLAIMS.c.worker == worker)
-            scores = conn.execute(sa.select(CLAIMS.c.scores).where(*mine)).scalar()
-            conn.execute(CLAIMS.update().where(*mine).values(
-                state="rest", rung=epochs, heartbeat=time.time(),
-                scores=halving.with_score(scores, epochs, value)))
-
-    reconnect.once_more(write)  # the same score twice: no change
-
-
-def tally(engine: sa.Engine, study_id: int, points: list[str]) -> dict[str, int]:
+def tally(engine: sa.Engine, study_id: int, points: list[str],
+          ladder: Ladder | None = None) -> dict[str, int]:
     """``{"done": n, "to_continue": m}``: how many of ``points`` are done, and how many are
-    given back to train more epochs (``reopen``)."""
+    given back to train more epochs (``reopen``). With a ``ladder`` (successive halving) a
+    point resting at a rung is done, unless it may be promoted now."""
     with engine.connect() as conn:
+        if ladder is not None:
+            rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
+                                                       CLAIMS.c.point.in_(points))).all()
+            resting = sum(r.state == "rest" for r in rows) - len(halving.promotable(rows, ladder))
+            return {"done": sum(r.state == "done" for r in rows) + resting,
+                    "to_continue": sum(r.state == "more" for r in rows)}
         counts: dict[str, int] = dict(conn.execute(
             sa.select(CLAIMS.c.state, sa.func.count()).select_from(CLAIMS)
             .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state.in_(("done", "more")),

@@ -13,11 +13,16 @@ earlier trial's, ``Claim.earlier_trial``) to the next rung's epochs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+from sweep.store import reconnect
+from sweep.store.tables import CLAIMS
 
 if TYPE_CHECKING:
     from sweep.study import StudySpec
@@ -71,16 +76,38 @@ def promotable(rows: Iterable[sa.Row], ladder: Ladder) -> list[sa.Row]:
     rung below the top down, each rung's best first. A claim is promotable when its score
     is among the best ``n // factor`` of the ``n`` claims that finished its rung (promoted
     since or not) and it rests there."""
-    rows = list(rows)
+    scored = [(scores_of(r), r) for r in rows]
     out = []
     for rung in reversed(ladder.rungs[:-1]):
-        finished = [(scores_of(r)[rung], r.point, r) for r in rows if rung in scores_of(r)]
+        finished = [(scores[rung], r.point, r) for scores, r in scored if rung in scores]
         finished.sort(key=lambda f: (f[0] if ladder.minimize else -f[0], f[1]))
         best = finished[:len(finished) // ladder.factor]
         out += [r for _, _, r in best if r.state == "rest" and r.rung == rung]
     return out
 
 
-def resting(rows: Sequence[sa.Row]) -> int:
-    """How many claims rest at a rung (neither running nor done)."""
-    return sum(r.state == "rest" for r in rows)
+def rungs_reached(engine: sa.Engine, study_id: int) -> dict[int, int]:
+    """How many points reached each rung as their highest (``search.schedule``), by its
+    epochs: a rung finished, or the top rung done."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(CLAIMS.c.state, CLAIMS.c.rung, CLAIMS.c.scores)
+                            .where(CLAIMS.c.study_id == study_id)).all()
+    reached = [max([*scores_of(r), *([r.rung] if r.state == "done" else [])],
+                   default=None) for r in rows]
+    return dict(sorted(Counter(r for r in reached if r is not None).items()))
+
+
+def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,
+         value: float) -> None:
+    """This worker's point finished the rung at ``epochs`` with the objective ``value``: it
+    rests there, for a promotion."""
+    def write() -> None:
+        with engine.begin() as conn:
+            mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                    CLAIMS.c.worker == worker)
+            scores = conn.execute(sa.select(CLAIMS.c.scores).where(*mine)).scalar()
+            conn.execute(CLAIMS.update().where(*mine).values(
+                state="rest", rung=epochs, heartbeat=time.time(),
+                scores=with_score(scores, epochs, value)))
+
+    reconnect.once_more(write)  # the same score twice: no change

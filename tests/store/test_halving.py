@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from sweep.store import claims, open_storage
+from sweep.store import claims, halving, open_storage
 from sweep.store.halving import Ladder
 from sweep.study.schedule import Halving
 
@@ -27,7 +27,7 @@ def test_the_rungs_multiply_up_to_the_studys_epochs(halving, epochs, rungs):
 
 def _rest(engine, claim: claims.Claim, score: float) -> None:
     claims.update(engine, 1, claim.point, "w", trial_number=POINTS.index(claim.point))
-    claims.rest(engine, 1, claim.point, "w", claim.epochs, score)
+    halving.rest(engine, 1, claim.point, "w", claim.epochs, score)
 
 
 def test_the_best_third_of_a_rung_is_promoted_best_first_then_new_points(db_url):
@@ -44,14 +44,14 @@ def test_the_best_third_of_a_rung_is_promoted_best_first_then_new_points(db_url)
     rest = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(5)]
     for claim, score in zip(rest, (0.1, 0.2, 0.95, 0.3, 0.4), strict=True):
         _rest(engine, claim, score)  # p4 .. p8
-    claims.rest(engine, 1, "p3", "w", 1, 0.8)
+    halving.rest(engine, 1, "p3", "w", 1, 0.8)
     # 9 done at rung 1: the best 3 are p6 (0.95), p1 (0.9, promoted already), p3 (0.8)
     order = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(3)]
     assert [(c.point, c.epochs) for c in order[:2]] == [("p6", 3), ("p3", 3)]
     assert order[2] is None  # everything else rests or runs: nothing to claim now
     assert claims.pending(engine, 1, POINTS, LADDER) == 3  # the three running promotions
     for point, score in (("p1", 0.91), ("p6", 0.97), ("p3", 0.85)):
-        claims.rest(engine, 1, point, "w", 3, score)
+        halving.rest(engine, 1, point, "w", 3, score)
     top = claims.claim_next(engine, 1, POINTS, "w", LADDER)
     assert (top.point, top.epochs) == ("p6", 9)  # the best third of rung 3
     claims.update(engine, 1, "p6", "w", state="done")
@@ -71,7 +71,7 @@ def test_each_promotion_goes_to_one_worker_of_many(db_url):
     engine = open_storage(db_url).engine
     points = [f"p{i}" for i in range(30)]
     for i in range(30):  # 30 points rest at rung 1 (claimed without the ladder's promotions)
-        claims.rest(engine, 1, claims.claim_next(engine, 1, points, "w").point, "w", 1, i / 30)
+        halving.rest(engine, 1, claims.claim_next(engine, 1, points, "w").point, "w", 1, i / 30)
     got: list[claims.Claim] = []
 
     def worker(name: str) -> None:  # one engine, a connection each (SQLite serialises them)
