@@ -25,8 +25,8 @@ from conftest import tiny_study, write_study
 pytestmark = pytest.mark.slow
 
 
-def _halving_study(tmp_path, npz, **search):
-    raw = tiny_study(npz)
+def _halving_study(tmp_path, npz, name: str = "tiny", **search):
+    raw = tiny_study(npz, name=name)
     raw["training"] |= {"epochs": 9, "snapshots": None}
     raw["search"] = {"sampler": "grid",
                      "params": {"model.pooling": ["max", "avg"], "model.kernel": [2, 3],
@@ -41,11 +41,11 @@ def _run(study, url: str, cwd, **popen) -> subprocess.Popen:
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
-def _check_halved(url: str) -> None:
+def _check_halved(url: str, name: str = "tiny") -> None:
     """Every point's last trial carries one curve from epoch 1 to its rung; those below the
     top rung are PRUNED there; no epoch of a point was trained twice; at most 60 % of the
     full grid's epochs were trained, and one point reached the top."""
-    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    trials = optuna.load_study(study_name=name, storage=url).trials
     by_point = defaultdict(list)
     for t in trials:
         by_point[(t.params["model.pooling"], t.params["model.kernel"],
@@ -116,6 +116,19 @@ def test_a_run_killed_mid_promotion_goes_on_from_the_checkpoint_next_time(tmp_pa
     assert again.returncode == 0, err
     _check_halved(url)
     assert "resumes after epoch 2 (from its checkpoint)" in err, err
+
+
+def test_two_runs_on_one_postgresql_database_promote_each_point_once(tmp_path, tiny_npz,
+                                                                     postgres):
+    from conftest import PG_PASSWORD
+
+    study = _halving_study(tmp_path, tiny_npz, name="halving-pg")
+    env = os.environ | {"PGPASSWORD": PG_PASSWORD}
+    runs = [_run(study, postgres, tmp_path, env=env) for _ in range(2)]  # 4 workers in all
+    for run in runs:
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err
+    _check_halved(postgres.replace("sweep@", f"sweep:{PG_PASSWORD}@"), "halving-pg")
 
 
 @pytest.mark.parametrize(("search", "message"), [
