@@ -235,7 +235,7 @@ def _migrate_name_keys(engine: sa.engine.Engine) -> None:
         if "study_name" not in present:
             continue
         select, join = _BY_NAME[table.name]
-        columns = [c.name for c in table.columns]
+        columns = ["study_id", "point", "worker", "state", "trial_number", "heartbeat"]
         if table is EPOCHS:
             extra = [c for c in EPOCH_COLUMNS if c in present]
             columns = ["study_id", "trial_number", "epoch", *extra]

@@ -166,3 +166,24 @@ def test_a_halving_study_refuses_a_changed_schedule_or_more_epochs(tmp_path, tin
         err = capsys.readouterr().err
         assert said in err and err.count("\n") == 1, err
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+
+
+def test_a_random_search_promotes_its_draws_with_the_values_they_were_drawn_with(tmp_path,
+                                                                                 tiny_npz):
+    raw = tiny_study(tiny_npz)
+    raw["training"] |= {"epochs": 3, "snapshots": None}
+    raw["search"] = {"sampler": "random", "n_trials": 6,
+                     "params": {"model.pooling": ["max", "avg"],
+                                "training.learning_rate": {"low": 1e-3, "high": 0.1,
+                                                           "log": True}},
+                     "schedule": {"kind": "halving", "min_epochs": 1, "factor": 3}}
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", url,
+                 "--workers", "1"]) == 0
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    promoted = [t for t in trials if TrialKey.CONTINUED_FROM_TRIAL in t.user_attrs]
+    assert promoted and len(trials) == 6 + len(promoted)
+    for t in promoted:
+        earlier = trials[t.user_attrs[TrialKey.CONTINUED_FROM_TRIAL]]
+        assert t.params == earlier.params and earlier.state == TrialState.PRUNED
+        assert sorted(t.intermediate_values) == [1, 2, 3] and t.state == TrialState.COMPLETE

@@ -61,7 +61,8 @@ def test_a_database_keyed_by_study_name_is_migrated(tmp_path):
     with store.engine.connect() as conn:
         claim = conn.execute(sa.text("SELECT * FROM sweep_claims")).mappings().one()
     assert dict(claim) == {"study_id": study_id, "point": "p", "worker": "h:1",
-                           "state": "done", "trial_number": 0, "heartbeat": 1.0}
+                           "state": "done", "trial_number": 0, "heartbeat": 1.0,
+                           "rung": None, "scores": None}  # halving's columns, empty
 
 
 def test_a_trial_that_is_starting_is_current_before_its_seed_is_stored(tmp_path):
