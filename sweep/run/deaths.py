@@ -39,14 +39,16 @@ class Deaths:
         started; ``held``, the start events of the trials it was training. Returns why the run
         must stop, or None (start another worker)."""
         self.in_a_row = 0 if progressed else self.in_a_row + 1
+        self.of_point.update(start["point"] for start in held)
+        # Early deaths first: three workers that trained nothing say more than that one
+        # point (the one the replacements happened to claim) died three times.
+        if self.in_a_row >= EARLY_DEATHS:
+            return f"{self.in_a_row} workers in a row exited before finishing an epoch"
         for start in held:
-            self.of_point[start["point"]] += 1
             if self.of_point[start["point"]] >= POINT_DEATHS:
                 point = point_text(start["values"]) or start["point"]
                 return (f"the point {point} (trial {start['trial']}) died "
                         f"{self.of_point[start['point']]} times in this run, the last after "
                         f"resuming from epoch {start['resumed_from'] or 0}; the same command "
                         "goes on from its checkpoint")
-        if self.in_a_row >= EARLY_DEATHS:
-            return f"{self.in_a_row} workers in a row exited before finishing an epoch"
         return None
