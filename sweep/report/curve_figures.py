@@ -6,6 +6,7 @@ band of all of them with the best as lines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,6 +15,9 @@ from plotly.colors import qualitative
 from sweep.report.aggregate import MAX_CURVES, curve_bands
 from sweep.report.panels import PALETTE, label, panel, panels, unit
 from sweep.study import point_text
+
+if TYPE_CHECKING:
+    from sweep.report.rungs import Rungs
 
 MAX_EPOCH_TICKS = 10
 # up to MAX_CURVES lines, each its own colour (PALETTE has 10: 12 trials reused two)
@@ -83,3 +87,37 @@ def curves_figure(curves: pd.DataFrame, params: tuple[str, ...] = (),
         "legend": {"title": {"text": "trial"}, "orientation": "h", "yanchor": "top",
                    "y": -0.2, "x": 0},
         "margin": {"t": 110, "b": 70 + LEGEND_ROW_PX * rows}})
+
+
+def rung_figure(curves: pd.DataFrame, rungs: Rungs, metric: str) -> go.Figure:
+    """Successive halving at a glance: each point's ``metric`` per epoch, from epoch 1 to the
+    highest rung it finished, coloured by that rung; the rungs' epochs as dashed lines. One
+    trace per rung, its points' curves apart by gaps, so that thousands of points stay a few
+    traces."""
+    reached = rungs.points.set_index("trial")["reached"]
+    shown = curves[curves["trial"].isin(reached.index)]
+    shown = shown[shown["epoch"] <= shown["trial"].map(reached)]
+    traces = []
+    for i, epochs in enumerate(rungs.epochs):
+        trials = reached.index[reached == epochs]
+        x: list = []
+        y: list = []
+        for _, group in shown[shown["trial"].isin(trials)].groupby("trial"):
+            x += [*group["epoch"], None]
+            y += [*group[metric], None]
+        traces.append(go.Scatter(
+            x=x, y=y, mode="lines+markers", line_color=PALETTE[i % len(PALETTE)],
+            name=f"stopped at rung {i + 1} ({epochs} epoch{'s' * (epochs != 1)}): "
+                 f"{len(trials)} point(s)"))
+    lines = [{"type": "line", "x0": e, "x1": e, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+              "line": {"dash": "dash", "color": "gray", "width": 1}} for e in rungs.epochs]
+    return go.Figure(traces, {
+        "title": {"text": "Successive halving: each point's curve, coloured by the rung it "
+                          "stopped at",
+                  "subtitle": {"text": f"compared at {rungs.compared} epoch(s), the highest "
+                                       f"rung all {len(reached)} points reached"}},
+        "xaxis": {"title": {"text": "epoch"}, "tickmode": "array",
+                  "tickvals": list(rungs.epochs)},
+        "yaxis": {"title": {"text": f"{label(metric)} ({unit(metric)})"}},
+        "shapes": lines, "height": 460, "margin": {"t": 110},
+        "legend": {"title": {"text": "rung"}}})

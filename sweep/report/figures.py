@@ -18,9 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sweep.report.aggregate import MAX_BOX_POINTS, best_trials, box_stats, groups
-from sweep.report.curve_figures import curves_figure
+from sweep.report.curve_figures import curves_figure, rung_figure
 from sweep.report.frames import StudyResult, compared_snapshots, last_epoch
 from sweep.report.panels import PALETTE, label, panel, panels, unit
+from sweep.report.rungs import rungs_of
 
 GROUPED_METRICS = ("train_accuracy", "test_accuracy", "test_loss")
 # overfitting gap (train - validation accuracy), ROC AUC, fraction of dense units never active
@@ -178,6 +179,10 @@ def report_figures(result: StudyResult) -> list[go.Figure]:
     if not result.curves.empty:
         figures.append(curves_figure(result.curves, result.params,
                                      best_trials(result.trials)))
+        rungs = rungs_of(result)
+        if rungs is not None and len(rungs.points):
+            metric = result.metric if result.metric in result.curves else "val_accuracy"
+            figures.append(rung_figure(result.curves, rungs, metric))
     if not result.pareto.empty:
         figures.append(pareto_figure(result.pareto, result.metrics))
     if not result.snapshots.empty:

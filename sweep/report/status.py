@@ -58,8 +58,7 @@ def study_status(name: str, storage_url: str, checkpoint_dir: Path = CHECKPOINT_
     lines += _best_lines(study, stored, current, counts)
     if stored.definition.get("search", {}).get("schedule"):
         reached = halving.rungs_reached(store.engine, stored.study_id)
-        lines.append("rungs reached (halving): " + ", ".join(
-            f"{e} epoch{'s' * (e != 1)} {n}" for e, n in reached.items()))
+        lines.append(f"rungs reached (halving): {halving.reached_text(reached)}")
     lines += _worker_lines(store, stored, trials)
     folder: Path | None
     try:

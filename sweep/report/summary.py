@@ -19,6 +19,7 @@ from sweep.report.effects import MATTERS, NONE, REPEAT_AXIS, Design, Effects, ef
 from sweep.report.frames import StudyResult, load_study_result
 from sweep.report.importance import evaluator_name, importances
 from sweep.report.interactions import interactions
+from sweep.report.rungs import Rungs, rungs_of
 from sweep.store import (
     StoredStudy,
     open_storage,
@@ -32,7 +33,7 @@ from sweep.study.plugins import SAMPLERS
 ANSWER = "sweep:answer"  # the study system attribute keeping the last answer worked out
 # Part of a kept answer's version: bump it when the words or how they are worked out change,
 # so that answers kept by an older sweep are worked out again.
-ANSWER_FORMAT = 2
+ANSWER_FORMAT = 3
 TESTS = {  # the line saying which test gave the verdicts, per Design.test
     "blocks": "tests: each knob by one F-test over all its values at the 5 % level, the other "
               "axes and the repeats as blocks (statsmodels OLS); differences with Tukey's "
@@ -99,9 +100,10 @@ def design_of(result: StudyResult) -> Design:
     """The test that fits how the study chose its trials: its sampler's (``SamplerEntry.
     compared``), none where trials were pruned on their results (the complete ones are then
     the survivors of a comparison, not a designed one)."""
-    sampler = (result.definition.get("search") or {}).get("sampler", "grid")
+    search = result.definition.get("search") or {}
+    sampler = search.get("sampler", "grid")
     pruned = int((result.trials["state"] == "PRUNED").sum()) if len(result.trials) else 0
-    if pruned:
+    if pruned and not search.get("schedule"):  # halving compares at a rung all reached
         return Design("none", f"not a designed comparison: {pruned} trial(s) were pruned on "
                               "their results, so the complete ones are the survivors")
     entry = SAMPLERS.get(sampler)
@@ -116,11 +118,16 @@ def study_answer(result: StudyResult) -> Answer:
     """The study's answer: a line saying what was compared, each knob's verdict and effect
     (those that matter first, the largest first), the test used, Optuna's importances where a
     knob matters, the interactions, and the overfitting seen in the curves."""
-    rows = completed(result)
     metric = result.metric
-    lines = [f"{result.name}: {len(rows)} complete trial(s), objective {metric} "
-             f"({result.direction})" + (f" (the first of {len(result.metrics)} objectives)"
-                                        if len(result.metrics) > 1 else "")]
+    rungs = rungs_of(result)
+    if rungs is None:
+        rows = completed(result)
+        lines = [f"{result.name}: {len(rows)} complete trial(s), objective {metric} "
+                 f"({result.direction})" + (f" (the first of {len(result.metrics)} objectives)"
+                                            if len(result.metrics) > 1 else "")]
+    else:
+        rows = rungs.points.dropna(subset=["value"])
+        lines = [rung_line(result, rungs, len(rows))]
     design = design_of(result)
     found = effects(rows, result.params, "value", result.direction, design)
     order = ranked(found)
@@ -144,6 +151,26 @@ def study_answer(result: StudyResult) -> Answer:
     lines += interaction_lines(pairs)
     overfit = overfitting_line(result)
     return Answer(rows, found, shares, evaluator, pairs, lines + ([overfit] if overfit else []))
+
+
+def rung_line(result: StudyResult, rungs: Rungs, compared: int) -> str:
+    """What a halving study compares: ``tiny: 12 point(s) compared at rung 1 of 3 (1 epoch),
+    the highest rung all reached, objective val_accuracy (maximize); successive halving
+    promoted 4 to 3 epochs and 1 to 9: 25 epochs trained, 23 % of the 108 that training
+    every point to 9 would take``."""
+    at, top = rungs.compared, rungs.epochs[-1]
+    line = (f"{result.name}: {compared} point(s) compared at rung {rungs.number(at)} of "
+            f"{len(rungs.epochs)} ({at} epoch{'s' * (at != 1)}), the highest rung all reached, "
+            f"objective {result.metric} ({result.direction})")
+    promoted = " and ".join(f"{n} to {e}" for e, n in rungs.went_on())
+    if promoted:
+        line += f"; successive halving promoted {promoted}"
+    full = (len(rungs.points) + rungs.waiting) * top
+    if full:
+        share = round(100 * rungs.trained / full)
+        line += (f": {rungs.trained} epochs trained, {share} % of the {full} that training "
+                 f"every point to {top} would take")
+    return line + (f" ({rungs.waiting} more not yet at the first rung)" * bool(rungs.waiting))
 
 
 def ranked(found: Effects) -> list[str]:

@@ -4,7 +4,8 @@ process's, or as JSON lines to the parent of ``sweep run --workers N``), and the
 Events, each a dict with ``"event"``:
 
 - ``begin``: ``total`` points, ``done`` before this run, ``to_continue`` (done points given
-  back to train more epochs: the study's epochs grew), ``rejected`` (``{"trial", "values",
+  back to train more epochs: the study's epochs grew), ``rungs`` (halving: ``[[epochs,
+  points], ...]``, the points that reached each rung), ``rejected`` (``{"trial", "values",
   "note"}`` of each grid point recorded as failed before training: its model cannot be
   built, ``sweep.trial.feasible``; counted in ``done``), ``storage`` (where the results go,
   password hidden), ``where`` (the workers, or None), ``best`` (see ``SweepResult.best``);
@@ -45,7 +46,8 @@ class SweepResult:
     epochs of them; ``lost``: given up because another worker took the point over; with
     ``search.schedule``, ``promoted`` to a higher rung, and ``rested`` at a lower one),
     ``skipped`` as already done, ``rejected`` before training (their model cannot be built),
-    ``to_continue`` as done before but given back to train more epochs, out of ``total``;
+    ``to_continue`` as done before but given back to train more epochs, out of ``total``
+    (with ``search.schedule``, ``rungs``: how many points reached each rung, by its epochs);
     the best value and trial number among the study's complete
     trials so far, or (multi-objective) how many trials are on the Pareto front."""
 
@@ -60,6 +62,7 @@ class SweepResult:
     skipped: int = 0
     rejected: int = 0
     to_continue: int = 0
+    rungs: dict[int, int] = field(default_factory=dict)  # halving: points that reached each
     best_value: float | None = None
     best_trial: int | None = None
     pareto: int | None = None
@@ -86,6 +89,7 @@ class SweepResult:
             self.rejected = len(event.get("rejected", ()))
             self.total, self.skipped = event["total"], event["done"] - self.rejected
             self.to_continue = event.get("to_continue", 0)
+            self.rungs = {int(e): n for e, n in event.get("rungs", ())}
         elif event["event"] == "start":
             promoted = event.get("rung") is not None and event.get("continues") is not None
             self.promoted += promoted
@@ -149,8 +153,14 @@ def header(spec: StudySpec, result: SweepResult, storage: str | None, where: str
     place = f" in {storage}" if storage else ""
     more = f"{result.to_continue} to continue with more epochs, " * bool(result.to_continue)
     left = result.total - result.finished - result.to_continue
-    return (f"[{spec.name}] {result.total} points{place}: {result.skipped} already done, "
-            f"{_rejected(result)}{more}{left} to train" + (f"; {where}" if where else ""))
+    line = (f"[{spec.name}] {result.total} points{place}: {result.skipped} already done, "
+            f"{_rejected(result)}{more}{left} to train")
+    halving = spec.search.schedule
+    if halving is not None:  # how many points reached each rung
+        rungs = halving.rungs(spec.training.epochs)
+        line += (f"; rungs at {', '.join(map(str, rungs))} epochs reached by "
+                 f"{', '.join(str(result.rungs.get(r, 0)) for r in rungs)} points")
+    return line + (f"; {where}" if where else "")
 
 
 def _rejected(result: SweepResult) -> str:

@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -184,17 +185,19 @@ def pending(engine: sa.Engine, study_id: int, points: list[str],
 
 
 def tally(engine: sa.Engine, study_id: int, points: list[str],
-          ladder: Ladder | None = None) -> dict[str, int]:
+          ladder: Ladder | None = None) -> dict[str, Any]:
     """``{"done": n, "to_continue": m}``: how many of ``points`` are done, and how many are
     given back to train more epochs (``reopen``). With a ``ladder`` (successive halving) a
-    point resting at a rung is done, unless it may be promoted now."""
+    point resting at a rung is done, unless it may be promoted now, and ``rungs`` says how
+    many points reached each rung (``[[epochs, points], ...]``, as JSON keeps it)."""
     with engine.connect() as conn:
         if ladder is not None:
             rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
                                                        CLAIMS.c.point.in_(points))).all()
             resting = sum(r.state == "rest" for r in rows) - len(halving.promotable(rows, ladder))
             return {"done": sum(r.state == "done" for r in rows) + resting,
-                    "to_continue": sum(r.state == "more" for r in rows)}
+                    "to_continue": sum(r.state == "more" for r in rows),
+                    "rungs": [list(pair) for pair in halving.reached(rows).items()]}
         counts: dict[str, int] = dict(conn.execute(
             sa.select(CLAIMS.c.state, sa.func.count()).select_from(CLAIMS)
             .where(CLAIMS.c.study_id == study_id, CLAIMS.c.state.in_(("done", "more")),

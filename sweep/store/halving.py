@@ -92,9 +92,19 @@ def rungs_reached(engine: sa.Engine, study_id: int) -> dict[int, int]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(CLAIMS.c.state, CLAIMS.c.rung, CLAIMS.c.scores)
                             .where(CLAIMS.c.study_id == study_id)).all()
-    reached = [max([*scores_of(r), *([r.rung] if r.state == "done" else [])],
-                   default=None) for r in rows]
-    return dict(sorted(Counter(r for r in reached if r is not None).items()))
+    return reached(rows)
+
+
+def reached(rows: Iterable[sa.Row]) -> dict[int, int]:
+    """How many of the claims ``rows`` reached each rung as their highest, by its epochs."""
+    highest = [max([*scores_of(r), *([r.rung] if r.state == "done" else [])], default=None)
+               for r in rows]
+    return dict(sorted(Counter(r for r in highest if r is not None).items()))
+
+
+def reached_text(counts: dict[int, int]) -> str:
+    """``1 epoch 8, 3 epochs 3, 9 epochs 1``: how many points reached each rung."""
+    return ", ".join(f"{e} epoch{'s' * (e != 1)} {n}" for e, n in counts.items()) or "none yet"
 
 
 def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,

@@ -87,6 +87,18 @@ def test_a_halving_grid_stops_losers_at_their_rung_and_continues_winners(tmp_pat
                              url], cwd=tmp_path, text=True, capture_output=True, timeout=300)
     assert re.search(r"rungs reached \(halving\): 1 epoch \d+, 3 epochs \d+, 9 epochs [1-9]",
                      status.stdout), status.stdout
+    assert "12 to train; rungs at 1, 3, 9 epochs reached by 0, 0, 0 points" in err
+    # the answer compares every point at the first rung, where nothing was chosen yet
+    summary = subprocess.run([sys.executable, "-m", "sweep.cli", "summary", "tiny",
+                              "--storage", url], cwd=tmp_path, text=True, capture_output=True,
+                             timeout=300)
+    assert re.match(r"tiny: 12 point\(s\) compared at rung 1 of 3 \(1 epoch\), the highest "
+                    r"rung all reached, .*; successive halving promoted \d+ to 3 and \d+ to 9: "
+                    r"\d+ epochs trained", summary.stdout), summary.stdout
+    assert "no verdict" not in summary.stdout
+    report = re.search(r"report: (\S+\.html)", out)
+    assert report, out
+    assert "Successive halving: each point" in (tmp_path / report.group(1)).read_text()
     assert "Traceback" not in err
 
 
@@ -116,6 +128,7 @@ def test_a_run_killed_mid_promotion_goes_on_from_the_checkpoint_next_time(tmp_pa
     assert again.returncode == 0, err
     _check_halved(url)
     assert "resumes after epoch 2 (from its checkpoint)" in err, err
+    assert re.search(r"rungs at 1, 3, 9 epochs reached by [1-9]\d*, \d+, 0 points", err), err
 
 
 def test_two_runs_on_one_postgresql_database_promote_each_point_once(tmp_path, tiny_npz,
