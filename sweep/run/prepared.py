@@ -23,12 +23,14 @@ from sweep.store import (
     claims,
     create_study,
     existing_study,
+    halving,
     open_storage,
     open_study,
     read_trials,
     record_class_names,
 )
 from sweep.store.growth import stored_choices, with_choices
+from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.study.space import identity, study_points, trial_config
 from sweep.trial.feasible import why_not_trainable
@@ -87,7 +89,12 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
             TrialKey.DIED)
     trials = read_trials(store.engine, study_id, user_keys=keys)
     _rekey_legacy(store, study_id, spec, trials)
-    claims.reopen(store.engine, study_id, _short(store, study_id, spec, points, trials))
+    short, ladder = _short(store, study_id, spec, points, trials), Ladder.of(spec)
+    if ladder is None:
+        claims.reopen(store.engine, study_id, short)
+    else:  # a halving study's epochs grew: its old top is a rung, where its points rest
+        halving.rest_grown(store.engine, study_id, {
+            point: (number, trials[number].value) for point, number in short.items()}, ladder)
     return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
                        dataset_for, _reject(store, study_id, spec, points, data),
                        _stopped(spec, trials))

@@ -67,7 +67,7 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str,
                     (r.point, r) for r in rows if r.state == "more" and r.point in points]
                 if ladder is not None:  # a promotion first, else a new point
                     candidates[:0] = [(r.point, r) for r in halving.promotable(
-                        (r for r in rows if r.point in points), ladder)]
+                        (r for r in rows if r.point in points), ladder, free is not None)]
                 for point, row in candidates:
                     claim = _claim(conn, study_id, point, row, worker, now, ladder)
                     if claim is not None:
@@ -194,7 +194,8 @@ def tally(engine: sa.Engine, study_id: int, points: list[str],
         if ladder is not None:
             rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
                                                        CLAIMS.c.point.in_(points))).all()
-            resting = sum(r.state == "rest" for r in rows) - len(halving.promotable(rows, ladder))
+            resting = sum(r.state == "rest" for r in rows) - len(
+                halving.promotable(rows, ladder, len(rows) < len(points)))
             return {"done": sum(r.state == "done" for r in rows) + resting,
                     "to_continue": sum(r.state == "more" for r in rows),
                     "rungs": [list(pair) for pair in halving.reached(rows).items()]}

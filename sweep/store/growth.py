@@ -6,7 +6,9 @@ the old fixed value), an axis fixed to one of its values, ranges changed, more `
 more epochs (the trials done continue where they stopped), other snapshots. Refused, in one
 line naming the field: anything else that changes what a trial means (the dataset, a fixed
 model or training field, the objective, the sampler), fewer epochs, more epochs under a
-cosine schedule (its shape depends on the total).
+cosine schedule (its shape depends on the total), more epochs of a halving study whose old
+epochs are not a rung of its new ladder (its points done rest at that rung,
+``halving.rest_grown``).
 
 Optuna refuses a categorical parameter whose choices change ("CategoricalDistribution does
 not support dynamic value space"). A stored categorical value is an index into its choices,
@@ -50,7 +52,7 @@ def check(storage: optuna.storages.RDBStorage, stored: dict, spec: StudySpec) ->
         if field in axes or field in RUN_FIELDS[1:]:
             continue
         if field == "training.epochs" and after > before and new.get(
-                "training.schedule") != "cosine" and spec.search.schedule is None:
+                "training.schedule") != "cosine" and _rungs_kept(spec, before):
             continue
         raise StorageError(_refusal(storage, spec, field, before, after))
     for key in ("sampler", "pruner", "schedule"):
@@ -107,6 +109,14 @@ def with_choices(spec: StudySpec, choices: dict[str, list]) -> StudySpec:
     return dataclasses.replace(spec, search=dataclasses.replace(spec.search, params=params))
 
 
+def _rungs_kept(spec: StudySpec, epochs: int) -> bool:
+    """Whether a halving study (``search.schedule``) may grow from ``epochs``: they are a
+    rung of its new ladder (``min_epochs * factor**k``), where its points rest to be
+    promoted. A study without one may."""
+    halving = spec.search.schedule
+    return halving is None or epochs in halving.rungs(spec.training.epochs)
+
+
 def _sections(study_dict: dict) -> dict:
     """The dotted fields of a stored study file that say what a trial means (search apart)."""
     return flatten({k: v for k, v in study_dict.items() if k not in ("search", "name")})
@@ -132,9 +142,14 @@ def _refusal(storage: optuna.storages.RDBStorage, spec: StudySpec, field: str, b
            if field in SEARCHABLE else "give the changed study a new name, or use another "
                                        "--storage")
     if field == "training.epochs":
+        halving = spec.search.schedule
+        rungs = "" if halving is None else (
+            ", and a halving study grows only from epochs that are a rung of its new ladder "
+            f"(min_epochs * factor**k: {halving.min_epochs}, "
+            f"{halving.min_epochs * halving.factor}, {halving.min_epochs * halving.factor ** 2}"
+            ", ...)")
         how = ("fewer epochs are not the trials done, a cosine schedule's shape depends on "
-               "the total, and a halving study's rungs do (not grown yet); give the changed "
-               "study a new name")
+               f"the total{rungs}; give the changed study a new name")
     return (f"{spec.source}: {field}: study {spec.name!r} in {safe_url(storage.url)} was run "
             f"with {field} = {before!r}, now {after!r}: that changes what every trial means; "
             f"{how}")

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from sweep.records import TrialKey
 from sweep.store import reconnect
-from sweep.store.tables import CLAIMS
+from sweep.store.tables import CLAIMS, OPTUNA_TRIALS
+from sweep.store.trials import write_user_attrs
 
 if TYPE_CHECKING:
     from sweep.study import StudySpec
@@ -71,19 +73,28 @@ def with_score(row_scores: str | None, epochs: int, value: float) -> str:
     return json.dumps(scores, sort_keys=True)
 
 
-def promotable(rows: Iterable[sa.Row], ladder: Ladder) -> list[sa.Row]:
+def promotable(rows: Iterable[sa.Row], ladder: Ladder, unclaimed: bool = False
+               ) -> list[sa.Row]:
     """The resting claims a worker may promote, in the order to try them: from the highest
     rung below the top down, each rung's best first. A claim is promotable when its score
     is among the best ``n // factor`` of the ``n`` claims that finished its rung (promoted
-    since or not) and it rests there."""
+    since or not) and it rests there. A rung no point can still reach (none ``unclaimed``,
+    none training to it or below, none promotable below it) promotes its best even where
+    ``n // factor`` is 0: every point of a grid finished, one goes on to the top."""
+    rows = list(rows)
     scored = [(scores_of(r), r) for r in rows]
-    out = []
-    for rung in reversed(ladder.rungs[:-1]):
+    coming = unclaimed  # whether a point may still finish the rung looked at
+    by_rung = []
+    for rung in ladder.rungs[:-1]:
+        coming = coming or any(r.state in ("running", "more") and (r.rung or rung) <= rung
+                               for r in rows)
         finished = [(scores[rung], r.point, r) for scores, r in scored if rung in scores]
         finished.sort(key=lambda f: (f[0] if ladder.minimize else -f[0], f[1]))
-        best = finished[:len(finished) // ladder.factor]
-        out += [r for _, _, r in best if r.state == "rest" and r.rung == rung]
-    return out
+        count = len(finished) // ladder.factor or int(bool(finished) and not coming)
+        best = [r for _, _, r in finished[:count] if r.state == "rest" and r.rung == rung]
+        by_rung.append(best)
+        coming = coming or bool(best)
+    return [r for best in reversed(by_rung) for r in best]
 
 
 def rungs_reached(engine: sa.Engine, study_id: int) -> dict[int, int]:
@@ -121,3 +132,28 @@ def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,
                 scores=with_score(scores, epochs, value)))
 
     reconnect.once_more(write)  # the same score twice: no change
+
+
+def rest_grown(engine: sa.Engine, study_id: int,
+               done: dict[str, tuple[int, float | None]], ladder: Ladder) -> None:
+    """A halving study grown to more epochs (its old top a rung of the new ladder): each
+    point ``done`` there (``point -> (trial number, objective)``) rests at that rung for a
+    promotion, and its trial is PRUNED there like a rung's end below the top, so that the
+    study's best is among the points that reach the new top. Once: a point not done (another
+    run rested it first) is left."""
+    with engine.begin() as conn:
+        for point, (number, value) in done.items():
+            mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                    CLAIMS.c.state == "done", CLAIMS.c.trial_number == number)
+            row = conn.execute(sa.select(CLAIMS.c.rung, CLAIMS.c.scores).where(*mine)).first()
+            if row is None or row.rung is None or value is None:
+                continue
+            epochs = row.rung
+            conn.execute(CLAIMS.update().where(*mine).values(
+                state="rest", scores=with_score(row.scores, epochs, value)))
+            trial = (OPTUNA_TRIALS.c.study_id == study_id, OPTUNA_TRIALS.c.number == number)
+            conn.execute(OPTUNA_TRIALS.update().where(*trial).values(state="PRUNED"))
+            trial_id = conn.execute(sa.select(OPTUNA_TRIALS.c.trial_id).where(*trial)
+                                    ).scalar_one()
+            write_user_attrs(conn, trial_id, {TrialKey.RUNG: {
+                "rung": ladder.number(epochs), "of": len(ladder.rungs), "epochs": epochs}})

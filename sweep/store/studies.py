@@ -20,8 +20,8 @@ from sweep.errors import StorageError
 from sweep.records import StudyKey, TrialKey
 from sweep.store import growth, reconnect
 from sweep.store.engine import forget_study, safe_url
-from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS, OPTUNA_USER
-from sweep.store.trials import StoredTrial
+from sweep.store.tables import OPTUNA_STUDY_SYSTEM, OPTUNA_TRIALS
+from sweep.store.trials import StoredTrial, write_user_attrs
 from sweep.study import StudySpec, grid_points
 from sweep.study.space import PointFields, described, identity_fields, identity_of, value_at
 
@@ -235,7 +235,7 @@ def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
             if state != TrialState.RUNNING.name:
                 raise optuna.exceptions.UpdateFinishedTrialError(
                     f"trial {trial_id} is {state.lower()}: its attributes cannot change")
-            _write_user_attrs(conn, trial_id, attrs)
+            write_user_attrs(conn, trial_id, attrs)
 
     reconnect.once_more(write)  # the same attributes twice: no change
 
@@ -247,17 +247,9 @@ def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int)
     trial."""
     def write() -> None:
         with storage.engine.begin() as conn:
-            _write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
+            write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
 
     reconnect.once_more(write)
-
-
-def _write_user_attrs(conn: sa.Connection, trial_id: int, attrs: dict) -> None:
-    conn.execute(sa.delete(OPTUNA_USER).where(OPTUNA_USER.c.trial_id == trial_id,
-                                              OPTUNA_USER.c.key.in_(list(attrs))))
-    conn.execute(sa.insert(OPTUNA_USER), [
-        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-        for key, value in attrs.items()])
 
 
 def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:

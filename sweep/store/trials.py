@@ -171,3 +171,13 @@ def _read(engine: sa.Engine, study_id: int, user_keys: tuple[str, ...] | None,
         params=params.get(tid, {}), user_attrs=attrs.get(tid, {}),
         artifacts=tuple(files.get(tid, ())),
     ) for tid, number, state in trials}
+
+
+def write_user_attrs(conn: sa.Connection, trial_id: int, attrs: dict) -> None:
+    """Replace user attributes of a trial in ``conn``'s transaction, stored as Optuna stores
+    them (JSON), whatever the trial's state."""
+    conn.execute(sa.delete(USER).where(USER.c.trial_id == trial_id,
+                                              USER.c.key.in_(list(attrs))))
+    conn.execute(sa.insert(USER), [
+        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        for key, value in attrs.items()])

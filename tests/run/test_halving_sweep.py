@@ -41,28 +41,29 @@ def _run(study, url: str, cwd, **popen) -> subprocess.Popen:
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
-def _check_halved(url: str, name: str = "tiny") -> None:
+def _check_halved(url: str, name: str = "tiny", points: int = 12, rungs=(1, 3, 9),
+                  share: float | None = 0.6, before: dict | None = None) -> list:
     """Every point's last trial carries one curve from epoch 1 to its rung; those below the
-    top rung are PRUNED there; no epoch of a point was trained twice; at most 60 % of the
-    full grid's epochs were trained, and one point reached the top."""
+    top rung are PRUNED there; no epoch of a point was trained twice; at most ``share`` of
+    the full grid's epochs were trained, and one point reached the top (``before``: the
+    value of an axis added since, in the trials before it). Returns the trials."""
     trials = optuna.load_study(study_name=name, storage=url).trials
     by_point = defaultdict(list)
     for t in trials:
-        by_point[(t.params["model.pooling"], t.params["model.kernel"],
-                  t.params["training.learning_rate"])].append(t)
-    assert len(by_point) == 12
+        by_point[tuple(sorted(((before or {}) | t.params).items()))].append(t)
+    assert len(by_point) == points
     trained = 0
     for point, ts in by_point.items():
         last = ts[-1]
         reached = max(last.intermediate_values)
         assert sorted(last.intermediate_values) == list(range(1, reached + 1)), point
         assert all(t.state in (TrialState.PRUNED, TrialState.FAIL) for t in ts[:-1])
-        if reached == 9:
+        if reached == rungs[-1]:
             assert last.state == TrialState.COMPLETE
         else:
             assert last.state == TrialState.PRUNED
-            assert last.user_attrs[TrialKey.RUNG] == {"rung": [1, 3].index(reached) + 1,
-                                                      "of": 3, "epochs": reached}
+            rung = last.user_attrs[TrialKey.RUNG]
+            assert (rung["rung"], rung["epochs"]) == (rungs.index(reached) + 1, reached)
         # each trial trained only the epochs after the one it continued: none twice (a
         # trial killed as it started has none)
         ran = [t for t in ts if t.intermediate_values]
@@ -70,8 +71,10 @@ def _check_halved(url: str, name: str = "tiny") -> None:
         ends = [max(t.intermediate_values) for t in ran]
         assert starts == [0, *ends[:-1]], (point, starts, ends)
         trained += reached
-    assert any(max(ts[-1].intermediate_values) == 9 for ts in by_point.values())
-    assert trained < 12 * 9 * 0.6  # the full grid's epochs: 108
+    assert any(max(ts[-1].intermediate_values) == rungs[-1] for ts in by_point.values())
+    if share is not None:
+        assert trained < points * rungs[-1] * share  # the full grid's epochs
+    return trials
 
 
 def test_a_halving_grid_stops_losers_at_their_rung_and_continues_winners(tmp_path, tiny_npz):
@@ -162,23 +165,39 @@ def test_what_a_schedule_cannot_halve_is_one_line(tmp_path, tiny_npz, capsys, se
     assert not (tmp_path / "x.db").exists()
 
 
-def test_a_halving_study_refuses_a_changed_schedule_or_more_epochs(tmp_path, tiny_npz, capsys):
+def test_a_halving_study_grows_values_into_its_first_rung_and_epochs_into_a_new_top(
+        tmp_path, tiny_npz, capsys):
     raw = tiny_study(tiny_npz)
     raw["training"] |= {"epochs": 2, "snapshots": None}
     raw["search"]["schedule"] = {"kind": "halving", "min_epochs": 1, "factor": 2}
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
     assert main(["run", str(write_study(tmp_path, raw)), "--storage", url]) == 0
-    trials = optuna.load_study(study_name="tiny", storage=url).trials
-    assert sorted(t.state.name for t in trials) == ["COMPLETE", "PRUNED", "PRUNED"]
+    first = _check_halved(url, points=2, rungs=(1, 2), share=None)
+    top = next(t for t in first if t.state == TrialState.COMPLETE)
     capsys.readouterr()
-    for change, said in ((("training", "epochs", 4), "a halving study's rungs do"),
-                         (("search", "schedule", None), "search.schedule: study 'tiny'")):
-        section, key, value = change
-        changed = raw | {section: raw[section] | {key: value}}
-        assert main(["run", str(write_study(tmp_path, changed)), "--storage", url]) == 2
-        err = capsys.readouterr().err
-        assert said in err and err.count("\n") == 1, err
-    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+    changed = raw | {"search": raw["search"] | {"schedule": None}}
+    assert main(["run", str(write_study(tmp_path, changed)), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "search.schedule: study 'tiny'" in err and err.count("\n") == 1, err
+    # a new value (2 new points: the first rung) and a new top rung (3 epochs)
+    grown = raw | {"training": raw["training"] | {"epochs": 3}, "search": raw["search"] | {
+        "params": {"model.pooling": ["max", "avg"], "training.learning_rate": [0.01, 0.03]}}}
+    assert main(["run", str(write_study(tmp_path, grown)), "--storage", url]) == 0
+    out = capsys.readouterr().out
+    trials = _check_halved(url, points=4, rungs=(1, 2, 3), share=None,
+                           before={"training.learning_rate": 0.01})
+    # the old top rests at rung 2 of 3 now, PRUNED there unless promoted from it
+    assert trials[top.number].state == TrialState.PRUNED
+    assert trials[top.number].user_attrs[TrialKey.RUNG] == {"rung": 2, "of": 3, "epochs": 2}
+    assert any(t.user_attrs.get(TrialKey.RESUMED_FROM_EPOCH) == 2 for t in trials)
+    assert "4 points" in out
+    # 3 epochs is not a rung of 4 epochs' ladder (1, 2, 4): its points could not rest there
+    more = grown | {"training": grown["training"] | {"epochs": 4}}
+    assert main(["run", str(write_study(tmp_path, more)), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert ("a halving study grows only from epochs that are a rung of its new ladder "
+            "(min_epochs * factor**k: 1, 2, 4, ...)") in err and err.count("\n") == 1, err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == len(trials)
 
 
 def test_a_random_search_promotes_its_draws_with_the_values_they_were_drawn_with(tmp_path,

@@ -85,3 +85,26 @@ def test_each_promotion_goes_to_one_worker_of_many(db_url):
         thread.join()
     assert sorted(c.point for c in got) == sorted(f"p{i}" for i in range(20, 30))
     assert {c.epochs for c in got} == {3}
+
+
+def test_a_rung_nothing_more_can_reach_promotes_its_best_one(db_url):
+    # 4 points, factor 3: rung 1 promotes 4 // 3 = 1; at rung 3 that one alone finished, and
+    # 1 // 3 = 0 would leave the grid without a point at the top. Once no point can still
+    # finish rung 3 (none unclaimed, none training), its best goes on.
+    engine = open_storage(db_url).engine
+    points = POINTS[:4]
+    for score in (0.5, 0.2, 0.7):
+        _rest(engine, claims.claim_next(engine, 1, points, "w", LADDER), score)
+    promoted = claims.claim_next(engine, 1, points, "w", LADDER)
+    assert (promoted.point, promoted.epochs) == ("p2", 3)  # 3 // 3 of rung 1
+    last = claims.claim_next(engine, 1, points, "w", LADDER)
+    assert last.point == "p3"
+    halving.rest(engine, 1, "p2", "w", 3, 0.75)
+    # p3 still trains to rung 1: it may finish better than p2 and be promoted to rung 3
+    assert claims.claim_next(engine, 1, points, "w", LADDER) is None
+    _rest(engine, last, 0.1)
+    top = claims.claim_next(engine, 1, points, "w", LADDER)
+    assert (top.point, top.epochs) == ("p2", 9)
+    claims.update(engine, 1, "p2", "w", state="done")
+    assert claims.claim_next(engine, 1, points, "w", LADDER) is None
+    assert claims.pending(engine, 1, points, LADDER) == 0
