@@ -8,7 +8,7 @@ ARTIFACTS ?= artifacts
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-precision bench-onednn bench-grow bench-scale bench-verdicts bench-claims bench-gpu bench-fused gpu-wheels gpu-check clean
+.PHONY: install sweep report dashboard test lint test-backends test-cluster test-docker postgres-server chromium slurm docker-engine bench bench-whole bench-halving bench-precision bench-onednn bench-grow bench-scale bench-verdicts bench-claims bench-gpu bench-fused gpu-wheels gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,11 @@ bench: $(STAMP) postgres-server
 
 bench-whole: $(STAMP)
 	$(BIN)/python benchmarks/bench_whole.py
+
+# Successive halving in sweep against the full grid, KerasTuner's Hyperband and Optuna's
+# HyperbandPruner: 27 CIFAR-10 points x 9 epochs, whole processes, one table.
+bench-halving: $(STAMP)
+	$(BIN)/python benchmarks/bench_halving.py
 
 bench-precision: $(STAMP)
 	$(BIN)/python benchmarks/bench_precision.py
