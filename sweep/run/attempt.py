@@ -32,7 +32,6 @@ from sweep.store import (
 )
 from sweep.store.halving import Ladder
 from sweep.store.heartbeat import Heartbeat
-from sweep.study import StudySpec
 from sweep.training.checkpoints import (
     checkpoint_file,
     copy_checkpoint,
@@ -87,7 +86,7 @@ class Attempt:
                 "continues": earlier.number if earlier is not None else None,
                 "epochs": claim.epochs or self.values.get("training.epochs",
                                                           spec.training.epochs),
-                "rung": _rung_place(spec, claim.epochs),
+                "rung": _rung_place(w.ladder, claim.epochs),
                 "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
         self.record = Overhead().stop()  # storing the trial's attributes, epoch rows, end
         self.heartbeat = Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
@@ -153,7 +152,7 @@ class Attempt:
     def _rung(self, state: TrialState | None) -> dict | None:
         """The rung below the top this trial finished (``search.schedule``), as stored on
         it; None at the top rung, without a schedule, or for a trial that did not finish."""
-        ladder, epochs = Ladder.of(self.w.spec), self.claim.epochs
+        ladder, epochs = self.w.ladder, self.claim.epochs
         if state != TrialState.COMPLETE or ladder is None or epochs is None or (
                 epochs >= ladder.top):
             return None
@@ -202,9 +201,8 @@ class Attempt:
                   file=sys.stderr)
 
 
-def _rung_place(spec: StudySpec, epochs: int | None) -> list[int] | None:
+def _rung_place(ladder: Ladder | None, epochs: int | None) -> list[int] | None:
     """``[k, n]``: a claim of ``epochs`` trains to rung k of n (``search.schedule``)."""
-    ladder = Ladder.of(spec)
     return None if ladder is None or epochs is None else [ladder.number(epochs),
                                                          len(ladder.rungs)]
 

@@ -16,6 +16,7 @@ import optuna
 from sweep.data import Dataset
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.progress import Overhead, SweepResult
+from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 
 
@@ -36,6 +37,7 @@ class WorkerContext:
     on_event: Callable[[dict], None]
     points: dict[str, dict | None]  # PreparedRun.points
     stopped: frozenset[str]  # PreparedRun.stopped
+    ladder: Ladder | None  # PreparedRun.ladder: successive halving, or None
     track_best: bool = True
     warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
 

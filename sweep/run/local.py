@@ -45,7 +45,6 @@ from sweep.run.prepared import PreparedRun, prepare
 from sweep.run.progress import SweepResult
 from sweep.run.startup import StartupWatch
 from sweep.store import claims, mark_dead, open_study, reconnect, storage_label
-from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.training.backend import keras_backend
 
@@ -88,7 +87,7 @@ def run_workers(
     shown.best.update_best(store, shown.study)  # fresher than what any one worker saw
     console.event({"event": "begin", "total": len(keys), "best": shown.best.best(),
                    "rejected": list(prepared.rejected),
-                   **claims.tally(store.engine, study_id, keys, Ladder.of(spec)),
+                   **claims.tally(store.engine, study_id, keys, prepared.ladder),
                    "storage": storage_label(storage_url),
                    "where": f"{workers} workers on "
                             f"{'GPUs ' + ','.join(gpus) if gpus else f'{cores} CPU cores'}; "
@@ -120,7 +119,7 @@ class _Children:
         self.command, self.env_of, self.shown, self.console = command, env_of, shown, console
         self.store, self.study_id = prepared.store, prepared.study_id
         self.keys, self.host = list(prepared.points), socket.gethostname()
-        self.ladder = Ladder.of(prepared.spec)  # successive halving, or None
+        self.ladder = prepared.ladder  # successive halving, or None
         self.inbox: queue.Queue = queue.Queue()
         self.pipes: dict[int, list[threading.Thread]] = {}
         self.running: dict[int, subprocess.Popen] = {}

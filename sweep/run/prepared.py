@@ -52,6 +52,7 @@ class PreparedRun:
     # grid points whose last attempt stopped (Ctrl-C, a worker's death): the console says
     # whether they resume from a checkpoint or start over
     stopped: frozenset[str] = frozenset()
+    ladder: Ladder | None = None  # successive halving (``search.schedule``), or None
 
 
 def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> PreparedRun:
@@ -89,7 +90,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
             TrialKey.DIED)
     trials = read_trials(store.engine, study_id, user_keys=keys)
     _rekey_legacy(store, study_id, spec, trials)
-    short, ladder = _short(store, study_id, spec, points, trials), Ladder.of(spec)
+    short, ladder = _short(store, study_id, spec, points, trials), Ladder.of(spec, points)
     if ladder is None:
         claims.reopen(store.engine, study_id, short)
     else:  # a halving study's epochs grew: its old top is a rung, where its points rest
@@ -97,7 +98,7 @@ def prepare(spec: StudySpec, storage_url: str, data_dir: str | None) -> Prepared
             point: (number, trials[number].value) for point, number in short.items()}, ladder)
     return PreparedRun(with_choices(spec, stored_choices(study)), store, study_id, points,
                        dataset_for, _reject(store, study_id, spec, points, data),
-                       _stopped(spec, trials))
+                       _stopped(spec, trials), ladder)
 
 
 def _stopped(spec: StudySpec, trials: list[StoredTrial]) -> frozenset[str]:

@@ -22,7 +22,6 @@ from sweep.run.progress import SweepResult
 from sweep.run.quiet import native_banners_filtered
 from sweep.run.worker import run_sweep
 from sweep.store import claims
-from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.training.backend import FUSED_ON_A_CPU, check_backend, keras_backend
 
@@ -63,7 +62,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> int:
     with native_banners_filtered():  # loading a Keras dataset starts TensorFlow here too
         prepared = prepare(complete_spec(spec), options.storage, options.data_dir)  # once
     pending = claims.pending(prepared.store.engine, prepared.study_id, list(prepared.points),
-                             Ladder.of(prepared.spec))
+                             prepared.ladder)
     workers, gpus = resolve_devices(options.workers, options.gpus, options.trials_per_gpu,
                                     pending)
     if workers == 1 and options.gpus is None:  # auto, one point left: here, all threads

@@ -42,7 +42,6 @@ from sweep.store import (
     storage_label,
     study_folder,
 )
-from sweep.store.halving import Ladder
 from sweep.study import StudySpec
 from sweep.study.space import value_at
 from sweep.training.backend import keras_backend
@@ -92,12 +91,12 @@ def run_sweep(
                            checkpoint_every_s,
                            artifact_store(artifact_dir) if artifact_dir is not None else None,
                            DeferredInterrupt(), result, on_event or SweepConsole(spec).event,
-                           prepared.points, prepared.stopped, track_best)
+                           prepared.points, prepared.stopped, prepared.ladder, track_best)
     worker.emit({"event": "begin", "total": len(keys), "where": f"Keras on {keras_backend()}"
                  + (f", --fuse {fuse}" if fuse != "auto" else ""), "best": result.best(),
                  "storage": storage_label(storage_url),
                  "rejected": list(prepared.rejected),
-                 **claims.tally(store.engine, study_id, keys, Ladder.of(spec))})
+                 **claims.tally(store.engine, study_id, keys, prepared.ladder)})
     with worker.interrupt.installed():
         _train_claims(worker, Fuser(worker, fuse), pinned, shared)
     return result
@@ -124,7 +123,7 @@ def _train_claims(worker: WorkerContext, fuser: Fuser, pinned: optuna.Study,
     """Claim and train points until none is left (waiting while others train, to take
     over the points of any that die)."""
     engine, study_id, keys = worker.store.engine, worker.study_id, list(worker.points)
-    ladder = Ladder.of(worker.spec)  # successive halving: promotions first
+    ladder = worker.ladder  # successive halving: promotions first
     while True:
         if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
             raise KeyboardInterrupt

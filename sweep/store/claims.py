@@ -207,6 +207,7 @@ def tally(engine: sa.Engine, study_id: int, points: list[str],
     return {"done": counts.get("done", 0), "to_continue": counts.get("more", 0)}
 
 
+@reconnect.repeatable  # the same values twice: no change
 def update(engine: sa.Engine, study_id: int, point: str, worker: str,
            **values: object) -> bool:
     """Set ``trial_number`` / ``state`` of this worker's claim, and beat its heart.
@@ -214,25 +215,20 @@ def update(engine: sa.Engine, study_id: int, point: str, worker: str,
     Returns:
         False when the claim is no longer this worker's (another took it over).
     """
-    def write() -> bool:
-        with engine.begin() as conn:
-            return conn.execute(
-                CLAIMS.update()
-                .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                       CLAIMS.c.worker == worker)
-                .values(heartbeat=time.time(), **values)
-            ).rowcount > 0
-
-    return reconnect.once_more(write)  # the same values twice: no change
+    with engine.begin() as conn:
+        return conn.execute(
+            CLAIMS.update()
+            .where(CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                   CLAIMS.c.worker == worker)
+            .values(heartbeat=time.time(), **values)
+        ).rowcount > 0
 
 
+@reconnect.repeatable  # given back twice: the same
 def release(engine: sa.Engine, study_id: int, point: str, worker: str) -> None:
     """Give a point back (its trial was interrupted): the next worker or run takes it."""
-    def write() -> None:
-        with engine.begin() as conn:
-            _give_back(conn, study_id, CLAIMS.c.point == point, CLAIMS.c.worker == worker)
-
-    reconnect.once_more(write)
+    with engine.begin() as conn:
+        _give_back(conn, study_id, CLAIMS.c.point == point, CLAIMS.c.worker == worker)
 
 
 def release_worker(engine: sa.Engine, study_id: int, worker: str) -> list[int]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -29,24 +29,38 @@ from sweep.store.trials import write_user_attrs
 if TYPE_CHECKING:
     from sweep.study import StudySpec
 
+SEED = "seed"  # the axis of search.repeats: a point's seeds are promoted together
+
 
 @dataclass(frozen=True)
 class Ladder:
-    """A study's rungs (the epochs each trains to, the last the study's), its ``factor`` and
-    whether a lower objective is better."""
+    """A study's rungs (the epochs each trains to, the last the study's), its ``factor``,
+    whether a lower objective is better, and ``groups``: the claim keys promoted together
+    (``search.repeats``: a point's seeds, ranked on their mean), each key's group; a key not
+    in it is a group of its own."""
 
     rungs: tuple[int, ...]
     factor: int
     minimize: bool
+    groups: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, spec: StudySpec) -> Ladder | None:
-        """The study's ladder, or None when it has no ``search.schedule``."""
+    def of(cls, spec: StudySpec, points: Mapping[str, dict | None] | None = None
+           ) -> Ladder | None:
+        """The study's ladder, or None when it has no ``search.schedule``; ``points``
+        (``study.space.study_points``) group the seeds of a point where ``seed`` is an axis."""
         halving = spec.search.schedule
         if halving is None:
             return None
+        groups = {key: json.dumps({k: v for k, v in values.items() if k != SEED},
+                                  sort_keys=True, default=str)
+                  for key, values in (points or {}).items()
+                  if values is not None and SEED in values}
         return cls(halving.rungs(spec.training.epochs), halving.factor,
-                   spec.directions[0] == "minimize")
+                   spec.directions[0] == "minimize", groups)
+
+    def group(self, key: str) -> str:
+        return self.groups.get(key, key)
 
     @property
     def top(self) -> int:
@@ -76,22 +90,31 @@ def with_score(row_scores: str | None, epochs: int, value: float) -> str:
 def promotable(rows: Iterable[sa.Row], ladder: Ladder, unclaimed: bool = False
                ) -> list[sa.Row]:
     """The resting claims a worker may promote, in the order to try them: from the highest
-    rung below the top down, each rung's best first. A claim is promotable when its score
-    is among the best ``n // factor`` of the ``n`` claims that finished its rung (promoted
-    since or not) and it rests there. A rung no point can still reach (none ``unclaimed``,
-    none training to it or below, none promotable below it) promotes its best even where
-    ``n // factor`` is 0: every point of a grid finished, one goes on to the top."""
+    rung below the top down, each rung's best first. A claim is promotable when its group
+    (``Ladder.groups``: a point's seeds; else the claim alone) is among the best
+    ``n // factor`` of the ``n`` groups whose claims all finished the rung (promoted since or
+    not; ranked on their mean score there) and it rests there. A rung no point can still
+    reach (none ``unclaimed``, none training to it or below, none promotable below it)
+    promotes its best group even where ``n // factor`` is 0: every point of a grid finished,
+    one goes on to the top."""
     rows = list(rows)
+    sizes = Counter(ladder.groups.values())  # a group's claims, claimed yet or not
     scored = [(scores_of(r), r) for r in rows]
     coming = unclaimed  # whether a point may still finish the rung looked at
     by_rung = []
     for rung in ladder.rungs[:-1]:
         coming = coming or any(r.state in ("running", "more") and (r.rung or rung) <= rung
                                for r in rows)
-        finished = [(scores[rung], r.point, r) for scores, r in scored if rung in scores]
-        finished.sort(key=lambda f: (f[0] if ladder.minimize else -f[0], f[1]))
-        count = len(finished) // ladder.factor or int(bool(finished) and not coming)
-        best = [r for _, _, r in finished[:count] if r.state == "rest" and r.rung == rung]
+        finished: dict[str, list[tuple[float, sa.Row]]] = defaultdict(list)
+        for scores, r in scored:
+            if rung in scores:
+                finished[ladder.group(r.point)].append((scores[rung], r))
+        ranked = sorted(((sum(v for v, _ in m) / len(m), g, [r for _, r in m])
+                         for g, m in finished.items() if len(m) == sizes.get(g, 1)),
+                        key=lambda f: (f[0] if ladder.minimize else -f[0], f[1]))
+        count = len(ranked) // ladder.factor or int(bool(ranked) and not coming)
+        best = [r for _, _, group in ranked[:count] for r in group
+                if r.state == "rest" and r.rung == rung]
         by_rung.append(best)
         coming = coming or bool(best)
     return [r for best in reversed(by_rung) for r in best]
@@ -118,20 +141,18 @@ def reached_text(counts: dict[int, int]) -> str:
     return ", ".join(f"{e} epoch{'s' * (e != 1)} {n}" for e, n in counts.items()) or "none yet"
 
 
+@reconnect.repeatable  # the same score twice: no change
 def rest(engine: sa.Engine, study_id: int, point: str, worker: str, epochs: int,
          value: float) -> None:
     """This worker's point finished the rung at ``epochs`` with the objective ``value``: it
     rests there, for a promotion."""
-    def write() -> None:
-        with engine.begin() as conn:
-            mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
-                    CLAIMS.c.worker == worker)
-            scores = conn.execute(sa.select(CLAIMS.c.scores).where(*mine)).scalar()
-            conn.execute(CLAIMS.update().where(*mine).values(
-                state="rest", rung=epochs, heartbeat=time.time(),
-                scores=with_score(scores, epochs, value)))
-
-    reconnect.once_more(write)  # the same score twice: no change
+    with engine.begin() as conn:
+        mine = (CLAIMS.c.study_id == study_id, CLAIMS.c.point == point,
+                CLAIMS.c.worker == worker)
+        scores = conn.execute(sa.select(CLAIMS.c.scores).where(*mine)).scalar()
+        conn.execute(CLAIMS.update().where(*mine).values(
+            state="rest", rung=epochs, heartbeat=time.time(),
+            scores=with_score(scores, epochs, value)))
 
 
 def rest_grown(engine: sa.Engine, study_id: int,

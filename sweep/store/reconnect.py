@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import optuna
 import sqlalchemy as sa
@@ -58,6 +58,7 @@ _SQLITE_LOST = ("disk is full", "disk I/O error", "readonly database", "unable t
 log = logging.getLogger(__name__)
 _local = threading.local()
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _Outage:
@@ -215,6 +216,16 @@ def once_more(call: Callable[[], T], again: Callable[[], T] | None = None) -> T:
             raise
         log.warning("%s; writing it once more", said.split(";")[0])
     return (again or call)()
+
+
+def repeatable(write: Callable[P, T]) -> Callable[P, T]:
+    """``write`` made ``once_more`` when its connection is lost mid-transaction: for a
+    function whose write changes nothing when made twice."""
+    @functools.wraps(write)
+    def once_more_if_lost(*args: P.args, **kwargs: P.kwargs) -> T:
+        return once_more(functools.partial(write, *args, **kwargs))
+
+    return once_more_if_lost
 
 
 class ServerStorage(optuna.storages.RDBStorage):

@@ -215,6 +215,7 @@ def mark_dead(storage: optuna.storages.RDBStorage, study_id: int, trial_number: 
         pass
 
 
+@reconnect.repeatable  # the same attributes twice: no change
 def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
                          attrs: dict) -> None:
     """Set several user attributes of a running trial in one transaction (Optuna's
@@ -227,29 +228,23 @@ def set_trial_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
     """
     if not attrs:
         return
-
-    def write() -> None:
-        with storage.engine.begin() as conn:
-            state = conn.execute(sa.select(OPTUNA_TRIALS.c.state)
-                                 .where(OPTUNA_TRIALS.c.trial_id == trial_id)).scalar_one()
-            if state != TrialState.RUNNING.name:
-                raise optuna.exceptions.UpdateFinishedTrialError(
-                    f"trial {trial_id} is {state.lower()}: its attributes cannot change")
-            write_user_attrs(conn, trial_id, attrs)
-
-    reconnect.once_more(write)  # the same attributes twice: no change
+    with storage.engine.begin() as conn:
+        state = conn.execute(sa.select(OPTUNA_TRIALS.c.state)
+                             .where(OPTUNA_TRIALS.c.trial_id == trial_id)).scalar_one()
+        if state != TrialState.RUNNING.name:
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial_id} is {state.lower()}: its attributes cannot change")
+        write_user_attrs(conn, trial_id, attrs)
 
 
+@reconnect.repeatable  # the same attribute twice: no change
 def mark_superseded(storage: optuna.storages.RDBStorage, trial_id: int, by: int) -> None:
     """Note on a complete trial that trial number ``by`` continued it with more epochs and is
     its point's result now: the dashboard lists both as complete, this attribute says which
     one counts (``StoredStudy.current``). The only attribute sweep writes on a finished
     trial."""
-    def write() -> None:
-        with storage.engine.begin() as conn:
-            write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
-
-    reconnect.once_more(write)
+    with storage.engine.begin() as conn:
+        write_user_attrs(conn, trial_id, {TrialKey.SUPERSEDED_BY: by})
 
 
 def artifact_store(artifact_dir: Path) -> optuna.artifacts.FileSystemArtifactStore:

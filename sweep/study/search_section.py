@@ -85,9 +85,6 @@ def check_schedule(search: dict, objective: dict, params: tuple[Param, ...], tra
     if hypermodel is not None:
         fail("search.schedule", "a model.hypermodel's own fit may train other epochs than a "
                                 "rung gives it; halve a study of sweep's model fields")
-    if search["repeats"] > 1:
-        fail("search.repeats", "not halved yet: a point's seeds would have to be promoted "
-                               "together; use repeats: 1 with search.schedule")
     if any(p.name == "training.epochs" for p in params):
         fail("search.params.training.epochs", "the schedule gives each point its epochs "
                                               "(rungs up to training.epochs); give one")

@@ -149,7 +149,6 @@ def test_two_runs_on_one_postgresql_database_promote_each_point_once(tmp_path, t
 
 @pytest.mark.parametrize(("search", "message"), [
     ({"pruner": "median"}, "search.pruner: a schedule stops points itself"),
-    ({"repeats": 2}, "search.repeats: not halved yet"),
     ({"schedule": {"kind": "halving", "min_epochs": 9}},
      "search.schedule.min_epochs: expected fewer than training.epochs (9), got 9"),
     ({"schedule": {"kind": "thirds"}}, "search.schedule.kind: expected one of halving"),
@@ -219,3 +218,21 @@ def test_a_random_search_promotes_its_draws_with_the_values_they_were_drawn_with
         earlier = trials[t.user_attrs[TrialKey.CONTINUED_FROM_TRIAL]]
         assert t.params == earlier.params and earlier.state == TrialState.PRUNED
         assert sorted(t.intermediate_values) == [1, 2, 3] and t.state == TrialState.COMPLETE
+
+
+def test_a_points_seeds_are_promoted_together(tmp_path, tiny_npz):
+    raw = tiny_study(tiny_npz)
+    raw["training"] |= {"epochs": 3, "snapshots": None}
+    raw["search"] = {"sampler": "grid", "repeats": 2,
+                     "params": {"training.learning_rate": [0.03, 0.01, 0.003]},
+                     "schedule": {"kind": "halving", "min_epochs": 1, "factor": 3}}
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["run", str(write_study(tmp_path, raw)), "--storage", url]) == 0
+    trials = _check_halved(url, points=6, rungs=(1, 3), share=None)
+    reached = defaultdict(set)  # each point's rungs reached by its seeds
+    for t in trials:
+        reached[t.params["training.learning_rate"]].add(max(t.intermediate_values))
+    # the seeds of a point stop at the same rung: one point (both seeds) went on to 3
+    promoted = [rate for rate, epochs in reached.items() if 3 in epochs]
+    assert len(promoted) == 1 and all(reached[rate] == {1} for rate in reached
+                                      if rate not in promoted), reached

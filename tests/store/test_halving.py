@@ -108,3 +108,26 @@ def test_a_rung_nothing_more_can_reach_promotes_its_best_one(db_url):
     claims.update(engine, 1, "p2", "w", state="done")
     assert claims.claim_next(engine, 1, points, "w", LADDER) is None
     assert claims.pending(engine, 1, points, LADDER) == 0
+
+
+def test_a_points_seeds_are_promoted_together_on_their_mean(db_url):
+    # 3 points x 2 seeds (search.repeats: 2), factor 3: the point whose seeds' mean is best
+    # goes on, both seeds; a point is ranked once both its seeds finished the rung
+    engine = open_storage(db_url).engine
+    keys = [f"{p}s{s}" for p in "abc" for s in (0, 1)]
+    ladder = Ladder(rungs=(1, 3), factor=3, minimize=False,
+                    groups={k: k[0] for k in keys})
+    scores = {"as0": 0.9, "as1": 0.1, "bs0": 0.6, "bs1": 0.6, "cs0": 0.2, "cs1": 0.3}
+    for _ in range(5):  # all but cs1: b leads on its mean (0.6 against a's 0.5)
+        claim = claims.claim_next(engine, 1, keys, "w", ladder)
+        claims.update(engine, 1, claim.point, "w", trial_number=keys.index(claim.point))
+        halving.rest(engine, 1, claim.point, "w", 1, scores[claim.point])
+    # 2 points finished (c has one seed left): 2 // 3 = 0 promoted yet; as0 alone would be
+    # the best claim, but a point's seeds are ranked on their mean
+    last = claims.claim_next(engine, 1, keys, "w", ladder)
+    assert last.point == "cs1"
+    claims.update(engine, 1, "cs1", "w", trial_number=5)
+    halving.rest(engine, 1, "cs1", "w", 1, scores["cs1"])
+    promoted = [claims.claim_next(engine, 1, keys, "w", ladder) for _ in range(3)]
+    assert sorted((c.point, c.epochs) for c in promoted[:2]) == [("bs0", 3), ("bs1", 3)]
+    assert promoted[2] is None
