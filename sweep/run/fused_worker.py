@@ -43,8 +43,7 @@ class Fuser:
     def size(self, point: str) -> int:
         """How many points a group led by ``point`` may hold; 0: it trains through Keras'
         fit (a random/tpe slot, a step that cannot fuse, or no fusing here)."""
-        if self.requested == "off" or self.w.points[point] is None or (
-                self.w.spec.search.schedule is not None):  # halving trains points alone
+        if self.requested == "off" or self.w.points[point] is None:
             return 0
         if self._size is None:  # the first grid point: Keras loads for its training anyway
             self._size = _resolve(self.w, self.requested, self._values(point))
@@ -88,10 +87,12 @@ def companions(w: WorkerContext, fuser: Fuser, leader: claims.Claim, k: int) -> 
             continue
         if saved_epochs(checkpoint_file(w.folder, point)) != epochs:
             continue  # (one to continue has its kept model copied in once claimed)
-        claim = claims.claim_also(w.store.engine, w.study_id, point, w.name)
+        claim = claims.claim_also(w.store.engine, w.study_id, point, w.name, w.ladder,
+                                  leader.epochs, list(w.points))
         if claim is not None:
             out.append(claims.Claim(claim.point, earlier_trial=claim.earlier_trial,
-                                    position=leader.position + len(out) + 1))
+                                    position=leader.position + len(out) + 1,
+                                    epochs=claim.epochs))
     return out
 
 
@@ -121,7 +122,9 @@ def run_group(w: WorkerContext, fuser: Fuser, study: optuna.Study, group: list[c
             for a in attempts:
                 stack.enter_context(a.heartbeat)
             stack.enter_context(w.interrupt.training())
-            run_fused_trials(members, w.spec, w.dataset_for, lambda: w.interrupt.requested)
+            # halving: the group's rung (companions claimed to the leader's)
+            run_fused_trials(members, w.spec.at_epochs(group[0].epochs), w.dataset_for,
+                             lambda: w.interrupt.requested)
     except BaseException as err:
         from sweep.training.device import out_of_memory
 

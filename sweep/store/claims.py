@@ -67,7 +67,7 @@ def claim_next(engine: sa.Engine, study_id: int, points: list[str], worker: str,
                     (r.point, r) for r in rows if r.state == "more" and r.point in points]
                 if ladder is not None:  # a promotion first, else a new point
                     candidates[:0] = [(r.point, r) for r in halving.promotable(
-                        (r for r in rows if r.point in points), ladder, free is not None)]
+                        (r for r in rows if r.point in points), ladder, points)]
                 for point, row in candidates:
                     claim = _claim(conn, study_id, point, row, worker, now, ladder)
                     if claim is not None:
@@ -97,14 +97,24 @@ def claim_free(engine: sa.Engine, study_id: int, point: str, worker: str) -> boo
         return False
 
 
-def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str) -> Claim | None:
+def claim_also(engine: sa.Engine, study_id: int, point: str, worker: str,
+               ladder: Ladder | None = None, epochs: int | None = None,
+               points: Sequence[str] = ()) -> Claim | None:
     """Claim ``point`` beside one claimed already (a fused group): if nobody holds it, or it
-    waits to be continued (``reopen``); None when it is held or done."""
+    waits to be continued (``reopen``); None when it is held or done. With a ``ladder``
+    (successive halving), only to train to the same rung as the group (``epochs``): a new
+    point with a group of new points, a promotable one (of the study's ``points``) with a
+    group of promotions."""
     try:
         with engine.begin() as conn:
-            row = conn.execute(sa.select(*_ROW).where(
-                CLAIMS.c.study_id == study_id, CLAIMS.c.point == point)).first()
-            return _claim(conn, study_id, point, row, worker, time.time())
+            rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id)).all()
+            row = next((r for r in rows if r.point == point), None)
+            if ladder is not None and (
+                    epochs != ladder.rungs[0] if row is None else
+                    row not in halving.promotable(rows, ladder, points)
+                    or ladder.after(row.rung) != epochs):
+                return None
+            return _claim(conn, study_id, point, row, worker, time.time(), ladder)
     except sa.exc.IntegrityError:  # another worker inserted it first (PostgreSQL)
         return None
 
@@ -134,10 +144,11 @@ _ROW = (CLAIMS.c.point, CLAIMS.c.state, CLAIMS.c.heartbeat, CLAIMS.c.worker,
 
 
 def held(engine: sa.Engine, study_id: int) -> set[str]:
-    """The points of a study that somebody holds or finished (not those to continue)."""
+    """The points of a study that somebody holds or finished (not those to continue, nor
+    those resting at a rung)."""
     with engine.connect() as conn:
         return set(conn.execute(sa.select(CLAIMS.c.point).where(
-            CLAIMS.c.study_id == study_id, CLAIMS.c.state != "more")).scalars())
+            CLAIMS.c.study_id == study_id, CLAIMS.c.state.not_in(("more", "rest")))).scalars())
 
 
 def _take(study_id: int, row: sa.Row) -> sa.Update:
@@ -195,7 +206,7 @@ def tally(engine: sa.Engine, study_id: int, points: list[str],
             rows = conn.execute(sa.select(*_ROW).where(CLAIMS.c.study_id == study_id,
                                                        CLAIMS.c.point.in_(points))).all()
             resting = sum(r.state == "rest" for r in rows) - len(
-                halving.promotable(rows, ladder, len(rows) < len(points)))
+                halving.promotable(rows, ladder, points))
             return {"done": sum(r.state == "done" for r in rows) + resting,
                     "to_continue": sum(r.state == "more" for r in rows),
                     "rungs": [list(pair) for pair in halving.reached(rows).items()]}

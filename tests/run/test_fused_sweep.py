@@ -216,3 +216,28 @@ def test_fuse_auto_sizes_groups_from_the_accelerators_free_memory(free_gib, size
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and said[0].startswith(f"[{spec.name}] --fuse auto: up to {size} "
                                                  "points per program on NVIDIA H200")
+
+
+def test_a_halving_study_fuses_each_rungs_points_and_its_promotions(tmp_path, monkeypatch):
+    # 3 learning rates x 2 seeds, rungs 1 and 3: the six first rungs train as two fused
+    # groups of 3; the best point's two seeds (ranked on their mean) are promoted together,
+    # as one fused group of 2 that continues both from epoch 1
+    monkeypatch.chdir(tmp_path)
+    study = fused_study(epochs=3)
+    study["training"]["snapshots"] = None
+    study["search"] = study["search"] | {
+        "params": {"training.learning_rate": [0.05, 0.02, 0.01]},
+        "schedule": {"kind": "halving", "min_epochs": 1, "factor": 3}}
+    url = _sweep(tmp_path, study, "--fuse", "3")
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert sorted(t.user_attrs["fused"] for t in trials) == [2, 2, 3, 3, 3, 3, 3, 3]
+    top = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(top) == 2 and len({t.params["training.learning_rate"] for t in top}) == 1
+    for t in top:  # one curve from epoch 1, epochs 2 and 3 trained here, from epoch 1
+        assert sorted(t.intermediate_values) == [1, 2, 3]
+        assert t.user_attrs["resumed_from_epoch"] == 1 and t.user_attrs["fused"] == 2
+        earlier = trials[t.user_attrs["continued_from_trial"]]
+        assert earlier.intermediate_values[1] == t.intermediate_values[1]
+    rested = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(rested) == 6 and all(t.user_attrs["rung"] == {"rung": 1, "of": 2, "epochs": 1}
+                                    for t in rested)

@@ -30,28 +30,33 @@ def _rest(engine, claim: claims.Claim, score: float) -> None:
     halving.rest(engine, 1, claim.point, "w", claim.epochs, score)
 
 
-def test_the_best_third_of_a_rung_is_promoted_best_first_then_new_points(db_url):
+def test_a_rungs_best_third_is_promoted_once_sure_while_new_points_start(db_url):
     engine = open_storage(db_url).engine
     firsts = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(3)]
     assert [(c.point, c.epochs, c.earlier_trial) for c in firsts] == [
         ("p0", 1, None), ("p1", 1, None), ("p2", 1, None)]
     for claim, score in zip(firsts, (0.5, 0.9, 0.7), strict=True):
         _rest(engine, claim, score)
-    # 3 done at rung 1: the best one is promoted before any new point starts (no barrier)
-    promoted = claims.claim_next(engine, 1, POINTS, "w", LADDER)
-    assert (promoted.point, promoted.epochs, promoted.earlier_trial) == ("p1", 3, 1)
-    assert claims.claim_next(engine, 1, POINTS, "w", LADDER).point == "p3"  # then new ones
+    # 3 of 9 finished rung 1: the 6 to come may all beat p1's 0.9; a new point starts (no
+    # barrier: nobody waits for the rung to fill)
+    assert claims.claim_next(engine, 1, POINTS, "w", LADDER).point == "p3"
     rest = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(5)]
     for claim, score in zip(rest, (0.1, 0.2, 0.95, 0.3, 0.4), strict=True):
         _rest(engine, claim, score)  # p4 .. p8
-    halving.rest(engine, 1, "p3", "w", 1, 0.8)
-    # 9 done at rung 1: the best 3 are p6 (0.95), p1 (0.9, promoted already), p3 (0.8)
+    # 8 finished, p3 still training: whatever it scores, p6 (0.95) and p1 (0.9) are in the
+    # best 3 of the 9; the third is p2 (0.7) or p3
     order = [claims.claim_next(engine, 1, POINTS, "w", LADDER) for _ in range(3)]
-    assert [(c.point, c.epochs) for c in order[:2]] == [("p6", 3), ("p3", 3)]
-    assert order[2] is None  # everything else rests or runs: nothing to claim now
-    assert claims.pending(engine, 1, POINTS, LADDER) == 3  # the three running promotions
-    for point, score in (("p1", 0.91), ("p6", 0.97), ("p3", 0.85)):
+    assert [(c.point, c.epochs, c.earlier_trial) for c in order[:2]] == [("p6", 3, 6),
+                                                                         ("p1", 3, 1)]
+    assert order[2] is None  # p3 trains, the rest rest: nothing to claim now
+    assert claims.pending(engine, 1, POINTS, LADDER) == 3  # p3 and the two promotions
+    halving.rest(engine, 1, "p3", "w", 1, 0.8)
+    third = claims.claim_next(engine, 1, POINTS, "w", LADDER)
+    assert (third.point, third.epochs) == ("p3", 3)  # 0.8 beats p2's 0.7: exactly 3 go on
+    for point, score in (("p1", 0.91), ("p6", 0.97)):
         halving.rest(engine, 1, point, "w", 3, score)
+    assert claims.claim_next(engine, 1, POINTS, "w", LADDER) is None  # p3 may still win
+    halving.rest(engine, 1, "p3", "w", 3, 0.85)
     top = claims.claim_next(engine, 1, POINTS, "w", LADDER)
     assert (top.point, top.epochs) == ("p6", 9)  # the best third of rung 3
     claims.update(engine, 1, "p6", "w", state="done")
@@ -87,22 +92,20 @@ def test_each_promotion_goes_to_one_worker_of_many(db_url):
     assert {c.epochs for c in got} == {3}
 
 
-def test_a_rung_nothing_more_can_reach_promotes_its_best_one(db_url):
-    # 4 points, factor 3: rung 1 promotes 4 // 3 = 1; at rung 3 that one alone finished, and
-    # 1 // 3 = 0 would leave the grid without a point at the top. Once no point can still
-    # finish rung 3 (none unclaimed, none training), its best goes on.
+def test_a_rung_of_fewer_points_than_its_factor_still_promotes_its_best(db_url):
+    # 4 points, factor 3: rung 1 promotes 4 // 3 = 1, once all 4 finished it; at rung 3 that
+    # one alone finishes, and 1 // 3 = 0 would leave the grid without a point at the top
     engine = open_storage(db_url).engine
     points = POINTS[:4]
     for score in (0.5, 0.2, 0.7):
         _rest(engine, claims.claim_next(engine, 1, points, "w", LADDER), score)
-    promoted = claims.claim_next(engine, 1, points, "w", LADDER)
-    assert (promoted.point, promoted.epochs) == ("p2", 3)  # 3 // 3 of rung 1
     last = claims.claim_next(engine, 1, points, "w", LADDER)
-    assert last.point == "p3"
-    halving.rest(engine, 1, "p2", "w", 3, 0.75)
-    # p3 still trains to rung 1: it may finish better than p2 and be promoted to rung 3
+    assert last.point == "p3"  # it may beat p2's 0.7
     assert claims.claim_next(engine, 1, points, "w", LADDER) is None
     _rest(engine, last, 0.1)
+    promoted = claims.claim_next(engine, 1, points, "w", LADDER)
+    assert (promoted.point, promoted.epochs) == ("p2", 3)
+    halving.rest(engine, 1, "p2", "w", 3, 0.75)
     top = claims.claim_next(engine, 1, points, "w", LADDER)
     assert (top.point, top.epochs) == ("p2", 9)
     claims.update(engine, 1, "p2", "w", state="done")
@@ -131,3 +134,15 @@ def test_a_points_seeds_are_promoted_together_on_their_mean(db_url):
     promoted = [claims.claim_next(engine, 1, keys, "w", ladder) for _ in range(3)]
     assert sorted((c.point, c.epochs) for c in promoted[:2]) == [("bs0", 3), ("bs1", 3)]
     assert promoted[2] is None
+
+
+def test_a_point_that_failed_before_its_rung_is_not_waited_for(db_url):
+    engine = open_storage(db_url).engine
+    points = POINTS[:3]
+    first, failing, last = (claims.claim_next(engine, 1, points, "w", LADDER) for _ in range(3))
+    _rest(engine, first, 0.5)
+    _rest(engine, last, 0.6)
+    assert claims.claim_next(engine, 1, points, "w", LADDER) is None  # p1 may still win
+    claims.update(engine, 1, failing.point, "w", state="done")  # its trial failed
+    promoted = claims.claim_next(engine, 1, points, "w", LADDER)
+    assert (promoted.point, promoted.epochs) == ("p2", 3)
