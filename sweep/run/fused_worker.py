@@ -73,7 +73,9 @@ class Fuser:
 
 def companions(w: WorkerContext, fuser: Fuser, leader: claims.Claim, k: int) -> list[claims.Claim]:
     """Up to ``k`` more points to train with ``leader``, claimed: those of its ``fuse_key``
-    nobody holds whose checkpoints hold as many epochs, or waiting to be continued."""
+    nobody holds whose checkpoints hold as many epochs, or waiting to be continued; with
+    successive halving, those going to the leader's rung (new points to the first, a
+    rung's promotions to the next)."""
     key = fuser.key(leader.point)
     if key is None or k <= 0:
         return []

@@ -210,6 +210,39 @@ def test_two_task_array_trains_every_point_on_postgres(tmp_path, tiny_npz, postg
 
 
 @pytest.mark.cluster
+def test_a_two_task_array_promotes_each_halving_point_once_on_postgres(tmp_path, tiny_npz,
+                                                                       postgres,
+                                                                       slurm_cluster):
+    # 6 points, rungs 1 and 3 (factor 3): 2 promoted, 6 + 2 * 2 = 10 epochs in all, each
+    # promotion claimed by one of the array's tasks and continued from its kept model
+    raw = tiny_study(tiny_npz, name="slurm_halving", search={
+        "params": {"model.pooling": ["max", "avg"],
+                   "training.learning_rate": [0.03, 0.01, 0.003]},
+        "schedule": {"kind": "halving", "min_epochs": 1, "factor": 3}})
+    raw["training"] = {"epochs": 3, "batch_size": 16, "learning_rate": 0.01}
+    study = write_study(tmp_path, raw)
+    url = postgres.replace("sweep@", f"sweep:{PG_PASSWORD}@")
+    proc = _sweep_submit(study, "--workers", "2", "--time", "00:10:00", "--storage", url,
+                         cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    job_id = re.match(r"submitted job (\d+)", proc.stdout).group(1)
+    _wait_for(job_id)
+    trials = optuna.load_study(study_name="slurm_halving", storage=url).trials
+    by_point: dict[str, list] = {}
+    for t in trials:
+        by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+    assert len(by_point) == 6
+    reached = []
+    for point in by_point.values():
+        ran = [t for t in point if t.intermediate_values]
+        ends = [max(t.intermediate_values) for t in ran]
+        starts = [t.user_attrs.get("resumed_from_epoch", 0) for t in ran]
+        assert starts == [0, *ends[:-1]], (starts, ends)  # no epoch trained twice
+        reached.append(ends[-1])
+    assert sorted(reached) == [1, 1, 1, 1, 3, 3]
+
+
+@pytest.mark.cluster
 def test_sbatch_refusal_is_one_line(tmp_path, tiny_npz, postgres, slurm_cluster):
     study = write_study(tmp_path, tiny_study(tiny_npz))
     proc = _sweep_submit(study, "--workers", "2", "--time", "00:10:00", "--partition",
