@@ -7,9 +7,11 @@ is validated, so a malformed study is answered at once.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,6 +67,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sweep: error: {said}", file=sys.stderr)
         return 1
+
+
+def entry() -> None:
+    """The ``sweep`` command's process (its console script and ``python -m sweep.cli``):
+    ``main``, then an exit that skips the interpreter's teardown.
+
+    Once the command has returned, what is left to do is what a process owes the outside:
+    threads that are not daemons finish, exit handlers run, output is flushed. The teardown
+    that follows (every module's objects freed one by one) changes nothing outside, and with a
+    framework loaded it can wait: TensorFlow frees an input pipeline that a failed ``fit``
+    left behind by waiting on its threads, seconds to tens of seconds, during which a worker
+    whose storage was lost has said its error line but not yet exited.
+    """
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # CPython runs them so at exit too
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,4 +227,4 @@ def _result_commands(c: _Commands) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

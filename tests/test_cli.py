@@ -89,3 +89,30 @@ def test_a_stored_study_named_like_a_path_writes_only_in_the_working_folder(tmp_
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert all(p.startswith("a/b/") for p in written), written
     assert "a/b/reports/_.._.._escape.html" in written and "a/b/_.._.._escape.csv" in written
+
+
+def test_the_process_exits_once_its_command_returns_without_waiting_on_teardown(tmp_path):
+    # CI, issue 37: a worker whose storage was lost said its error line, then waited ~20 s in
+    # TensorFlow's teardown (freeing the input pipeline of the fit the error interrupted);
+    # here an object whose finalizer takes 60 s stands for it
+    done = tmp_path / "thread-finished"
+    script = f"""
+import atexit, sys, threading, time
+from sweep import cli
+class FreedSlowly:
+    def __del__(self, sleep=time.sleep):
+        sleep(60)
+held = FreedSlowly()
+atexit.register(print, "exit handler ran", flush=True)
+def work():
+    time.sleep(1)
+    open({str(done)!r}, "w").close()
+threading.Thread(target=work).start()  # not a daemon: the process waits for it
+sys.argv = ["sweep", "run", {str(tmp_path / "missing.yaml")!r}]
+cli.entry()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=40, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "sweep: error:" in proc.stderr and "missing.yaml" in proc.stderr
+    assert "exit handler ran" in proc.stdout and done.exists()
