@@ -17,8 +17,16 @@ learning rate. The sides:
 Both sides read the images from one ``.npz`` file made beforehand (from the CIFAR-10 sample
 folder beside the repository, else digits), so no side pays for decoding JPEGs.
 
-``make bench-whole`` (``python benchmarks/bench_whole.py [--scenario grid4|n1|n12]
-[--epochs E] [--data PATH]``) prints each scenario's seconds and ratios.
+Each side runs ``--repeats`` times, the sides alternated, and the table shows each run and the
+medians. The sweep side's own progress lines, stamped as they arrive, say where its time went
+(the profile: start-up to the header line, to the first epoch's start, the epochs, the trial's
+end, the report, the exit). ``--compare PATH`` adds the sweep of another checkout (a worktree
+of an older commit) as a side, for a before/after table.
+
+``make bench`` (``--scenario n1 --images 10000 --epochs 2 --repeats 3``: one point against the
+hand-written script) and ``make bench-whole`` (``--scenario grid4 --repeats 3``) run it;
+``python benchmarks/bench_whole.py [--scenario grid4|n1|n12] [--epochs E] [--data PATH]
+[--images N] [--repeats R] [--compare PATH]``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,13 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 from sweep.defaults import ONEDNN_ENV  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-sample"
 RATES = [1e-3, 3e-3, 5e-4, 2e-3, 7e-4, 1.5e-3]
 SCENARIOS = {  # name -> (pooling values, learning rates, sides)
-    "n1": (["max"], RATES[:1], ("sweep", "plain", "plain oneDNN")),
+    "n1": (["max"], RATES[:1], ("sweep", "plain")),
     "grid4": (["max", "avg"], RATES[:2], ("sweep", "sweep --workers 1", "plain", "keras_tuner",
                                           "optuna", "plain oneDNN")),
     "n12": (["max", "avg"], RATES, ("sweep", "sweep --workers 1", "plain", "plain oneDNN")),
@@ -125,8 +136,10 @@ study.optimize(objective)
 }
 
 
-def make_npz(data: str | None, path: Path) -> str:
-    """The bench's images as one .npz (uint8, as downloaded); returns what they are."""
+def make_npz(data: str | None, path: Path, images: int | None) -> str:
+    """The bench's images as one .npz (uint8, as downloaded); returns what they are.
+    ``images``: that many training images, the folder's repeated with their mirror images
+    (CIFAR-10-like: 10,000 from the sample's 5,000), or None for the folder's own."""
     from sweep.data import load_raw
 
     folder = Path(data) if data else SAMPLE
@@ -138,6 +151,11 @@ def make_npz(data: str | None, path: Path) -> str:
         raw = tuple((a * 255).astype("uint8")[..., None] if a.ndim == 3 else a for a in raw)
         what = "digits"
     x_train, y_train, x_test, y_test = raw
+    if images is not None:
+        copies = -(-images // (2 * len(x_train)))
+        x_train = np.concatenate([x_train, x_train[:, :, ::-1]] * copies)[:images]
+        y_train = np.concatenate([y_train, y_train] * copies)[:images]
+        what += f", {images:,} training images (with their mirror images)"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return f"{what}: train {x_train.shape}, test {x_test.shape}"
 
@@ -159,17 +177,25 @@ def study_file(tmp: Path, npz: Path, pooling: list, rates: list, epochs: int) ->
     return path
 
 
-def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
-    """Wall seconds of one side's whole process."""
+# The sweep side's phases, from its --progress plain lines as they arrive (see ``_profile``).
+PHASES = ("start to header", "header to first epoch", "epochs", "last epoch to summary",
+          "summary to report", "report to exit")
+_EPOCH = re.compile(r" epoch (\d+)/\d+ .*\((\d+(?:\.\d+)?)s\)$")
+
+
+def time_side(side: str, tmp: Path, cfg: dict, study: Path,
+              compare: Path | None) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one side's whole process, and for a sweep side its profile."""
     env = {k: v for k, v in os.environ.items() if k != ONEDNN_ENV} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     if side == "plain oneDNN":
         env[ONEDNN_ENV] = "1"
-    run_dir = tmp / side.replace(" ", "_")
-    run_dir.mkdir()
+    run_dir = Path(tempfile.mkdtemp(prefix=side.replace(" ", "_") + "-", dir=tmp))
     if side.startswith("sweep"):
-        sweep = Path(sys.executable).with_name("sweep")
-        command = [str(sweep), "run", str(study), "--storage", f"sqlite:///{run_dir}/sweeps.db",
-                   "--progress", "plain", *side.split()[1:]]
+        checkout = compare if side.startswith("sweep before") else ROOT
+        env["PYTHONPATH"] = str(checkout)  # python -m sweep.cli: this checkout's sweep
+        options = [] if side.startswith("sweep before") else side.split()[1:]
+        command = [sys.executable, "-m", "sweep.cli", "run", str(study), "--storage",
+                   f"sqlite:///{run_dir}/sweeps.db", "--progress", "plain", *options]
     else:
         kind = side.split()[0]  # "plain oneDNN" runs the plain script
         script = run_dir / f"side_{kind}.py"  # not keras_tuner.py: it would shadow the package
@@ -177,31 +203,70 @@ def time_side(side: str, tmp: Path, cfg: dict, study: Path) -> float:
         (run_dir / "cfg.json").write_text(json.dumps(cfg | {"tmp": str(run_dir)}))
         command = [sys.executable, str(script), str(run_dir / "cfg.json")]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(command, cwd=run_dir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = [(time.perf_counter() - started, line.rstrip()) for line in proc.stdout]
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"bench_whole: {side} failed:\n{done.stderr[-3000:]}")
-    return seconds
+    if proc.wait() != 0:
+        said = "\n".join(line for _, line in lines[-30:])
+        raise SystemExit(f"bench_whole: {side} failed:\n{said}")
+    return seconds, (_profile(lines, seconds) if side.startswith("sweep") else {})
 
 
-def run_scenario(name: str, tmp: Path, npz: Path, epochs: int) -> dict[str, float]:
+def _profile(lines: list[tuple[float, str]], seconds: float) -> dict[str, float]:
+    """Where a sweep process's ``seconds`` went, from its stamped progress lines: the header
+    (the first line), each epoch line (an epoch began its printed seconds before it), the
+    summary (``best ...``) and the report's line; for one point trained at a time."""
+    header = lines[0][0]
+    epochs = [(at, float(m.group(2))) for at, line in lines if (m := _EPOCH.search(line))]
+    summary = next(at for at, line in lines if "; best " in line)
+    report = next((at for at, line in lines if "report: " in line), summary)
+    first_begins = epochs[0][0] - epochs[0][1]
+    trained = sum(took for _, took in epochs)
+    return {"start to header": header, "header to first epoch": first_begins - header,
+            "epochs": trained, "last epoch to summary": summary - first_begins - trained,
+            "summary to report": report - summary, "report to exit": seconds - report}
+
+
+def run_scenario(name: str, tmp: Path, npz: Path, epochs: int, repeats: int,
+                 compare: Path | None) -> dict[str, float]:
+    """Each side ``repeats`` times, alternated; prints every run, the medians and ratios,
+    and the sweep sides' profile; returns the medians."""
     pooling, rates, sides = SCENARIOS[name]
+    sides = (*sides, *(["sweep before"] if compare else []))
     cfg = {"npz": str(npz), "pooling": pooling, "rates": rates, "epochs": epochs}
     scenario = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp))  # a scenario may repeat
     study = study_file(scenario, npz, pooling, rates, epochs)
-    times = {side: time_side(side, scenario, cfg, study) for side in sides}
+    runs: dict[str, list[float]] = {side: [] for side in sides}
+    profiles: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for _ in range(repeats):
+        for side in sides:
+            seconds, profile = time_side(side, scenario, cfg, study, compare)
+            runs[side].append(seconds)
+            profiles[side].append(profile)
+    times = {side: statistics.median(values) for side, values in runs.items()}
     points = len(pooling) * len(rates)
     by_hand = {k: v for k, v in times.items() if not k.startswith(("sweep", "plain oneDNN"))}
-    fastest = min(by_hand, key=by_hand.get)
-    print(f"\n{name}: {points} point(s) x {epochs} epoch(s), whole processes (seconds)")
+    fastest = min(by_hand, key=by_hand.__getitem__)
+    print(f"\n{name}: {points} point(s) x {epochs} epoch(s), whole processes, {repeats} "
+          "alternated run(s) per side (seconds; the median, then each run)")
     for side, seconds in times.items():
+        each = " ".join(f"{value:.1f}" for value in runs[side])
         line = f"  {side:<18} {seconds:7.1f}   x{seconds / times['plain']:.2f} of plain loop"
         if side.startswith("sweep") and fastest != "plain":
             line += f", x{seconds / times[fastest]:.2f} of the fastest by hand ({fastest})"
-        print(line)
+        print(f"{line}   [{each}]")
     if "sweep --workers 1" in times:
         print(f"  --workers auto finishes x{times['sweep --workers 1'] / times['sweep']:.2f} "
               "sooner than one trial at a time")
+    if points == 1:
+        profiled = [side for side in sides if side.startswith("sweep")]
+        print(f"  profile (medians, seconds)  {'  '.join(f'{s:>12}' for s in profiled)}")
+        for phase in PHASES:
+            cells = "  ".join(f"{statistics.median(p[phase] for p in profiles[s]):12.2f}"
+                              for s in profiled)
+            print(f"    {phase:<26}{cells}")
     return times
 
 
@@ -213,12 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per point (default: 3)")
     parser.add_argument("--data", help=f"an image folder (default: {SAMPLE} if present, "
                                        "else digits)")
+    parser.add_argument("--images", type=int, help="training images (default: the folder's)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each side, alternated (default: 1)")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="also time the sweep of this checkout (side 'sweep before')")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error("--repeats and --epochs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="sweep-bench-whole-") as tmp:
         npz = Path(tmp) / "images.npz"
-        print(f"bench_whole: {make_npz(args.data, npz)}; {os.cpu_count()} cores")
+        print(f"bench_whole: {make_npz(args.data, npz, args.images)}; {os.cpu_count()} cores")
         for name in args.scenario or list(SCENARIOS):
-            run_scenario(name, Path(tmp), npz, args.epochs)
+            run_scenario(name, Path(tmp), npz, args.epochs, args.repeats, args.compare)
     return 0
 
 

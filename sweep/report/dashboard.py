@@ -199,5 +199,7 @@ def one_per_panel(figure: go.Figure) -> list[go.Figure]:
         axes = {f"{a}axis": {k: v for k, v in layout[f"{a}axis{suffix}"].items()
                              if k not in ("domain", "anchor")} for a in "xy"}
         title = {**shared["title"], "text": f"{shared['title']['text']}: {annotation['text']}"}
-        figures.append(go.Figure(traces, shared | axes | {"title": title}))
+        # the parts of a figure plotly checked already: checking them again (its whole template
+        # each time) took most of the report's time
+        figures.append(go.Figure(traces, shared | axes | {"title": title}, _validate=False))
     return figures
