@@ -86,17 +86,21 @@ docker-engine:
 test-docker: $(DEV_STAMP) docker-engine
 	$(BIN)/python -m pytest -m docker -s --durations=0
 
-# Every figure of docs/benchmark.md with its reference (about 35 minutes on 2 cores).
+# Every figure of docs/benchmark.md with its reference (about 50 minutes on 2 cores). First:
+# one point through `sweep run` against the hand-written script, whole processes, 10,000
+# CIFAR-10-like images, with the profile of where sweep's time goes.
 bench: $(STAMP) postgres-server
+	$(BIN)/python benchmarks/bench_whole.py --scenario n1 --images 10000 --epochs 2 --repeats 3
+	$(BIN)/python benchmarks/bench_whole.py --scenario grid4 --repeats 3
 	$(BIN)/python benchmarks/bench.py
-	$(BIN)/python benchmarks/bench_whole.py
 	$(BIN)/python benchmarks/bench_precision.py
 	$(BIN)/python benchmarks/bench_onednn.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_claims.py
 
+# The 4-point grid through `sweep run` against a plain loop, KerasTuner and Optuna by hand.
 bench-whole: $(STAMP)
-	$(BIN)/python benchmarks/bench_whole.py
+	$(BIN)/python benchmarks/bench_whole.py --scenario grid4 --repeats 3
 
 # Successive halving in sweep against the full grid, KerasTuner's Hyperband and Optuna's
 # HyperbandPruner: 27 CIFAR-10 points x 9 epochs, whole processes, one table.
