@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output's reader went away (`sweep status | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        return 1
     except SystemExit as exited:  # not argparse's (parsed above): the study's own code
         print(f"sweep: error: the study's Python code (a hypermodel?) called "
               f"sys.exit({'' if exited.code is None else repr(exited.code)}); the trial it "
@@ -86,8 +90,9 @@ def entry() -> None:
             thread.join()
     atexit._run_exitfuncs()  # CPython runs them so at exit too
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader gone (`sweep status | head`)
+            stream.flush()
     os._exit(code)
 
 

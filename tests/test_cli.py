@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -116,3 +117,15 @@ cli.entry()
     assert proc.returncode == 2, proc.stderr
     assert "sweep: error:" in proc.stderr and "missing.yaml" in proc.stderr
     assert "exit handler ran" in proc.stdout and done.exists()
+
+
+def test_a_reader_gone_before_the_last_flush_is_no_traceback(tmp_path):
+    # `sweep describe ... | head -1`: the reader's choice, not sweep's error (a traceback
+    # before); exit 1 as a process killed by SIGPIPE exits non-zero
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    with os.fdopen(write, "w") as closed:
+        proc = subprocess.run([sys.executable, "-m", "sweep.cli", "describe", "quickstart"],
+                              stdout=closed, stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[1])
+    assert proc.stderr == "" and proc.returncode == 1, proc.stderr
