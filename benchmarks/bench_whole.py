@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from sweep.defaults import ONEDNN_ENV  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-sample"
+SAMPLE = ROOT.parent / "shared" / "data" / "cifar10-sample"
 RATES = [1e-3, 3e-3, 5e-4, 2e-3, 7e-4, 1.5e-3]
 SCENARIOS = {  # name -> (pooling values, learning rates, sides)
     "n1": (["max"], RATES[:1], ("sweep", "plain")),
@@ -191,9 +191,9 @@ def time_side(side: str, tmp: Path, cfg: dict, study: Path,
         env[ONEDNN_ENV] = "1"
     run_dir = Path(tempfile.mkdtemp(prefix=side.replace(" ", "_") + "-", dir=tmp))
     if side.startswith("sweep"):
-        checkout = compare if side.startswith("sweep before") else ROOT
-        env["PYTHONPATH"] = str(checkout)  # python -m sweep.cli: this checkout's sweep
-        options = [] if side.startswith("sweep before") else side.split()[1:]
+        before = side == "sweep before"
+        env["PYTHONPATH"] = str(compare if before else ROOT)  # this checkout's sweep.cli
+        options = [] if before else side.split()[1:]
         command = [sys.executable, "-m", "sweep.cli", "run", str(study), "--storage",
                    f"sqlite:///{run_dir}/sweeps.db", "--progress", "plain", *options]
     else:

@@ -119,9 +119,10 @@ cli.entry()
     assert "exit handler ran" in proc.stdout and done.exists()
 
 
-def test_a_reader_gone_before_the_last_flush_is_no_traceback(tmp_path):
-    # `sweep describe ... | head -1`: the reader's choice, not sweep's error (a traceback
-    # before); exit 1 as a process killed by SIGPIPE exits non-zero
+def test_a_reader_of_the_output_gone_is_no_traceback(tmp_path):
+    # `sweep describe ... | head -1`: the command's print finds the pipe closed; the reader's
+    # choice, not sweep's error (a traceback before); exit 1 as a process killed by SIGPIPE
+    # exits non-zero
     read, write = os.pipe()
     os.close(read)  # the reader is gone before anything is written
     with os.fdopen(write, "w") as closed:
