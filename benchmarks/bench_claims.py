@@ -10,11 +10,14 @@ Printed from that one run:
 - every point exactly once: complete trials per point (by its values) must all be 1, none
   missing, no other trial (failed, duplicate);
 - the claim overhead per trial, from the workers' own events (``sweep.run.progress``):
-  ``claim_s`` (claim, Optuna trial, params) + ``record_s`` (epoch rows, result, claim done,
-  best so far), i.e. everything a worker does per trial but train; median and p95, target
+  ``claim_s`` (claim, Optuna trial, params) + ``record_s`` (the time the worker waits to
+  hand its epoch rows, attributes and result to the writes behind it, ``sweep.run.behind``),
+  i.e. what a worker spends per trial on anything but training; median and p95, target
   <= 50 ms; for the first and the last 25 trials too (a cost that grows with the study
   shows); and the CPU time of the worker's thread in it: 8 workers on 2 cores wait for a
-  core most of that wall time, while the other workers train;
+  core most of that wall time, while the other workers train. Beside it, ``behind_s``:
+  those writes (epoch rows, attributes, result, claim done, best so far), made while the
+  worker trains on, and the CPU time of all of it per trial;
 - idle workers: per worker, the gaps between a trial's end and its next claim, and how long
   before the last point was claimed it stopped training (> 0: idle while points were left).
 
@@ -103,24 +106,31 @@ def ms(values: list[float]) -> str:
             f"max {1000 * values[-1]:6.1f} ms")
 
 
-def overheads(recorder: Recorder) -> list[tuple[float, float, float, float]]:
-    """``(claimed at, claim_s, record_s, CPU seconds of both)`` of each trial, in the order
-    they were claimed."""
+def overheads(recorder: Recorder) -> list[tuple[float, float, float, float, float, float]]:
+    """``(claimed at, claim_s, record_s, CPU seconds of both, behind_s, CPU seconds of all
+    three)`` of each trial, in the order they were claimed."""
     starts = {e["trial"]: e for _, e in recorder.events if e["event"] == "start"}
     ends = {e["trial"]: e for _, e in recorder.events if e["event"] == "end"}
-    return sorted((starts[n]["at"], starts[n]["claim_s"], ends[n]["record_s"] or 0.0,
-                   starts[n]["claim_cpu_s"] + (ends[n]["record_cpu_s"] or 0.0)) for n in ends)
+    rows = []
+    for n, end in ends.items():
+        start = starts[n]
+        cpu = start["claim_cpu_s"] + (end["record_cpu_s"] or 0.0)
+        rows.append((start["at"], start["claim_s"], end["record_s"] or 0.0, cpu,
+                     end.get("behind_s") or 0.0, cpu + (end.get("behind_cpu_s") or 0.0)))
+    return sorted(rows)
 
 
 def report_overhead(label: str, recorder: Recorder, seconds: float) -> list[float]:
     """Print the overhead per trial; returns each trial's, in the order they were claimed."""
     rows = overheads(recorder)
-    total = [c + r for _, c, r, _ in rows]
+    total = [row[1] + row[2] for row in rows]
     print(f"{label}: {len(rows)} trials in {seconds:.1f} s")
     print(f"  overhead per trial   {ms(total)}")
-    print(f"    claim (claim_s)    {ms([c for _, c, _, _ in rows])}")
-    print(f"    record (record_s)  {ms([r for _, _, r, _ in rows])}")
-    print(f"    its CPU time       {ms([cpu for *_, cpu in rows])}")
+    print(f"    claim (claim_s)    {ms([row[1] for row in rows])}")
+    print(f"    record (record_s)  {ms([row[2] for row in rows])}")
+    print(f"    its CPU time       {ms([row[3] for row in rows])}")
+    print(f"  writes behind it     {ms([row[4] for row in rows])} (while it trains on)")
+    print(f"    all CPU per trial  {ms([row[5] for row in rows])} (the path's and behind)")
     return total
 
 
@@ -146,6 +156,8 @@ def report_idle(recorder: Recorder) -> float:
     for worker, e in recorder.events:
         if e["event"] in ("start", "end"):
             by_worker.setdefault(worker, []).append(e)
+    for events in by_worker.values():  # an end is said once written, maybe after the next
+        events.sort(key=lambda e: e["at"])  # start; its "at" is when its training ended
     last_claim = max(e["at"] for _, e in recorder.events if e["event"] == "start")
     first = min(e["at"] for _, e in recorder.events if e["event"] == "start")
     gaps, early = [], []

@@ -1,8 +1,9 @@
 """One claimed point on its way to an ended trial, whether it trains alone or fused.
 
-``Attempt`` creates the point's trial and shows its start; its ``hooks`` are where the
-training's epochs and attributes go; it ends once, through ``finish`` (complete, failed for
-a reason, pruned, or lost to another worker) or ``give_back`` (Ctrl-C, a crash).
+``Attempt`` creates the point's trial and shows its start (a grid point's, behind the worker:
+``sweep.run.behind``); its ``hooks`` are where the training's epochs and attributes go, also
+written behind; it ends once, through ``finish`` (complete, failed for a reason, pruned, or
+lost to another worker) or ``give_back`` (Ctrl-C, a crash).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from optuna.trial import TrialState
 
 from sweep.errors import StorageError
 from sweep.records import TrialKey
+from sweep.run.behind import TrialBehind
 from sweep.run.context import WorkerContext
 from sweep.run.priority import lower_native_threads
 from sweep.run.progress import Overhead
@@ -40,7 +42,7 @@ from sweep.training.checkpoints import (
     saved_epochs,
     set_aside_if_unreadable,
 )
-from sweep.trial.sampling import suggest
+from sweep.trial.sampling import epoch_value, suggest
 
 if TYPE_CHECKING:
     from sweep.trial.objective import TrialHooks  # loads Keras
@@ -64,32 +66,72 @@ class Attempt:
                  values: dict | None):
         spec, claimed_at = w.spec, time.time()
         self.w, self.study, self.claim, self.earlier = w, study, claim, earlier
-        if values is None:
-            self.trial = study.ask()
-            self.trial_id = w.store.get_trial_id_from_study_id_trial_number(
-                w.study_id, self.trial.number)
-        else:
-            self.trial, self.trial_id = _start_trial(w, study, values)
-        claims.update(w.store.engine, w.study_id, claim.point, w.name,
-                      trial_number=self.trial.number)
-        self.values = suggest(self.trial, spec.search.params)
+        # storing the trial's attributes, epoch rows and end: what the worker waits for
+        # (``record``), and their writes behind it (``behind``)
+        self.record, self.behind = Overhead().stop(), Overhead().stop()
+        self.heartbeat = Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
         self.checkpoint = checkpoint_file(w.folder, claim.point)
+        behind = values is not None and earlier is None  # a grid point's trial: made behind
+        if behind:
+            self.trial: optuna.Trial = TrialBehind(w.behind, self.record)
+        else:
+            with w.behind.paused():  # made before the last trial's writes go on
+                self.trial = self._create(values)
         if earlier is not None:
             self._continue_from(earlier)
-        if unreadable := set_aside_if_unreadable(self.checkpoint):  # else it fails each run
-            print(f"[{spec.name}] trial {self.trial.number}: {unreadable}", file=sys.stderr)
+        unreadable = set_aside_if_unreadable(self.checkpoint)  # else it fails each run
         self.resumed_from = saved_epochs(self.checkpoint)
-        w.emit({"event": "start", "trial": self.trial.number, "point": claim.point,
-                "values": self.values, "position": claim.position,
-                "resumed_from": self.resumed_from,
-                "again": claim.point in w.stopped or claim.dead_trial is not None,
-                "continues": earlier.number if earlier is not None else None,
-                "epochs": claim.epochs or self.values.get("training.epochs",
-                                                          spec.training.epochs),
-                "rung": _rung_place(w.ladder, claim.epochs),
-                "at": claimed_at, "claim_s": looked.stop().wall, "claim_cpu_s": looked.cpu})
-        self.record = Overhead().stop()  # storing the trial's attributes, epoch rows, end
-        self.heartbeat = Heartbeat(w.store.engine, w.study_id, claim.point, w.name)
+        start = {"event": "start", "point": claim.point, "position": claim.position,
+                 "resumed_from": self.resumed_from,
+                 "again": claim.point in w.stopped or claim.dead_trial is not None,
+                 "continues": earlier.number if earlier is not None else None,
+                 "rung": _rung_place(w.ladder, claim.epochs), "at": claimed_at}
+        if not behind or values is None:
+            self.values = suggest(self.trial, spec.search.params)
+            self._started(start, looked.stop(), unreadable)
+            return
+        # the worker goes on to build the point's model meanwhile
+        self.values = suggest(optuna.trial.FixedTrial(values), spec.search.params)
+        looked.stop()
+        w.behind.put(lambda: self._create_behind(values, start, looked, unreadable),
+                     self.behind)
+
+    def _create(self, values: dict | None, into: optuna.Trial | None = None) -> optuna.Trial:
+        """The point's running trial, noted on its claim; ``into``: the object to make it in
+        (a ``TrialBehind``)."""
+        w = self.w
+        if values is None:
+            trial = self.study.ask()
+            self.trial_id = w.store.get_trial_id_from_study_id_trial_number(
+                w.study_id, trial.number)
+        else:
+            self.trial_id = _start_trial(w, values)
+            if into is None:
+                trial = optuna.Trial(self.study, self.trial_id)
+            else:
+                trial = into
+                optuna.Trial.__init__(trial, self.study, self.trial_id)
+        claims.update(w.store.engine, w.study_id, self.claim.point, w.name,
+                      trial_number=trial.number)
+        return trial
+
+    def _create_behind(self, values: dict, start: dict, looked: Overhead,
+                       unreadable: str | None) -> None:
+        """The writes behind make the grid point's trial, then say it started."""
+        assert isinstance(self.trial, TrialBehind)
+        self._create(values, into=self.trial)
+        self._started(start, looked, unreadable)  # before the epochs the worker says
+        self.trial.made()
+
+    def _started(self, start: dict, looked: Overhead, unreadable: str | None) -> None:
+        """The trial exists: say so (the ``start`` event, its claim's overhead ``looked``)."""
+        w, number = self.w, self.trial.number
+        if unreadable:
+            print(f"[{w.spec.name}] trial {number}: {unreadable}", file=sys.stderr)
+        w.emit(start | {"trial": number, "values": self.values,
+                        "epochs": self.claim.epochs or self.values.get(
+                            "training.epochs", w.spec.training.epochs),
+                        "claim_s": looked.wall, "claim_cpu_s": looked.cpu})
 
     def hooks(self, stop: Callable[[], bool]) -> TrialHooks:
         """The trial's ``TrialHooks`` (loads Keras), ``stop`` asked after each batch."""
@@ -100,8 +142,9 @@ class Attempt:
             on_epoch=self._on_epoch, stop_requested=stop, save_attrs=self._save_attrs,
             artifact_store=w.artifacts, checkpoint=self.checkpoint,
             checkpoint_every_s=w.checkpoint_every_s,
-            keep=kept_model_file(w.folder, self.trial.number),
-            earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None)
+            keep=lambda: kept_model_file(w.folder, self.trial.number),
+            earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None,
+            stores_values=True)
 
     def lost(self) -> bool:
         """Whether the claim is gone (another worker runs, or soon will run, the point)."""
@@ -113,9 +156,18 @@ class Attempt:
         ``sweep.trial.ending.Outcome``; a failure's reason stored on the trial) and close the
         claim; unless the claim was lost meanwhile (``state`` None: training stopped for
         that, or another worker ended the trial), which leaves claim and checkpoint to the
-        worker that has the point now."""
-        w, point = self.w, self.claim.point
+        worker that has the point now. Written behind (``sweep.run.behind``): the worker goes
+        on to its next point, or its group's next epoch, meanwhile."""
         self.record.add()
+        ended_at = time.time()
+        self.w.behind.put(lambda: self._end(state, value, note, ended_at))
+        self.record.stop()
+
+    def _end(self, state: TrialState | None, value: float | Sequence[float] | None,
+             note: str | None, at: float) -> None:
+        """``finish``'s writes, then the ``end`` event."""
+        w, point = self.w, self.claim.point
+        self.behind.add()
         self.heartbeat.stop()  # a fused member's, while its group trains on
         lost = self.heartbeat.lost
         rung = self._rung(state)
@@ -133,7 +185,7 @@ class Attempt:
         if lost is not None or state is None:
             lost = lost or "its claim was lost"
             mark_dead(w.store, w.study_id, self.trial.number, lost)
-            w.end(self.trial.number, "lost", lost)
+            w.end(self.trial.number, "lost", lost, at=at)
             return
         if rung is not None:
             assert isinstance(value, (int, float))  # one objective: the schema's rule
@@ -147,7 +199,8 @@ class Attempt:
         if state == TrialState.COMPLETE and w.track_best:
             w.result.update_best(w.store, self.study)
         word = "rests" if rung is not None else STATE_WORDS[state]
-        w.end(self.trial.number, word, note, record=self.record.stop())
+        w.end(self.trial.number, word, note, at=at, record=self.record,
+              behind=self.behind.stop())
 
     def _rung(self, state: TrialState | None) -> dict | None:
         """The rung below the top this trial finished (``search.schedule``), as stored on
@@ -160,34 +213,53 @@ class Attempt:
 
     def give_back(self, err: BaseException) -> None:
         """Ctrl-C or a crash: leave the database consistent; the point runs again next
-        time, from its checkpoint. After the storage itself failed (``err``), one try
-        without waiting: what cannot be written, the next run takes over as a dead
-        worker's (said in one line)."""
-        w, storage_failed = self.w, isinstance(err, StorageError)
+        time, from its checkpoint. The writes asked for before are made first (the trials
+        that ended before it, its attributes). After the storage itself failed (``err``, or
+        a write behind), one try without waiting: what cannot be written, the next run
+        takes over as a dead worker's (said in one line)."""
+        w = self.w
+        storage_failed = isinstance(err, StorageError) or isinstance(w.behind.wait(),
+                                                                     StorageError)
+        made = not isinstance(self.trial, TrialBehind) or self.trial.exists()
         try:
             with reconnect.patience(0) if storage_failed else contextlib.nullcontext():
-                self.trial.set_user_attr(TrialKey.INTERRUPTED, True)
-                self.study.tell(self.trial, state=TrialState.FAIL)
+                if made:  # else the writes behind failed before they made it
+                    self.trial.set_user_attr(TrialKey.INTERRUPTED, True)
+                    self.study.tell(self.trial, state=TrialState.FAIL)
                 claims.release(w.store.engine, w.study_id, self.claim.point, w.name)
         except StorageError:
-            print(f"[{w.spec.name}] trial {self.trial.number}: not given back (the storage is "
-                  "unreachable); it shows as running until the next run takes its point over",
+            what = f"trial {self.trial.number}" if made else f"point {self.claim.position}"
+            print(f"[{w.spec.name}] {what}: not given back (the storage is unreachable); it "
+                  "shows as running until the next run takes its point over",
                   file=sys.stderr, flush=True)
             if not storage_failed:
                 raise
 
     def _save_attrs(self, attrs: dict) -> None:
-        self.record.add()
-        set_trial_user_attrs(self.w.store, self.trial_id, attrs)
-        self.record.stop()
+        def save() -> None:
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                set_trial_user_attrs(self.w.store, self.trial_id, attrs)  # else lost: _end
+
+        self._behind(save)
 
     def _on_epoch(self, row: dict) -> None:
         lower_native_threads()  # any the backend started for this trial
+        w, value = self.w, epoch_value(self.w.spec, row)
+
+        def store() -> None:  # and say it (a grid point's trial number is known behind)
+            record_epoch(w.store, w.study_id, self.trial.number, row)
+            if value is not None and w.spec.search.pruner == "none":  # else run_trial's
+                w.store.set_trial_intermediate_value(self.trial_id, row["epoch"], value)
+            if row["epoch"] > self.resumed_from:  # the checkpoint's epochs were shown before
+                w.emit({"event": "epoch", "trial": self.trial.number, "row": row})
+
+        self._behind(store)
+
+    def _behind(self, write: Callable[[], None]) -> None:
+        """Make ``write`` behind the worker (``sweep.run.behind``), timed as the trial's."""
         self.record.add()
-        record_epoch(self.w.store, self.w.study_id, self.trial.number, row)
+        self.w.behind.put(write, self.behind)
         self.record.stop()
-        if row["epoch"] > self.resumed_from:  # the checkpoint's epochs were shown before
-            self.w.emit({"event": "epoch", "trial": self.trial.number, "row": row})
 
     def _continue_from(self, earlier: optuna.trial.FrozenTrial) -> None:
         """Start the point's checkpoint from ``earlier``'s kept model (unless a worker that
@@ -221,9 +293,9 @@ def earlier_trial(w: WorkerContext, claim: claims.Claim) -> optuna.trial.FrozenT
         w.study_id, claim.earlier_trial))
 
 
-def _start_trial(w: WorkerContext, study: optuna.Study, values: dict) -> tuple[optuna.Trial, int]:
-    """A running trial holding the point's ``values``, created in one transaction, and its
-    storage id.
+def _start_trial(w: WorkerContext, values: dict) -> int:
+    """The storage id of a running trial holding the point's ``values``, created in one
+    transaction.
 
     ``study.ask()`` would look for waiting trials (re-reading every running trial of the
     other workers), create the trial, then store each param in a transaction of its own as
@@ -232,6 +304,4 @@ def _start_trial(w: WorkerContext, study: optuna.Study, values: dict) -> tuple[o
     suggest(fixed, w.spec.search.params)
     template = optuna.trial.create_trial(state=TrialState.RUNNING, params=fixed.params,
                                          distributions=fixed.distributions)
-    trial_id = w.store.create_new_trial(w.study_id, template_trial=template)
-    return optuna.Trial(study, trial_id), trial_id
-
+    return w.store.create_new_trial(w.study_id, template_trial=template)

@@ -6,7 +6,7 @@ from here, so that neither imports the worker loop that imports them.
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 
 from sweep.data import Dataset
+from sweep.run.behind import Behind
 from sweep.run.interrupt import DeferredInterrupt
 from sweep.run.progress import Overhead, SweepResult
 from sweep.store.halving import Ladder
@@ -40,14 +41,21 @@ class WorkerContext:
     ladder: Ladder | None  # PreparedRun.ladder: successive halving, or None
     track_best: bool = True
     warned: set[str] = field(default_factory=set)  # warnings printed (once a process each)
+    behind: Behind = field(default_factory=Behind)  # the writes training does not wait for
+    _events: threading.Lock = field(default_factory=threading.Lock)  # ends come from behind
 
     def emit(self, event: dict) -> None:
         """Count an event into this worker's result and hand it to the console."""
-        self.result.apply(event)
-        self.on_event(event)
+        with self._events:
+            self.result.apply(event)
+            self.on_event(event)
 
-    def end(self, trial_number: int, state: str, note: str | None = None,
-            record: Overhead | None = None) -> None:
+    def end(self, trial_number: int, state: str, note: str | None = None, *, at: float,
+            record: Overhead | None = None, behind: Overhead | None = None) -> None:
+        """The ``end`` event of a trial whose training ended ``at`` (Unix seconds); said once
+        it is stored. ``record``: the time the worker waited to store it, ``behind``: the
+        time its writes took behind the worker."""
         self.emit({"event": "end", "trial": trial_number, "state": state, "note": note,
-                   "best": self.result.best(), "at": time.time(),
-                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu})
+                   "best": self.result.best(), "at": at,
+                   "record_s": record and record.wall, "record_cpu_s": record and record.cpu,
+                   "behind_s": behind and behind.wall, "behind_cpu_s": behind and behind.cpu})

@@ -126,7 +126,7 @@ def run_group(w: WorkerContext, fuser: Fuser, study: optuna.Study, group: list[c
             stack.enter_context(w.interrupt.training())
             # halving: the group's rung (companions claimed to the leader's)
             run_fused_trials(members, w.spec.at_epochs(group[0].epochs), w.dataset_for,
-                             lambda: w.interrupt.requested)
+                             lambda: w.interrupt.requested or w.behind.failed)
     except BaseException as err:
         from sweep.training.device import out_of_memory
 
@@ -140,6 +140,7 @@ def run_group(w: WorkerContext, fuser: Fuser, study: optuna.Study, group: list[c
                 a.finish(None)
             else:
                 a.give_back(err)
+        w.behind.check()  # a write behind failed (training stopped for it): its error
         if not (isinstance(err, Exception) and out_of_memory(err) and len(group) > 1):
             raise
         fuser.halve(len(group))

@@ -15,16 +15,21 @@ Events, each a dict with ``"event"``:
   ``resumed_from`` (the checkpoint's last epoch, or 0), ``continues`` (the number of the
   complete trial it continues with more epochs, or None), ``at`` (when it was claimed, Unix
   seconds), ``claim_s`` (seconds from looking for a claim to the start of training: the
-  claim, the Optuna trial and its params), ``claim_cpu_s`` (the CPU seconds of those).
+  claim, and for a point drawn by the sampler or continued the Optuna trial and its params,
+  which a grid point's trial has made behind the worker: ``sweep.run.behind``),
+  ``claim_cpu_s`` (the CPU seconds of those). Said once the trial exists.
 - ``epoch``: ``trial``, ``row`` (the epoch's metrics, as stored); only the epochs trained
   now: those of the checkpoint a trial resumes from are stored again, not shown again.
 - ``end``: ``trial``, ``state`` (``complete | failed | pruned | lost``), ``note`` (the reason
-  of a failure, a pruning or a lost point), ``best``, ``at`` (Unix seconds), ``record_s``
-  (seconds of storage outside training: the trial's attributes, the epochs' rows, the
-  result, the claim marked done, the best so far read; None for a lost point),
-  ``record_cpu_s``. ``claim_s + record_s`` is the trial's overhead, what a worker spends per
-  trial on anything but training; the CPU seconds leave out waiting for the database or for
-  a core other workers hold.
+  of a failure, a pruning or a lost point), ``best``, ``at`` (when its training ended, Unix
+  seconds; the event is said once the trial is stored, maybe after the next one started),
+  ``record_s`` (seconds the worker waited to hand the trial's attributes, epoch rows and
+  result to the writes behind it; None for a lost point), ``record_cpu_s``, ``behind_s``
+  and ``behind_cpu_s`` (those writes, made while the worker went on: the trial's creation
+  for a grid point, its attributes, the epochs' rows, the result, the claim marked done,
+  the best so far read). ``claim_s + record_s`` is the trial's overhead, what a worker
+  spends per trial on anything but training; the CPU seconds leave out waiting for the
+  database or for a core other workers hold.
 """
 
 from __future__ import annotations

@@ -98,7 +98,11 @@ def run_sweep(
                  "rejected": list(prepared.rejected),
                  **claims.tally(store.engine, study_id, keys, prepared.ladder)})
     with worker.interrupt.installed():
-        _train_claims(worker, Fuser(worker, fuse), pinned, shared)
+        try:
+            _train_claims(worker, Fuser(worker, fuse), pinned, shared)
+            worker.behind.flush()
+        finally:
+            worker.behind.close()  # the trials that ended are recorded, however the run ends
     return result
 
 
@@ -128,15 +132,19 @@ def _train_claims(worker: WorkerContext, fuser: Fuser, pinned: optuna.Study,
         if worker.interrupt.requested:  # Ctrl-C came while the last trial was finishing
             raise KeyboardInterrupt
         looked = Overhead()  # the trial's overhead starts with the claim
-        claim = claims.claim_next(engine, study_id, keys, worker.name, ladder)
+        with worker.behind.paused():
+            claim = claims.claim_next(engine, study_id, keys, worker.name, ladder)
         if claim is None:
+            worker.behind.flush()  # this worker's last trials are done before it counts
             if claims.pending(engine, study_id, keys, ladder) == 0:
                 return
             time.sleep(POLL_S)  # others are training: wait to take over any that die
             continue
         if claim.dead_trial is not None:
             mark_dead(worker.store, study_id, claim.dead_trial, "its worker stopped beating")
+        looked.stop()  # Keras loads for the first grid point's training here (not overhead)
         k = fuser.size(claim.point)
+        looked.add()
         if k:
             group = [claim, *companions(worker, fuser, claim, k - 1)]
             run_group(worker, fuser, pinned, group, looked)
@@ -159,10 +167,12 @@ def _run_point(w: WorkerContext, study: optuna.Study, claim: claims.Claim,
     lower_native_threads()  # the backend's threads behind this one (priority.py)
     try:
         with attempt.heartbeat, w.interrupt.training():
-            outcome = _train(w, attempt, lambda: w.interrupt.requested or attempt.lost())
+            outcome = _train(w, attempt, lambda: w.interrupt.requested or attempt.lost()
+                             or w.behind.failed)
     except BaseException as err:
         if not attempt.lost():
             attempt.give_back(err)
+            w.behind.check()  # a write behind failed (training stopped for it): its error
             raise
         outcome = (None, None, None)
     attempt.finish(*outcome)

@@ -83,7 +83,7 @@ def finish_training(trial: optuna.Trial, attrs: dict, spec: StudySpec, point: Po
     attrs[TrialKey.TRAIN_SECONDS] = result.all_seconds
     check_finite(result)
     if hooks.keep is not None:
-        save_checkpoint(hooks.keep, model, result.epochs)
+        save_checkpoint(hooks.keep(), model, result.epochs)
     return _record_result(trial, attrs, spec, point, result, hooks, param_count)
 
 

@@ -132,7 +132,7 @@ def _ready(e: _Entry, spec: StudySpec,
     f = e.fused
     try:
         e.point = prepare_point(e.attrs, spec, f.values, dataset_for)
-        e.report = epoch_reporter(f.trial, spec, f.hooks.on_epoch)
+        e.report = epoch_reporter(f.trial, spec, f.hooks)
         model, done = resume_point(e.attrs, e.point, f.hooks.checkpoint, e.report) or (
             new_model(e.point), [])
         e.param_count = check_model_size(e.attrs, spec, model, e.point)

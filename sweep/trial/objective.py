@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import optuna
 
 from sweep.data import Dataset
@@ -39,6 +38,7 @@ from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 from sweep.trial.resume import resume_point
+from sweep.trial.sampling import epoch_value
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,13 @@ class TrialHooks:
             replayed onto this trial. It is rewritten every ``checkpoint_every_s`` seconds.
         keep: where to keep the trained model (weights and optimizer state) with its epoch
             rows once the trial is done, to continue it when the study's epochs grow and for
-            ``sweep export --model``; None keeps nothing.
+            ``sweep export --model``, asked then (the file is named after the trial's number,
+            which a worker may learn while the trial trains); None keeps nothing.
         earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
             checkpoint is that trial's kept model), kept with this trial's own.
+        stores_values: ``on_epoch`` also stores Optuna's per-epoch value
+            (``sweep.trial.sampling.epoch_value``) unless a pruner reads it: the worker
+            writes it behind training (``sweep.run.behind``).
     """
 
     on_epoch: Callable[[dict], None] = lambda row: None
@@ -70,8 +74,9 @@ class TrialHooks:
     artifact_store: Any = None
     checkpoint: Path | None = None
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
-    keep: Path | None = None
+    keep: Callable[[], Path] | None = None
     earlier_diagnostics: dict | None = None
+    stores_values: bool = False
 
 
 @dataclass
@@ -108,7 +113,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, values: dict,
     attrs = PendingAttrs(trial, hooks.save_attrs)  # saved before training and on the way out
     try:
         point = prepare_point(attrs, spec, values, dataset_for)
-        report = epoch_reporter(trial, spec, hooks.on_epoch)
+        report = epoch_reporter(trial, spec, hooks)
         model, done, key = _resume_or_build(attrs, point, hooks.checkpoint, report)
         param_count = check_model_size(attrs, spec, model, point)
         board = TENSORBOARD_DIR / spec.name / f"trial-{trial.number}" \
@@ -149,19 +154,21 @@ def prepare_point(attrs: dict, spec: StudySpec, values: dict,
 
 
 def epoch_reporter(trial: optuna.Trial, spec: StudySpec,
-                   on_epoch: Callable[[dict], None]) -> Callable[[dict], None]:
-    """What each epoch's row goes through: the caller's ``on_epoch``, then Optuna's per-epoch
-    values and the study's pruner (single-objective studies only)."""
+                   hooks: TrialHooks) -> Callable[[dict], None]:
+    """What each epoch's row goes through: the hooks' ``on_epoch``, then Optuna's per-epoch
+    value (unless ``on_epoch`` stores it) and the study's pruner (single-objective studies
+    only)."""
     prunes = spec.search.pruner != "none"
 
     def report(row: dict) -> None:
-        on_epoch(row)
-        value = row.get(spec.metric)
-        if not spec.multi_objective and value is not None and np.isfinite(value):
-            trial.report(value, step=row["epoch"])
-            # without a pruner Optuna would still read the whole trial back to ask NopPruner
-            if prunes and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+        hooks.on_epoch(row)
+        value = epoch_value(spec, row)
+        if value is None or not prunes and hooks.stores_values:
+            return
+        trial.report(value, step=row["epoch"])
+        # without a pruner Optuna would still read the whole trial back to ask NopPruner
+        if prunes and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
     return report
 
