@@ -42,7 +42,7 @@ from sweep.training.checkpoints import (
     saved_epochs,
     set_aside_if_unreadable,
 )
-from sweep.trial.sampling import epoch_value, suggest
+from sweep.trial.sampling import suggest
 
 if TYPE_CHECKING:
     from sweep.trial.objective import TrialHooks  # loads Keras
@@ -144,7 +144,7 @@ class Attempt:
             checkpoint_every_s=w.checkpoint_every_s,
             keep=lambda: kept_model_file(w.folder, self.trial.number),
             earlier_diagnostics=earlier.user_attrs.get(TrialKey.DIAGNOSTICS) if earlier else None,
-            stores_values=True)
+            store_value=self._store_value)
 
     def lost(self) -> bool:
         """Whether the claim is gone (another worker runs, or soon will run, the point)."""
@@ -244,16 +244,19 @@ class Attempt:
 
     def _on_epoch(self, row: dict) -> None:
         lower_native_threads()  # any the backend started for this trial
-        w, value = self.w, epoch_value(self.w.spec, row)
+        w = self.w
 
         def store() -> None:  # and say it (a grid point's trial number is known behind)
             record_epoch(w.store, w.study_id, self.trial.number, row)
-            if value is not None and w.spec.search.pruner == "none":  # else run_trial's
-                w.store.set_trial_intermediate_value(self.trial_id, row["epoch"], value)
             if row["epoch"] > self.resumed_from:  # the checkpoint's epochs were shown before
                 w.emit({"event": "epoch", "trial": self.trial.number, "row": row})
 
         self._behind(store)
+
+    def _store_value(self, epoch: int, value: float) -> None:
+        """Optuna's per-epoch value, where no pruner reads it (``TrialHooks.store_value``)."""
+        self._behind(lambda: self.w.store.set_trial_intermediate_value(self.trial_id, epoch,
+                                                                        value))
 
     def _behind(self, write: Callable[[], None]) -> None:
         """Make ``write`` behind the worker (``sweep.run.behind``), timed as the trial's."""

@@ -39,7 +39,7 @@ class Behind:
         self._jobs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._open = threading.Event()  # cleared while the worker waits on its own writes
+        self._open = threading.Event()  # cleared while paused: no write starts
         self._open.set()
 
     @property

@@ -11,6 +11,7 @@ trials (``sweep.trial.fused_trials``) go through the same ones, only their train
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,6 @@ from sweep.trial.feasible import architecture_of, check_memory, check_size
 from sweep.trial.hparams import TrialSession
 from sweep.trial.provenance import provenance
 from sweep.trial.resume import resume_point
-from sweep.trial.sampling import epoch_value
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ class TrialHooks:
             which a worker may learn while the trial trains); None keeps nothing.
         earlier_diagnostics: the snapshot diagnostics of the trial this one continues (the
             checkpoint is that trial's kept model), kept with this trial's own.
-        stores_values: ``on_epoch`` also stores Optuna's per-epoch value
-            (``sweep.trial.sampling.epoch_value``) unless a pruner reads it: the worker
-            writes it behind training (``sweep.run.behind``).
+        store_value: stores Optuna's per-epoch value ``(epoch, value)`` where no pruner
+            reads it at once (the worker writes it behind training: ``sweep.run.behind``);
+            None: ``trial.report``.
     """
 
     on_epoch: Callable[[dict], None] = lambda row: None
@@ -76,7 +76,7 @@ class TrialHooks:
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
     keep: Callable[[], Path] | None = None
     earlier_diagnostics: dict | None = None
-    stores_values: bool = False
+    store_value: Callable[[int, float], None] | None = None
 
 
 @dataclass
@@ -156,14 +156,17 @@ def prepare_point(attrs: dict, spec: StudySpec, values: dict,
 def epoch_reporter(trial: optuna.Trial, spec: StudySpec,
                    hooks: TrialHooks) -> Callable[[dict], None]:
     """What each epoch's row goes through: the hooks' ``on_epoch``, then Optuna's per-epoch
-    value (unless ``on_epoch`` stores it) and the study's pruner (single-objective studies
-    only)."""
+    value (the objective's metric, when finite; through ``hooks.store_value`` where no
+    pruner reads it) and the study's pruner (single-objective studies only)."""
     prunes = spec.search.pruner != "none"
 
     def report(row: dict) -> None:
         hooks.on_epoch(row)
-        value = epoch_value(spec, row)
-        if value is None or not prunes and hooks.stores_values:
+        value = row.get(spec.metric)
+        if spec.multi_objective or value is None or not math.isfinite(value):
+            return
+        if not prunes and hooks.store_value is not None:
+            hooks.store_value(row["epoch"], float(value))
             return
         trial.report(value, step=row["epoch"])
         # without a pruner Optuna would still read the whole trial back to ask NopPruner

@@ -3,13 +3,12 @@ the pruners named in study files."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
 
 from sweep._lazy import resolve
-from sweep.study import ChoiceParam, Param, StudySpec
+from sweep.study import ChoiceParam, Param
 from sweep.study.plugins import PRUNERS, SAMPLERS
 from sweep.study.space import active
 
@@ -76,13 +75,3 @@ def make_pruner(pruner: str, max_epochs: int) -> optuna.pruners.BasePruner:
     entry = PRUNERS[pruner]
     budget = {"max_resource": max_epochs} if entry.budget else {}
     return resolve(entry.target)(**entry.options, **budget)
-
-
-def epoch_value(spec: StudySpec, row: dict) -> float | None:
-    """The value of an epoch's ``row`` that Optuna keeps per epoch (its intermediate value,
-    what a pruner reads): the objective's metric, when finite, of a single-objective study;
-    else None."""
-    value = row.get(spec.metric)
-    if spec.multi_objective or value is None or not math.isfinite(value):
-        return None
-    return float(value)
